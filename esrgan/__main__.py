@@ -1,0 +1,5 @@
+import sys
+
+from esrgan.cli import main
+
+sys.exit(main())

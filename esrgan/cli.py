@@ -1,0 +1,53 @@
+"""The ``esrgan`` console command: one sub-command per tool.
+
+Each sub-command lives in the module that owns it and exposes
+``main(argv: list[str] | None) -> int``; this file only dispatches, so
+``esrgan upscale`` never imports the trainer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# sub-command -> (module with main(argv), one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("esrgan.training.cli", "train a model from a YAML option file"),
+    "test": ("esrgan.evaluation.test_cli", "PSNR/SSIM of models on test sets, with tables and pictures"),
+    "interp": ("esrgan.evaluation.interp_cli", "network interpolation between a PSNR and a GAN model"),
+    "upscale": ("esrgan.inference.upscale_cli", "upscale images (files, folders, globs)"),
+    "video": ("esrgan.inference.video_cli", "upscale a video, keeping fps, timestamps and audio"),
+    "export": ("esrgan.inference.export", "export a generator to ONNX or TorchScript"),
+    "zoo": ("esrgan.zoo", "list or download pretrained models"),
+    "prepare": ("esrgan.data.prepare", "prepare datasets: sub-images, LR images, LMDB, demo data"),
+}
+
+
+def _usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: esrgan <command> [options]", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "Run 'esrgan <command> --help' for the options of one command."]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    if argv[0] in ("-V", "--version"):
+        from esrgan import __version__
+
+        print(f"esrgan {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"esrgan: unknown command {name!r}; known commands: {', '.join(COMMANDS)}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

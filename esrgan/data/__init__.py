@@ -1,0 +1,50 @@
+"""Data: image I/O, MATLAB-compatible resizing, paired datasets, loaders and preparation.
+
+Image I/O and resizing are imported eagerly (cheap); datasets, loaders and LMDB
+are resolved on first use, so inference code does not pay for them.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from esrgan.data.color import rgb2ycbcr, rgb2ycbcr_torch
+from esrgan.data.image import (
+    ImageReadError,
+    img2tensor,
+    imread,
+    imwrite,
+    list_images,
+    mod_crop,
+    tensor2img,
+)
+
+# public name -> module that defines it (imported on first access)
+_LAZY = {
+    "imresize": "esrgan.data.imresize",
+    "imresize_torch": "esrgan.data.imresize",
+    "PairedImageDataset": "esrgan.data.paired_dataset",
+    "build_dataloader": "esrgan.data.loader",
+    "build_dataset": "esrgan.data.paired_dataset",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'esrgan.data' has no attribute {name!r}")
+
+
+__all__ = [
+    "ImageReadError",
+    "img2tensor",
+    "imread",
+    "imwrite",
+    "list_images",
+    "mod_crop",
+    "rgb2ycbcr",
+    "rgb2ycbcr_torch",
+    "tensor2img",
+    *_LAZY,
+]

@@ -1,0 +1,53 @@
+"""Atomic file writes: a reader never sees a half-written file.
+
+Everything we write that a user could mistake for a finished result
+(checkpoints, images, videos, LMDBs, tables) goes through here: the data is
+written to a temporary name in the same folder and renamed over the target
+only once it is complete. ``os.replace`` is atomic on POSIX and Windows when
+source and target are on the same file system, which the same folder ensures.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``target``; rename it onto ``target`` on success.
+
+    On an exception the temporary file is removed and ``target`` is left as it was.
+    ``suffix`` defaults to the target's own suffix, so that writers which choose a
+    format from the file name (OpenCV, PyAV, torch) see the right one.
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # Hidden name ending in the real suffix: ".net_g_100.tmp-x1y2.pth".
+    fd, tmp_name = tempfile.mkstemp(
+        prefix=f".{target.stem}.tmp-", suffix=target.suffix if suffix is None else suffix, dir=target.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+
+
+def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``target`` atomically, flushed to disk before the rename."""
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def atomic_write_text(target: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(target, text.encode("utf-8"))

@@ -1,0 +1,39 @@
+"""Shared test fixtures. Test data is made here or taken from scikit-image; nothing downloads."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+
+# Under pytest-xdist each worker gets one thread, so 2 workers on 2 cores do not oversubscribe.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The Set5/Set14 benchmark images beside the checkout (../shared/data)."""
+    if not (SHARED_DATA / "Set5" / "HR").is_dir():
+        pytest.skip(f"benchmark images not present: {SHARED_DATA} (Set5/Set14 HR and LR_bicubic/X4)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def natural_image() -> np.ndarray:
+    """A natural RGB uint8 image (scikit-image's astronaut, 512x512)."""
+    from skimage import data
+
+    return np.ascontiguousarray(data.astronaut())
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)
+    np.random.seed(0)
