@@ -1,0 +1,127 @@
+"""Checkpoint files: our format, safe loading, atomic saving.
+
+Our network files are BasicSR's: ``{"params": state_dict, "params_ema": state_dict}`` (either key
+may be absent), written as ``.pth`` (torch.save) or ``.safetensors`` (chosen by the suffix). In a
+safetensors file the nested dict is flattened to ``"<param_key>.<tensor name>"`` with the param
+keys listed in the metadata (``{"format": "esrgan", "param_keys": "params,params_ema"}``); a
+safetensors file without that metadata is read as one flat state dict.
+
+Loading never runs code from a file: ``torch.load(..., weights_only=True)`` always.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from esrgan.utils.atomic import atomic_path
+
+SAFETENSORS_SUFFIX = ".safetensors"
+_FORMAT_TAG = "esrgan"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is missing, truncated, unsafe or not in a layout we know."""
+
+
+def _cpu_tensors(sd: Mapping[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
+    out = {}
+    for k, v in sd.items():
+        if not isinstance(v, torch.Tensor):
+            raise TypeError(f"save_network: {where}[{k!r}] is a {type(v).__name__}, expected a Tensor")
+        out[k] = v.detach().cpu().contiguous()
+    return out
+
+
+def save_network(path: str | os.PathLike[str], state_dicts: Mapping[str, Mapping[str, torch.Tensor]]) -> Path:
+    """Write ``{param_key: state_dict}`` (e.g. ``{"params": ..., "params_ema": ...}``) atomically.
+
+    ``.safetensors`` suffix -> safetensors, anything else -> torch.save. Returns the path written.
+    """
+    path = Path(path)
+    if not state_dicts:
+        raise ValueError("save_network: nothing to save (state_dicts is empty)")
+    tensors = {key: _cpu_tensors(sd, key) for key, sd in state_dicts.items()}
+    if path.suffix == SAFETENSORS_SUFFIX:
+        from safetensors.torch import save_file
+
+        bad = [k for k in tensors if "." in k]
+        if bad:
+            raise ValueError(f"save_network: param keys must not contain '.', got {bad}")
+        # clone: safetensors refuses tensors sharing storage (params and params_ema often do at iteration 0)
+        flat = {f"{key}.{name}": t.clone() for key, sd in tensors.items() for name, t in sd.items()}
+        meta = {"format": _FORMAT_TAG, "param_keys": ",".join(tensors)}
+        with atomic_path(path) as tmp:
+            save_file(flat, str(tmp), metadata=meta)
+    else:
+        save_torch_atomic(path, tensors)
+    return path
+
+
+def save_torch_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
+    """``torch.save(obj, path)`` through a temporary file + rename, flushed before the rename."""
+    path = Path(path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
+        f.flush()
+        os.fsync(f.fileno())
+    return path
+
+
+def _load_safetensors(path: Path) -> dict[str, Any]:
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            meta = f.metadata() or {}
+            flat = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (safe_open has no __iter__)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise CheckpointError(f"cannot read safetensors file {path}: {exc} (truncated or not safetensors?)") from exc
+    if meta.get("format") != _FORMAT_TAG or not meta.get("param_keys"):
+        return flat
+    out: dict[str, Any] = {key: {} for key in meta["param_keys"].split(",")}
+    for name, t in flat.items():
+        key, _, rest = name.partition(".")
+        if key not in out:
+            raise CheckpointError(f"{path}: tensor {name!r} is not under any of the param keys {list(out)}")
+        out[key][rest] = t
+    return out
+
+
+def load_checkpoint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint safely (tensors and plain containers only) onto the CPU.
+
+    Returns the stored dict as it is (``{"params": ...}``, a bare state dict, a training state ...).
+    Errors (``CheckpointError``, or ``FileNotFoundError``) name the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint file not found: {path}")
+    with open(path, "rb") as f:
+        head = f.read(16)
+    if path.suffix == SAFETENSORS_SUFFIX or (len(head) >= 9 and head[8:9] == b"{"):
+        # safetensors starts with an 8-byte header length then a JSON header
+        return _load_safetensors(path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message suggests weights_only=False; we never do that for a file, so keep only the reason.
+        reason = next((ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln), str(exc).splitlines()[0])
+        raise CheckpointError(
+            f"refused to load {path}: it contains Python objects other than tensors and plain containers, "
+            f"which could run code when unpickled (we load with weights_only=True). {reason}"
+        ) from exc
+    except Exception as exc:  # zip/pickle/EOF errors of every kind mean the same to the user
+
+        raise CheckpointError(
+            f"cannot read checkpoint {path} ({path.stat().st_size} bytes): truncated, corrupt or not a "
+            f"PyTorch/safetensors file ({type(exc).__name__}: {exc})"
+        ) from exc
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a dict of tensors, found a {type(obj).__name__}")
+    return obj
