@@ -20,10 +20,12 @@ from esrgan.data.image import (
     tensor2img,
 )
 
+# Eager on purpose: the submodule ``imresize`` shares the function's name, and importing the
+# submodule (from anywhere) sets ``esrgan.data.imresize`` to the module, shadowing a lazy lookup.
+from esrgan.data.imresize import imresize, imresize_torch
+
 # public name -> module that defines it (imported on first access)
 _LAZY = {
-    "imresize": "esrgan.data.imresize",
-    "imresize_torch": "esrgan.data.imresize",
     "PairedImageDataset": "esrgan.data.paired_dataset",
     "build_dataloader": "esrgan.data.loader",
     "build_dataset": "esrgan.data.paired_dataset",
@@ -40,6 +42,8 @@ __all__ = [
     "ImageReadError",
     "img2tensor",
     "imread",
+    "imresize",
+    "imresize_torch",
     "imwrite",
     "list_images",
     "mod_crop",
