@@ -1,0 +1,197 @@
+"""The things a test compares: the ``bicubic`` baseline and networks (checkpoints, zoo names, modules).
+
+Every model maps an LR image as stored (HW grey or HWC RGB, uint8/uint16) to an SR image
+of the same layout and dtype, ``scale`` times larger; rounding to the integer type
+happens here, once, so all scores are on quantised images like the published tables.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+from torch import nn
+
+from esrgan.data.image import img2tensor, tensor2img, to_rgb
+from esrgan.evaluation.testsets import matlab_resize
+
+logger = logging.getLogger("esrgan.evaluation.models")
+
+BICUBIC = "bicubic"
+# Auto tiling: LR images above this many pixels go through Upscaler tiles (RRDBNet x4 activations
+# for a 512x512 LR need ~10 GB in fp32); smaller ones run whole, with Upscaler's OOM fallback to tiles.
+AUTO_TILE_PIXELS = 512 * 512
+AUTO_TILE_SIZE = 256
+# How a grey image's 3-channel SR output is folded back to one channel (printed with the results).
+GREY_FROM_RGB = "mean of R, G, B"
+
+
+class SRModel(Protocol):
+    name: str
+
+    def upscale(self, lr: np.ndarray) -> np.ndarray: ...
+
+
+def _zoo_names() -> list[str]:
+    try:
+        from esrgan.zoo import ZOO
+    except ImportError:
+        return []
+    return sorted(ZOO)
+
+
+def check_model_source(spec: str, what: str = "model") -> None:
+    """Fail early, naming ``spec``, when it is neither ``bicubic``, an existing file nor a zoo name."""
+    if spec == BICUBIC:
+        return
+    path = Path(spec)
+    if path.is_file():
+        return
+    if path.is_dir():
+        raise IsADirectoryError(f"{what} {spec}: is a folder; expected a checkpoint file (.pth or .safetensors)")
+    zoo = _zoo_names()
+    if spec in zoo:
+        return
+    known = f"; zoo names: {', '.join(zoo)}" if zoo else ""
+    raise FileNotFoundError(f"{what} {spec}: checkpoint file not found, and not 'bicubic' or a model-zoo name{known}")
+
+
+def default_label(spec: str) -> str:
+    """Short column name: 'bicubic', the zoo name, or the checkpoint's file stem."""
+    if spec == BICUBIC or not (Path(spec).suffix or "/" in spec):
+        return spec
+    return Path(spec).stem
+
+
+class BicubicModel:
+    """MATLAB ``imresize(lr, scale, 'bicubic')``: the literature's baseline."""
+
+    def __init__(self, scale: int, name: str = BICUBIC) -> None:
+        self.name = name
+        self.scale = scale
+
+    def upscale(self, lr: np.ndarray) -> np.ndarray:
+        return matlab_resize(lr, float(self.scale))
+
+
+class NetworkModel:
+    """A generator run through ``Upscaler``: whole image when small, tiles when large or out of memory.
+
+    ``tile``: -1 automatic (tiles of ``AUTO_TILE_SIZE`` above ``AUTO_TILE_PIXELS`` LR pixels),
+    0 never (except Upscaler's out-of-memory fallback), N always N-pixel tiles.
+    Grey inputs are given to the network as RGB replicas; the output is folded back to grey
+    as the mean of its channels, so a grey image is scored on grey values.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        name: str,
+        scale: int,
+        *,
+        device: str | None = None,
+        tile: int = -1,
+        tile_pad: int = 10,
+        precision: str = "fp32",
+    ) -> None:
+        from esrgan.inference.upscaler import Upscaler
+
+        self.name = name
+        self.scale = scale
+        self._make = lambda t: Upscaler(net, device=device, tile=t, tile_pad=tile_pad, precision=precision)
+        self.tile = tile
+        self._whole = self._make(max(tile, 0))
+        if self._whole.scale != scale:
+            raise ValueError(f"model {name} upscales x{self._whole.scale}, but the test scale is x{scale}")
+        self._tiled: Any = None
+        self.device = self._whole.device
+
+    def _upscaler(self, pixels: int) -> Any:
+        if self.tile < 0 and pixels > AUTO_TILE_PIXELS:
+            if self._tiled is None:
+                self._tiled = self._make(AUTO_TILE_SIZE)
+            return self._tiled
+        return self._whole
+
+    def upscale(self, lr: np.ndarray) -> np.ndarray:
+        grey = lr.ndim == 2
+        x = img2tensor(to_rgb(lr)).unsqueeze(0)
+        upscaler = self._upscaler(lr.shape[0] * lr.shape[1])
+        if upscaler.info.in_ch != 3:
+            raise ValueError(f"model {self.name} takes {upscaler.info.in_ch}-channel input; the tester feeds RGB")
+        out = upscaler.upscale_tensor(x)
+        if grey:
+            out = out.mean(dim=1, keepdim=True)
+        return tensor2img(out, dtype=lr.dtype)
+
+
+def load_network(spec: str, network_g: dict[str, Any] | None = None, strict: bool = True) -> tuple[nn.Module, int]:
+    """A generator from a checkpoint path or zoo name, and its scale.
+
+    The architecture is detected from the weights, or built from ``network_g``
+    (``{"type": ..., **kwargs}``, as in BasicSR option files) when given.
+    """
+    from esrgan.archs import build_network
+    from esrgan.loading import load_generator
+
+    check_model_source(spec)
+    try:
+        arch, kwargs, sd = load_generator(spec)
+    except (ValueError, KeyError, RuntimeError, TypeError) as exc:
+        raise ValueError(f"model {spec}: {exc}") from exc
+    if network_g:
+        net = build_network(network_g)
+        kwargs = {k: v for k, v in network_g.items() if k != "type"}
+    else:
+        net = build_network({"type": arch, **kwargs})
+    try:
+        net.load_state_dict(sd, strict=strict)
+    except RuntimeError as exc:
+        raise ValueError(f"model {spec}: weights do not fit {type(net).__name__}: {exc}") from exc
+    scale = int(kwargs.get("scale", kwargs.get("upscale", 0)) or 0)
+    return net.eval(), scale
+
+
+def build_models(
+    specs: list[str | tuple[str, str]],
+    scale: int,
+    *,
+    device: str | None = None,
+    tile: int = -1,
+    precision: str = "fp32",
+    network_g: dict[str, Any] | None = None,
+    strict: bool = True,
+) -> list[SRModel]:
+    """Models from specs: ``bicubic``, a checkpoint path, a zoo name, or ``(label, spec)``.
+
+    Every source is checked before any is loaded, so a typo in the last one fails at once.
+    """
+    pairs = [(s, default_label(s)) if isinstance(s, str) else (s[1], s[0]) for s in specs]
+    if not pairs:
+        raise ValueError("no models to test: give at least one (a checkpoint, a zoo name or 'bicubic')")
+    for spec, _ in pairs:
+        check_model_source(spec)
+    labels: list[str] = []
+    for _, label in pairs:
+        # Two checkpoints may share a stem (net_g_5000 of two runs): keep the columns apart.
+        unique, k = label, 2
+        while unique in labels:
+            unique, k = f"{label}_{k}", k + 1
+        labels.append(unique)
+    models: list[SRModel] = []
+    for (spec, _), label in zip(pairs, labels):
+        if spec == BICUBIC:
+            models.append(BicubicModel(scale, label))
+            continue
+        net, _ = load_network(spec, network_g, strict=strict)
+        models.append(NetworkModel(net, label, scale, device=device, tile=tile, precision=precision))
+        logger.info("model %s: %s on %s", label, spec, models[-1].device)
+    return models
+
+
+def module_model(net: nn.Module, name: str, scale: int, **kwargs: Any) -> NetworkModel:
+    """Wrap an in-memory generator (e.g. one interpolation step) for the tester."""
+    return NetworkModel(net, name, scale, **kwargs)
+

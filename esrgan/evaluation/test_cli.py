@@ -1,0 +1,113 @@
+"""``esrgan test`` / ``python test.py``: PSNR/SSIM tables, SR images and comparison pictures.
+
+    esrgan test --model M [--model M2 ...] --scale S --hr DIR [--lr DIR] [--name N]
+    esrgan test -opt configs/test_esrgan_x4.yml
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from esrgan.evaluation.config import ConfigError, load_eval_config
+from esrgan.evaluation.testsets import make_test_set
+
+logger = logging.getLogger("esrgan.evaluation")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="esrgan test",
+        description="Score models on test sets: PSNR/SSIM on Y and RGB (MATLAB conventions), written to "
+        "experiments/<name>/results.json and results.csv with SR images and comparison pictures.",
+    )
+    p.add_argument("-opt", "--opt", metavar="YML", help="test option file (configs/test_*.yml); other flags override")
+    p.add_argument("--model", action="append", default=[], metavar="M",
+                   help="checkpoint path, zoo name or 'bicubic'; LABEL=PATH names the column; repeatable")
+    p.add_argument("--scale", type=int, help="upscaling factor (HR is mod-cropped to it; its border is not scored)")
+    p.add_argument("--hr", action="append", default=[], metavar="DIR", help="HR folder of a test set; repeatable")
+    p.add_argument("--lr", action="append", default=[], metavar="DIR",
+                   help="LR folder paired with the --hr of the same position (omit: MATLAB bicubic LR on the fly)")
+    p.add_argument("--filename-tmpl", default=None, metavar="T",
+                   help="LR name from the HR stem, e.g. '{}x4' (default: tries '{}' and '{}x<scale>')")
+    p.add_argument("--name", help="experiment name (folder under experiments/)")
+    p.add_argument("--experiments-root", default=None, metavar="DIR", help="default: experiments")
+    p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda if available)")
+    p.add_argument("--tile", type=int, default=None,
+                   help="-1 auto (tiles for large images), 0 whole image, N: N-pixel tiles (default -1)")
+    p.add_argument("--precision", default=None, choices=("fp32", "fp16", "bf16", "auto"),
+                   help="network precision (default fp32: scores are not affected by half-precision rounding)")
+    p.add_argument("--no-save-img", action="store_true", help="do not write SR images")
+    p.add_argument("--no-compare", action="store_true", help="do not write comparison pictures")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def _model_spec(text: str) -> str | tuple[str, str]:
+    label, sep, spec = text.partition("=")
+    if sep and label and "/" not in label and "\\" not in label:
+        return (label, spec)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    from esrgan.evaluation.tester import run_tests
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.opt:
+            cfg = load_eval_config(args.opt)
+            models = [_model_spec(m) for m in args.model] or cfg.models
+            scale = args.scale or cfg.scale
+            sets = cfg.test_sets
+            if args.hr:
+                sets = _sets_from_flags(args)
+            name = args.name or cfg.name
+            extra = dict(network_g=cfg.network_g, strict_load_g=cfg.strict_load_g,
+                         experiments_root=cfg.experiments_root,
+                         save_images=cfg.save_img and not args.no_save_img,
+                         comparisons=cfg.comparisons and not args.no_compare,
+                         device=args.device or cfg.device,
+                         tile=cfg.tile if args.tile is None else args.tile,
+                         precision=args.precision or cfg.precision)
+        else:
+            given = (("--model", args.model), ("--scale", args.scale), ("--hr", args.hr))
+            missing = [flag for flag, v in given if not v]
+            if missing:
+                print(f"esrgan test: missing {', '.join(missing)} (or give -opt FILE)", file=sys.stderr)
+                return 2
+            models = [_model_spec(m) for m in args.model]
+            scale = args.scale
+            sets = _sets_from_flags(args)
+            name = args.name or f"test_{_label(models[0])}_x{scale}"
+            extra = dict(save_images=not args.no_save_img, comparisons=not args.no_compare, device=args.device,
+                         tile=-1 if args.tile is None else args.tile, precision=args.precision or "fp32",
+                         experiments_root=args.experiments_root or "experiments")
+        if args.experiments_root:
+            extra["experiments_root"] = args.experiments_root
+        report = run_tests(models, sets, scale, name, progress=not args.quiet, **extra)
+    except (ConfigError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
+        print(f"esrgan test: error: {exc}", file=sys.stderr)
+        return 1
+    print(report.format_table())
+    print(f"\nresults: {report.out_dir / 'results.json'} and results.csv; images under {report.out_dir}/")
+    return 0
+
+
+def _label(spec: str | tuple[str, str]) -> str:
+    from esrgan.evaluation.models import default_label
+
+    return spec[0] if isinstance(spec, tuple) else default_label(spec)
+
+
+def _sets_from_flags(args: argparse.Namespace) -> list:
+    if args.lr and len(args.lr) != len(args.hr):
+        raise ValueError(f"give one --lr per --hr or none: got {len(args.hr)} --hr and {len(args.lr)} --lr")
+    lrs = args.lr or [None] * len(args.hr)
+    return [make_test_set(None, hr, lr, args.filename_tmpl) for hr, lr in zip(args.hr, lrs)]
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+"""The tester: PSNR/SSIM of models on test sets, as tables, SR images and comparison pictures.
+
+Scoring follows the SR literature's MATLAB scripts (and the trainer's validation):
+HR mod-cropped to the scale, SR rounded to the image's integer type, ``scale`` pixels
+cropped at every border, PSNR/SSIM on Y (MATLAB ``rgb2ycbcr``) and on RGB; grey images
+on their own values. Outputs go to ``experiments/<name>/``: ``results.json``,
+``results.csv``, ``<set>/<model>/<image>.png`` and ``<set>/compare/<image>.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from esrgan.data.image import imwrite
+from esrgan.evaluation.compare import comparison_picture, error_map
+from esrgan.evaluation.models import GREY_FROM_RGB, BicubicModel, SRModel, build_models
+from esrgan.evaluation.testsets import TestSet, iter_test_images
+from esrgan.utils.atomic import atomic_write_text
+
+logger = logging.getLogger("esrgan.evaluation.tester")
+
+METRIC_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+
+
+def conventions(scale: int) -> str:
+    """The scoring conventions, printed with every table and stored in results.json."""
+    return (
+        f"PSNR/SSIM on Y (MATLAB rgb2ycbcr, BT.601, 16-235) and on RGB, 0-255 scale; HR mod-cropped to x{scale}; "
+        f"{scale} px cropped at each border; SR rounded to the image's integer type; SSIM Gaussian 11x11 "
+        f"sigma 1.5; grey images scored on their own grey values (Y = RGB = grey): bicubic resizes the grey "
+        f"image, networks get it replicated to RGB and their output is folded back to grey as the {GREY_FROM_RGB}"
+    )
+
+
+def _as_255(img: np.ndarray) -> np.ndarray:
+    # Metrics take [0, 255]; 16-bit images are rescaled, not truncated.
+    return img.astype(np.float64) / 257.0 if img.dtype == np.uint16 else img
+
+
+def score(sr: np.ndarray, hr: np.ndarray, crop_border: int) -> dict[str, float]:
+    """PSNR and SSIM on Y and on RGB, with the tester's conventions (grey: its own values for both)."""
+    from esrgan.metrics import psnr, ssim
+
+    if sr.shape != hr.shape:
+        raise ValueError(f"SR image shape {sr.shape} differs from HR {hr.shape}")
+    sr, hr = _as_255(sr), _as_255(hr)
+    y = hr.ndim == 3  # grey images have no Y to take: scored on their own values
+    return {
+        "psnr_y": float(psnr(sr, hr, crop_border=crop_border, y_channel=y)),
+        "ssim_y": float(ssim(sr, hr, crop_border=crop_border, y_channel=y)),
+        "psnr_rgb": float(psnr(sr, hr, crop_border=crop_border, y_channel=False)),
+        "ssim_rgb": float(ssim(sr, hr, crop_border=crop_border, y_channel=False)),
+    }
+
+
+def mean_scores(rows: Sequence[dict[str, float]]) -> dict[str, float]:
+    """Mean over images of each metric (the published tables' per-set figure)."""
+    return {k: float(np.mean([r[k] for r in rows])) for k in METRIC_KEYS}
+
+
+@dataclass
+class ImageScore:
+    image: str
+    psnr_y: float
+    ssim_y: float
+    psnr_rgb: float
+    ssim_rgb: float
+    grey: bool = False
+
+    def metrics(self) -> dict[str, float]:
+        return {k: getattr(self, k) for k in METRIC_KEYS}
+
+
+@dataclass
+class TestReport:
+    """Scores per set, per model, per image; ``mean(set, model)`` is the table's entry."""
+
+    name: str
+    scale: int
+    out_dir: Path | None
+    models: list[str]
+    sets: list[str]
+    scores: dict[str, dict[str, list[ImageScore]]] = field(default_factory=dict)
+
+    __test__ = False
+
+    def mean(self, set_name: str, model: str) -> dict[str, float]:
+        return mean_scores([s.metrics() for s in self.scores[set_name][model]])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "scale": self.scale,
+            "conventions": conventions(self.scale),
+            "models": self.models,
+            "sets": {
+                set_name: {
+                    model: {"mean": self.mean(set_name, model), "images": [asdict(s) for s in rows]}
+                    for model, rows in per_model.items()
+                }
+                for set_name, per_model in self.scores.items()
+            },
+        }
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["set", "model", "image", *METRIC_KEYS])
+        for set_name, per_model in self.scores.items():
+            for model, rows in per_model.items():
+                for s in rows:
+                    writer.writerow([set_name, model, s.image, *(f"{v:.6f}" for v in s.metrics().values())])
+                writer.writerow([set_name, model, "MEAN", *(f"{v:.6f}" for v in self.mean(set_name, model).values())])
+        return buf.getvalue()
+
+    def format_table(self) -> str:
+        width = max([len("model"), *map(len, self.models)])
+        lines = [f"x{self.scale} results ({self.name})", f"conventions: {conventions(self.scale)}"]
+        for set_name, per_model in self.scores.items():
+            n = len(next(iter(per_model.values())))
+            lines += ["", f"{set_name} ({n} images)", f"{'model':<{width}}  PSNR-Y   SSIM-Y   PSNR-RGB  SSIM-RGB"]
+            for model in per_model:
+                m = self.mean(set_name, model)
+                lines.append(
+                    f"{model:<{width}}  {m['psnr_y']:6.2f}   {m['ssim_y']:.4f}   "
+                    f"{m['psnr_rgb']:6.2f}    {m['ssim_rgb']:.4f}"
+                )
+        return "\n".join(lines)
+
+    def write(self, out_dir: Path) -> None:
+        atomic_write_text(out_dir / "results.json", json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(out_dir / "results.csv", self.to_csv())
+
+
+def _display(img: np.ndarray) -> np.ndarray:
+    return (img.astype(np.float64) / 257.0).round().astype(np.uint8) if img.dtype == np.uint16 else img
+
+
+def evaluate(
+    models: Sequence[SRModel],
+    test_sets: Sequence[TestSet],
+    scale: int,
+    *,
+    out_dir: Path | None = None,
+    save_images: bool = True,
+    comparisons: bool = True,
+    progress: bool = True,
+    name: str = "test",
+) -> TestReport:
+    """Run every model on every image of every set and score it; write images under ``out_dir``.
+
+    Images are the outer loop (each read once, all models run on it), so a comparison
+    picture can be made as soon as its image is done and memory holds one image at a time.
+    """
+    if not test_sets:
+        raise ValueError("no test sets: give at least one HR folder")
+    test_sets = _unique_set_names(test_sets)
+    report = TestReport(name=name, scale=scale, out_dir=out_dir, models=[m.name for m in models],
+                        sets=[t.name for t in test_sets])
+    for test_set in test_sets:
+        per_model: dict[str, list[ImageScore]] = {m.name: [] for m in models}
+        bar = tqdm(iter_test_images(test_set, scale), desc=test_set.name, unit="img", disable=not progress)
+        for item in bar:
+            outputs = {}
+            for model in models:
+                sr = model.upscale(item.lr)
+                if sr.shape != item.hr.shape:
+                    raise ValueError(
+                        f"model {model.name} on {item.lr_path or item.hr_path}: output shape {sr.shape}, "
+                        f"expected the mod-cropped HR shape {item.hr.shape}"
+                    )
+                outputs[model.name] = sr
+                per_model[model.name].append(ImageScore(item.name, **score(sr, item.hr, scale), grey=item.is_grey))
+            if out_dir is None:
+                continue
+            if save_images:
+                for model_name, sr in outputs.items():
+                    imwrite(out_dir / test_set.name / model_name / f"{item.name}.png", sr)
+            if comparisons:
+                bic_name = next((m.name for m in models if isinstance(m, BicubicModel)), None)
+                bicubic = outputs[bic_name] if bic_name else BicubicModel(scale).upscale(item.lr)
+                bicubic_psnr = per_model[bic_name][-1].psnr_y if bic_name else score(bicubic, item.hr, scale)["psnr_y"]
+                nets = {k: v for k, v in outputs.items() if k != bic_name}
+                psnrs = {k: per_model[k][-1].psnr_y for k in nets}
+                images = [bicubic, *nets.values(), item.hr]
+                labels = [f"{bic_name or 'bicubic'} {bicubic_psnr:.2f} dB", *(f"{k} {psnrs[k]:.2f} dB" for k in nets),
+                          "HR"]
+                picture, _ = comparison_picture(
+                    [_display(i) for i in images], labels, error_map(bicubic, item.hr), border=scale
+                )
+                imwrite(out_dir / test_set.name / "compare" / f"{item.name}.png", picture)
+        report.scores[test_set.name] = per_model
+        for model in models:
+            m = report.mean(test_set.name, model.name)
+            logger.info("%s %s: PSNR-Y %.2f SSIM-Y %.4f", test_set.name, model.name, m["psnr_y"], m["ssim_y"])
+    if out_dir is not None:
+        report.write(out_dir)
+    return report
+
+
+def _unique_set_names(test_sets: Sequence[TestSet]) -> list[TestSet]:
+    # Two folders both called .../HR would share an output folder and a table row: number them.
+    seen: set[str] = set()
+    out = []
+    for t in test_sets:
+        name, k = t.name, 2
+        while name in seen:
+            name, k = f"{t.name}_{k}", k + 1
+        seen.add(name)
+        out.append(t if name == t.name else replace(t, name=name))
+    return out
+
+
+def run_tests(
+    models: Sequence[str | tuple[str, str]],
+    test_sets: Sequence[TestSet],
+    scale: int,
+    name: str,
+    *,
+    experiments_root: str | Path = "experiments",
+    device: str | None = None,
+    tile: int = -1,
+    precision: str = "fp32",
+    network_g: dict[str, Any] | None = None,
+    strict_load_g: bool = True,
+    save_images: bool = True,
+    comparisons: bool = True,
+    progress: bool = True,
+) -> TestReport:
+    """Test models (``bicubic``, checkpoint paths, zoo names, or ``(label, spec)``) on sets at ``scale``.
+
+    Writes ``experiments_root/name/{results.json, results.csv}``, SR images and comparison
+    pictures; returns the report (``report.format_table()`` is the console table).
+    """
+    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
+        raise ValueError(f"scale must be a positive integer, got {scale!r}")
+    check_name(name)
+    built = build_models(list(models), scale, device=device, tile=tile, precision=precision, network_g=network_g,
+                         strict=strict_load_g)
+    out_dir = Path(experiments_root) / name
+    return evaluate(built, test_sets, scale, out_dir=out_dir, save_images=save_images, comparisons=comparisons,
+                    progress=progress, name=name)
+
+
+def check_name(name: str) -> str:
+    if not name or name in (".", "..") or "/" in name or "\\" in name:
+        raise ValueError(f"experiment name must be a plain folder name, got {name!r}")
+    return name
+

@@ -1,0 +1,8 @@
+"""Thin entry point: ``python test.py -opt configs/test_esrgan_x4.yml`` (same as ``esrgan test``)."""
+
+import sys
+
+from esrgan.evaluation.test_cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
