@@ -1,0 +1,241 @@
+"""BasicSR-compatible LMDB image stores: read lazily per process, write atomically, verify.
+
+Layout of ``<name>.lmdb/``: LMDB's ``data.mdb``/``lock.mdb`` plus ``meta_info.txt`` with one
+line per image, ``<key>.png (<h>,<w>,<c>) <compression level>``; the key is the file name
+without its extension and the value is the PNG-encoded image (BGR order inside the PNG,
+as OpenCV writes it, so BasicSR reads our LMDBs and we read theirs).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from esrgan.data.image import ImageReadError, imdecode
+
+logger = logging.getLogger("esrgan.data.lmdb")
+
+META_INFO = "meta_info.txt"
+_META_LINE = re.compile(r"^(?P<name>\S+)\s+\((?P<shape>\s*\d+\s*(?:,\s*\d+\s*){1,2})\)(?:\s+(?P<level>-?\d+))?\s*$")
+
+
+@dataclass(frozen=True)
+class MetaEntry:
+    """One line of ``meta_info.txt``."""
+
+    name: str  # file name as recorded, e.g. "0001_s001.png"
+    key: str  # LMDB key: the name without extension
+    shape: tuple[int, int, int]  # (h, w, c)
+    compression: int | None = None
+
+    def line(self) -> str:
+        h, w, c = self.shape
+        level = "" if self.compression is None else f" {self.compression}"
+        return f"{self.name} ({h},{w},{c}){level}"
+
+
+def read_meta_info(lmdb_path: str | os.PathLike[str]) -> list[MetaEntry]:
+    """Parse ``<lmdb_path>/meta_info.txt``; errors name the file and line."""
+    lmdb_path = Path(lmdb_path)
+    meta = lmdb_path / META_INFO
+    if not lmdb_path.is_dir():
+        raise FileNotFoundError(f"LMDB not found: {lmdb_path} (expected a folder with data.mdb and {META_INFO})")
+    if not meta.is_file():
+        raise FileNotFoundError(
+            f"{meta}: meta-info file missing; every LMDB needs one line per image "
+            f"'name.png (h,w,c) compression' (create it with 'esrgan prepare create-lmdb')"
+        )
+    entries = []
+    for number, raw in enumerate(meta.read_text().splitlines(), 1):
+        if not raw.strip():
+            continue
+        match = _META_LINE.match(raw.strip())
+        if not match:
+            raise ValueError(f"{meta}:{number}: cannot parse {raw!r}; expected 'name.png (h,w,c) compression'")
+        dims = tuple(int(v) for v in match["shape"].split(","))
+        shape = (dims[0], dims[1], dims[2] if len(dims) == 3 else 1)
+        level = match["level"]
+        name = match["name"]
+        entries.append(MetaEntry(name, os.path.splitext(name)[0], shape, None if level is None else int(level)))
+    if not entries:
+        raise ValueError(f"{meta}: meta-info file lists no images")
+    return entries
+
+
+class LmdbReader:
+    """Read-only access to one LMDB, opened on first use in each process.
+
+    The environment is never pickled: a DataLoader worker or DDP process gets a closed
+    reader and opens its own handle (LMDB handles must not cross ``fork``).
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        if not (self.path / "data.mdb").is_file():
+            raise FileNotFoundError(f"{self.path}: not an LMDB (data.mdb missing)")
+        self._env = None
+        self._pid: int | None = None
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_env"] = None
+        state["_pid"] = None
+        return state
+
+    def _open(self):
+        import lmdb  # imported here: inference code never pays for it
+
+        # readonly + lock=False: many readers, no writer; readahead off helps random access.
+        self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False, meminit=False)
+        self._pid = os.getpid()
+        return self._env
+
+    @property
+    def env(self):
+        if self._env is None or self._pid != os.getpid():
+            return self._open()
+        return self._env
+
+    def get(self, key: str) -> bytes:
+        with self.env.begin(write=False) as txn:
+            value = txn.get(key.encode("ascii"))
+        if value is None:
+            raise KeyError(f"{self.path}: key {key!r} listed in {META_INFO} but not in the database")
+        return bytes(value)
+
+    def read_image(self, key: str) -> np.ndarray:
+        return imdecode(self.get(key), name=f"{self.path}[{key}]")
+
+    def keys(self) -> list[str]:
+        with self.env.begin(write=False) as txn:
+            return [k.decode("ascii") for k in txn.cursor().iternext(keys=True, values=False)]
+
+    def close(self) -> None:
+        if self._env is not None and self._pid == os.getpid():
+            self._env.close()
+        self._env = None
+
+
+def estimate_map_size(raw_bytes: int) -> int:
+    """LMDB map size for images totalling ``raw_bytes`` decoded: PNG never exceeds raw by much.
+
+    PNG adds one filter byte per row and chunk headers; 1.2x + 16 MiB covers that plus the
+    B-tree pages. On Linux the map is sparse, so over-estimating costs address space only.
+    """
+    return int(math.ceil((raw_bytes * 1.2 + (16 << 20)) / 4096) * 4096)
+
+
+def write_lmdb(
+    items: Iterable[tuple[str, bytes, tuple[int, int, int]]],
+    target: str | os.PathLike[str],
+    map_size: int,
+    compress_level: int,
+    *,
+    overwrite: bool = False,
+    commit_every: int = 1000,
+) -> list[MetaEntry]:
+    """Write ``(key, png_bytes, (h, w, c))`` items to a new LMDB at ``target``, atomically.
+
+    Everything goes to a hidden temporary folder next to the target, ``meta_info.txt``
+    last; only then is the folder renamed to ``target``. An interrupted run leaves the
+    temporary folder (removed here on Python exceptions) and never a complete-looking LMDB.
+    """
+    import lmdb
+
+    target = Path(target)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target}: already exists; pass --overwrite to replace it")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    entries: list[MetaEntry] = []
+    try:
+        env = lmdb.open(str(tmp), map_size=map_size, meminit=False, map_async=True)
+        try:
+            txn = env.begin(write=True)
+            seen: set[str] = set()
+            for i, (key, value, shape) in enumerate(items, 1):
+                if key in seen:
+                    raise ValueError(f"duplicate LMDB key {key!r}: two input images share this name without extension")
+                seen.add(key)
+                try:
+                    txn.put(key.encode("ascii"), value)
+                except lmdb.MapFullError:
+                    # The estimate was short (e.g. incompressible images): grow and retry this item.
+                    txn.commit()
+                    env.set_mapsize(env.info()["map_size"] * 2)
+                    txn = env.begin(write=True)
+                    txn.put(key.encode("ascii"), value)
+                entries.append(MetaEntry(f"{key}.png", key, shape, compress_level))
+                if i % commit_every == 0:
+                    txn.commit()
+                    txn = env.begin(write=True)
+            txn.commit()
+            env.sync(True)
+        finally:
+            env.close()
+        (tmp / META_INFO).write_text("".join(e.line() + "\n" for e in entries))
+        _replace_dir(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return entries
+
+
+def _replace_dir(src: Path, target: Path) -> None:
+    """Rename folder ``src`` to ``target``, moving an existing ``target`` aside first."""
+    if not target.exists():
+        os.replace(src, target)
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    old.rmdir()
+    os.replace(target, old)
+    try:
+        os.replace(src, target)
+    except BaseException:
+        os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+@dataclass
+class VerifyReport:
+    checked: int
+    errors: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def iter_verify(lmdb_path: str | os.PathLike[str]) -> Iterator[tuple[MetaEntry, str | None]]:
+    """Yield each meta-info entry with ``None`` if its value decodes to the recorded shape, else the error."""
+    entries = read_meta_info(lmdb_path)
+    reader = LmdbReader(lmdb_path)
+    try:
+        for entry in entries:
+            try:
+                img = reader.read_image(entry.key)
+            except (KeyError, ImageReadError) as exc:
+                yield entry, str(exc).strip("'\"")
+                continue
+            shape = img.shape if img.ndim == 3 else (*img.shape, 1)
+            if tuple(shape) != entry.shape:
+                yield entry, (
+                    f"{Path(lmdb_path)}[{entry.key}]: decodes to shape ({shape[0]},{shape[1]},{shape[2]}) "
+                    f"but {META_INFO} records ({entry.shape[0]},{entry.shape[1]},{entry.shape[2]})"
+                )
+            else:
+                yield entry, None
+    finally:
+        with contextlib.suppress(Exception):
+            reader.close()
