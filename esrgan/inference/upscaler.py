@@ -1,0 +1,356 @@
+"""``Upscaler``: run a super-resolution network over images of any size.
+
+Whole-image or tiled (same-size overlapping windows, batched), at the precision that
+suits the device, in ``torch.inference_mode``. One instance serves concurrent calls
+from several threads: everything a call needs lives in that call's local variables;
+the instance holds only what was fixed at construction.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from esrgan.data.image import max_value
+from esrgan.inference.tiling import tile_grid
+
+logger = logging.getLogger("esrgan.inference")
+
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+ALPHA_UPSAMPLERS = ("model", "bicubic")
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Grey from RGB as OpenCV's RGB2GRAY (BT.601 luma), used to fold a 3-channel output of a grey input back.
+_LUMA = (0.299, 0.587, 0.114)
+# A tile never gets smaller than this when halving after an out-of-memory error.
+MIN_TILE = 16
+
+# Receives (batch index, output rows y0:y1, output columns x0:x1, float NCHW block of one image) per piece.
+Sink = Callable[[int, int, int, int, int, torch.Tensor], None]
+
+
+def default_device() -> str:
+    """``cuda`` if available, else ``mps`` if available, else ``cpu``."""
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """The compute dtype for ``precision`` on ``device``.
+
+    ``auto`` is fp16 on a GPU and fp32 on the CPU: half precision on the CPU is slow
+    (bf16 autocast ran RRDBNet 150x slower than fp32 on our test machine) and fp16 convs
+    may be missing there, so it is never chosen silently; asked for explicitly, it runs
+    with a warning.
+    """
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
+    if precision == "auto":
+        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+    dtype = _DTYPES[precision]
+    if device.type == "cpu" and dtype != torch.float32:
+        logger.warning(
+            "precision %s on the CPU: usually many times slower than fp32 there (no fast half-precision "
+            "convolutions); use --precision fp32 unless you know this CPU is fast at %s",
+            precision,
+            precision,
+        )
+    if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise ValueError(f"precision bf16 is not supported by this GPU ({torch.cuda.get_device_name(device)})")
+    return dtype
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for CUDA/MPS/CPU allocation failures (not for other runtime errors)."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    msg = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a network does to its input, found by running it on tiny inputs."""
+
+    scale: int
+    in_ch: int
+    out_ch: int
+    # Input height/width must be a multiple of this (4 for RRDBNet x1, 2 for x2: pixel-unshuffle).
+    multiple: int
+
+
+def probe_model(model: nn.Module, device: torch.device, dtype: torch.dtype) -> ModelInfo:
+    """Find a network's scale, channels and input-size multiple by running it on tiny inputs.
+
+    Works for any architecture, including ones that pixel-unshuffle their input (whose
+    first convolution's channel count is not the image's).
+    """
+    base = 16
+
+    def attempt(channels: int, size: int) -> torch.Tensor | None:
+        x = torch.zeros(1, channels, size, size, device=device, dtype=dtype)
+        try:
+            return model(x)
+        except (RuntimeError, ValueError) as exc:  # shape errors: torch raises RuntimeError, some archs ValueError
+            if is_out_of_memory(exc):
+                raise
+            return None
+
+    with torch.inference_mode():
+        for in_ch in (3, 1, 4):
+            out = attempt(in_ch, base)
+            if out is not None:
+                break
+        else:
+            raise ValueError(
+                f"cannot run {type(model).__name__} on a 1x3x{base}x{base}, 1x1x{base}x{base} or 1x4x{base}x{base} "
+                "input: is it an image-to-image network?"
+            )
+        if out.ndim != 4 or out.shape[-1] % base or out.shape[-2] != out.shape[-1]:
+            raise ValueError(
+                f"{type(model).__name__} maps a {base}x{base} input to shape {tuple(out.shape)}; "
+                "expected an NCHW image enlarged by a whole factor"
+            )
+        scale = out.shape[-1] // base
+        multiple = next((m for m in (1, 2, 4, 8) if attempt(in_ch, base + m) is not None), base)
+    return ModelInfo(scale=scale, in_ch=in_ch, out_ch=int(out.shape[1]), multiple=multiple)
+
+
+def _resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Final resize for ``outscale``: area when shrinking (no aliasing), Lanczos when enlarging."""
+    shrink = height * width < img.shape[0] * img.shape[1]
+    out = cv2.resize(img, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LANCZOS4)
+    return out[:, :, None] if img.ndim == 3 and out.ndim == 2 else out
+
+
+class Upscaler:
+    """Upscale images and tensors with a super-resolution network.
+
+    ``model``: an ``nn.Module`` (copied, never modified) or a checkpoint path / zoo name
+    (``esrgan.load_model``). ``tile``: core tile size in input pixels (0 = whole image,
+    falling back to tiles after an out-of-memory error); ``tile_pad``: context read around
+    each tile; ``batch_tiles``: tiles per forward pass. ``precision``: auto|fp32|fp16|bf16
+    (auto = fp16 on GPU, fp32 on CPU). ``channels_last``: default on for CPU and CUDA.
+    ``alpha_upsampler``: "model" (alpha run through the network as a grey image) or
+    "bicubic". ``show_progress``: a tqdm bar over the tiles of each image.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module | str | os.PathLike[str],
+        *,
+        device: str | torch.device | None = None,
+        tile: int = 0,
+        tile_pad: int = 10,
+        precision: str = "auto",
+        channels_last: bool | None = None,
+        batch_tiles: int = 4,
+        alpha_upsampler: str = "model",
+        show_progress: bool = False,
+    ) -> None:
+        if tile < 0 or tile_pad < 0:
+            raise ValueError(f"tile and tile_pad must be >= 0; got tile={tile}, tile_pad={tile_pad}")
+        if batch_tiles < 1:
+            raise ValueError(f"batch_tiles must be >= 1; got {batch_tiles}")
+        if alpha_upsampler not in ALPHA_UPSAMPLERS:
+            raise ValueError(f"alpha_upsampler must be one of {', '.join(ALPHA_UPSAMPLERS)}; got {alpha_upsampler!r}")
+        self.device = torch.device(device if device is not None else default_device())
+        self.dtype = resolve_precision(precision, self.device)
+        self.channels_last = self.device.type != "mps" if channels_last is None else bool(channels_last)
+        self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
+        self.tile = int(tile)
+        self.tile_pad = int(tile_pad)
+        self.batch_tiles = int(batch_tiles)
+        self.alpha_upsampler = alpha_upsampler
+        self.show_progress = show_progress
+
+        if isinstance(model, nn.Module):
+            net = copy.deepcopy(model)
+        else:
+            from esrgan import load_model
+
+            net = load_model(str(model), device="cpu")
+        net.eval().requires_grad_(False)
+        self.model = net.to(device=self.device, dtype=self.dtype, memory_format=self.memory_format)
+        self.info = probe_model(self.model, self.device, self.dtype)
+        self.scale = self.info.scale
+
+    def __repr__(self) -> str:
+        return (
+            f"Upscaler({type(self.model).__name__} x{self.scale}, device={self.device}, dtype={self.dtype}, "
+            f"tile={self.tile}, tile_pad={self.tile_pad}, batch_tiles={self.batch_tiles}, "
+            f"channels_last={self.channels_last})"
+        )
+
+    # ----------------------------------------------------------------- tensors
+
+    def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
+        """NCHW float in [0, 1] -> NCHW float in [0, 1] (clamped), ``scale`` times larger, on ``x``'s device.
+
+        Tiled when ``tile > 0`` or after an out-of-memory error; the network's input only
+        ever holds one batch of tiles, so its memory is bounded by the tile size.
+        """
+        self._check_tensor(x)
+        n, _, h, w = x.shape
+        out = torch.empty(n, self.info.out_ch, h * self.scale, w * self.scale, dtype=x.dtype, device=x.device)
+
+        def sink(i: int, y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:
+            out[i, :, y0:y1, x0:x1] = block[0].clamp_(0, 1).to(out.device, out.dtype)
+
+        self._run(x, sink)
+        return out
+
+    def _check_tensor(self, x: torch.Tensor) -> None:
+        if not isinstance(x, torch.Tensor) or x.ndim != 4 or not x.is_floating_point():
+            got = f"{x.dtype} tensor of shape {tuple(x.shape)}" if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(f"upscale_tensor expects a float NCHW tensor in [0, 1]; got {got}")
+        if x.shape[1] != self.info.in_ch:
+            raise ValueError(f"the model takes {self.info.in_ch}-channel input; got a tensor of shape {tuple(x.shape)}")
+
+    def _run(self, x: torch.Tensor, sink: Sink) -> None:
+        """Run the whole batch, halving the tile and starting again after an out-of-memory error."""
+        tile = self.tile
+        while True:
+            try:
+                with torch.inference_mode():
+                    self._forward(x, tile, sink)
+                return
+            except (torch.OutOfMemoryError, RuntimeError) as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                failed = tile
+            # Outside the except block, so the failed attempt's tensors (held by the traceback) are freed.
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            longest = max(x.shape[-2:])
+            tile = (min(failed, longest) if failed else longest) // 2
+            if tile < max(MIN_TILE, self.info.multiple):
+                raise RuntimeError(
+                    f"out of memory on {self.device} even with {failed}-pixel tiles; "
+                    "use a smaller --tile, fewer --batch-tiles, or another device"
+                )
+            logger.warning(
+                "out of memory on %s with %s; retrying this image with %d-pixel tiles",
+                self.device,
+                f"{failed}-pixel tiles" if failed else "the whole image",
+                tile,
+            )
+
+    def _to_model(self, x: torch.Tensor) -> torch.Tensor:
+        return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)
+
+    def _forward(self, x: torch.Tensor, tile: int, sink: Sink) -> None:
+        n, _, h, w = x.shape
+        s, m = self.scale, self.info.multiple
+        if h % m or w % m:
+            # Networks that pixel-unshuffle need sizes divisible by m: pad (mirror, like Real-ESRGAN), crop after.
+            ph, pw = -h % m, -w % m
+            mode = "reflect" if ph < h and pw < w else "replicate"
+            x = F.pad(x, (0, pw, 0, ph), mode=mode)
+        hp, wp = x.shape[-2:]
+        if tile == 0 or (tile >= hp and tile >= wp):
+            for i in range(n):
+                sink(i, 0, h * s, 0, w * s, self.model(self._to_model(x[i : i + 1]))[..., : h * s, : w * s].float())
+            return
+
+        tiles = [(i, t) for i in range(n) for t in tile_grid(hp, wp, tile, self.tile_pad, m)]
+        bar = tqdm(total=len(tiles), unit="tile", leave=False, disable=not self.show_progress or len(tiles) < 2)
+        try:
+            for start in range(0, len(tiles), self.batch_tiles):
+                chunk = tiles[start : start + self.batch_tiles]
+                windows = torch.cat(
+                    [x[i : i + 1, :, t.y.win_start : t.y.win_end, t.x.win_start : t.x.win_end] for i, t in chunk]
+                )
+                result = self.model(self._to_model(windows)).float()
+                for j, (i, t) in enumerate(chunk):
+                    y0, y1 = t.y.core_start * s, min(t.y.core_end, h) * s
+                    x0, x1 = t.x.core_start * s, min(t.x.core_end, w) * s
+                    if y1 <= y0 or x1 <= x0:  # a core lying wholly in the size padding
+                        continue
+                    oy, ox = t.y.win_start * s, t.x.win_start * s
+                    sink(i, y0, y1, x0, x1, result[j : j + 1, :, y0 - oy : y1 - oy, x0 - ox : x1 - ox])
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+
+    # ----------------------------------------------------------------- numpy images
+
+    def upscale(self, img: np.ndarray, outscale: float | None = None, *, passes: int = 1) -> np.ndarray:
+        """Upscale an image array as read by ``esrgan.data.image.imread``.
+
+        ``img``: HW grey, HWC grey/RGB/RGBA; uint8 or uint16 (16-bit stays 16-bit).
+        Returns the same layout and dtype, ``scale ** passes`` times larger, or resized
+        to ``round(h * outscale) x round(w * outscale)`` when ``outscale`` is given.
+        """
+        if not isinstance(img, np.ndarray) or img.dtype not in (np.uint8, np.uint16):
+            got = img.dtype if isinstance(img, np.ndarray) else type(img).__name__
+            raise ValueError(f"upscale expects a uint8 or uint16 image array; got {got}")
+        if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)) or min(img.shape[:2]) < 1:
+            raise ValueError(f"upscale expects an HW or HWC image with 1, 3 or 4 channels; got shape {img.shape}")
+        if passes < 1:
+            raise ValueError(f"passes must be >= 1; got {passes}")
+        if outscale is not None and not outscale > 0:
+            raise ValueError(f"outscale must be > 0; got {outscale}")
+
+        planes = img if img.ndim == 3 else img[:, :, None]
+        color, alpha = (planes[:, :, :3], planes[:, :, 3:]) if planes.shape[2] == 4 else (planes, None)
+        out = self._upscale_planes(color, passes)
+        if alpha is not None:
+            if self.alpha_upsampler == "model":
+                out_alpha = self._upscale_planes(alpha, passes)
+            else:
+                size = (out.shape[1], out.shape[0])
+                out_alpha = cv2.resize(alpha[:, :, 0], size, interpolation=cv2.INTER_CUBIC)[:, :, None]
+            out = np.concatenate([out, out_alpha], axis=2)
+
+        h, w = img.shape[:2]
+        if outscale is not None and (round(h * outscale), round(w * outscale)) != out.shape[:2]:
+            out = _resize(out, round(h * outscale), round(w * outscale))
+        return out if img.ndim == 3 else out[:, :, 0]
+
+    def _upscale_planes(self, planes: np.ndarray, passes: int) -> np.ndarray:
+        """HWC (1 or 3 channels) integer array -> HWC array of the same dtype and channel count, upscaled."""
+        dtype, channels, in_ch = planes.dtype, planes.shape[2], self.info.in_ch
+        x = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1))).float().div_(max_value(dtype))[None]
+        reduce = None
+        if channels == in_ch:
+            pass
+        elif in_ch == 1:  # a grey network on colour: each channel is a grey image of its own
+            x = x.transpose(0, 1)
+        elif channels == 1 and in_ch == 3:  # a colour network on grey: run as RGB, take the luma back
+            x = x.expand(-1, 3, -1, -1)
+            luma = torch.tensor(_LUMA).view(1, 3, 1, 1)
+            reduce = lambda b: (b * luma.to(b.device)).sum(dim=1, keepdim=True)  # noqa: E731
+        else:
+            raise ValueError(f"the model takes {in_ch}-channel input; cannot run it on a {channels}-channel image")
+        for _ in range(passes - 1):
+            x = self.upscale_tensor(x)
+
+        h, w = x.shape[-2] * self.scale, x.shape[-1] * self.scale
+        out = np.empty((h, w, channels), dtype=dtype)
+        full = max_value(dtype)
+        per_item = out.shape[2] // x.shape[0]
+        # uint16 does not exist on every device: quantise to int32 there, narrow on the host.
+        quant = torch.uint8 if dtype == np.uint8 else torch.int32
+
+        def sink(i: int, y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:
+            if reduce is not None:
+                block = reduce(block)
+            q = block[0].clamp_(0, 1).mul_(full).round_().to(quant).permute(1, 2, 0).cpu().numpy()
+            out[y0:y1, x0:x1, i * per_item : (i + 1) * per_item] = q
+
+        self._run(x, sink)
+        return out
