@@ -27,8 +27,14 @@ from esrgan.data.imresize import imresize, imresize_torch
 # public name -> module that defines it (imported on first access)
 _LAZY = {
     "PairedImageDataset": "esrgan.data.paired_dataset",
+    "SingleHRDataset": "esrgan.data.paired_dataset",
     "build_dataloader": "esrgan.data.loader",
+    "build_prefetcher": "esrgan.data.loader",
+    "CPUPrefetcher": "esrgan.data.loader",
+    "CUDAPrefetcher": "esrgan.data.loader",
     "build_dataset": "esrgan.data.paired_dataset",
+    "DatasetOptions": "esrgan.data.options",
+    "make_demo_data": "esrgan.data.demo",
 }
 
 
