@@ -81,7 +81,10 @@ def imread(path: str | os.PathLike[str]) -> np.ndarray:
 
 def imencode(img: np.ndarray, ext: str = ".png", params: list[int] | None = None) -> bytes:
     """Encode an RGB(A)/grey array to bytes in the format of ``ext``."""
-    ok, buf = cv2.imencode(ext, _to_bgr_order(np.ascontiguousarray(img)), params or [])
+    try:
+        ok, buf = cv2.imencode(ext, _to_bgr_order(np.ascontiguousarray(img)), params or [])
+    except cv2.error:  # e.g. a float64 array: OpenCV raises instead of returning False
+        ok = False
     if not ok:
         raise ValueError(f"cannot encode image of shape {img.shape} and dtype {img.dtype} as {ext}")
     return buf.tobytes()
@@ -132,7 +135,8 @@ def tensor2img(tensor: torch.Tensor, dtype: type | np.dtype = np.uint8) -> np.nd
     if tensor.ndim != 3:
         raise ValueError(f"expected a CHW tensor, got shape {tuple(tensor.shape)}")
     scale = max_value(np.dtype(dtype))
-    arr = tensor.detach().float().clamp_(0, 1).mul_(scale).round_().cpu().numpy().astype(dtype)
+    # clamp out of place: detach() and float() share the caller's storage, which must not change.
+    arr = tensor.detach().float().clamp(0, 1).mul_(scale).round_().cpu().numpy().astype(dtype)
     arr = arr.transpose(1, 2, 0)
     return arr[:, :, 0] if arr.shape[2] == 1 else arr
 
