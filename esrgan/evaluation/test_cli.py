@@ -11,7 +11,7 @@ import logging
 import sys
 
 from esrgan.evaluation.config import ConfigError, load_eval_config
-from esrgan.evaluation.testsets import make_test_set
+from esrgan.evaluation.testsets import sets_from_folders
 
 logger = logging.getLogger("esrgan.evaluation")
 
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
             scale = args.scale or cfg.scale
             sets = cfg.test_sets
             if args.hr:
-                sets = _sets_from_flags(args)
+                sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl)
             name = args.name or cfg.name
             extra = dict(network_g=cfg.network_g, strict_load_g=cfg.strict_load_g,
                          experiments_root=cfg.experiments_root,
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             models = [_model_spec(m) for m in args.model]
             scale = args.scale
-            sets = _sets_from_flags(args)
+            sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl)
             name = args.name or f"test_{_label(models[0])}_x{scale}"
             extra = dict(save_images=not args.no_save_img, comparisons=not args.no_compare, device=args.device,
                          tile=-1 if args.tile is None else args.tile, precision=args.precision or "fp32",
@@ -100,13 +100,6 @@ def _label(spec: str | tuple[str, str]) -> str:
     from esrgan.evaluation.models import default_label
 
     return spec[0] if isinstance(spec, tuple) else default_label(spec)
-
-
-def _sets_from_flags(args: argparse.Namespace) -> list:
-    if args.lr and len(args.lr) != len(args.hr):
-        raise ValueError(f"give one --lr per --hr or none: got {len(args.hr)} --hr and {len(args.lr)} --lr")
-    lrs = args.lr or [None] * len(args.hr)
-    return [make_test_set(None, hr, lr, args.filename_tmpl) for hr, lr in zip(args.hr, lrs)]
 
 
 if __name__ == "__main__":

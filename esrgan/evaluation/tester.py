@@ -13,7 +13,7 @@ import csv
 import io
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from tqdm import tqdm
 from esrgan.data.image import imwrite
 from esrgan.evaluation.compare import comparison_picture, error_map
 from esrgan.evaluation.models import GREY_FROM_RGB, BicubicModel, SRModel, build_models
-from esrgan.evaluation.testsets import TestSet, iter_test_images
+from esrgan.evaluation.testsets import TestImage, TestSet, iter_test_images
 from esrgan.utils.atomic import atomic_write_text
 
 logger = logging.getLogger("esrgan.evaluation.tester")
@@ -156,15 +156,17 @@ def evaluate(
     comparisons: bool = True,
     progress: bool = True,
     name: str = "test",
+    on_output: Callable[[str, TestImage, str, np.ndarray, float], None] | None = None,
 ) -> TestReport:
     """Run every model on every image of every set and score it; write images under ``out_dir``.
 
     Images are the outer loop (each read once, all models run on it), so a comparison
     picture can be made as soon as its image is done and memory holds one image at a time.
+    ``on_output(set, image, model, sr, psnr_y)`` sees every SR image (the sweep keeps its strips so).
     """
     if not test_sets:
         raise ValueError("no test sets: give at least one HR folder")
-    test_sets = _unique_set_names(test_sets)
+    test_sets = unique_set_names(test_sets)
     report = TestReport(name=name, scale=scale, out_dir=out_dir, models=[m.name for m in models],
                         sets=[t.name for t in test_sets])
     for test_set in test_sets:
@@ -181,6 +183,8 @@ def evaluate(
                     )
                 outputs[model.name] = sr
                 per_model[model.name].append(ImageScore(item.name, **score(sr, item.hr, scale), grey=item.is_grey))
+                if on_output is not None:
+                    on_output(test_set.name, item, model.name, sr, per_model[model.name][-1].psnr_y)
             if out_dir is None:
                 continue
             if save_images:
@@ -208,7 +212,7 @@ def evaluate(
     return report
 
 
-def _unique_set_names(test_sets: Sequence[TestSet]) -> list[TestSet]:
+def unique_set_names(test_sets: Sequence[TestSet]) -> list[TestSet]:
     # Two folders both called .../HR would share an output folder and a table row: number them.
     seen: set[str] = set()
     out = []

@@ -68,6 +68,14 @@ def make_test_set(name: str | None, hr_dir: str | Path, lr_dir: str | Path | Non
     return TestSet(name=name, hr_dir=hr_dir, lr_dir=lr_path, filename_tmpl=filename_tmpl)
 
 
+def sets_from_folders(hr_dirs: list[str], lr_dirs: list[str], filename_tmpl: str | None = None) -> list[TestSet]:
+    """Test sets from ``--hr`` / ``--lr`` flags: one LR folder per HR folder, or none at all."""
+    if lr_dirs and len(lr_dirs) != len(hr_dirs):
+        raise ValueError(f"give one --lr per --hr or none: got {len(hr_dirs)} --hr and {len(lr_dirs)} --lr")
+    lrs: list[str | None] = list(lr_dirs) or [None] * len(hr_dirs)
+    return [make_test_set(None, hr, lr, filename_tmpl) for hr, lr in zip(hr_dirs, lrs)]
+
+
 def _strip_alpha(img: np.ndarray) -> np.ndarray:
     return img[:, :, :3] if img.ndim == 3 and img.shape[2] == 4 else img
 

@@ -1,0 +1,98 @@
+"""``esrgan interp``: network interpolation between a PSNR-oriented and a GAN generator.
+
+    esrgan interp --psnr A --gan B --alpha 0.8 -o out.pth
+    esrgan interp --psnr A --gan B --sweep 0:1:0.1 --hr DIR [--lr DIR] --scale 4 --name N [--save-models]
+    esrgan interp -opt configs/interp_sweep_x4.yml
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from esrgan.evaluation.config import ConfigError, load_eval_config
+from esrgan.evaluation.testsets import sets_from_folders
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="esrgan interp",
+        description="theta = (1 - alpha) * theta_PSNR + alpha * theta_GAN. One alpha writes a checkpoint; "
+        "--sweep scores every alpha on test sets (table, PSNR-vs-alpha plot, crop strips in experiments/<name>/).",
+    )
+    p.add_argument("-opt", "--opt", metavar="YML", help="sweep option file (configs/interp_sweep_x4.yml)")
+    p.add_argument("--psnr", metavar="CKPT", help="PSNR-oriented generator (alpha 0): checkpoint path or zoo name")
+    p.add_argument("--gan", metavar="CKPT", help="GAN generator (alpha 1): checkpoint path or zoo name")
+    p.add_argument("--alpha", type=float, help="one alpha in [0, 1]; writes -o")
+    p.add_argument("-o", "--output", metavar="FILE", help="interpolated checkpoint (.pth or .safetensors)")
+    p.add_argument("--sweep", metavar="A", help="alphas: start:stop:step (stop included, e.g. 0:1:0.1) or 0,0.5,1")
+    p.add_argument("--hr", action="append", default=[], metavar="DIR", help="HR folder of a test set; repeatable")
+    p.add_argument("--lr", action="append", default=[], metavar="DIR", help="LR folder per --hr (omit: bicubic LR)")
+    p.add_argument("--filename-tmpl", default=None, metavar="T", help="LR name from HR stem, e.g. '{}x4'")
+    p.add_argument("--scale", type=int, help="upscaling factor")
+    p.add_argument("--name", help="experiment name (folder under experiments/)")
+    p.add_argument("--experiments-root", default=None, metavar="DIR", help="default: experiments")
+    p.add_argument("--save-models", action="store_true", help="also write the checkpoint of every alpha")
+    p.add_argument("--strip-image", default=None, metavar="STEM", help="image shown in the strips (default: first)")
+    p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda if available)")
+    p.add_argument("--tile", type=int, default=None, help="-1 auto, 0 whole image, N-pixel tiles (default -1)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from esrgan.evaluation.interpolation import interpolate_checkpoints
+    from esrgan.evaluation.sweep import run_sweep
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.opt:
+            cfg = load_eval_config(args.opt, require_interp=True)
+            sets = cfg.test_sets
+            if args.hr:
+                sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl)
+            report = run_sweep(
+                args.psnr or cfg.psnr, args.gan or cfg.gan, args.sweep or cfg.alphas, sets, args.scale or cfg.scale,
+                args.name or cfg.name, experiments_root=args.experiments_root or cfg.experiments_root,
+                save_models=args.save_models or cfg.save_models, device=args.device or cfg.device,
+                tile=cfg.tile if args.tile is None else args.tile, precision=cfg.precision,
+                strip_image=args.strip_image, progress=not args.quiet,
+            )
+        else:
+            if not args.psnr or not args.gan:
+                print("esrgan interp: give --psnr and --gan (or -opt FILE)", file=sys.stderr)
+                return 2
+            if (args.alpha is None) == (args.sweep is None):
+                print("esrgan interp: give exactly one of --alpha (with -o) or --sweep", file=sys.stderr)
+                return 2
+            if args.alpha is not None:
+                if not args.output:
+                    print("esrgan interp: --alpha needs -o FILE for the interpolated checkpoint", file=sys.stderr)
+                    return 2
+                out = interpolate_checkpoints(args.psnr, args.gan, args.alpha, args.output)
+                print(f"wrote {out} (alpha={args.alpha:g})")
+                return 0
+            missing = [f for f, v in (("--hr", args.hr), ("--scale", args.scale), ("--name", args.name)) if not v]
+            if missing:
+                print(f"esrgan interp: --sweep needs {', '.join(missing)}", file=sys.stderr)
+                return 2
+            sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl)
+            report = run_sweep(
+                args.psnr, args.gan, args.sweep, sets, args.scale, args.name,
+                experiments_root=args.experiments_root or "experiments", save_models=args.save_models,
+                device=args.device, tile=-1 if args.tile is None else args.tile, strip_image=args.strip_image,
+                progress=not args.quiet,
+            )
+    except (ConfigError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
+        print(f"esrgan interp: error: {exc}", file=sys.stderr)
+        return 1
+    print(report.format_table())
+    print("\nwritten: " + ", ".join(str(p) for p in report.files.values()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

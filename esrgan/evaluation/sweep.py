@@ -1,0 +1,183 @@
+"""Interpolation sweep: score the generator at every alpha on the test sets (the ESRGAN paper's Fig. 10).
+
+Writes to ``experiments/<name>/``: ``sweep.csv`` and ``sweep.json`` (alpha, PSNR/SSIM per set),
+``psnr_vs_alpha.png`` (PSNR and SSIM against alpha, one line per set), ``strip_<set>.png``
+(the same crop at every alpha, then HR), and with ``save_models`` the interpolated
+checkpoints ``models/net_g_alpha<alpha>.pth``; without it no checkpoint is written.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from esrgan.data.image import imwrite
+from esrgan.evaluation.compare import comparison_picture, error_map
+from esrgan.evaluation.interpolation import GeneratorPair, load_pair, parse_alphas
+from esrgan.evaluation.models import NetworkModel
+from esrgan.evaluation.tester import METRIC_KEYS, check_name, conventions, evaluate, unique_set_names
+from esrgan.evaluation.testsets import TestImage, TestSet, hr_paths
+from esrgan.utils.atomic import atomic_path, atomic_write_text
+
+logger = logging.getLogger("esrgan.evaluation.sweep")
+
+
+@dataclass
+class SweepReport:
+    """``means[alpha][set]`` = mean PSNR/SSIM (Y and RGB) of the set at that alpha."""
+
+    name: str
+    scale: int
+    alphas: list[float]
+    sets: list[str]
+    out_dir: Path | None
+    means: dict[float, dict[str, dict[str, float]]] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+    def rows(self) -> list[list[Any]]:
+        return [
+            [alpha, *(self.means[alpha][s][k] for s in self.sets for k in ("psnr_y", "ssim_y"))]
+            for alpha in self.alphas
+        ]
+
+    def to_csv(self) -> str:
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(["alpha", *(f"{s}_{k}" for s in self.sets for k in METRIC_KEYS)])
+        for alpha in self.alphas:
+            writer.writerow([f"{alpha:g}", *(f"{self.means[alpha][s][k]:.6f}" for s in self.sets for k in METRIC_KEYS)])
+        return buf.getvalue()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "scale": self.scale,
+            "conventions": conventions(self.scale),
+            "alphas": self.alphas,
+            "results": [{"alpha": a, **{s: self.means[a][s] for s in self.sets}} for a in self.alphas],
+        }
+
+    def format_table(self) -> str:
+        head = "alpha " + "".join(f" | {s + ' PSNR-Y':>14} {'SSIM-Y':>7}" for s in self.sets)
+        lines = [f"interpolation sweep x{self.scale} ({self.name}); conventions: {conventions(self.scale)}", "", head]
+        for alpha in self.alphas:
+            cells = "".join(
+                f" | {self.means[alpha][s]['psnr_y']:14.2f} {self.means[alpha][s]['ssim_y']:7.4f}" for s in self.sets
+            )
+            lines.append(f"{alpha:5.2f} {cells}")
+        return "\n".join(lines)
+
+
+def plot_sweep(report: SweepReport, path: Path) -> None:
+    """PSNR-Y and SSIM-Y against alpha, one line per set, as a PNG (matplotlib, no display needed)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    # A bare Figure (not pyplot) keeps no global state between calls.
+    fig = Figure(figsize=(9, 3.6), dpi=100, layout="constrained")
+    ax_p, ax_s = fig.subplots(1, 2)
+    for s in report.sets:
+        ax_p.plot(report.alphas, [report.means[a][s]["psnr_y"] for a in report.alphas], "o-", label=s)
+        ax_s.plot(report.alphas, [report.means[a][s]["ssim_y"] for a in report.alphas], "o-", label=s)
+    ax_p.set(xlabel="alpha (0 = PSNR model, 1 = GAN model)", ylabel="PSNR-Y (dB)", title=f"x{report.scale} PSNR")
+    ax_s.set(xlabel="alpha (0 = PSNR model, 1 = GAN model)", ylabel="SSIM-Y", title=f"x{report.scale} SSIM")
+    for ax in (ax_p, ax_s):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+def make_strip(outputs: dict[float, np.ndarray], psnrs: dict[float, float], hr: np.ndarray, border: int) -> np.ndarray:
+    """The same crop at every alpha, then HR; the crop is where alpha 0 and alpha 1 differ most."""
+    alphas = sorted(outputs)
+    ref = error_map(outputs[alphas[0]], outputs[alphas[-1]]) if len(alphas) > 1 else error_map(outputs[alphas[0]], hr)
+    images = [*(outputs[a] for a in alphas), hr]
+    labels = [*(f"a={a:g} {psnrs[a]:.2f}dB" for a in alphas), "HR"]
+    if hr.dtype == np.uint16:
+        images = [(i.astype(np.float64) / 257.0).round().astype(np.uint8) for i in images]
+    picture, _ = comparison_picture(images, labels, ref, border=border)
+    return picture
+
+
+def run_sweep(
+    psnr: str | Path | GeneratorPair,
+    gan: str | Path | None,
+    alphas: str | Sequence[float],
+    test_sets: Sequence[TestSet],
+    scale: int,
+    name: str,
+    *,
+    experiments_root: str | Path = "experiments",
+    save_models: bool = False,
+    device: str | None = None,
+    tile: int = -1,
+    precision: str = "fp32",
+    strip_image: str | None = None,
+    progress: bool = True,
+) -> SweepReport:
+    """Evaluate the interpolated generator at each alpha on ``test_sets``; write table, plot and strips.
+
+    ``psnr``/``gan``: checkpoint paths or zoo names (or a loaded ``GeneratorPair`` as ``psnr``
+    with ``gan=None``). ``alphas``: '0:1:0.1', '0,0.5,1' or a list. ``strip_image``: the HR
+    stem shown in each set's strip (default: the set's first image).
+    """
+    check_name(name)
+    alpha_list = parse_alphas(alphas if isinstance(alphas, str) else list(alphas))
+    if not test_sets:
+        raise ValueError("no test sets for the sweep: give at least one HR folder")
+    test_sets = unique_set_names(test_sets)
+    strip_names = {}
+    for t in test_sets:
+        stems = [p.stem for p in hr_paths(t)]
+        if strip_image is not None and strip_image not in stems:
+            raise ValueError(f"strip image {strip_image!r} is not in test set {t.name} ({t.hr_dir})")
+        strip_names[t.name] = strip_image or stems[0]
+    pair = psnr if isinstance(psnr, GeneratorPair) else load_pair(psnr, gan)  # type: ignore[arg-type]
+    out_dir = Path(experiments_root) / name
+    report = SweepReport(name, scale, alpha_list, [], out_dir)
+    strip_outputs: dict[str, dict[float, np.ndarray]] = {}
+    strip_psnr: dict[str, dict[float, float]] = {}
+    strip_hr: dict[str, np.ndarray] = {}
+
+    for alpha in alpha_list:
+        net = pair.build(alpha)
+        if save_models:
+            from esrgan.checkpoint import save_network
+
+            path = out_dir / "models" / f"net_g_alpha{alpha:.2f}.pth"
+            save_network(path, {"params": {k: v.detach().cpu() for k, v in net.state_dict().items()}})
+            report.files[f"model_{alpha:g}"] = path
+        model = NetworkModel(net, f"alpha={alpha:g}", scale, device=device, tile=tile, precision=precision)
+
+        def keep(set_name: str, item: TestImage, _model: str, sr: np.ndarray, psnr_y: float, a: float = alpha) -> None:
+            if item.name == strip_names[set_name]:
+                strip_outputs.setdefault(set_name, {})[a] = sr
+                strip_psnr.setdefault(set_name, {})[a] = psnr_y
+                strip_hr[set_name] = item.hr
+
+        result = evaluate([model], test_sets, scale, out_dir=None, progress=progress, name=name, on_output=keep)
+        report.sets = result.sets
+        report.means[alpha] = {s: result.mean(s, model.name) for s in result.sets}
+        summary = ", ".join(f"{s} {m['psnr_y']:.2f} dB" for s, m in report.means[alpha].items())
+        logger.info("alpha %g: %s", alpha, summary)
+
+    atomic_write_text(out_dir / "sweep.csv", report.to_csv())
+    atomic_write_text(out_dir / "sweep.json", json.dumps(report.to_dict(), indent=2) + "\n")
+    report.files.update(table=out_dir / "sweep.csv", json=out_dir / "sweep.json", plot=out_dir / "psnr_vs_alpha.png")
+    plot_sweep(report, report.files["plot"])
+    for set_name in report.sets:
+        strip = make_strip(strip_outputs[set_name], strip_psnr[set_name], strip_hr[set_name], border=scale)
+        report.files[f"strip_{set_name}"] = out_dir / f"strip_{set_name}.png"
+        imwrite(report.files[f"strip_{set_name}"], strip)
+    return report
