@@ -1,0 +1,95 @@
+"""Options shared by ``esrgan upscale`` and ``esrgan video``: the model, device, precision and tiling."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import torch
+from tqdm import tqdm
+
+from esrgan.inference.upscaler import ALPHA_UPSAMPLERS, PRECISIONS, Upscaler
+
+DEFAULT_MODEL = "RRDB_ESRGAN_x4"
+
+
+def add_model_args(parser: argparse.ArgumentParser, *, default_tile: int = 0) -> None:
+    g = parser.add_argument_group("model and device")
+    g.add_argument(
+        "--model",
+        "-m",
+        default=DEFAULT_MODEL,
+        help=f"zoo name or checkpoint path (.pth/.safetensors; architecture detected) (default: {DEFAULT_MODEL})",
+    )
+    g.add_argument("--device", choices=("cpu", "cuda", "mps"), help="default: cuda, else mps, else cpu")
+    g.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto = fp16 on GPU, fp32 on CPU (half precision on a CPU is slow: explicit only)",
+    )
+    g.add_argument(
+        "--tile",
+        type=int,
+        default=default_tile,
+        help=f"tile size in input pixels, 0 = whole image (tiles anyway after out-of-memory) (default: {default_tile})",
+    )
+    g.add_argument("--tile-pad", type=int, default=10, help="context pixels around each tile (default: 10)")
+    g.add_argument("--batch-tiles", type=int, default=4, help="tiles per forward pass (default: 4)")
+    g.add_argument(
+        "--channels-last",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="NHWC memory layout (default: on for cpu and cuda)",
+    )
+
+
+def add_alpha_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--alpha-upsampler",
+        choices=ALPHA_UPSAMPLERS,
+        default="model",
+        help="how the alpha channel of RGBA images is enlarged (default: model)",
+    )
+
+
+def check_device(parser: argparse.ArgumentParser, device: str | None) -> None:
+    if device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda: CUDA is not available on this machine (torch sees no GPU)")
+    if device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        parser.error("--device mps: Apple MPS is not available on this machine")
+
+
+def build_upscaler(args: argparse.Namespace, *, show_progress: bool) -> Upscaler:
+    return Upscaler(
+        args.model,
+        device=args.device,
+        tile=args.tile,
+        tile_pad=args.tile_pad,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        batch_tiles=args.batch_tiles,
+        alpha_upsampler=getattr(args, "alpha_upsampler", "model"),
+        show_progress=show_progress,
+    )
+
+
+class _TqdmHandler(logging.Handler):
+    """Writes above the progress bars (``tqdm.write``) to the current ``sys.stderr``."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=sys.stderr)
+        except Exception:
+            self.handleError(record)
+
+
+def setup_cli_logging(verbose: bool = False) -> None:
+    """Messages of the ``esrgan`` loggers on stderr, above the progress bars (installed once)."""
+    log = logging.getLogger("esrgan")
+    if not any(isinstance(h, _TqdmHandler) for h in log.handlers):
+        handler = _TqdmHandler()
+        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
+        log.addHandler(handler)
+    log.setLevel(logging.DEBUG if verbose else logging.INFO)
