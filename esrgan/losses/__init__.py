@@ -1,1 +1,71 @@
-"""losses"""
+"""Losses: pixel (L1, MSE, Charbonnier), perceptual (VGG, pre-activation) and adversarial (incl. RaGAN).
+
+``build_loss({"type": "L1Loss", "loss_weight": 1.0})`` builds one from an option-file section
+(BasicSR's ``pixel_opt`` / ``perceptual_opt`` / ``gan_opt``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from torch import nn
+
+from esrgan.archs import accepted_args
+from esrgan.losses.gan import (
+    GAN_TYPES,
+    GANLoss,
+    d_adversarial_loss,
+    d_adversarial_terms,
+    g_adversarial_loss,
+    gradient_penalty,
+)
+from esrgan.losses.perceptual import PerceptualLoss, gram_matrix
+from esrgan.losses.pixel import CharbonnierLoss, L1Loss, MSELoss, weighted_reduce
+
+PIXEL_LOSSES: dict[str, type[nn.Module]] = {
+    "L1Loss": L1Loss,
+    "MSELoss": MSELoss,
+    "CharbonnierLoss": CharbonnierLoss,
+}
+PERCEPTUAL_LOSSES: dict[str, type[nn.Module]] = {"PerceptualLoss": PerceptualLoss}
+GAN_LOSSES: dict[str, type[nn.Module]] = {"GANLoss": GANLoss}
+
+LOSSES: dict[str, type[nn.Module]] = {**PIXEL_LOSSES, **PERCEPTUAL_LOSSES, **GAN_LOSSES}
+
+
+def build_loss(spec: Mapping[str, Any]) -> nn.Module:
+    """Build ``LOSSES[spec["type"]](**rest)``; errors name the known types or the accepted arguments."""
+    if not isinstance(spec, Mapping) or "type" not in spec:
+        raise ValueError(f"loss spec needs a 'type' key (one of {', '.join(LOSSES)}), got {spec!r}")
+    kwargs = dict(spec)
+    name = kwargs.pop("type")
+    if name not in LOSSES:
+        raise ValueError(f"unknown loss type {name!r}; known types: {', '.join(LOSSES)}")
+    cls = LOSSES[name]
+    accepted = accepted_args(cls)
+    unknown = sorted(k for k in kwargs if k not in accepted)
+    if unknown:
+        raise ValueError(f"{name}: unknown argument(s) {unknown}; accepted: {', '.join(accepted)}")
+    return cls(**kwargs)
+
+
+__all__ = [
+    "GAN_LOSSES",
+    "GAN_TYPES",
+    "LOSSES",
+    "PERCEPTUAL_LOSSES",
+    "PIXEL_LOSSES",
+    "CharbonnierLoss",
+    "GANLoss",
+    "L1Loss",
+    "MSELoss",
+    "PerceptualLoss",
+    "build_loss",
+    "d_adversarial_loss",
+    "d_adversarial_terms",
+    "g_adversarial_loss",
+    "gradient_penalty",
+    "gram_matrix",
+    "weighted_reduce",
+]
