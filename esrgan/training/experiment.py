@@ -6,13 +6,10 @@ A new run never overwrites an old one: an existing folder is renamed to
 
 from __future__ import annotations
 
-import logging
 import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-logger = logging.getLogger("esrgan.training.experiment")
 
 SUBDIRS = ("models", "training_states", "visualization", "tb_logger")
 
@@ -48,7 +45,6 @@ def archive_if_exists(root: Path) -> Path | None:
         target = root.with_name(f"{root.name}_archived_{timestamp()}_{n}")
         n += 1
     root.rename(target)
-    logger.warning("experiment folder %s exists: archived it as %s", root, target)
     return target
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
+from typing import Any
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
@@ -52,33 +53,34 @@ class CosineAnnealingRestartLR(LRScheduler):
         return [self.eta_min + weight * 0.5 * (base - self.eta_min) * cos for base in self.base_lrs]
 
 
-def build_scheduler(optimizer: Optimizer, sched_type: str, **kwargs: object) -> LRScheduler:
-    """``MultiStepLR`` (milestones, gamma) or ``CosineAnnealingRestartLR`` (periods, restart_weights, eta_min)."""
+_KNOWN_KEYS = {"milestones", "gamma", "restarts", "periods", "restart_weights", "eta_min"}
+
+
+def build_scheduler(optimizer: Optimizer, sched_type: str, **kwargs: Any) -> LRScheduler:
+    """``MultiStepLR`` (milestones, gamma) or ``CosineAnnealingRestartLR`` (periods, restart_weights, eta_min).
+
+    Keys of the other type are ignored (an options dataclass carries both sets of fields);
+    keys of neither are an error.
+    """
     from torch.optim.lr_scheduler import MultiStepLR
 
+    extra = set(kwargs) - _KNOWN_KEYS
+    if extra:
+        raise ValueError(f"train.scheduler: unknown key(s) {sorted(extra)}; allowed: {sorted(_KNOWN_KEYS)}")
     if sched_type in ("MultiStepLR", "MultiStepRestartLR"):
-        restarts = kwargs.pop("restarts", None)
-        kwargs.pop("restart_weights", None)
+        restarts = kwargs.get("restarts")
         if restarts not in (None, [], [0], (0,)):
             raise ValueError("train.scheduler.restarts is not supported for MultiStepLR; use milestones only")
-        allowed = {"milestones", "gamma"}
-        extra = set(kwargs) - allowed
-        if extra:
-            raise ValueError(
-                f"train.scheduler: unknown key(s) {sorted(extra)} for MultiStepLR; allowed: {sorted(allowed)}"
-            )
-        return MultiStepLR(optimizer, milestones=list(kwargs["milestones"]), gamma=float(kwargs.get("gamma", 0.5)))
+        if kwargs.get("milestones") is None:
+            raise ValueError("train.scheduler.milestones: required for MultiStepLR")
+        gamma = kwargs.get("gamma")
+        return MultiStepLR(optimizer, milestones=list(kwargs["milestones"]), gamma=0.5 if gamma is None else gamma)
     if sched_type == "CosineAnnealingRestartLR":
-        allowed = {"periods", "restart_weights", "eta_min"}
-        extra = set(kwargs) - allowed
-        if extra:
-            raise ValueError(
-                f"train.scheduler: unknown key(s) {sorted(extra)} for CosineAnnealingRestartLR; "
-                f"allowed: {sorted(allowed)}"
-            )
+        if not kwargs.get("periods"):
+            raise ValueError("train.scheduler.periods: required for CosineAnnealingRestartLR")
         periods = list(kwargs["periods"])
         weights = list(kwargs.get("restart_weights") or [1.0] * len(periods))
-        return CosineAnnealingRestartLR(optimizer, periods, weights, float(kwargs.get("eta_min", 0.0)))
+        return CosineAnnealingRestartLR(optimizer, periods, weights, float(kwargs.get("eta_min") or 0.0))
     raise ValueError(
         f"train.scheduler.type: unknown scheduler {sched_type!r}; known: MultiStepLR, CosineAnnealingRestartLR"
     )

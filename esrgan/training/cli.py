@@ -1,0 +1,85 @@
+"""``esrgan train`` / ``python train.py``: train a model from a YAML option file.
+
+    python train.py -opt configs/rrdb_psnr_x4.yml [--set train.optim_g.lr=1e-4 ...] [--auto-resume] [--debug]
+    torchrun --nproc_per_node 4 train.py -opt ... --launcher pytorch
+    srun python train.py -opt ... --launcher slurm
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from torch.distributed.elastic.multiprocessing.errors import record
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="esrgan train", description="Train an ESRGAN-family model from a YAML option file."
+    )
+    parser.add_argument("-opt", "--opt", dest="opt", required=True, metavar="FILE", help="YAML option file")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override an option, dotted path, value parsed as YAML (repeatable): --set train.optim_g.lr=1e-4",
+    )
+    parser.add_argument(
+        "--auto-resume", action="store_true", help="resume from the latest training state of this experiment"
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="name debug_<name>; log every iteration, validate/save every 8"
+    )
+    parser.add_argument(
+        "--launcher",
+        choices=("none", "pytorch", "slurm"),
+        default="none",
+        help="none: one process; pytorch: started by torchrun; slurm: started by srun",
+    )
+    return parser
+
+
+@record  # under torchrun, a failing rank's traceback lands in the job's error summary
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+
+    from esrgan.options import OptionsError, load_options
+    from esrgan.training import dist as dist_utils
+    from esrgan.training.trainer import train
+
+    log = logging.getLogger("esrgan.training")
+    try:
+        opt = load_options(args.opt, args.overrides, is_train=True, debug=args.debug)
+    except OptionsError as exc:
+        print(f"esrgan train: {exc}", file=sys.stderr)
+        return 2
+
+    if args.launcher == "slurm":
+        import os
+
+        os.environ.setdefault("MASTER_PORT", str(opt.dist_params.port))
+    import torch
+
+    backend = opt.dist_params.backend if torch.cuda.is_available() and opt.num_gpu != 0 else "gloo"
+    info = dist_utils.init_dist(args.launcher, backend=backend)
+    opt.dist, opt.rank, opt.world_size = info.distributed, info.rank, info.world_size
+    try:
+        return train(opt, auto_resume=args.auto_resume, dist_info=info)
+    except (ValueError, FileNotFoundError) as exc:
+        # Configuration and data problems: one clear line, no traceback.
+        if not logging.getLogger("esrgan").handlers:
+            print(f"esrgan train: {exc}", file=sys.stderr)
+        else:
+            log.error("%s", exc)
+        if info.distributed:
+            raise  # let torchrun tear the job down and show the error
+        return 2
+    finally:
+        dist_utils.destroy()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Validation during training: PSNR/SSIM per validation set, SR images saved, best values tracked.
+
+Runs on rank 0 only (the other ranks wait at a barrier): validation sets are small (Set5,
+Set14) and whole images of different sizes do not batch, so splitting them over ranks
+would save little and cost a reduction per metric.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from esrgan.data.image import imwrite, tensor2img
+
+logger = logging.getLogger("esrgan.training.validation")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    name: str
+    fn: Callable[..., torch.Tensor]
+    crop_border: int
+    y_channel: bool
+    higher_is_better: bool = True
+
+
+def metric_specs(metrics: Mapping[str, Any] | None, scale: int) -> list[MetricSpec]:
+    """``val.metrics`` entries as callables; ``crop_border`` defaults to ``scale`` and Y channel to true."""
+    from esrgan.metrics import get_metric
+
+    specs = []
+    for name, m in (metrics or {}).items():
+        get = m.get if isinstance(m, Mapping) else lambda k, d=None, m=m: getattr(m, k, d)
+        kind = get("type") or name
+        try:
+            fn = get_metric(kind, batched=True)
+        except ValueError as exc:
+            raise ValueError(f"val.metrics.{name}.type: {exc}") from None
+        crop = get("crop_border")
+        y = get("test_y_channel")
+        better = get("better", "higher")
+        specs.append(
+            MetricSpec(
+                name=name,
+                fn=fn,
+                crop_border=scale if crop is None else int(crop),
+                y_channel=True if y is None else bool(y),
+                higher_is_better=better != "lower",
+            )
+        )
+    return specs
+
+
+class BestTracker:
+    """Best value and iteration per (dataset, metric); a plain dict in the training state."""
+
+    def __init__(self, state: Mapping[str, Mapping[str, Mapping[str, float]]] | None = None) -> None:
+        self.best: dict[str, dict[str, dict[str, float]]] = {
+            ds: {m: dict(v) for m, v in ms.items()} for ds, ms in (state or {}).items()
+        }
+
+    def update(self, dataset: str, metric: MetricSpec, value: float, iteration: int) -> bool:
+        """Record ``value``; True if it is a new best."""
+        cur = self.best.setdefault(dataset, {}).get(metric.name)
+        improved = cur is None or (value > cur["val"] if metric.higher_is_better else value < cur["val"])
+        if improved:
+            self.best[dataset][metric.name] = {"val": float(value), "iter": int(iteration)}
+        return improved
+
+    def state_dict(self) -> dict[str, dict[str, dict[str, float]]]:
+        return {ds: {m: dict(v) for m, v in ms.items()} for ds, ms in self.best.items()}
+
+
+def _image_name(batch: Mapping[str, Any]) -> str:
+    path = batch.get("lq_path") or batch.get("gt_path")
+    if isinstance(path, list | tuple):
+        path = path[0]
+    return Path(str(path)).stem if path else "img"
+
+
+@torch.no_grad()
+def validate_dataset(
+    test_fn: Callable[[torch.Tensor], torch.Tensor],
+    loader: torch.utils.data.DataLoader,
+    metrics: list[MetricSpec],
+    *,
+    save_dir: Path | None,
+    iteration: int,
+    max_images_out: int = 0,
+) -> tuple[dict[str, float], list[tuple[str, torch.Tensor]]]:
+    """Average metrics over ``loader`` (batch 1), on images rounded to 8 bits as the SR literature scores.
+
+    Returns the averages and up to ``max_images_out`` (name, CHW SR tensor) pairs for TensorBoard.
+    """
+    sums = {m.name: 0.0 for m in metrics}
+    count = 0
+    images: list[tuple[str, torch.Tensor]] = []
+    for batch in loader:
+        name = _image_name(batch)
+        sr = test_fn(batch["lq"]).clamp_(0, 1).cpu()
+        # Score what is saved: the 8-bit image (BasicSR computes metrics on tensor2img's uint8).
+        sr = sr.mul(255).round_().div_(255)
+        gt = batch["gt"]
+        if sr.shape != gt.shape:
+            raise ValueError(
+                f"validation image {name}: SR output {tuple(sr.shape)} and GT {tuple(gt.shape)} differ in size; "
+                "is the network's scale the option file's scale?"
+            )
+        for m in metrics:
+            sums[m.name] += float(m.fn(sr, gt.to(sr.dtype), crop_border=m.crop_border, y_channel=m.y_channel)[0])
+        count += 1
+        if save_dir is not None:
+            imwrite(save_dir / f"{name}_{iteration}.png", tensor2img(sr[0]))
+        if len(images) < max_images_out:
+            images.append((name, sr[0]))
+    if count == 0:
+        raise ValueError("validation set is empty")
+    return {k: v / count for k, v in sums.items()}, images

@@ -1,0 +1,8 @@
+"""Train a model: ``python train.py -opt configs/rrdb_psnr_x4.yml`` (see ``esrgan train --help``)."""
+
+import sys
+
+from esrgan.training.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
