@@ -1,0 +1,340 @@
+"""``esrgan prepare``: sub-images, LR images, LMDBs, downloads and the demo data set.
+
+Also ``python -m esrgan.data.prepare <command> ...``. Commands (``--help`` on each):
+
+- ``extract-subimages``: cut images into overlapping crops (DIV2K HR: 480 px, step 240, thresh 48;
+  LR at scale s: the same with ``--scale s``, which divides the three sizes so the crops stay aligned);
+- ``make-lr``: MATLAB-bicubic LR images (x2/x3/x4) from HR, mod-cropping HR first;
+- ``create-lmdb`` / ``verify-lmdb``: folder -> BasicSR-compatible LMDB, and a full decode check;
+- ``download``: DIV2K, Flickr2K, Set5, Set14 (resume, checksums, ``--source`` for mirrors);
+- ``demo``: the small built-in data set from scikit-image's images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import multiprocessing
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import cv2
+
+from esrgan.data.image import ImageReadError, imencode, imread, imwrite, list_images, mod_crop
+from esrgan.data.subimages import iter_subimages, strip_scale_suffix, subimage_name
+
+logger = logging.getLogger("esrgan.data.prepare")
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _default_workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _run_parallel(
+    fn: Callable[[T], R], items: Sequence[T], workers: int, desc: str, ordered: bool = False
+) -> Iterator[R]:
+    """Map ``fn`` over ``items`` in ``workers`` processes, with a progress bar (ETA)."""
+    from tqdm import tqdm
+
+    with tqdm(total=len(items), desc=desc, unit="img") as bar:
+        if workers <= 1 or len(items) <= 1:
+            for item in items:
+                yield fn(item)
+                bar.update(1)
+            return
+        with multiprocessing.get_context("spawn" if sys.platform == "win32" else None).Pool(workers) as pool:
+            it = pool.imap(fn, items) if ordered else pool.imap_unordered(fn, items)
+            for result in it:
+                yield result
+                bar.update(1)
+
+
+def _prepare_output(folder: Path, overwrite: bool) -> None:
+    if folder.exists() and any(folder.iterdir()) and not overwrite:
+        raise FileExistsError(f"{folder}: output folder exists and is not empty; pass --overwrite to write into it")
+    folder.mkdir(parents=True, exist_ok=True)
+
+
+# ---------------------------------------------------------------- extract-subimages
+
+
+def _extract_one(job: tuple[Path, Path, int, int, int, int, int]) -> int:
+    path, out, crop, step, thresh, scale, level = job
+    img = imread(path)
+    stem = strip_scale_suffix(path.stem, scale)
+    count = 0
+    for index, sub in iter_subimages(img, crop, step, thresh):
+        imwrite(out / subimage_name(stem, index), sub, [cv2.IMWRITE_PNG_COMPRESSION, level])
+        count += 1
+    return count
+
+
+def extract_subimages(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    crop_size: int = 480,
+    step: int = 240,
+    thresh_size: int = 48,
+    scale: int = 1,
+    compress_level: int = 3,
+    workers: int = 1,
+    overwrite: bool = False,
+) -> int:
+    """Cut every image of ``input_dir`` into sub-images ``<stem>_sNNN.png``; returns how many.
+
+    ``scale`` > 1 is for an LR folder: the sizes are divided by it and an ``x<scale>`` name
+    suffix is dropped, so the LR sub-images get the same names as the HR ones.
+    """
+    for name, value in (("crop-size", crop_size), ("step", step), ("thresh-size", thresh_size)):
+        if value % scale:
+            raise ValueError(f"--{name} {value} is not divisible by --scale {scale}; the LR crops would not align")
+    if not 0 <= compress_level <= 9:
+        raise ValueError(f"--compress-level {compress_level}: expected 0..9")
+    images = list_images(input_dir)
+    if not images:
+        raise ValueError(f"no images in {input_dir}")
+    out = Path(output_dir)
+    _prepare_output(out, overwrite)
+    crop, st, th = crop_size // scale, step // scale, thresh_size // scale
+    jobs = [(p, out, crop, st, th, scale, compress_level) for p in images]
+    total = sum(_run_parallel(_extract_one, jobs, workers, "extract"))
+    logger.info("%d sub-images of %dx%d from %d images written to %s", total, crop, crop, len(images), out)
+    return total
+
+
+# ---------------------------------------------------------------- make-lr
+
+
+def _make_lr_one(job: tuple[Path, Path, int, str, Path | None]) -> None:
+    from esrgan.data.imresize import imresize
+
+    path, out, scale, tmpl, hr_out = job
+    hr = mod_crop(imread(path), scale)
+    imwrite(out / (tmpl.format(path.stem) + ".png"), imresize(hr, 1.0 / scale))
+    if hr_out is not None:
+        imwrite(hr_out / (path.stem + ".png"), hr)
+
+
+def make_lr(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    scale: int,
+    filename_tmpl: str | None = None,
+    hr_output: str | os.PathLike[str] | None = None,
+    workers: int = 1,
+    overwrite: bool = False,
+) -> int:
+    """LR = MATLAB ``imresize(modcrop(HR, scale), 1/scale, 'bicubic')`` for every image; returns how many.
+
+    LR names follow ``filename_tmpl`` (default ``{}x<scale>``, as DIV2K: 0001.png -> 0001x4.png).
+    ``hr_output`` also writes the mod-cropped HR images (MATLAB's GTmod<scale> folders).
+    """
+    if scale < 1:
+        raise ValueError(f"--scale {scale}: expected an integer >= 1")
+    tmpl = filename_tmpl if filename_tmpl is not None else f"{{}}x{scale}"
+    if "{}" not in tmpl:
+        raise ValueError(f"--filename-tmpl {tmpl!r} must contain '{{}}' (the HR name)")
+    images = list_images(input_dir)
+    if not images:
+        raise ValueError(f"no images in {input_dir}")
+    out = Path(output_dir)
+    _prepare_output(out, overwrite)
+    hr_out = Path(hr_output) if hr_output else None
+    if hr_out is not None:
+        _prepare_output(hr_out, overwrite)
+    jobs = [(p, out, scale, tmpl, hr_out) for p in images]
+    for _ in _run_parallel(_make_lr_one, jobs, workers, f"make-lr x{scale}"):
+        pass
+    logger.info("%d LR x%d images written to %s", len(images), scale, out)
+    return len(images)
+
+
+# ---------------------------------------------------------------- create-lmdb / verify-lmdb
+
+
+def _encode_one(job: tuple[Path, int]) -> tuple[str, bytes, tuple[int, int, int]]:
+    path, level = job
+    img = imread(path)
+    h, w = img.shape[:2]
+    c = 1 if img.ndim == 2 else img.shape[2]
+    return path.stem, imencode(img, ".png", [cv2.IMWRITE_PNG_COMPRESSION, level]), (h, w, c)
+
+
+def create_lmdb(
+    input_dir: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    compress_level: int = 1,
+    workers: int = 1,
+    overwrite: bool = False,
+    map_size: int | None = None,
+) -> int:
+    """Pack the images of ``input_dir`` into a BasicSR-compatible LMDB at ``output``; returns how many.
+
+    Written atomically (temporary folder, renamed at the end); refuses an existing
+    ``output`` unless ``overwrite``. The map size is estimated from the input (decoded size
+    bound: file sizes cannot tell PNG's compression ratio, so a too-small map grows).
+    """
+    from esrgan.data.lmdb_backend import estimate_map_size, write_lmdb
+
+    output = Path(output)
+    if output.exists() and not overwrite:
+        raise FileExistsError(f"{output}: already exists; pass --overwrite to replace it")
+    if not 0 <= compress_level <= 9:
+        raise ValueError(f"--compress-level {compress_level}: expected 0..9")
+    images = list_images(input_dir)
+    if not images:
+        raise ValueError(f"no images in {input_dir}")
+    by_key: dict[str, Path] = {}
+    for path in images:
+        if not path.stem.isascii() or " " in path.stem:
+            raise ValueError(f"{path}: LMDB keys must be ASCII without spaces (BasicSR's meta_info format)")
+        if path.stem in by_key:
+            raise ValueError(f"{path} and {by_key[path.stem]} both give the LMDB key {path.stem!r}")
+        by_key[path.stem] = path
+    if map_size is None:
+        # Photos compress ~2-3x in PNG; 4x the file sizes bounds the decoded data with room to spare.
+        map_size = estimate_map_size(4 * sum(p.stat().st_size for p in images))
+    jobs = [(p, compress_level) for p in images]
+    items = _run_parallel(_encode_one, jobs, workers, "create-lmdb", ordered=True)
+    entries = write_lmdb(items, output, map_size, compress_level, overwrite=overwrite)
+    logger.info("%d images written to %s (meta_info.txt alongside)", len(entries), output)
+    return len(entries)
+
+
+def verify_lmdb(path: str | os.PathLike[str]) -> list[str]:
+    """Decode every key listed in ``meta_info.txt`` and compare with the recorded shape; returns the errors."""
+    from tqdm import tqdm
+
+    from esrgan.data.lmdb_backend import iter_verify, read_meta_info
+
+    total = len(read_meta_info(path))
+    errors = []
+    for _, error in tqdm(iter_verify(path), total=total, desc="verify-lmdb", unit="img"):
+        if error:
+            errors.append(error)
+    return errors
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="esrgan prepare", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+
+    p = sub.add_parser("extract-subimages", help="cut images into overlapping sub-images")
+    p.add_argument("--input", required=True, help="folder of images (e.g. datasets/DIV2K/DIV2K_train_HR)")
+    p.add_argument("--output", required=True, help="output folder (e.g. datasets/DIV2K/DIV2K_train_HR_sub)")
+    p.add_argument("--crop-size", type=int, default=480, help="HR crop size (default 480)")
+    p.add_argument("--step", type=int, default=240, help="HR step between crops (default 240)")
+    p.add_argument("--thresh-size", type=int, default=48, help="drop remainders up to this many HR pixels (48)")
+    p.add_argument("--scale", type=int, default=1, help="for an LR folder: divide sizes by this and drop 'x<scale>'")
+    p.add_argument("--compress-level", type=int, default=3, help="PNG compression 0..9 (default 3)")
+    p.add_argument("--workers", type=int, default=_default_workers(), help="processes (default: CPUs, max 8)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+
+    p = sub.add_parser("make-lr", help="bicubic LR images from HR (MATLAB imresize, mod-crop first)")
+    p.add_argument("--input", required=True, help="folder of HR images")
+    p.add_argument("--output", required=True, help="output folder for LR images")
+    p.add_argument("--scale", type=int, required=True, help="downscaling factor (2, 3, 4, ...)")
+    p.add_argument("--filename-tmpl", default=None, help="LR name from the HR stem (default '{}x<scale>')")
+    p.add_argument("--hr-output", default=None, help="also write the mod-cropped HR images here")
+    p.add_argument("--workers", type=int, default=_default_workers())
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+
+    p = sub.add_parser("create-lmdb", help="folder of images -> LMDB with meta_info.txt")
+    p.add_argument("--input", required=True, help="folder of images")
+    p.add_argument("--output", required=True, help="LMDB folder to create (e.g. ..._sub.lmdb)")
+    p.add_argument("--compress-level", type=int, default=1, help="PNG compression 0..9 (default 1, as BasicSR)")
+    p.add_argument("--workers", type=int, default=_default_workers())
+    p.add_argument("--overwrite", action="store_true", help="replace an existing LMDB")
+
+    p = sub.add_parser("verify-lmdb", help="check that every key decodes to its recorded shape")
+    p.add_argument("path", nargs="+", help="LMDB folder(s)")
+
+    p = sub.add_parser("download", help="download DIV2K, Flickr2K, Set5, Set14 (resumable, checksummed)")
+    p.add_argument("names", nargs="*", help="data sets or groups (see --list)")
+    p.add_argument("--root", default="datasets", help="where to put them (default datasets)")
+    p.add_argument("--source", default=None, help="mirror base URL or local folder replacing the public addresses")
+    p.add_argument("--remove-archives", action="store_true", help="delete archives once unpacked")
+    p.add_argument("--list", action="store_true", help="list the known data sets and groups")
+
+    p = sub.add_parser("demo", help="small paired train/val set from scikit-image's images (no download)")
+    p.add_argument("--root", default="datasets/demo", help="output folder (default datasets/demo)")
+    p.add_argument("--overwrite", action="store_true", help="rebuild even if present")
+    return parser
+
+
+def _cmd_download(args: argparse.Namespace) -> int:
+    from esrgan.data.download import DATASETS, GROUPS, download
+
+    if args.list or not args.names:
+        for group, members in GROUPS.items():
+            print(f"{group:28s} = {' '.join(members)}")
+        for name, files in DATASETS.items():
+            checked = "sha256" if all(f.sha256 for f in files) else "no published checksum"
+            print(f"{name:28s} {len(files)} file(s), {checked}")
+        return 0 if args.list else 2
+    for produced in download(args.names, args.root, args.source, keep_archives=not args.remove_archives):
+        print(produced)
+    return 0
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "extract-subimages":
+        extract_subimages(
+            args.input, args.output, args.crop_size, args.step, args.thresh_size, args.scale,
+            args.compress_level, args.workers, args.overwrite,
+        )  # fmt: skip
+    elif args.command == "make-lr":
+        make_lr(args.input, args.output, args.scale, args.filename_tmpl, args.hr_output, args.workers, args.overwrite)
+    elif args.command == "create-lmdb":
+        create_lmdb(args.input, args.output, args.compress_level, args.workers, args.overwrite)
+    elif args.command == "verify-lmdb":
+        failed = 0
+        for path in args.path:
+            errors = verify_lmdb(path)
+            for error in errors:
+                print(error, file=sys.stderr)
+            print(f"{path}: {'OK' if not errors else f'{len(errors)} bad key(s)'}")
+            failed += bool(errors)
+        return 1 if failed else 0
+    elif args.command == "download":
+        return _cmd_download(args)
+    elif args.command == "demo":
+        from esrgan.data.demo import make_demo_data
+
+        print(make_demo_data(args.root, overwrite=args.overwrite))
+    return 0
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    from esrgan.data.download import DownloadError
+
+    args = _parser().parse_args(list(sys.argv[1:] if argv is None else argv))
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return _dispatch(args)
+    except (ValueError, OSError, KeyError, DownloadError, ImageReadError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        print(f"esrgan prepare {args.command}: error: {message}", file=sys.stderr)
+        return 1
+
+
+def __getattr__(name: str) -> Any:
+    # make_demo_data lives in esrgan.data.demo; re-exported here lazily (imports scikit-image).
+    if name == "make_demo_data":
+        from esrgan.data.demo import make_demo_data
+
+        return make_demo_data
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
