@@ -111,7 +111,7 @@ def load_generator_checked(path: str | Path, role: str) -> tuple[str, dict[str, 
     try:
         return load_generator(str(path))
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise ValueError(f"{role} model {path}: {exc}") from exc
+        raise ValueError(f"{role} model: {exc}" if str(path) in str(exc) else f"{role} model {path}: {exc}") from exc
 
 
 def load_pair(psnr: str | Path, gan: str | Path) -> GeneratorPair:

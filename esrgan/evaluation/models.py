@@ -140,7 +140,7 @@ def load_network(spec: str, network_g: dict[str, Any] | None = None, strict: boo
     try:
         arch, kwargs, sd = load_generator(spec)
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
-        raise ValueError(f"model {spec}: {exc}") from exc
+        raise ValueError(str(exc) if spec in str(exc) else f"model {spec}: {exc}") from exc
     if network_g:
         net = build_network(network_g)
         kwargs = {k: v for k, v in network_g.items() if k != "type"}
