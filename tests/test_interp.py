@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from esrgan.archs import RRDBNet
+from esrgan.archs import RRDBNet, VGGStyleDiscriminator
 from esrgan.checkpoint import load_checkpoint_file, save_network
 from esrgan.data.image import imread, imwrite
 from esrgan.evaluation.compare import CAPTION_HEIGHT, GAP, default_crop_size, display_zoom
@@ -112,6 +112,10 @@ def test_different_architectures_refused(tmp_path: Path, pair: tuple[Path, Path]
         load_pair(psnr_path, deeper)
     with pytest.raises(ValueError, match=r"shapes differ: conv_first\.weight \(8, 3, 3, 3\) vs \(16, 3, 3, 3\)"):
         load_pair(psnr_path, wider)
+    net_d = tmp_path / "net_d.pth"
+    save_network(net_d, {"params": VGGStyleDiscriminator(3, 8, 128).state_dict()})
+    with pytest.raises(ValueError, match=r"GAN model: .*net_d\.pth: not a generator"):
+        load_pair(psnr_path, net_d)
     with pytest.raises(ValueError, match=r"keys only in the PSNR model: x"):
         interpolate_state_dicts({"x": torch.zeros(1)}, {"y": torch.zeros(1)}, 0.5)
     assert interp_main(["--psnr", str(psnr_path), "--gan", str(wider), "--alpha", "0.5", "-o",
