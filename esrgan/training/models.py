@@ -240,7 +240,7 @@ class SRModel:
             return
         ok = bool(torch.stack([v.detach().float().reshape(()) for v in losses.values()]).isfinite().all())
         if not dist_utils.all_true(ok):
-            raise NonFiniteLossError(current_iter, {k: float(v) for k, v in losses.items()})
+            raise NonFiniteLossError(current_iter, {k: float(v.detach()) for k, v in losses.items()})
 
     def _backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:
         self.scaler.scale(loss).backward()
