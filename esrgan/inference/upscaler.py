@@ -142,10 +142,10 @@ class Upscaler:
     ``model``: an ``nn.Module`` (copied, never modified) or a checkpoint path / zoo name
     (``esrgan.load_model``). ``tile``: core tile size in input pixels (0 = whole image,
     falling back to tiles after an out-of-memory error); ``tile_pad``: context read around
-    each tile; ``batch_tiles``: tiles per forward pass. ``precision``: auto|fp32|fp16|bf16
-    (auto = fp16 on GPU, fp32 on CPU). ``channels_last``: default on for CPU and CUDA.
-    ``alpha_upsampler``: "model" (alpha run through the network as a grey image) or
-    "bicubic". ``show_progress``: a tqdm bar over the tiles of each image.
+    each tile; ``batch_tiles``: tiles (or whole images of a batch, untiled) per forward pass.
+    ``precision``: auto|fp32|fp16|bf16 (auto = fp16 on GPU, fp32 on CPU).
+    ``channels_last``: default on for CPU and CUDA. ``alpha_upsampler``: "model" (alpha run
+    through the network as a grey image) or "bicubic". ``show_progress``: a tqdm bar over tiles.
     """
 
     def __init__(
@@ -262,8 +262,10 @@ class Upscaler:
             x = F.pad(x, (0, pw, 0, ph), mode=mode)
         hp, wp = x.shape[-2:]
         if tile == 0 or (tile >= hp and tile >= wp):
-            for i in range(n):
-                sink(i, 0, h * s, 0, w * s, self.model(self._to_model(x[i : i + 1]))[..., : h * s, : w * s].float())
+            for start in range(0, n, self.batch_tiles):  # whole images, up to batch_tiles per forward pass
+                result = self.model(self._to_model(x[start : start + self.batch_tiles])).float()
+                for j in range(result.shape[0]):
+                    sink(start + j, 0, h * s, 0, w * s, result[j : j + 1, :, : h * s, : w * s])
             return
 
         tiles = [(i, t) for i in range(n) for t in tile_grid(hp, wp, tile, self.tile_pad, m)]

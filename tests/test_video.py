@@ -1,0 +1,159 @@
+"""``esrgan video``: frame count, fps, timestamps and audio survive; frames in order; interruption leaves no file."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+import torch
+from skimage.metrics import peak_signal_noise_ratio
+from torch import nn
+from torch.nn import functional as F
+
+from esrgan.archs import RRDBNet
+from esrgan.checkpoint import save_network
+from esrgan.cli import main as esrgan_main
+from esrgan.inference import Upscaler
+from esrgan.inference import video as video_mod
+from esrgan.inference.synthetic_video import make_test_clip
+from esrgan.inference.video import EncodeOptions, pick_codec, upscale_video
+
+
+class Sharpen(nn.Module):
+    """x2 nearest upscale plus a fixed 3x3 sharpening: cheap, deterministic, image-preserving."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        k = torch.tensor([[0.0, -0.1, 0.0], [-0.1, 1.4, -0.1], [0.0, -0.1, 0.0]], dtype=x.dtype)
+        y = F.conv2d(F.pad(x, (1, 1, 1, 1), mode="replicate"), k.expand(3, 1, 3, 3).contiguous(), groups=3)
+        return F.interpolate(y, scale_factor=2, mode="nearest")
+
+
+def _read(path: Path) -> dict:
+    with av.open(str(path)) as c:
+        v = c.streams.video[0]
+        info = {
+            "rate": v.average_rate,
+            "time_base": v.time_base,
+            "size": (v.codec_context.width, v.codec_context.height),
+            "audio_codecs": [a.codec_context.name for a in c.streams.audio],
+        }
+        frames = [(f.pts, f.to_ndarray(format="rgb24")) for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        audio = [(p.pts, p.duration, p.size) for p in c.demux(audio=0) if p.dts is not None] if c.streams.audio else []
+    info["pts"] = [p for p, _ in frames]
+    info["frames"] = [f for _, f in frames]
+    info["audio"] = audio
+    return info
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("clips")
+    return {
+        "mkv_aac": make_test_clip(root / "aac.mkv", frames=14, width=32, height=24, audio="aac"),
+        "mkv_pcm": make_test_clip(root / "pcm.mkv", frames=10, width=32, height=24, fps=24, audio="pcm_s16le"),
+        "mp4_aac": make_test_clip(root / "aac.mp4", frames=10, width=32, height=24, fps=30, audio="aac"),
+    }
+
+
+@pytest.mark.parametrize("kind", ["mkv_aac", "mkv_pcm", "mp4_aac"])
+def test_video_keeps_frames_fps_timestamps_and_audio(clips: dict[str, Path], tmp_path: Path, kind: str) -> None:
+    src = clips[kind]
+    dst = tmp_path / f"up{src.suffix}"
+    up = Upscaler(Sharpen(), device="cpu", batch_tiles=3)
+    stats = upscale_video(up, src, dst, batch=3, show_progress=False)
+    a, b = _read(src), _read(dst)
+    assert stats.frames == len(a["pts"]) == len(b["pts"])
+    assert b["rate"] == a["rate"] and b["pts"] == a["pts"] and b["time_base"] == a["time_base"]
+    assert b["size"] == (2 * a["size"][0], 2 * a["size"][1])
+    # audio copied packet for packet: same codec, count, timestamps, durations and sizes
+    assert b["audio_codecs"] == a["audio_codecs"] and len(a["audio"]) > 10
+    assert b["audio"] == a["audio"] and stats.audio_packets == len(a["audio"])
+    # frames in order: each output frame is closest to the upscale of the input frame at the same index
+    expected = [up.upscale(f) for f in a["frames"]]
+    for i, got in enumerate(b["frames"]):
+        scores = [peak_signal_noise_ratio(e, got) for e in expected]
+        assert int(np.argmax(scores)) == i and scores[i] > 30
+
+
+def test_section_start_duration(clips: dict[str, Path], tmp_path: Path) -> None:
+    src = clips["mkv_aac"]  # 25 fps: frames at 0, 40, 80, ... ms
+    dst = tmp_path / "part.mkv"
+    stats = upscale_video(Upscaler(Sharpen(), device="cpu"), src, dst, start=0.1, duration=0.2, show_progress=False)
+    b = _read(dst)
+    # frames at 120, 160, 200, 240, 280 ms lie in [100, 300) ms; shifted by the 100 ms start
+    assert stats.frames == 5 and b["pts"] == [20, 60, 100, 140, 180]
+    assert b["audio"] and all(0 <= pts < 200 for pts, _, _ in b["audio"])
+
+
+class FailAfter(nn.Module):
+    """Works for ``calls`` forward passes once armed, then raises: an error in the middle of a video."""
+
+    def __init__(self, calls: int) -> None:
+        super().__init__()
+        self.net, self.calls, self.armed = Sharpen(), calls, False
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.armed:
+            self.calls -= 1
+            if self.calls < 0:
+                raise RuntimeError("injected failure mid-stream")
+        return self.net(x)
+
+
+def test_interrupted_run_leaves_no_output(clips: dict[str, Path], tmp_path: Path) -> None:
+    up = Upscaler(FailAfter(calls=2), device="cpu", batch_tiles=2)
+    up.model.armed = True
+    dst = tmp_path / "out.mkv"
+    with pytest.raises(RuntimeError, match="injected failure mid-stream"):
+        upscale_video(up, clips["mkv_aac"], dst, batch=2, show_progress=False)
+    assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary file
+    # an existing output stays as it was
+    dst.write_bytes(b"previous result")
+    up.model.calls = 1
+    with pytest.raises(RuntimeError, match="injected failure"):
+        upscale_video(up, clips["mkv_aac"], dst, batch=2, show_progress=False)
+    assert dst.read_bytes() == b"previous result" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_encoder_failure_in_its_thread_propagates(clips: dict[str, Path], tmp_path: Path) -> None:
+    # pal8 is a valid pixel format that libx264 refuses when the encoder opens, in the encoder thread
+    with pytest.raises(av.FFmpegError, match="avcodec_open2"):
+        upscale_video(
+            Upscaler(Sharpen(), device="cpu"),
+            clips["mkv_aac"],
+            tmp_path / "x.mkv",
+            encode=EncodeOptions(pix_fmt="pal8"),
+            show_progress=False,
+        )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_codec_fallback(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    assert pick_codec("libx264") == "libx264"  # the PyPI wheel ships it
+    monkeypatch.setattr(video_mod, "encoder_available", lambda name: name == "mpeg4")
+    with caplog.at_level(logging.WARNING, logger="esrgan.inference.video"):
+        assert pick_codec("libx264") == "mpeg4"
+    assert "libx264 is not in this PyAV build; using mpeg4" in caplog.text
+
+
+def test_video_cli(clips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    torch.manual_seed(0)
+    model = tmp_path / "tiny.pth"
+    save_network(model, {"params": RRDBNet(3, 3, num_feat=4, num_block=1, num_grow_ch=4, scale=2).state_dict()})
+    out = tmp_path / "out"
+    out.mkdir()
+    code = esrgan_main(["video", str(clips["mp4_aac"]), "-o", str(out), "--model", str(model), "--preset", "ultrafast"])
+    assert code == 0
+    b = _read(out / "aac_x2.mp4")
+    assert len(b["pts"]) == 10 and b["rate"] == 30 and b["size"] == (64, 48) and len(b["audio"]) > 10
+    assert "10 frames" in capsys.readouterr().err
+    assert esrgan_main(["video", str(tmp_path / "missing.mp4"), "-o", str(out), "--model", str(model)]) == 1
+    assert "missing.mp4: no such video file" in capsys.readouterr().err
+    bad = tmp_path / "bad.mkv"
+    bad.write_bytes(b"not a video")
+    assert esrgan_main(["video", str(bad), "-o", str(tmp_path / "o.mkv"), "--model", str(model)]) == 1
+    assert "cannot open as a video" in capsys.readouterr().err and not (tmp_path / "o.mkv").exists()
