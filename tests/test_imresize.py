@@ -11,7 +11,7 @@ import torch
 
 from esrgan.data import imresize as imresize_lazy
 from esrgan.data.image import imread, mod_crop
-from esrgan.data.imresize import _resize_axis_np, imresize, imresize_torch, output_size
+from esrgan.data.imresize import _resize_axis_np, _resize_axis_torch, imresize, imresize_torch, output_size
 
 
 def _keys(x: float) -> float:
@@ -214,6 +214,26 @@ def test_torch_matches_numpy_float_path(scale: float) -> None:
     np.testing.assert_allclose(
         chw.permute(1, 2, 0).numpy(), imresize(x[0].permute(1, 2, 0).double().numpy(), scale), atol=1e-12
     )
+
+
+@pytest.mark.parametrize("scale", [0.25, 0.5, 3.0])
+def test_torch_gather_path_matches_matmul_path(scale: float) -> None:
+    # The GPU path (gathered taps, immune to TF32) checked on the CPU against the matmul path.
+    x = torch.rand(2, 3, 21, 18, dtype=torch.float64)
+    for dim in (-2, -1):
+        a = _resize_axis_torch(x, dim, scale, True, gather=True)
+        b = _resize_axis_torch(x, dim, scale, True, gather=False)
+        assert a.shape == b.shape
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-12)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_torch_on_cuda_matches_numpy() -> None:
+    x = torch.rand(2, 3, 40, 36)
+    out = imresize_torch(x.cuda(), 0.25).cpu()
+    for n in range(2):
+        ref = imresize(x[n].permute(1, 2, 0).double().numpy(), 0.25)
+        np.testing.assert_allclose(out[n].permute(1, 2, 0).numpy(), ref, rtol=0, atol=1e-5)
 
 
 def test_torch_is_differentiable_and_half_input_works() -> None:

@@ -254,6 +254,17 @@ def test_torch_does_not_track_gradients_and_accepts_other_dtypes(pair: tuple[np.
     assert out.item() == pytest.approx(psnr(img, ref), abs=1e-4)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_torch_on_cuda_agrees_with_numpy(pair: tuple[np.ndarray, np.ndarray]) -> None:
+    imgs, refs = _batch(pair)
+    sr = torch.stack([img2tensor(x) for x in imgs]).cuda()
+    hr = torch.stack([img2tensor(x) for x in refs])  # on the CPU: moved to sr's device
+    p, s = psnr_torch(sr, hr, 4, True).cpu(), ssim_torch(sr, hr, 4, True).cpu()
+    for i in range(3):
+        assert p[i].item() == pytest.approx(psnr(imgs[i], refs[i], 4, True), abs=1e-4)
+        assert s[i].item() == pytest.approx(ssim(imgs[i], refs[i], 4, True), abs=1e-5)
+
+
 # ---------------------------------------------------------------- lookup and errors
 
 
