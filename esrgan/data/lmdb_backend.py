@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -72,39 +73,59 @@ def read_meta_info(lmdb_path: str | os.PathLike[str]) -> list[MetaEntry]:
     return entries
 
 
+# resolved path -> (pid that opened it, environment). One handle per LMDB and process: py-lmdb
+# refuses to open the same files twice in a process (LMDB's locks are per process and file).
+_ENVS: dict[str, tuple[int, Any]] = {}
+
+
+def _open_env(key: str) -> Any:
+    pid = os.getpid()
+    entry = _ENVS.get(key)
+    if entry is not None:
+        owner, env = entry
+        if owner == pid:
+            return env
+        # Inherited through fork (a DataLoader worker): LMDB handles must not cross fork, and
+        # py-lmdb would refuse a new open while this copy is registered. Closing the child's
+        # copy of a read-only, lock-free environment leaves the parent's untouched.
+        with contextlib.suppress(Exception):
+            env.close()
+    import lmdb  # imported here: inference code never pays for it
+
+    # readonly + lock=False: many readers, no writer; readahead off helps random access.
+    env = lmdb.open(key, readonly=True, lock=False, readahead=False, meminit=False)
+    _ENVS[key] = (pid, env)
+    return env
+
+
+def _close_env(key: str) -> None:
+    entry = _ENVS.pop(key, None)
+    if entry is not None and entry[0] == os.getpid():
+        entry[1].close()
+
+
 class LmdbReader:
     """Read-only access to one LMDB, opened on first use in each process.
 
-    The environment is never pickled: a DataLoader worker or DDP process gets a closed
-    reader and opens its own handle (LMDB handles must not cross ``fork``).
+    The handle is never pickled and never opened in ``__init__``: a DataLoader worker or
+    DDP process opens its own on its first read. Readers of the same LMDB in one process
+    share one handle.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
         if not (self.path / "data.mdb").is_file():
             raise FileNotFoundError(f"{self.path}: not an LMDB (data.mdb missing)")
-        self._env = None
-        self._pid: int | None = None
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_env"] = None
-        state["_pid"] = None
-        return state
-
-    def _open(self):
-        import lmdb  # imported here: inference code never pays for it
-
-        # readonly + lock=False: many readers, no writer; readahead off helps random access.
-        self._env = lmdb.open(str(self.path), readonly=True, lock=False, readahead=False, meminit=False)
-        self._pid = os.getpid()
-        return self._env
+        self._key = str(self.path.resolve())
 
     @property
-    def env(self):
-        if self._env is None or self._pid != os.getpid():
-            return self._open()
-        return self._env
+    def is_open(self) -> bool:
+        entry = _ENVS.get(self._key)
+        return entry is not None and entry[0] == os.getpid()
+
+    @property
+    def env(self) -> Any:
+        return _open_env(self._key)
 
     def get(self, key: str) -> bytes:
         with self.env.begin(write=False) as txn:
@@ -121,9 +142,8 @@ class LmdbReader:
             return [k.decode("ascii") for k in txn.cursor().iternext(keys=True, values=False)]
 
     def close(self) -> None:
-        if self._env is not None and self._pid == os.getpid():
-            self._env.close()
-        self._env = None
+        """Close this process's handle (shared by all readers of this LMDB; they reopen on next use)."""
+        _close_env(self._key)
 
 
 def estimate_map_size(raw_bytes: int) -> int:
@@ -161,34 +181,53 @@ def write_lmdb(
     try:
         env = lmdb.open(str(tmp), map_size=map_size, meminit=False, map_async=True)
         try:
-            txn = env.begin(write=True)
             seen: set[str] = set()
-            for i, (key, value, shape) in enumerate(items, 1):
+            batch: list[tuple[bytes, bytes]] = []
+            batch_bytes = 0
+            for key, value, shape in items:
                 if key in seen:
                     raise ValueError(f"duplicate LMDB key {key!r}: two input images share this name without extension")
                 seen.add(key)
-                try:
-                    txn.put(key.encode("ascii"), value)
-                except lmdb.MapFullError:
-                    # The estimate was short (e.g. incompressible images): grow and retry this item.
-                    txn.commit()
-                    env.set_mapsize(env.info()["map_size"] * 2)
-                    txn = env.begin(write=True)
-                    txn.put(key.encode("ascii"), value)
+                batch.append((key.encode("ascii"), value))
+                batch_bytes += len(value)
                 entries.append(MetaEntry(f"{key}.png", key, shape, compress_level))
-                if i % commit_every == 0:
-                    txn.commit()
-                    txn = env.begin(write=True)
-            txn.commit()
+                if len(batch) >= commit_every or batch_bytes >= _COMMIT_BYTES:
+                    _commit(env, batch)
+                    batch, batch_bytes = [], 0
+            _commit(env, batch)
             env.sync(True)
         finally:
             env.close()
         (tmp / META_INFO).write_text("".join(e.line() + "\n" for e in entries))
+        _close_env(str(target.resolve()))  # a reader of the old files would keep seeing them
         _replace_dir(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return entries
+
+
+_COMMIT_BYTES = 64 << 20
+
+
+def _commit(env: Any, batch: list[tuple[bytes, bytes]]) -> None:
+    """Write ``batch`` in one transaction, doubling the map size while it does not fit."""
+    import lmdb
+
+    while True:
+        txn = env.begin(write=True)
+        try:
+            for key, value in batch:
+                txn.put(key, value)
+            txn.commit()
+            return
+        except lmdb.MapFullError:
+            # The estimate was short (e.g. incompressible images); a full map aborts the transaction.
+            txn.abort()
+            env.set_mapsize(env.info()["map_size"] * 2)
+        except BaseException:
+            txn.abort()
+            raise
 
 
 def _replace_dir(src: Path, target: Path) -> None:
@@ -205,16 +244,6 @@ def _replace_dir(src: Path, target: Path) -> None:
         os.replace(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
-
-
-@dataclass
-class VerifyReport:
-    checked: int
-    errors: list[str]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
 
 def iter_verify(lmdb_path: str | os.PathLike[str]) -> Iterator[tuple[MetaEntry, str | None]]:
