@@ -1,0 +1,149 @@
+"""Distributed training with torchrun on the CPU (gloo): equality with one process, failing ranks, SLURM env."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import torch
+
+from esrgan.training.dist import _slurm_master_addr, env_for_slurm, init_dist
+
+REPO = Path(__file__).resolve().parents[1]
+K = 4  # iterations
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from esrgan.options import options_from_dict
+    from esrgan.training.dist import init_dist
+    from esrgan.training.tiny import tiny_options_dict
+    from esrgan.training.trainer import Trainer
+
+    torch.set_num_threads(1)
+    data, exp, out, fail_rank = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+    info = init_dist("pytorch")
+    raw = tiny_options_dict(data, exp, total_iter={K}, batch_size=1)
+    opt = options_from_dict(raw, ["val.val_freq=0"])
+    trainer = Trainer(opt, dist_info=info, interactive=False)
+    if info.rank == fail_rank:
+        step = trainer.model.optimize_parameters
+
+        def failing(lq, gt, it):
+            if it == 2:
+                raise RuntimeError(f"boom on rank {{info.rank}} at iteration {{it}}")
+            return step(lq, gt, it)
+
+        trainer.model.optimize_parameters = failing
+    code = trainer.run()
+    torch.save(trainer.model.net_g.state_dict(), out / f"rank{{info.rank}}.pth")
+    torch.save(trainer.model.ema.state_dict(), out / f"rank{{info.rank}}_ema.pth")
+    sys.exit(code)
+    """
+).replace("{K}", str(K))
+
+
+def _torchrun(tmp_path: Path, data_root: Path, fail_rank: int, timeout: float) -> subprocess.CompletedProcess:
+    script = tmp_path / "child.py"
+    script.write_text(CHILD.replace("{{", "{").replace("}}", "}"))
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    cmd = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        str(script), str(data_root), str(tmp_path / "exp"), str(out), str(fail_rank),
+    ]  # fmt: skip
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from esrgan.training.tiny import make_tiny_data
+
+    return make_tiny_data(tmp_path_factory.mktemp("ddpdata"))
+
+
+@pytest.mark.slow
+def test_two_ranks_agree_and_equal_one_process_with_the_same_global_batch(data_root: Path, tmp_path: Path) -> None:
+    proc = _torchrun(tmp_path, data_root, fail_rank=-1, timeout=240)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = tmp_path / "out"
+    r0 = torch.load(out / "rank0.pth", weights_only=True)
+    r1 = torch.load(out / "rank1.pth", weights_only=True)
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+    assert "global batch 2" in proc.stderr
+
+    # One process, batch 2 = the global batch: same samples, same augmentations (per-sample seeds).
+    from esrgan.options import options_from_dict
+    from esrgan.training.tiny import tiny_options_dict
+    from esrgan.training.trainer import Trainer
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        opt = options_from_dict(tiny_options_dict(data_root, tmp_path / "single", total_iter=K, batch_size=2),
+                                ["val.val_freq=0"])
+        trainer = Trainer(opt, interactive=False)
+        assert trainer.run() == 0
+    finally:
+        torch.set_num_threads(n)
+    single = trainer.model.net_g.state_dict()
+    moved = 0.0
+    for k in r0:
+        torch.testing.assert_close(r0[k], single[k], rtol=0, atol=1e-5, msg=k)
+        moved = max(moved, (single[k] - trainer.model.ema.state_dict()[k]).abs().max().item())
+    assert moved > 1e-5  # the weights did train (the comparison is not between two initialisations)
+    ema0 = torch.load(out / "rank0_ema.pth", weights_only=True)
+    for k in ema0:
+        torch.testing.assert_close(ema0[k], trainer.model.ema.state_dict()[k], rtol=0, atol=1e-5, msg=k)
+    # rank 0 wrote the checkpoint, and it holds rank 0's weights
+    from esrgan.checkpoint import load_checkpoint_file
+
+    saved = load_checkpoint_file(tmp_path / "exp" / "tiny" / "models" / f"net_g_{K}.pth")["params"]
+    for k in r0:
+        assert torch.equal(saved[k], r0[k]), k
+
+
+@pytest.mark.slow
+def test_an_exception_on_rank_1_brings_the_job_down_with_the_error(data_root: Path, tmp_path: Path) -> None:
+    proc = _torchrun(tmp_path, data_root, fail_rank=1, timeout=240)
+    assert proc.returncode != 0
+    text = proc.stdout + proc.stderr
+    assert "boom on rank 1 at iteration 2" in text
+    assert not (tmp_path / "out" / "rank0.pth").exists()  # rank 0 did not finish as if nothing happened
+
+
+def test_slurm_variables_become_env_init(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"SLURM_PROCID": "5", "SLURM_NTASKS": "8", "SLURM_LOCALID": "1", "SLURM_NODELIST": "gpu[07-08,11]"}
+    monkeypatch.setenv("PATH", "")  # no scontrol: the node list is expanded by hand
+    got = env_for_slurm(env, default_port=29612)
+    assert got == {
+        "RANK": "5",
+        "WORLD_SIZE": "8",
+        "LOCAL_RANK": "1",
+        "MASTER_ADDR": "gpu07",
+        "MASTER_PORT": "29612",
+    }
+    assert _slurm_master_addr("nodeA,nodeB") == "nodeA"
+    assert env_for_slurm({**env, "MASTER_ADDR": "head", "MASTER_PORT": "1234"})["MASTER_ADDR"] == "head"
+
+
+def test_launchers_fail_clearly_outside_their_launch_tool(monkeypatch: pytest.MonkeyPatch) -> None:
+    for key in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(key, raising=False)
+    with pytest.raises(RuntimeError, match=r"RANK is not set.*torchrun"):
+        init_dist("pytorch")
+    with pytest.raises(RuntimeError, match=r"SLURM_PROCID is not set.*srun"):
+        init_dist("slurm")
+    with pytest.raises(ValueError, match="unknown launcher 'mpi'"):
+        init_dist("mpi")
+    assert init_dist("none").world_size == 1
