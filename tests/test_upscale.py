@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 
@@ -71,39 +72,35 @@ def _psnr_float(a: torch.Tensor, b: torch.Tensor) -> float:
 
 
 def test_tile_spans_hand_computed() -> None:
-    # 100 px, tiles of 32 with 8 px context: windows are all 48 long; the last core is shifted to end at 100.
-    assert tile_spans(100, 32, 8) == [
-        Span(0, 48, 0, 32),
-        Span(24, 72, 32, 64),
-        Span(52, 100, 64, 96),
-        Span(52, 100, 68, 100),
-    ]
+    # 100 px, tiles <= 32 with 8 px context: n = ceil(84 / 32) = 3 windows of ceil(84 / 3) + 16 = 44 px at
+    # 0, 28, 56; cores split the 16 px overlaps in the middle (36, 64). Border cores are larger (36 > 28).
+    assert tile_spans(100, 32, 8) == [Span(0, 44, 0, 36), Span(28, 72, 36, 64), Span(56, 100, 64, 100)]
     assert tile_spans(30, 32, 8) == [Span(0, 30, 0, 30)]
     # tile and pad rounded up to the multiple (4): tile 10 -> 12, pad 3 -> 4
-    assert tile_spans(24, 10, 3, multiple=4) == [Span(0, 20, 0, 12), Span(4, 24, 12, 24)]
+    assert tile_spans(24, 10, 3, multiple=4) == [Span(0, 16, 0, 12), Span(8, 24, 12, 24)]
+    # 512 px in tiles <= 256 with 10 px context: 2 windows of 266 (3.9% more pixels than the image)
+    assert tile_spans(512, 256, 10) == [Span(0, 266, 0, 256), Span(246, 512, 256, 512)]
     with pytest.raises(ValueError, match="not a multiple of 4"):
         tile_spans(30, 8, 2, multiple=4)
 
 
-@pytest.mark.parametrize(
-    ("size", "tile", "pad", "multiple"), [(97, 16, 5, 1), (64, 16, 0, 1), (120, 20, 6, 4), (50, 49, 3, 1)]
-)
-def test_tile_spans_properties(size: int, tile: int, pad: int, multiple: int) -> None:
-    spans = tile_spans(size, tile, pad, multiple)
-    covered = np.zeros(size, bool)
-    lengths = {s.win_end - s.win_start for s in spans}
-    assert len(lengths) == 1  # one window size -> tiles stack into a batch
-    for s in spans:
-        covered[s.core_start : s.core_end] = True
-        assert 0 <= s.win_start <= s.core_start < s.core_end <= s.win_end <= size
-        assert s.win_start % multiple == 0 and s.core_start % multiple == 0
-        # at least `pad` pixels of context on every side that is not the image border
-        assert s.core_start - s.win_start >= pad or s.win_start == 0
-        assert s.win_end - s.core_end >= pad or s.win_end == size
-    assert covered.all()
-    assert len(tile_grid(size, size + 4 * multiple, tile, pad, multiple)) == len(spans) * len(
-        tile_spans(size + 4 * multiple, tile, pad, multiple)
-    )
+@pytest.mark.parametrize("multiple", [1, 2, 4])
+def test_tile_spans_properties(multiple: int) -> None:
+    for size, tile, pad in itertools.product(range(multiple, 130, 3 * multiple), range(1, 70, 5), range(0, 20, 3)):
+        spans = tile_spans(size, tile, pad, multiple)
+        pad_m, tile_m = -(-pad // multiple) * multiple, -(-tile // multiple) * multiple
+        assert len({s.win_end - s.win_start for s in spans}) == 1  # one window size -> tiles stack into a batch
+        assert spans[0].core_start == 0 and spans[-1].core_end == size
+        for a, b in itertools.pairwise(spans):
+            assert a.core_end == b.core_start  # cores cover the image exactly once
+        for s in spans:
+            assert 0 <= s.win_start <= s.core_start < s.core_end <= s.win_end <= size
+            assert all(v % multiple == 0 for v in s)
+            # at least `pad` pixels of context on every side that is not the image border
+            assert s.core_start - s.win_start >= pad_m or s.win_start == 0
+            assert s.win_end - s.core_end >= pad_m or s.win_end == size
+            assert len(spans) == 1 or s.win_end - s.win_start <= tile_m + 2 * pad_m  # memory bounded by the tile
+    assert len(tile_grid(40, 72, 16, 4)) == len(tile_spans(40, 16, 4)) * len(tile_spans(72, 16, 4)) == 2 * 4
 
 
 # --------------------------------------------------------------------------- tiled vs whole
@@ -212,9 +209,9 @@ def test_out_of_memory_halves_tile_and_retries(natural_image: np.ndarray, caplog
     up = Upscaler(OOMAbove(base, limit=48 * 48), device="cpu", tile=0, tile_pad=4, batch_tiles=1)
     with caplog.at_level(logging.WARNING, logger="esrgan.inference"):
         out = up.upscale_tensor(x)
-    # whole 64x64 fails -> tile 32 (window 40x40 = 1600 px) fits
+    # whole 64x64 fails -> tiles <= 32 (2 x 2 windows of ceil(56 / 2) + 8 = 36 px: 1296 px) fit
     assert "retrying this image with 32-pixel tiles" in caplog.text
-    assert {s[-1] for s in up.model.sizes[-4:]} == {40}
+    assert {s[-2:] for s in up.model.sizes[-4:]} == {(36, 36)}
     ref = Upscaler(base, device="cpu", tile=32, tile_pad=4).upscale_tensor(x)
     torch.testing.assert_close(out, ref, atol=2e-6, rtol=0)
 
