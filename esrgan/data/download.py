@@ -14,6 +14,7 @@ Set5/Set14 images as in the PAN repository at a pinned commit (the same files as
 from __future__ import annotations
 
 import contextlib
+import http.client
 import logging
 import os
 import shutil
@@ -216,12 +217,16 @@ def fetch(url: str, dest: Path, sha256: str | None = None, size: int | None = No
                 while block := stream.read(1 << 20):
                     f.write(block)
                     bar.update(len(block))
-            except (urllib.error.URLError, OSError) as exc:
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
                 raise DownloadError(
                     f"download of {url} interrupted after {f.tell()} bytes ({exc}); run again to resume"
                 ) from exc
             f.flush()
             os.fsync(f.fileno())
+            if total is not None and f.tell() < total:  # the server closed early: keep the .part to resume
+                raise DownloadError(
+                    f"download of {url} interrupted after {f.tell()} of {total} bytes; run again to resume"
+                )
     digest = sha256_file(part)
     _verify(part, digest, sha256, size, remove=True, url=url)
     os.replace(part, dest)
