@@ -579,8 +579,8 @@ class MetricOptions:
     """One validation metric. ``type`` accepts BasicSR's ``calculate_psnr`` / ``calculate_ssim`` too."""
 
     type: Literal["psnr", "ssim"]
-    crop_border: int = 0
-    test_y_channel: bool = False
+    crop_border: int | None = None  # None: the top-level scale (the SR literature's convention)
+    test_y_channel: bool = True  # the literature scores the Y channel; BasicSR's default is false
     better: Literal["higher", "lower"] = "higher"
 
 
@@ -597,7 +597,7 @@ def _parse_metrics(value: Any, path: str) -> dict[str, MetricOptions]:
         if isinstance(spec, Mapping) and spec.get("type") in _METRIC_ALIASES:
             spec = {**spec, "type": _METRIC_ALIASES[spec["type"]]}
         metric = from_mapping(MetricOptions, spec, key)
-        if metric.crop_border < 0:
+        if metric.crop_border is not None and metric.crop_border < 0:
             raise OptionsError(f"must be >= 0, got {metric.crop_border}", key=_join(key, "crop_border"))
         out[str(name)] = metric
     return out
@@ -796,6 +796,11 @@ def _resolve(opt: Options, *, is_train: bool, debug: bool) -> None:
         for root in ("dataroot_gt", "dataroot_lq", "meta_info_file"):
             if getattr(ds, root) is not None:
                 setattr(ds, root, os.path.expanduser(getattr(ds, root)))
+
+    if opt.val is not None:
+        for metric in opt.val.metrics.values():
+            if metric.crop_border is None:
+                metric.crop_border = opt.scale
 
     if opt.network_g is None:
         raise OptionsError("required section is missing (type and arguments of the generator)", key="network_g")
