@@ -1,0 +1,167 @@
+"""Trainer building blocks against hand-computed values: EMA, schedules, sampler, RNG state, folders."""
+
+from __future__ import annotations
+
+import io
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from esrgan.training.ema import ModelEMA
+from esrgan.training.experiment import archive_if_exists, latest_state, prune
+from esrgan.training.models import SRModel
+from esrgan.training.rng import get_rng_state, set_rng_state
+from esrgan.training.sampling import EpochSampler, SeededDataset
+from esrgan.training.schedulers import CosineAnnealingRestartLR, build_scheduler
+
+
+def test_ema_averages_parameters_and_float_buffers_and_copies_integer_buffers() -> None:
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = ModelEMA(net, decay=0.9)
+    start = {k: v.clone() for k, v in net.state_dict().items()}
+    with torch.no_grad():
+        for p in net.parameters():
+            p.add_(1.0)
+        net[1].running_mean.fill_(2.0)
+        net[1].num_batches_tracked.fill_(7)
+    ema.update(net)
+    sd = ema.state_dict()
+    # ema = 0.9 * old + 0.1 * new, with new = old + 1 -> old + 0.1
+    torch.testing.assert_close(sd["0.weight"], start["0.weight"] + 0.1)
+    torch.testing.assert_close(sd["1.bias"], start["1.bias"] + 0.1)
+    torch.testing.assert_close(sd["1.running_mean"], torch.full((2,), 0.2))  # 0.9 * 0 + 0.1 * 2
+    assert int(sd["1.num_batches_tracked"]) == 7
+    assert not any(p.requires_grad for p in ema.module.parameters())
+    # a second update with decay 0.5 halves the remaining gap
+    ema.update(net, decay=0.5)
+    torch.testing.assert_close(ema.state_dict()["0.weight"], start["0.weight"] + 0.55)
+    with pytest.raises(ValueError, match="ema_decay"):
+        ModelEMA(net, decay=1.0)
+
+
+def test_cosine_restart_schedule_matches_the_formula_at_every_step() -> None:
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=2e-4)
+    sched = CosineAnnealingRestartLR(opt, periods=[10, 10], restart_weights=[1.0, 0.5], eta_min=1e-7)
+    lrs = []
+    for _ in range(25):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+
+    def expected(t: int) -> float:
+        if t >= 20:
+            return 1e-7
+        start, weight = (0, 1.0) if t <= 10 else (10, 0.5)
+        return 1e-7 + weight * 0.5 * (2e-4 - 1e-7) * (1 + math.cos(math.pi * (t - start) / 10))
+
+    assert lrs == pytest.approx([expected(t) for t in range(25)], rel=1e-9, abs=1e-15)
+    assert lrs[10] == pytest.approx(1e-7)  # end of the first period, as BasicSR
+    assert lrs[11] == pytest.approx(expected(11))  # restart at half weight
+
+
+def test_multistep_schedule_and_unknown_scheduler() -> None:
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = build_scheduler(opt, "MultiStepLR", milestones=[2, 4], gamma=0.5, periods=None)
+    seen = []
+    for _ in range(5):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert seen == [1.0, 1.0, 0.5, 0.5, 0.25]
+    with pytest.raises(ValueError, match="unknown scheduler 'Step'"):
+        build_scheduler(opt, "Step")
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['step_size'\]"):
+        build_scheduler(opt, "MultiStepLR", milestones=[1], step_size=3)
+
+
+def test_warmup_scales_the_scheduled_lr_and_puts_it_back() -> None:
+    model = SRModel.__new__(SRModel)  # only the lr bookkeeping is exercised
+    opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
+    model.optimizers, model.warmup_iter = [opt], 4
+    model.schedulers = [build_scheduler(opt, "MultiStepLR", milestones=[2], gamma=0.1)]
+    seen = []
+    for it in range(1, 6):
+        model.update_learning_rate(it)
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        model.step_schedulers()
+    # iteration t < 4 uses scheduled_lr * t / 4; the schedule (0.1 from iteration 3) is unaffected
+    assert seen == pytest.approx([0.25, 0.5, 0.075, 0.1, 0.1])
+
+
+def test_sampler_splits_one_global_order_between_ranks_and_resumes_by_position() -> None:
+    single = EpochSampler(10, seed=3, world_size=1)
+    ranks = [EpochSampler(10, seed=3, rank=r, world_size=2) for r in range(2)]
+    for s in (single, *ranks):
+        s.set_epoch(4)
+    order = list(single)
+    assert sorted(i for i, _ in order) == list(range(10))
+    r0, r1 = list(ranks[0]), list(ranks[1])
+    assert r0 == order[0::2] and r1 == order[1::2]
+    # batch i of 2 ranks with batch 1 == batch i of one process with batch 2
+    for i in range(5):
+        assert {r0[i], r1[i]} == set(order[2 * i : 2 * i + 2])
+    # another epoch, another order; same epoch, same order
+    single.set_epoch(5)
+    assert list(single) != order
+    single.set_epoch(4, start=6)
+    assert list(single) == order[6:] and len(single) == 4
+    # uneven split pads by wrapping around, like DistributedSampler
+    odd = [EpochSampler(5, seed=1, rank=r, world_size=2) for r in range(2)]
+    assert len(odd[0]) == len(odd[1]) == 3
+
+
+def test_seeded_dataset_makes_augmentation_a_function_of_the_sample_seed() -> None:
+    class Noisy(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 3
+
+        def __getitem__(self, i: int) -> tuple[int, float, float, float]:
+            return i, random.random(), float(np.random.rand()), float(torch.rand(()))
+
+    ds = SeededDataset(Noisy())
+    random.seed(1)
+    outside = random.random()
+    random.seed(1)
+    a = ds[(2, 12345)]
+    assert random.random() == outside  # the caller's stream is untouched in the main process
+    assert ds[(2, 12345)] == a and ds[(2, 999)] != a
+
+
+def test_rng_state_round_trips_through_weights_only_load() -> None:
+    random.seed(5)
+    np.random.seed(5)
+    torch.manual_seed(5)
+    np.random.randn()  # leaves a cached gaussian in numpy's state
+    state = get_rng_state()
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=True)
+    expected = (random.random(), np.random.randn(), torch.rand(3))
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    set_rng_state(loaded)
+    got = (random.random(), np.random.randn(), torch.rand(3))
+    assert got[0] == expected[0] and got[1] == expected[1] and torch.equal(got[2], expected[2])
+
+
+def test_experiment_folder_helpers(tmp_path) -> None:
+    states = tmp_path / "training_states"
+    states.mkdir()
+    assert latest_state(states) is None
+    for it in (5, 40, 100, 7):
+        (states / f"{it}.state").write_bytes(b"")
+    (states / "notes.txt").write_text("x")
+    assert latest_state(states).name == "100.state"  # numeric, not lexical, order
+    removed = prune(states, r"^(\d+)\.state$", keep_last=2)
+    assert sorted(p.name for p in removed) == ["5.state", "7.state"]
+    assert sorted(p.name for p in states.iterdir()) == ["100.state", "40.state", "notes.txt"]
+    archived = archive_if_exists(tmp_path / "training_states")
+    assert archived.name.startswith("training_states_archived_") and (archived / "100.state").exists()
+    assert archive_if_exists(tmp_path / "absent") is None
