@@ -705,11 +705,19 @@ _Loader.add_implicit_resolver(
 
 
 def parse_yaml(text: str, name: str = "<string>") -> Any:
-    """Parse YAML text with the option loader; syntax errors become an OptionsError naming ``name``."""
+    """Parse YAML text with the option loader; syntax errors become an OptionsError naming ``name`` and the line."""
+    loader = _Loader(text)
     try:
-        return yaml.load(text, Loader=_Loader)  # _Loader is a SafeLoader
+        return loader.get_single_data()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = "; ".join(p for p in (exc.context, exc.problem) if p)
+        raise OptionsError(f"invalid YAML{where}: {what}", file=name) from None
     except yaml.YAMLError as exc:
         raise OptionsError(f"invalid YAML: {exc}", file=name) from None
+    finally:
+        loader.dispose()
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -719,9 +727,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not sep or not all(p.strip() for p in parts):
         raise OptionsError(f"override {text!r}: expected KEY.PATH=VALUE, e.g. train.optim_g.lr=1e-4", file="--set")
     try:
-        value = yaml.load(raw.strip(), Loader=_Loader) if raw.strip() else None
-    except yaml.YAMLError as exc:
-        raise OptionsError(f"override {text!r}: value is not valid YAML ({exc})", file="--set") from None
+        value = parse_yaml(raw.strip()) if raw.strip() else None
+    except OptionsError as exc:
+        raise OptionsError(f"override {text!r}: value is not valid YAML ({exc.reason})", file="--set") from None
     return [p.strip() for p in parts], value
 
 
