@@ -413,6 +413,7 @@ def _parse_datasets(value: Any, path: str) -> dict[str, DatasetOptions]:
         expected = "a mapping of phase -> dataset (train, val, val_1, test_1, ...)"
         raise OptionsError(f"expected {expected}, got {_show(value)}", key=path)
     allowed = [f.name for f in dataclasses.fields(DatasetOptions)]
+    hints = get_type_hints(DatasetOptions)
     out: dict[str, DatasetOptions] = {}
     for phase_key, ds in value.items():
         key = _join(path, str(phase_key))
@@ -421,11 +422,21 @@ def _parse_datasets(value: Any, path: str) -> dict[str, DatasetOptions]:
         for k in ds:
             if k not in allowed:
                 raise _unknown_key(str(k), allowed, key)
+        # Our conversion first (integral floats -> int, type errors in our words); io_backend is data's own.
+        ds = {k: v if k == "io_backend" else convert(v, hints[k], _join(key, k)) for k, v in ds.items()}
         try:
             out[str(phase_key)] = DatasetOptions.from_dict(ds, key)
         except ValueError as exc:
-            raise OptionsError(str(exc)) from None
+            raise _dataset_error(exc, key) from None
     return out
+
+
+def _dataset_error(exc: ValueError, path: str) -> OptionsError:
+    """esrgan.data's messages start with the key path; keep it as the error's key."""
+    key, sep, reason = str(exc).partition(": ")
+    if sep and key.startswith(path):
+        return OptionsError(reason, key=key)
+    return OptionsError(str(exc), key=path)
 
 
 @dataclass
@@ -805,6 +816,18 @@ def _resolve(opt: Options, *, is_train: bool, debug: bool) -> None:
             if getattr(ds, root) is not None:
                 setattr(ds, root, os.path.expanduser(getattr(ds, root)))
 
+    gan = opt.train.gan_opt if opt.train is not None else None
+    if gan is not None:
+        gan_type = gan.kwargs.get("gan_type")
+        if gan.relativistic is None:
+            # BasicSR's ESRGANModel always trains the relativistic average GAN, whatever gan_type says.
+            gan.relativistic = gan_type == "ragan" or opt.is_gan
+        elif gan_type == "ragan" and not gan.relativistic:
+            raise OptionsError(
+                "gan_type ragan is the relativistic GAN; relativistic: false contradicts it",
+                key="train.gan_opt.relativistic",
+            )
+
     if opt.val is not None:
         for metric in opt.val.metrics.values():
             if metric.crop_border is None:
@@ -921,16 +944,6 @@ def _check_training(opt: Options) -> None:
         for key, value in (("network_d", opt.network_d), ("train.optim_d", t.optim_d), ("train.gan_opt", t.gan_opt)):
             if value is None:
                 raise OptionsError(f"required for model_type {opt.model_type}", key=key)
-    if t.gan_opt is not None:
-        gan_type = t.gan_opt.kwargs.get("gan_type")
-        if t.gan_opt.relativistic is None:
-            # BasicSR's ESRGANModel always trains the relativistic average GAN, whatever gan_type says.
-            t.gan_opt.relativistic = gan_type == "ragan" or opt.is_gan
-        elif gan_type == "ragan" and not t.gan_opt.relativistic:
-            raise OptionsError(
-                "gan_type ragan is the relativistic GAN; relativistic: false contradicts it",
-                key="train.gan_opt.relativistic",
-            )
     if not opt.is_gan:
         unused = [
             k

@@ -1036,3 +1036,19 @@ def test_to_dict_is_plain_and_reloads(tmp_path) -> None:
     path = save_options(opt, tmp_path / "sub" / "options.yml")
     again = load_options(path)
     assert isinstance(again, Options) and again == opt and again.to_dict() == d
+
+
+def test_dataset_values_are_converted_and_checked_with_key_paths() -> None:
+    raw = minimal()
+    raw["datasets"]["train"]["dataset_enlarge_ratio"] = 1e2  # !!float 1e2 in a file
+    assert options_from_dict(raw).datasets["train"].dataset_enlarge_ratio == 100
+    assert error_of(raw, ("datasets.train.io_backend.type=lmbd",)) == (
+        "x.yml: datasets.train.io_backend.type: 'lmbd' is not one of disk, lmdb "
+        "(from --set datasets.train.io_backend.type=lmbd)"
+    )
+    assert error_of(raw, ("datasets.train.use_rot=maybe",)) == (
+        "x.yml: datasets.train.use_rot: expected true or false, got 'maybe' (from --set datasets.train.use_rot=maybe)"
+    )
+    assert "datasets.train.dataroot_lq: required for type PairedImageDataset" in error_of(
+        raw, ("datasets.train.dataroot_lq=~",)
+    )
