@@ -123,7 +123,8 @@ def convert(value: Any, tp: Any, path: str) -> Any:
             names = [str(a) for a in allowed if a is not None]
             close = difflib.get_close_matches(str(value), names, n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            return _raise(f"{_show(value)} is not allowed{hint}; allowed values: {', '.join(map(str, allowed))}", path)
+            allowed_text = ", ".join(map(str, allowed))
+            raise OptionsError(f"{_show(value)} is not allowed{hint}; allowed values: {allowed_text}", key=path)
         return value
     if origin in (Union, types.UnionType):
         args = get_args(tp)
@@ -183,10 +184,6 @@ def convert(value: Any, tp: Any, path: str) -> Any:
             raise OptionsError(f"expected {_describe(tp)}, got {_show(value)}", key=path)
         return value
     return value  # an annotation we cannot check (e.g. a protocol): the constructor will
-
-
-def _raise(reason: str, path: str) -> Any:
-    raise OptionsError(reason, key=path)
 
 
 def _number(value: Any, path: str, what: str) -> int | float:
@@ -330,15 +327,25 @@ class GANOptions(LossOptions):
     ``gp_weight``: weight of the WGAN-GP gradient penalty in the discriminator loss (0 = off).
     """
 
-    relativistic: bool = False
+    relativistic: bool | None = None  # None until load_options resolves it
     gp_weight: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain({**self.spec(), "relativistic": self.relativistic, "gp_weight": self.gp_weight})
 
+    def check(self, path: str) -> None:
+        if self.gp_weight < 0:
+            raise OptionsError(f"must be >= 0 (0 = off), got {self.gp_weight}", key=_join(path, "gp_weight"))
 
-def _parse_section(table_name: str, tables: Callable[[], Mapping[str, type]], kind: str) -> Callable[[Any, str], Any]:
-    """A ``parse`` hook for a ``{type: Name, **kwargs}`` section checked against a name -> class table."""
+
+def _parse_section(
+    table_name: str, tables: Callable[[], Mapping[str, type]], kind: str, cls: type = LossOptions
+) -> Callable[[Any, str], Any]:
+    """A ``parse`` hook for a ``{type: Name, **kwargs}`` section checked against a name -> class table.
+
+    Keys that are fields of ``cls`` itself (e.g. ``relativistic`` of :class:`GANOptions`) are its
+    own; all others are the constructor arguments of ``table[type]``.
+    """
 
     def parse(value: Any, path: str) -> Any:
         if value is None:
@@ -356,22 +363,15 @@ def _parse_section(table_name: str, tables: Callable[[], Mapping[str, type]], ki
                 f"unknown {kind} type {_show(name)}{hint}; allowed {table_name}: {', '.join(table)}",
                 key=_join(path, "type"),
             )
-        rest = {k: v for k, v in value.items() if k != "type"}
-        if kind == "GAN loss":
-            extra = {k: rest.pop(k) for k in ("relativistic", "gp_weight") if k in rest}
-            kwargs = check_kwargs(table[name], rest, path)
-            relativistic = (
-                None
-                if extra.get("relativistic") is None
-                else convert(extra["relativistic"], bool, _join(path, "relativistic"))
-            )
-            gp_weight = convert(extra.get("gp_weight", 0.0), float, _join(path, "gp_weight"))
-            if gp_weight < 0:
-                raise OptionsError(f"must be >= 0, got {gp_weight}", key=_join(path, "gp_weight"))
-            # relativistic stays None until load_options resolves it against model_type and gan_type.
-            return GANOptions(type=name, kwargs=kwargs, relativistic=relativistic, gp_weight=gp_weight)  # type: ignore[arg-type]
-        cls = LossOptions if kind.endswith("loss") else NetworkOptions
-        return cls(type=name, kwargs=check_kwargs(table[name], rest, path))
+        hints = get_type_hints(cls)
+        own = {f.name for f in dataclasses.fields(cls)} - {"type", "kwargs"}
+        rest = {k: v for k, v in value.items() if k != "type" and k not in own}
+        values = {k: convert(value[k], hints[k], _join(path, k)) for k in own if k in value}
+        obj = cls(type=name, kwargs=check_kwargs(table[name], rest, path), **values)
+        check = getattr(obj, "check", None)
+        if callable(check):
+            check(path)
+        return obj
 
     return parse
 
@@ -563,7 +563,7 @@ class TrainOptions:
         default=None, metadata={"parse": _parse_section("perceptual losses", _perceptual_losses, "perceptual loss")}
     )
     gan_opt: GANOptions | None = field(
-        default=None, metadata={"parse": _parse_section("GAN losses", _gan_losses, "GAN loss")}
+        default=None, metadata={"parse": _parse_section("GAN losses", _gan_losses, "GAN loss", GANOptions)}
     )
     net_d_iters: int = 1  # G is updated every net_d_iters iterations (BasicSR)
     net_d_init_iters: int = 0  # first iterations update D only (BasicSR)
@@ -659,10 +659,10 @@ class Options:
     world_size: int = 1
     datasets: dict[str, DatasetOptions] = field(default_factory=dict, metadata={"parse": _parse_datasets})
     network_g: NetworkOptions | None = field(
-        default=None, metadata={"parse": _parse_section("generators", _generators, "network")}
+        default=None, metadata={"parse": _parse_section("generators", _generators, "network", NetworkOptions)}
     )
     network_d: NetworkOptions | None = field(
-        default=None, metadata={"parse": _parse_section("discriminators", _discriminators, "network")}
+        default=None, metadata={"parse": _parse_section("discriminators", _discriminators, "network", NetworkOptions)}
     )
     path: PathOptions = field(default_factory=PathOptions)
     train: TrainOptions | None = None
@@ -994,6 +994,11 @@ def options_from_dict(
     if not isinstance(raw, Mapping):
         raise OptionsError(f"expected a mapping of option sections at the top level, got {_show(raw)}", file=source)
     raw = _deep_copy(raw)
+    try:
+        # Old BasicSR names are upgraded before the overrides, so that --set can use the new names.
+        upgrade_basicsr(raw)
+    except OptionsError as err:
+        raise err.with_file(source) from None
     override_keys: list[tuple[str, str]] = []
     for text in overrides:
         apply_override(raw, text)

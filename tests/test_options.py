@@ -1052,3 +1052,11 @@ def test_dataset_values_are_converted_and_checked_with_key_paths() -> None:
     assert "datasets.train.dataroot_lq: required for type PairedImageDataset" in error_of(
         raw, ("datasets.train.dataroot_lq=~",)
     )
+
+
+def test_overrides_use_our_names_on_a_basicsr_file(write) -> None:
+    path = write(BASICSR_ESRGAN_X4_OLD)
+    opt = load_options(path, ["datasets.train.use_hflip=false", "network_d.num_feat=32", "path.strict_load_g=false"])
+    assert opt.datasets["train"].use_hflip is False  # the file's use_flip, renamed, then overridden
+    assert opt.network_d.spec() == {"type": "VGGStyleDiscriminator", "num_in_ch": 3, "num_feat": 32, "input_size": 128}
+    assert opt.path.strict_load_g is False
