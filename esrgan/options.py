@@ -439,6 +439,12 @@ def _dataset_error(exc: ValueError, path: str) -> OptionsError:
     return OptionsError(str(exc), key=path)
 
 
+def _at_least(section: Any, path: str, *bounds: tuple[str, float]) -> None:
+    for key, low in bounds:
+        if getattr(section, key) < low:
+            raise OptionsError(f"must be >= {low}, got {getattr(section, key)}", key=_join(path, key))
+
+
 @dataclass
 class PathOptions:
     """``path``: pretrained weights, resume state and the experiment folders (resolved from ``name``)."""
@@ -578,11 +584,7 @@ class TrainOptions:
     def check(self, path: str) -> None:
         if not 0 <= self.ema_decay < 1:
             raise OptionsError(f"must be in [0, 1) (0 = off), got {self.ema_decay}", key=_join(path, "ema_decay"))
-        for key, low in (("net_d_iters", 1), ("net_d_init_iters", 0), ("g_warmup_iter", 0)):
-            if getattr(self, key) < low:
-                raise OptionsError(f"must be >= {low}, got {getattr(self, key)}", key=_join(path, key))
-        if self.grad_clip < 0:
-            raise OptionsError(f"must be >= 0 (0 = off), got {self.grad_clip}", key=_join(path, "grad_clip"))
+        _at_least(self, path, ("net_d_iters", 1), ("net_d_init_iters", 0), ("g_warmup_iter", 0), ("grad_clip", 0))
 
 
 @dataclass
@@ -624,6 +626,9 @@ class ValOptions:
     pbar: bool = False
     metrics: dict[str, MetricOptions] = field(default_factory=dict, metadata={"parse": _parse_metrics})
 
+    def check(self, path: str) -> None:
+        _at_least(self, path, ("val_freq", 1))
+
 
 @dataclass
 class LoggerOptions:
@@ -634,6 +639,9 @@ class LoggerOptions:
     use_tb_logger: bool = True
     keep_last: int = 0  # keep only the last K periodic checkpoints (0 = keep all); ours
     wandb: dict[str, Any] | None = None
+
+    def check(self, path: str) -> None:
+        _at_least(self, path, ("print_freq", 1), ("save_checkpoint_freq", 1), ("keep_last", 0))
 
 
 @dataclass

@@ -1060,3 +1060,18 @@ def test_overrides_use_our_names_on_a_basicsr_file(write) -> None:
     assert opt.datasets["train"].use_hflip is False  # the file's use_flip, renamed, then overridden
     assert opt.network_d.spec() == {"type": "VGGStyleDiscriminator", "num_in_ch": 3, "num_feat": 32, "input_size": 128}
     assert opt.path.strict_load_g is False
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("val.val_freq=0", "val.val_freq: must be >= 1, got 0"),
+        ("logger.print_freq=0", "logger.print_freq: must be >= 1, got 0"),
+        ("logger.keep_last=-1", "logger.keep_last: must be >= 0, got -1"),
+        ("train.net_d_iters=0", "train.net_d_iters: must be >= 1, got 0"),
+        ("train.grad_clip=-1", "train.grad_clip: must be >= 0, got -1.0"),
+        ("train.optim_g.lr=0", "train.optim_g.lr: must be > 0, got 0.0"),
+    ],
+)
+def test_value_ranges(override: str, message: str) -> None:
+    assert error_of(minimal(), (override,)) == f"x.yml: {message} (from --set {override})"
