@@ -155,6 +155,7 @@ class Trainer:
         if train_opt is None:
             raise ValueError("datasets.train: required for training")
         train_set = build_dataset(train_opt)
+        self.train_opt = train_opt
         self.batch_size = int(train_opt.batch_size_per_gpu)
         self.sampler = EpochSampler(
             len(train_set),
@@ -323,6 +324,8 @@ class Trainer:
 
     # ---- the loop ------------------------------------------------------------------------------
     def run(self) -> int:
+        from esrgan.data.loader import build_prefetcher
+
         opt = self.opt
         print_freq = int(getattr(opt.logger, "print_freq", 100) or 100)
         save_freq = int(getattr(opt.logger, "save_checkpoint_freq", 5000) or 0)
@@ -350,7 +353,7 @@ class Trainer:
             while current_iter < self.total_iter:
                 self.sampler.set_epoch(self.epoch, start=self.batches_in_epoch * self.batch_size)
                 t_end = time.perf_counter()
-                for batch in self.train_loader:
+                for batch in build_prefetcher(self.train_loader, self.train_opt, self.device):
                     t_data = time.perf_counter()
                     current_iter += 1
                     self.batches_in_epoch += 1
