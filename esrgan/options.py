@@ -620,14 +620,14 @@ def _parse_metrics(value: Any, path: str) -> dict[str, MetricOptions]:
 class ValOptions:
     """``val``: validation every ``val_freq`` iterations with the given metrics."""
 
-    val_freq: int = 5000
+    val_freq: int = 5000  # 0: no periodic validation
     save_img: bool = False
     suffix: str | None = None  # appended to saved image names (test mode)
     pbar: bool = False
     metrics: dict[str, MetricOptions] = field(default_factory=dict, metadata={"parse": _parse_metrics})
 
     def check(self, path: str) -> None:
-        _at_least(self, path, ("val_freq", 1))
+        _at_least(self, path, ("val_freq", 0))
 
 
 @dataclass
@@ -635,13 +635,13 @@ class LoggerOptions:
     """``logger``. ``wandb`` is accepted for BasicSR files and ignored (warned about when a project is set)."""
 
     print_freq: int = 100
-    save_checkpoint_freq: int = 5000
+    save_checkpoint_freq: int = 5000  # 0: checkpoints only at the end (and on interruption)
     use_tb_logger: bool = True
     keep_last: int = 0  # keep only the last K periodic checkpoints (0 = keep all); ours
     wandb: dict[str, Any] | None = None
 
     def check(self, path: str) -> None:
-        _at_least(self, path, ("print_freq", 1), ("save_checkpoint_freq", 1), ("keep_last", 0))
+        _at_least(self, path, ("print_freq", 1), ("save_checkpoint_freq", 0), ("keep_last", 0))
 
 
 @dataclass

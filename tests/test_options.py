@@ -1065,7 +1065,7 @@ def test_overrides_use_our_names_on_a_basicsr_file(write) -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("val.val_freq=0", "val.val_freq: must be >= 1, got 0"),
+        ("val.val_freq=-1", "val.val_freq: must be >= 0, got -1"),
         ("logger.print_freq=0", "logger.print_freq: must be >= 1, got 0"),
         ("logger.keep_last=-1", "logger.keep_last: must be >= 0, got -1"),
         ("train.net_d_iters=0", "train.net_d_iters: must be >= 1, got 0"),
