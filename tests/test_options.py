@@ -510,6 +510,68 @@ dist_params:
   port: 29500
 """
 
+# XPixelGroup/BasicSR@5ed78288, options/test/ESRGAN/test_ESRGAN_x4.yml, verbatim
+BASICSR_TEST_ESRGAN_X4 = """\
+name: ESRGAN_SRx4_DF2KOST_official
+model_type: ESRGANModel
+scale: 4
+num_gpu: 1  # set num_gpu: 0 for cpu mode
+
+datasets:
+  test_1:  # the 1st test dataset
+    name: Set5
+    type: PairedImageDataset
+    dataroot_gt: datasets/Set5/GTmod12
+    dataroot_lq: datasets/Set5/LRbicx4
+    io_backend:
+      type: disk
+  test_2:  # the 2st test dataset
+    name: Set14
+    type: PairedImageDataset
+    dataroot_gt: datasets/Set14/GTmod12
+    dataroot_lq: datasets/Set14/LRbicx4
+    io_backend:
+      type: disk
+
+  test_3:
+    name: DIV2K100
+    type: PairedImageDataset
+    dataroot_gt: datasets/DIV2K/DIV2K_valid_HR
+    dataroot_lq: datasets/DIV2K/DIV2K_valid_LR_bicubic/X4
+    filename_tmpl: '{}x4'
+    io_backend:
+      type: disk
+
+# network structures
+network_g:
+  type: RRDBNet
+  num_in_ch: 3
+  num_out_ch: 3
+  num_feat: 64
+  num_block: 23
+  num_grow_ch: 32
+
+# path
+path:
+  pretrain_model_g: experiments/pretrained_models/ESRGAN_SRx4_DF2KOST_official-ff704c30.pth
+  strict_load: true
+
+# validation settings
+val:
+  save_img: true
+  suffix: ~  # add suffix to saved images, if None, use exp name
+
+  metrics:
+    psnr: # metric name, can be arbitrary
+      type: calculate_psnr
+      crop_border: 4
+      test_y_channel: false
+    ssim:
+      type: calculate_ssim
+      crop_border: 4
+      test_y_channel: false
+"""
+
 
 @pytest.fixture
 def write(tmp_path):
@@ -1075,3 +1137,20 @@ def test_overrides_use_our_names_on_a_basicsr_file(write) -> None:
 )
 def test_value_ranges(override: str, message: str) -> None:
     assert error_of(minimal(), (override,)) == f"x.yml: {message} (from --set {override})"
+
+
+def test_basicsr_test_file_parses_in_test_mode(write) -> None:
+    opt = load_options(write(BASICSR_TEST_ESRGAN_X4), is_train=False)
+    assert opt.is_train is False and opt.train is None
+    assert [(k, d.name, d.phase) for k, d in opt.datasets.items()] == [
+        ("test_1", "Set5", "test"),
+        ("test_2", "Set14", "test"),
+        ("test_3", "DIV2K100", "test"),
+    ]
+    assert opt.datasets["test_3"].filename_tmpl == "{}x4"
+    assert opt.path.pretrain_network_g.endswith("ESRGAN_SRx4_DF2KOST_official-ff704c30.pth")  # pretrain_model_g
+    assert opt.path.results_root == "results/ESRGAN_SRx4_DF2KOST_official"
+    assert {k: (m.type, m.crop_border, m.test_y_channel) for k, m in opt.val.metrics.items()} == {
+        "psnr": ("psnr", 4, False),
+        "ssim": ("ssim", 4, False),
+    }
