@@ -11,6 +11,31 @@ The conversion is generic: a dataclass field's annotation says what a value may 
 unknown keys are refused with the allowed ones and a did-you-mean. Network and loss sections are
 checked against the constructors in ``esrgan.archs`` and ``esrgan.losses`` (type names, argument
 names and the arguments' annotations), so a typo fails at load, not hours into a run.
+
+Differences from BasicSR's option handling (its files still load unchanged):
+- unknown keys, wrong types and unknown network/loss/optimizer/scheduler names are errors
+  (BasicSR ignores unknown keys or fails late); duplicate YAML keys are errors; ``1e-4`` is a float
+  without ``!!float``;
+- old key names are read as the new ones: ``use_flip`` -> ``use_hflip``, ``pretrain_model_g/d`` ->
+  ``pretrain_network_g/d``, ``strict_load`` -> ``strict_load_g``, ``VGGStyleDiscriminator128`` ->
+  ``VGGStyleDiscriminator`` with ``input_size: 128``;
+- ``train.gan_opt.relativistic`` makes the relativistic average GAN explicit: true for
+  ``gan_type: ragan`` and (as BasicSR's ESRGANModel) for ESRGANModel unless set to false;
+  ``gan_opt.gp_weight`` adds the WGAN-GP penalty;
+- overrides are ``--set a.b.c=value`` (YAML value) instead of ``--force_yml a:b:c=value``; they may
+  create keys that are valid but absent from the file;
+- ``network_g.scale`` / ``upscale`` default to the top-level ``scale`` (BasicSR builds an x4
+  RRDBNet unless told); a contradicting value is an error;
+- metric types ``calculate_psnr`` / ``calculate_ssim`` are read as ``psnr`` / ``ssim``; a metric
+  without ``crop_border`` crops ``scale`` pixels and one without ``test_y_channel`` scores Y;
+- ``path.experiments_root`` (when given) is the experiment folder itself, not its parent; paths
+  are relative to the working directory, not to the repository;
+- ``logger.wandb`` is accepted and ignored (with a warning when a project is set);
+  ``datasets.*.use_shuffle`` (which BasicSR >= 1.3 ignores) is honoured;
+- ours: ``train.{g_warmup_iter, use_amp, amp_dtype, channels_last, grad_clip, compile_g}``,
+  ``logger.keep_last``, ``val.metrics.*.better``; ``val_freq: 0`` / ``save_checkpoint_freq: 0`` = off;
+- the resolved options fill in every default (network and loss arguments included) and load back
+  to equal options (``Options.to_dict()``, :func:`save_options`).
 """
 
 from __future__ import annotations
