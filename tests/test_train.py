@@ -251,3 +251,36 @@ def test_cli_reports_option_errors_with_key_path(data_root: Path, tmp_path: Path
     assert main(["-opt", str(path), "--set", "train.optim_g.lrr=1"]) == 2
     err = capsys.readouterr().err
     assert "train.optim_g.lrr" in err and "lr" in err
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("gan", "extra"),
+    [
+        (False, ("train.use_amp=true", "train.amp_dtype=fp16", "train.channels_last=true", "train.grad_clip=0.5")),
+        (True, ("train.use_amp=true", "train.amp_dtype=bf16", "train.channels_last=true", "train.g_warmup_iter=1")),
+    ],
+)
+def test_mixed_precision_channels_last_and_clipping_train_and_resume(
+    data_root: Path, tmp_path: Path, gan: bool, extra: tuple[str, ...]
+) -> None:
+    overrides = ("val.val_freq=0", "logger.save_checkpoint_freq=1", *extra)
+    opt = _opt(data_root, tmp_path, overrides, gan=gan, total_iter=2)
+    code, trainer = _run(opt)
+    assert code == 0
+    root = Path(opt.path.experiments_root)
+    state = load_checkpoint_file(root / "training_states" / "2.state")
+    if not gan:
+        assert trainer.model.scaler.is_enabled() and state["model"]["scaler"]["scale"] > 0
+    else:
+        # iteration 1 was G warm-up: pixel loss only, D untouched; iteration 2 trained both
+        assert trainer.model.g_warmup_iter == 1
+    weights = load_checkpoint_file(root / "models" / "net_g_2.pth")["params"]
+    assert all(torch.isfinite(v).all() for v in weights.values())
+    first = load_checkpoint_file(root / "models" / "net_g_1.pth")["params"]
+    assert any(not torch.equal(first[k], weights[k]) for k in weights)
+    # resume from iteration 1 reproduces iteration 2 exactly, AMP and scaler included
+    resume = f"path.resume_state={root / 'training_states' / '1.state'}"
+    again = _opt(data_root, tmp_path / "again", (*overrides, resume), gan=gan, total_iter=2)
+    assert _run(again)[0] == 0
+    _assert_same(weights, load_checkpoint_file(Path(again.path.experiments_root) / "models" / "net_g_2.pth")["params"])

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import warnings
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -228,8 +229,12 @@ class SRModel:
                 for group, lr in zip(opt.param_groups, lrs, strict=True):
                     group["lr"] = lr
             self._scheduled_lr = None
-        for s in self.schedulers:
-            s.step()
+        with warnings.catch_warnings():
+            # Schedules follow the iteration even when an optimizer skipped its step (G warm-up leaves
+            # D idle; the fp16 grad scaler skips steps with inf gradients): torch warns about that order.
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+            for s in self.schedulers:
+                s.step()
 
     def current_lr(self) -> list[float]:
         return [opt.param_groups[0]["lr"] for opt in self.optimizers]
