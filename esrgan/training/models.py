@@ -232,7 +232,7 @@ class SRModel:
         with warnings.catch_warnings():
             # Schedules follow the iteration even when an optimizer skipped its step (G warm-up leaves
             # D idle; the fp16 grad scaler skips steps with inf gradients): torch warns about that order.
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()` before")
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)` before")
             for s in self.schedulers:
                 s.step()
 
