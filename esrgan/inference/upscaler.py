@@ -51,10 +51,10 @@ def default_device() -> str:
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype for ``precision`` on ``device``.
 
-    ``auto`` is fp16 on a GPU and fp32 on the CPU: half precision on the CPU is slow
-    (bf16 autocast ran RRDBNet 150x slower than fp32 on our test machine) and fp16 convs
-    may be missing there, so it is never chosen silently; asked for explicitly, it runs
-    with a warning.
+    ``auto`` is fp16 on a GPU and fp32 on the CPU: half precision on a CPU is at best about
+    as fast as fp32 (bf16 needs native support; without it bf16 autocast has been seen running
+    RRDBNet 150x slower) and fp16 convolutions there are slow or missing, so it is never chosen
+    silently; asked for explicitly, it runs with a warning.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
@@ -63,8 +63,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     dtype = _DTYPES[precision]
     if device.type == "cpu" and dtype != torch.float32:
         logger.warning(
-            "precision %s on the CPU: usually many times slower than fp32 there (no fast half-precision "
-            "convolutions); use --precision fp32 unless you know this CPU is fast at %s",
+            "precision %s on the CPU: no faster than fp32 at best, many times slower on CPUs without native "
+            "half-precision support; use --precision fp32 unless you know this CPU is fast at %s",
             precision,
             precision,
         )

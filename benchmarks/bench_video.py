@@ -1,0 +1,114 @@
+"""Video: ``esrgan video`` vs the usual notebook pipeline, and end-to-end time vs the network alone.
+
+    .venv/bin/python benchmarks/bench_video.py            # about two minutes on 2 CPU cores
+    .venv/bin/python benchmarks/bench_video.py --quick
+
+Notebook pipeline (what the issue describes): OpenCV extracts every frame to a PNG, each PNG is
+upscaled in float64 numpy round trips, and cv2.VideoWriter (mp4v) glues the PNGs back, without sound.
+Ours: PyAV decode -> batched network -> libx264 encode in one stream, audio copied.
+Same clip, same network, same machine, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import torch
+from bench_inference import notebook_loop  # benchmarks/ is on sys.path when run as a script
+
+from esrgan.archs import RRDBNet
+from esrgan.inference import Upscaler
+from esrgan.inference.synthetic_video import make_test_clip
+from esrgan.inference.video import upscale_video
+
+torch.set_grad_enabled(False)
+
+
+def notebook_pipeline(model: torch.nn.Module, clip: Path, work: Path, scale: int) -> int:
+    frames_dir, up_dir = work / "frames", work / "frames_up"
+    frames_dir.mkdir()
+    up_dir.mkdir()
+    cap = cv2.VideoCapture(str(clip))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    n = 0
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        cv2.imwrite(str(frames_dir / f"{n:06d}.png"), frame)
+        n += 1
+    cap.release()
+    notebook_loop(model, sorted(frames_dir.glob("*.png")), up_dir)
+    first = cv2.imread(str(up_dir / "000000_nb.png"))
+    h, w = first.shape[:2]
+    writer = cv2.VideoWriter(str(work / "notebook.mp4"), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    for path in sorted(up_dir.glob("*.png")):
+        writer.write(cv2.imread(str(path)))
+    writer.release()
+    return n
+
+
+def count(path: Path) -> tuple[int, int]:
+    """(video frames, audio packets) of a file, read back with PyAV."""
+    with av.open(str(path)) as c:
+        frames = sum(1 for _ in c.decode(video=0))
+    with av.open(str(path)) as c:
+        audio = sum(1 for p in c.demux(audio=0) if p.dts is not None) if c.streams.audio else 0
+    return frames, audio
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--size", type=int, nargs=2, default=(64, 48), metavar=("W", "H"))
+    p.add_argument("--blocks", type=int, default=4, help="RRDB blocks (num_feat 64) (default: 4)")
+    p.add_argument("--batch", type=int, default=4)
+    args = p.parse_args()
+    if args.quick:
+        args.frames, args.blocks = 12, 1
+
+    torch.manual_seed(0)
+    net = RRDBNet(3, 3, num_feat=64, num_block=args.blocks, num_grow_ch=32, scale=4).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        w, h = args.size
+        clip = make_test_clip(work / "clip.mp4", frames=args.frames, width=w, height=h, fps=24, audio="aac")
+        print(f"clip: {args.frames} frames {w}x{h} @ 24 fps + AAC; RRDBNet x4 num_feat 64 num_block {args.blocks}; "
+              f"{torch.get_num_threads()} threads")  # fmt: skip
+        up = Upscaler(net, device="cpu", batch_tiles=args.batch)
+
+        # the network alone, on frames already decoded into memory
+        with av.open(str(clip)) as c:
+            frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
+        x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)
+        up.upscale_tensor(x[: args.batch])  # warm-up
+        t = time.perf_counter()
+        for i in range(0, len(x), args.batch):
+            up.upscale_tensor(x[i : i + args.batch])
+        model_s = time.perf_counter() - t
+
+        stats = upscale_video(up, clip, work / "ours.mp4", batch=args.batch, show_progress=False)
+        t = time.perf_counter()
+        n_nb = notebook_pipeline(net, clip, work, 4)
+        nb_s = time.perf_counter() - t
+
+        ours_frames, ours_audio = count(work / "ours.mp4")
+        nb_frames, nb_audio = count(work / "notebook.mp4")
+        _, in_audio = count(clip)
+        print(f"network alone:     {len(x) / model_s:6.2f} frames/s")
+        print(f"esrgan video:      {stats.fps:6.2f} frames/s end to end "
+              f"({100 * (stats.seconds / model_s - 1):+.1f}% over the network alone; target <= +15%)")  # fmt: skip
+        print(f"notebook pipeline: {n_nb / nb_s:6.2f} frames/s  -> esrgan video is {nb_s / stats.seconds:.2f}x faster")
+        print(f"frames out: ours {ours_frames}, notebook {nb_frames} (input {len(x)}); "
+              f"audio packets: ours {ours_audio}, notebook {nb_audio} (input {in_audio})")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
