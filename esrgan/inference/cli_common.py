@@ -14,7 +14,7 @@ from esrgan.inference.upscaler import ALPHA_UPSAMPLERS, PRECISIONS, Upscaler
 DEFAULT_MODEL = "RRDB_ESRGAN_x4"
 
 
-def add_model_args(parser: argparse.ArgumentParser, *, default_tile: int = 0) -> None:
+def add_model_args(parser: argparse.ArgumentParser, *, default_tile: int = 0, default_batch_tiles: int = 4) -> None:
     g = parser.add_argument_group("model and device")
     g.add_argument(
         "--model",
@@ -36,7 +36,12 @@ def add_model_args(parser: argparse.ArgumentParser, *, default_tile: int = 0) ->
         help=f"tile size in input pixels, 0 = whole image (tiles anyway after out-of-memory) (default: {default_tile})",
     )
     g.add_argument("--tile-pad", type=int, default=10, help="context pixels around each tile (default: 10)")
-    g.add_argument("--batch-tiles", type=int, default=4, help="tiles per forward pass (default: 4)")
+    g.add_argument(
+        "--batch-tiles",
+        type=int,
+        default=default_batch_tiles,
+        help=f"tiles per forward pass (default: {default_batch_tiles})",
+    )
     g.add_argument(
         "--channels-last",
         action=argparse.BooleanOptionalAction,
