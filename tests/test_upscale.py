@@ -220,6 +220,19 @@ def test_out_of_memory_halves_tile_and_retries(natural_image: np.ndarray, caplog
         hopeless.upscale_tensor(x)
 
 
+def test_network_input_is_bounded_by_the_tile(natural_image: np.ndarray) -> None:
+    # what bounds memory: the network never sees more than batch_tiles windows of tile + 2 * tile_pad pixels
+    recorder = OOMAbove(TinySR(depth=1), limit=10**9)
+    up = Upscaler(recorder, device="cpu", tile=16, tile_pad=4, batch_tiles=3)
+    recorder_in_upscaler = up.model
+    recorder_in_upscaler.sizes.clear()
+    out = up.upscale(np.ascontiguousarray(natural_image[:100, :130]))
+    assert out.shape == (400, 520, 3)
+    sizes = recorder_in_upscaler.sizes
+    assert len(sizes) == 6 * 8 // 3  # 6 x 8 windows (ceil((100 - 8) / 16), ceil((130 - 8) / 16)), 3 per pass
+    assert all(n <= 3 and h <= 24 and w <= 24 for n, _, h, w in sizes)
+
+
 def test_other_runtime_errors_are_not_retried() -> None:
     class Broken(nn.Module):
         def forward(self, x: torch.Tensor) -> torch.Tensor:
