@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +14,7 @@ from esrgan.archs.discriminators import UNetDiscriminatorSN, VGGStyleDiscriminat
 from esrgan.archs.rrdbnet import RRDB, ResidualDenseBlock, RRDBNet
 from esrgan.archs.srresnet import MSRResNet
 from esrgan.archs.vgg import VGGFeatureExtractor
+from esrgan.utils.factory import accepted_args, build_from_table
 
 GENERATORS: dict[str, type[nn.Module]] = {
     "RRDBNet": RRDBNet,
@@ -33,25 +33,9 @@ FEATURE_EXTRACTORS: dict[str, type[nn.Module]] = {
 ARCHS: dict[str, type[nn.Module]] = {**GENERATORS, **DISCRIMINATORS, **FEATURE_EXTRACTORS}
 
 
-def accepted_args(cls: type[nn.Module]) -> list[str]:
-    """Constructor argument names of an architecture, in order."""
-    return [n for n in inspect.signature(cls.__init__).parameters if n != "self"]
-
-
 def build_network(spec: Mapping[str, Any]) -> nn.Module:
     """Build ``ARCHS[spec["type"]](**rest)``; errors name the known types or the accepted arguments."""
-    if not isinstance(spec, Mapping) or "type" not in spec:
-        raise ValueError(f"network spec needs a 'type' key (one of {', '.join(ARCHS)}), got {spec!r}")
-    kwargs = dict(spec)
-    name = kwargs.pop("type")
-    if name not in ARCHS:
-        raise ValueError(f"unknown network type {name!r}; known types: {', '.join(ARCHS)}")
-    cls = ARCHS[name]
-    accepted = accepted_args(cls)
-    unknown = sorted(k for k in kwargs if k not in accepted)
-    if unknown:
-        raise ValueError(f"{name}: unknown argument(s) {unknown}; accepted: {', '.join(accepted)}")
-    return cls(**kwargs)
+    return build_from_table(ARCHS, spec, "network")
 
 
 __all__ = [

@@ -11,7 +11,6 @@ from typing import Any
 
 from torch import nn
 
-from esrgan.archs import accepted_args
 from esrgan.losses.gan import (
     GAN_TYPES,
     GANLoss,
@@ -22,6 +21,7 @@ from esrgan.losses.gan import (
 )
 from esrgan.losses.perceptual import PerceptualLoss, gram_matrix
 from esrgan.losses.pixel import CharbonnierLoss, L1Loss, MSELoss, weighted_reduce
+from esrgan.utils.factory import build_from_table
 
 PIXEL_LOSSES: dict[str, type[nn.Module]] = {
     "L1Loss": L1Loss,
@@ -36,18 +36,7 @@ LOSSES: dict[str, type[nn.Module]] = {**PIXEL_LOSSES, **PERCEPTUAL_LOSSES, **GAN
 
 def build_loss(spec: Mapping[str, Any]) -> nn.Module:
     """Build ``LOSSES[spec["type"]](**rest)``; errors name the known types or the accepted arguments."""
-    if not isinstance(spec, Mapping) or "type" not in spec:
-        raise ValueError(f"loss spec needs a 'type' key (one of {', '.join(LOSSES)}), got {spec!r}")
-    kwargs = dict(spec)
-    name = kwargs.pop("type")
-    if name not in LOSSES:
-        raise ValueError(f"unknown loss type {name!r}; known types: {', '.join(LOSSES)}")
-    cls = LOSSES[name]
-    accepted = accepted_args(cls)
-    unknown = sorted(k for k in kwargs if k not in accepted)
-    if unknown:
-        raise ValueError(f"{name}: unknown argument(s) {unknown}; accepted: {', '.join(accepted)}")
-    return cls(**kwargs)
+    return build_from_table(LOSSES, spec, "loss")
 
 
 __all__ = [
