@@ -314,33 +314,26 @@ def check_kwargs(cls: type, kwargs: Mapping[str, Any], path: str, *, fill_defaul
 
 
 @dataclass
-class NetworkOptions:
+class ComponentOptions:
+    """A component chosen by name plus its constructor arguments (``network_g``, ``pixel_opt``, ...)."""
+
+    type: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def spec(self) -> dict[str, Any]:
+        """``{"type": ..., **kwargs}`` for ``esrgan.archs.build_network`` / ``esrgan.losses.build_loss``."""
+        return {"type": self.type, **self.kwargs}
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain(self.spec())
+
+
+class NetworkOptions(ComponentOptions):
     """``network_g`` / ``network_d``: an architecture name and its constructor arguments."""
 
-    type: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
 
-    def spec(self) -> dict[str, Any]:
-        """``{"type": ..., **kwargs}`` for ``esrgan.archs.build_network``."""
-        return {"type": self.type, **self.kwargs}
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_plain(self.spec())
-
-
-@dataclass
-class LossOptions:
+class LossOptions(ComponentOptions):
     """``pixel_opt`` / ``perceptual_opt``: a loss name and its constructor arguments."""
-
-    type: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def spec(self) -> dict[str, Any]:
-        """``{"type": ..., **kwargs}`` for ``esrgan.losses.build_loss``."""
-        return {"type": self.type, **self.kwargs}
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_plain(self.spec())
 
 
 @dataclass
