@@ -108,9 +108,11 @@ class Trainer:
         # weights anyway, but the EMA copy is taken before wrapping), then per rank.
         seed = getattr(opt, "manual_seed", None)
         if seed is None:
-            seed = dist_utils.broadcast_object(random.randrange(2**31))
+            seed = random.randrange(2**31)
             logger.info("manual_seed not set: using %d", seed)
-        self.seed = int(seed)
+        # Rank 0's seed everywhere: a seed drawn per process (no manual_seed in the file) would give
+        # every rank its own epoch order, and the ranks' shares would overlap.
+        self.seed = int(dist_utils.broadcast_object(int(seed)))
         seed_everything(self.seed)
 
         # ---- data
