@@ -240,6 +240,7 @@ def test_sigterm_saves_state_and_auto_resume_continues_exactly(
     _assert_same(_weights(straight_psnr, TOTAL), _weights(root, TOTAL))
 
 
+@pytest.mark.filterwarnings("ignore:Unable to enable fault handler")  # torchrun's @record under pytest's capture
 def test_cli_reports_option_errors_with_key_path(data_root: Path, tmp_path: Path, capsys) -> None:
     import yaml
 

@@ -199,7 +199,7 @@ class Trainer:
         self.val_loaders: list[tuple[str, DataLoader]] = []
         if self.is_main:
             for phase, dopt in datasets.items():
-                if phase == "train":
+                if dopt.phase != "val":  # val, val_1, val_2 ... (test_* sets are for test.py)
                     continue
                 ds = build_dataset(dopt)
                 self.val_loaders.append((dopt.name, build_dataloader(ds, dopt)))
