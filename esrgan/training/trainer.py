@@ -85,6 +85,8 @@ class Trainer:
             resume_path = str(found) if found else None
             if found is None and self.is_main:
                 logging.getLogger("esrgan.training").info("--auto-resume: no training state yet, starting fresh")
+        # Every rank resumes from rank 0's choice (a rank must not see the folder after rank 0 archived it).
+        resume_path = dist_utils.broadcast_object(resume_path)
         self.resume_path = resume_path
         archived = None
         if self.is_main:
