@@ -30,9 +30,11 @@ CHILD = textwrap.dedent(
 
     torch.set_num_threads(1)
     data, exp, out, fail_rank = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
+    gan = sys.argv[5] == "gan"
     info = init_dist("pytorch")
-    raw = tiny_options_dict(data, exp, total_iter={K}, batch_size=1)
-    opt = options_from_dict(raw, ["val.val_freq=0"])
+    raw = tiny_options_dict(data, exp, total_iter={K}, batch_size=1, gan=gan)
+    # GAN: the first iteration trains D only (G runs without a graph under DDP)
+    opt = options_from_dict(raw, ["val.val_freq=0", "train.net_d_init_iters=1"] if gan else ["val.val_freq=0"])
     trainer = Trainer(opt, dist_info=info, interactive=False)
     if info.rank == fail_rank:
         step = trainer.model.optimize_parameters
@@ -46,12 +48,16 @@ CHILD = textwrap.dedent(
     code = trainer.run()
     torch.save(trainer.model.net_g.state_dict(), out / f"rank{{info.rank}}.pth")
     torch.save(trainer.model.ema.state_dict(), out / f"rank{{info.rank}}_ema.pth")
+    if gan:
+        torch.save(trainer.model.net_d.state_dict(), out / f"rank{{info.rank}}_d.pth")
     sys.exit(code)
     """
 ).replace("{K}", str(K))
 
 
-def _torchrun(tmp_path: Path, data_root: Path, fail_rank: int, timeout: float) -> subprocess.CompletedProcess:
+def _torchrun(
+    tmp_path: Path, data_root: Path, fail_rank: int, timeout: float, stage: str = "psnr"
+) -> subprocess.CompletedProcess:
     script = tmp_path / "child.py"
     script.write_text(CHILD.replace("{{", "{").replace("}}", "}"))
     out = tmp_path / "out"
@@ -59,7 +65,7 @@ def _torchrun(tmp_path: Path, data_root: Path, fail_rank: int, timeout: float) -
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        str(script), str(data_root), str(tmp_path / "exp"), str(out), str(fail_rank),
+        str(script), str(data_root), str(tmp_path / "exp"), str(out), str(fail_rank), stage,
     ]  # fmt: skip
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
 
@@ -111,6 +117,21 @@ def test_two_ranks_agree_and_equal_one_process_with_the_same_global_batch(data_r
     saved = load_checkpoint_file(tmp_path / "exp" / "tiny" / "models" / f"net_g_{K}.pth")["params"]
     for k in r0:
         assert torch.equal(saved[k], r0[k]), k
+
+
+@pytest.mark.slow
+def test_gan_stage_ranks_hold_identical_generator_and_discriminator(data_root: Path, tmp_path: Path) -> None:
+    proc = _torchrun(tmp_path, data_root, fail_rank=-1, timeout=240, stage="gan")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = tmp_path / "out"
+    for suffix in ("", "_d"):
+        r0 = torch.load(out / f"rank0{suffix}.pth", weights_only=True)
+        r1 = torch.load(out / f"rank1{suffix}.pth", weights_only=True)
+        for k in r0:
+            if k.endswith(("weight_u", "weight_v")):
+                continue  # spectral-norm power-iteration vectors: per-rank state, not weights
+            assert torch.equal(r0[k], r1[k]), (suffix, k)
+    assert (tmp_path / "exp" / "tiny" / "models" / f"net_d_{K}.pth").is_file()
 
 
 @pytest.mark.slow
