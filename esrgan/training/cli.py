@@ -81,6 +81,9 @@ def main(argv: list[str] | None = None) -> int:
             raise  # let torchrun tear the job down and show the error
         return 2
     finally:
+        from esrgan.utils.logger import close_logger
+
+        close_logger("esrgan")
         dist_utils.destroy()
 
 

@@ -415,6 +415,9 @@ class Trainer:
                 signal.signal(sig, handler)
             if self.tb is not None:
                 self.tb.close()
+            from esrgan.utils.logger import close_logger
+
+            close_logger("esrgan")  # the run set it up; the log file is complete
         return exit_code
 
     def _log(
@@ -455,12 +458,7 @@ class Trainer:
 def train(opt: Any, *, auto_resume: bool = False, dist_info: dist_utils.DistInfo | None = None) -> int:
     """Run one training job described by ``opt`` (an ``esrgan.options.Options``); returns the exit code."""
     trainer = Trainer(opt, dist_info=dist_info, auto_resume=auto_resume)
-    try:
-        return trainer.run()
-    finally:
-        from esrgan.utils.logger import close_logger
-
-        close_logger("esrgan")
+    return trainer.run()
 
 
 __all__ = ["EXIT_NONFINITE", "STATE_FORMAT", "Trainer", "pick_device", "train"]

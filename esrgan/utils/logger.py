@@ -55,12 +55,14 @@ def setup_logger(
 
 
 def close_logger(name: str = "esrgan") -> None:
-    """Close and remove the handlers :func:`setup_logger` added (releases the log file)."""
+    """Undo :func:`setup_logger`: close its handlers (releases the log file), propagate to the root again."""
     logger = logging.getLogger(name)
     for handler in list(logger.handlers):
         if getattr(handler, _HANDLER_TAG, False):
             logger.removeHandler(handler)
             handler.close()
+    logger.propagate = True
+    logger.setLevel(logging.NOTSET)
 
 
 def env_info() -> str:
