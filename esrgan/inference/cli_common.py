@@ -27,7 +27,7 @@ def add_model_args(parser: argparse.ArgumentParser, *, default_tile: int = 0, de
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="auto = fp16 on GPU, fp32 on CPU (half precision on a CPU is slow: explicit only)",
+        help="auto = fp16 on GPU, fp32 on CPU (fp16/bf16 on a CPU only when asked: speed depends on the CPU)",
     )
     g.add_argument(
         "--tile",
