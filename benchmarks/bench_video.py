@@ -1,6 +1,6 @@
 """Video: ``esrgan video`` vs the usual notebook pipeline, and end-to-end time vs the network alone.
 
-    .venv/bin/python benchmarks/bench_video.py            # about two minutes on 2 CPU cores
+    .venv/bin/python benchmarks/bench_video.py            # a few minutes on 2 CPU cores
     .venv/bin/python benchmarks/bench_video.py --quick
 
 Notebook pipeline (what the issue describes): OpenCV extracts every frame to a PNG, each PNG is
@@ -66,13 +66,14 @@ def count(path: Path) -> tuple[int, int]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--frames", type=int, default=32)
+    p.add_argument("--frames", type=int, default=24)
+    p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--size", type=int, nargs=2, default=(64, 48), metavar=("W", "H"))
-    p.add_argument("--blocks", type=int, default=4, help="RRDB blocks (num_feat 64) (default: 4)")
+    p.add_argument("--blocks", type=int, default=2, help="RRDB blocks (num_feat 64) (default: 2)")
     p.add_argument("--batch", type=int, default=4)
     args = p.parse_args()
     if args.quick:
-        args.frames, args.blocks = 12, 1
+        args.frames, args.blocks, args.repeats = 12, 1, 1
 
     torch.manual_seed(0)
     net = RRDBNet(3, 3, num_feat=64, num_block=args.blocks, num_grow_ch=32, scale=4).eval()
@@ -89,23 +90,31 @@ def main() -> None:
             frames = np.stack([f.to_ndarray(format="rgb24") for f in c.decode(video=0)])
         x = torch.from_numpy(frames).permute(0, 3, 1, 2).float().div(255)
         up.upscale_tensor(x[: args.batch])  # warm-up
-        t = time.perf_counter()
-        for i in range(0, len(x), args.batch):
-            up.upscale_tensor(x[i : i + args.batch])
-        model_s = time.perf_counter() - t
 
-        stats = upscale_video(up, clip, work / "ours.mp4", batch=args.batch, show_progress=False)
-        t = time.perf_counter()
-        n_nb = notebook_pipeline(net, clip, work, 4)
-        nb_s = time.perf_counter() - t
+        def network_alone() -> None:
+            for i in range(0, len(x), args.batch):
+                up.upscale_tensor(x[i : i + args.batch])
+
+        model_s = ours_s = nb_s = float("inf")
+        for r in range(args.repeats):  # interleaved, so a busy moment on a shared machine hits all three alike
+            t = time.perf_counter()
+            network_alone()
+            model_s = min(model_s, time.perf_counter() - t)
+            stats = upscale_video(up, clip, work / "ours.mp4", batch=args.batch, show_progress=False)
+            ours_s = min(ours_s, stats.seconds)
+            run_dir = work / f"notebook{r}"
+            run_dir.mkdir()
+            t = time.perf_counter()
+            n_nb = notebook_pipeline(net, clip, run_dir, 4)
+            nb_s = min(nb_s, time.perf_counter() - t)
 
         ours_frames, ours_audio = count(work / "ours.mp4")
-        nb_frames, nb_audio = count(work / "notebook.mp4")
+        nb_frames, nb_audio = count(work / "notebook0" / "notebook.mp4")
         _, in_audio = count(clip)
         print(f"network alone:     {len(x) / model_s:6.2f} frames/s")
-        print(f"esrgan video:      {stats.fps:6.2f} frames/s end to end "
-              f"({100 * (stats.seconds / model_s - 1):+.1f}% over the network alone; target <= +15%)")  # fmt: skip
-        print(f"notebook pipeline: {n_nb / nb_s:6.2f} frames/s  -> esrgan video is {nb_s / stats.seconds:.2f}x faster")
+        print(f"esrgan video:      {len(x) / ours_s:6.2f} frames/s end to end "
+              f"({100 * (ours_s / model_s - 1):+.1f}% over the network alone; target <= +15%)")  # fmt: skip
+        print(f"notebook pipeline: {n_nb / nb_s:6.2f} frames/s  -> esrgan video is {nb_s / ours_s:.2f}x faster")
         print(f"frames out: ours {ours_frames}, notebook {nb_frames} (input {len(x)}); "
               f"audio packets: ours {ours_audio}, notebook {nb_audio} (input {in_audio})")  # fmt: skip
 
