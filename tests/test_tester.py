@@ -118,10 +118,11 @@ def test_table_values_equal_metric_functions(tmp_path: Path, small_set: tuple[Pa
             if model == "bicubic":
                 assert np.array_equal(sr, imresize(lr, 4))
             else:
-                # independent forward pass; grey images go in as RGB and come out as the channel mean
+                # independent forward pass; grey images go in as RGB and come out as BT.601 luma
                 with torch.no_grad():
                     ref = net(img2tensor(lr if y else np.repeat(lr[:, :, None], 3, 2)).unsqueeze(0)).clamp(0, 1)
-                ref_img = tensor2img(ref if y else ref.mean(dim=1, keepdim=True))
+                luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+                ref_img = tensor2img(ref if y else (ref * luma).sum(dim=1, keepdim=True))
                 assert np.abs(ref_img.astype(int) - sr.astype(int)).max() <= 1
         mean = report.mean("Small", model)
         assert mean["psnr_y"] == pytest.approx(np.mean([r.psnr_y for r in rows]), rel=1e-12)

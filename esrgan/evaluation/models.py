@@ -14,7 +14,6 @@ from typing import Any, Protocol
 import numpy as np
 from torch import nn
 
-from esrgan.data.image import img2tensor, tensor2img, to_rgb
 from esrgan.evaluation.testsets import matlab_resize
 
 logger = logging.getLogger("esrgan.evaluation.models")
@@ -24,8 +23,6 @@ BICUBIC = "bicubic"
 # for a 512x512 LR need ~10 GB in fp32); smaller ones run whole, with Upscaler's OOM fallback to tiles.
 AUTO_TILE_PIXELS = 512 * 512
 AUTO_TILE_SIZE = 256
-# How a grey image's 3-channel SR output is folded back to one channel (printed with the results).
-GREY_FROM_RGB = "mean of R, G, B"
 
 
 class SRModel(Protocol):
@@ -116,15 +113,8 @@ class NetworkModel:
         return self._whole
 
     def upscale(self, lr: np.ndarray) -> np.ndarray:
-        grey = lr.ndim == 2
-        x = img2tensor(to_rgb(lr)).unsqueeze(0)
-        upscaler = self._upscaler(lr.shape[0] * lr.shape[1])
-        if upscaler.info.in_ch != 3:
-            raise ValueError(f"model {self.name} takes {upscaler.info.in_ch}-channel input; the tester feeds RGB")
-        out = upscaler.upscale_tensor(x)
-        if grey:
-            out = out.mean(dim=1, keepdim=True)
-        return tensor2img(out, dtype=lr.dtype)
+        # The Upscaler owns the grey/colour conventions, so test scores match what users get.
+        return self._upscaler(lr.shape[0] * lr.shape[1]).upscale(lr)
 
 
 def load_network(spec: str, network_g: dict[str, Any] | None = None, strict: bool = True) -> tuple[nn.Module, int]:

@@ -23,8 +23,9 @@ from tqdm import tqdm
 
 from esrgan.data.image import imwrite
 from esrgan.evaluation.compare import comparison_picture, error_map
-from esrgan.evaluation.models import GREY_FROM_RGB, BicubicModel, SRModel, build_models
+from esrgan.evaluation.models import BicubicModel, SRModel, build_models
 from esrgan.evaluation.testsets import TestImage, TestSet, iter_test_images
+from esrgan.inference.upscaler import GREY_FROM_RGB
 from esrgan.utils.atomic import atomic_write_text
 
 logger = logging.getLogger("esrgan.evaluation.tester")

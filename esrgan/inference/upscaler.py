@@ -31,6 +31,8 @@ ALPHA_UPSAMPLERS = ("model", "bicubic")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # Grey from RGB as OpenCV's RGB2GRAY (BT.601 luma), used to fold a 3-channel output of a grey input back.
 _LUMA = (0.299, 0.587, 0.114)
+# How a colour network's output is folded back to grey for a grey input (also printed by the tester).
+GREY_FROM_RGB = "BT.601 luma (0.299 R + 0.587 G + 0.114 B)"
 # A tile never gets smaller than this when halving after an out-of-memory error.
 MIN_TILE = 16
 
