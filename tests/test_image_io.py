@@ -268,3 +268,17 @@ def test_rgb2ycbcr_torch_agrees_with_numpy(rgb: np.ndarray) -> None:
         rgb2ycbcr_torch(torch.zeros(3, 4, 4))
     with pytest.raises(ValueError, match=r"HWC RGB image, got shape \(4, 4\)"):
         rgb2ycbcr(np.zeros((4, 4)))
+
+
+def test_atomic_outputs_get_normal_file_permissions(tmp_path):
+    """Finished files are readable like any other (mkstemp's temporaries are owner-only)."""
+    import os
+
+    from esrgan.utils.atomic import atomic_write_bytes
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    target = tmp_path / "out.bin"
+    atomic_write_bytes(target, b"x")
+    assert (target.stat().st_mode & 0o777) == (0o666 & ~mask)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
