@@ -275,3 +275,19 @@ def test_repository_configs_point_at_the_documented_layout(shared_data: Path, tm
     monkeypatch.chdir(tmp_path / "elsewhere")  # no datasets/ here: the error names the folder
     with pytest.raises(ConfigError, match=r"HR folder not found: datasets/Set5/HR"):
         load_eval_config(REPO / "configs" / "test_bicubic_x4.yml")
+
+
+def test_test_py_without_data_names_the_folder_and_the_download(tmp_path: Path) -> None:
+    """``python test.py -opt configs/test_esrgan_x4.yml`` with no datasets/: fails before any model download."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, str(REPO / "test.py"), "-opt", str(REPO / "configs" / "test_esrgan_x4.yml")],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1
+    assert (f"test set Set5: HR folder not found: datasets/Set5/HR (relative to the current folder {tmp_path}); "
+            "get it with: esrgan prepare download Set5") in run.stderr
+    assert "download" not in run.stderr.split("get it with")[0] and not (tmp_path / "experiments").exists()
+    (tmp_path / "HR").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"LR folder not found: .*mine.*; expected a folder of LR images"):
+        make_test_set(None, tmp_path / "HR", tmp_path / "mine")

@@ -54,18 +54,32 @@ def make_test_set(name: str | None, hr_dir: str | Path, lr_dir: str | Path | Non
     """A TestSet with folders checked now, so a typo fails before any model is loaded."""
     hr_dir = Path(hr_dir)
     if not hr_dir.is_dir():
-        raise FileNotFoundError(f"test set {name or hr_dir}: HR folder not found: {hr_dir}")
+        raise FileNotFoundError(f"test set {name or hr_dir}: HR folder not found: {hr_dir}{missing_hint(hr_dir)}")
     lr_path = None
     if lr_dir is not None:
         lr_path = Path(lr_dir)
         if not lr_path.is_dir():
-            raise FileNotFoundError(f"test set {name or hr_dir}: LR folder not found: {lr_path}")
+            raise FileNotFoundError(
+                f"test set {name or hr_dir}: LR folder not found: {lr_path}{missing_hint(lr_path, lr=True)}"
+            )
     if name is None:
         # datasets/Set5/HR -> "Set5"; a folder not called HR names the set itself
         name = hr_dir.parent.name if hr_dir.name.upper() in ("HR", "GT") and hr_dir.parent.name else hr_dir.name
     if filename_tmpl is not None and "{}" not in filename_tmpl:
         raise ValueError(f"test set {name}: filename_tmpl must contain '{{}}', got {filename_tmpl!r}")
     return TestSet(name=name, hr_dir=hr_dir, lr_dir=lr_path, filename_tmpl=filename_tmpl)
+
+
+def missing_hint(folder: Path, *, lr: bool = False) -> str:
+    """How to get a missing test-set folder: the download command for a set we know, else what to put there."""
+    from esrgan.data.download import DATASETS
+
+    where = "" if folder.is_absolute() else f" (relative to the current folder {Path.cwd()})"
+    known = next((part for part in folder.parts if part in DATASETS), None)
+    if known is not None:
+        return f"{where}; get it with: esrgan prepare download {known}"
+    what = "LR images named like the HR ones (or leave the LR folder out for bicubic LR)" if lr else "HR images"
+    return f"{where}; expected a folder of {what}"
 
 
 def sets_from_folders(hr_dirs: list[str], lr_dirs: list[str], filename_tmpl: str | None = None) -> list[TestSet]:
