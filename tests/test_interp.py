@@ -14,7 +14,7 @@ import torch
 from esrgan.archs import RRDBNet, VGGStyleDiscriminator
 from esrgan.checkpoint import load_checkpoint_file, save_network
 from esrgan.data.image import imread, imwrite
-from esrgan.evaluation.compare import CAPTION_HEIGHT, GAP, default_crop_size, display_zoom
+from esrgan.evaluation.compare import CAPTION_HEIGHT, GAP, default_crop_size, display_zoom, select_crop
 from esrgan.evaluation.interp_cli import main as interp_main
 from esrgan.evaluation.interpolation import (
     interpolate_checkpoints,
@@ -166,8 +166,8 @@ def test_sweep_writes_table_plot_and_strip(tmp_path: Path, pair: tuple[Path, Pat
     assert [r["alpha"] for r in saved["results"]] == [0.0, 0.5, 1.0]
 
     # alpha 0 is the PSNR model itself: the tester scores it identically
-    direct = run_tests([str(psnr_path)], sets, 4, "direct", experiments_root=tmp_path, device="cpu",
-                       save_images=False, comparisons=False, progress=False)
+    direct = run_tests([("psnr", str(psnr_path)), ("gan", str(gan_path))], sets, 4, "direct",
+                       experiments_root=tmp_path, device="cpu", comparisons=False, progress=False)
     assert report.means[0.0]["Tiny"] == direct.mean("Tiny", "psnr")
     assert float(rows[0]["Tiny_psnr_y"]) == pytest.approx(direct.mean("Tiny", "psnr")["psnr_y"], abs=1e-6)
     assert report.means[0.0]["Tiny"]["psnr_y"] != report.means[1.0]["Tiny"]["psnr_y"]
@@ -178,6 +178,15 @@ def test_sweep_writes_table_plot_and_strip(tmp_path: Path, pair: tuple[Path, Pat
     size = default_crop_size(64, 64)
     tile = size * display_zoom(size)
     assert strip.shape == (tile + CAPTION_HEIGHT, 4 * tile + 3 * GAP, 3)
+    # panels alpha 0 | 0.5 | 1 | HR show one crop, where the two endpoints differ most (scored-out border excluded)
+    ends = [imread(tmp_path / "direct" / "Tiny" / m / "p.png") for m in ("psnr", "gan")]
+    top, left = select_crop(np.abs(ends[0].astype(float) - ends[1].astype(float)).mean(axis=2), size, border=4)
+    zoom = display_zoom(size)
+    for i, img in ((0, ends[0]), (2, ends[1]), (3, imread(hr_set / "p.png"))):
+        want = np.repeat(np.repeat(img[top : top + size, left : left + size], zoom, 0), zoom, 1)
+        np.testing.assert_array_equal(strip[:tile, i * (tile + GAP) : i * (tile + GAP) + tile], want)
+    panel = [strip[:tile, i * (tile + GAP) : i * (tile + GAP) + tile] for i in range(3)]
+    assert not np.array_equal(panel[1], panel[0]) and not np.array_equal(panel[1], panel[2])  # alpha 0.5 is a blend
     assert not (out / "models").exists()  # no intermediate checkpoints unless asked
 
 

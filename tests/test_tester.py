@@ -142,6 +142,15 @@ def test_table_values_equal_metric_functions(tmp_path: Path, small_set: tuple[Pa
     size = default_crop_size(44, 40)
     tile = size * display_zoom(size)
     assert pic.shape == (tile + CAPTION_HEIGHT, 3 * tile + 2 * GAP, 3)
+    # each panel is the same crop, enlarged, taken where bicubic's error is largest (outside the scored-out border)
+    hr_a = mod_crop(imread(hr_dir / "a.png"), 4)
+    panels = [imread(out / "Small" / "bicubic" / "a.png"), imread(out / "Small" / "net" / "a.png"), hr_a]
+    top, left = select_crop(np.abs(panels[0].astype(float) - hr_a.astype(float)).mean(axis=2), size, border=4)
+    zoom = display_zoom(size)
+    for i, img in enumerate(panels):
+        want = np.repeat(np.repeat(img[top : top + size, left : left + size], zoom, 0), zoom, 1)
+        np.testing.assert_array_equal(pic[:tile, i * (tile + GAP) : i * (tile + GAP) + tile], want)
+        assert (pic[tile:, i * (tile + GAP) : i * (tile + GAP) + tile] < 128).any()  # a caption is drawn
 
 
 def test_select_crop_finds_the_worst_window() -> None:
