@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -97,6 +98,9 @@ def test_psnr_stage_writes_checkpoints_images_log_and_tensorboard(straight_psnr:
     assert any(p.name.startswith("options_") and p.suffix == ".yml" for p in root.iterdir())
     log = next(root.glob("train_*.log")).read_text()
     assert "iter:       6" in log and "l_pix:" in log and "eta:" in log and "global batch 2" in log
+    # the logged line: epoch, iteration, lr, time per iteration (data time), then each loss
+    assert re.search(r"\[tiny\]\[epoch:\s+1, iter:\s+6, lr:\(1\.000e-04\)\] \[eta: 0:00:00, "
+                     r"time \(data\): \d+\.\d{3} \(\d+\.\d{3}\)\] l_pix: \d\.\d{4}e[-+]\d\d", log), log
 
     tb = _tb_scalars(root / "tb_logger")
     for tag in ("losses/l_pix", "lr/g", "time/iter", "time/data", "metrics/tinyval/psnr", "metrics/tinyval/ssim"):
@@ -130,6 +134,12 @@ def test_gan_stage_writes_d_checkpoint_and_gan_tags(straight_gan: Path) -> None:
         assert tag in tb, (tag, sorted(tb))
     # pixel loss weight 1e-2 on an L1 distance below 1
     assert 0 < tb["losses/l_g_pix"][-1][1] < 0.01
+    line = next(ln for ln in next(root.glob("train_*.log")).read_text().splitlines() if "iter:       6" in ln)
+    # two learning rates (G, D), each loss and D's mean outputs on real and generated images
+    assert "lr:(1.000e-04, 5.000e-05)" in line, line
+    for key in ("l_g_pix", "l_g_percep", "l_g_gan", "l_d_real", "l_d_fake", "out_d_real", "out_d_fake"):
+        assert f" {key}: " in line, (key, line)
+    assert f"{tb['losses/out_d_real'][-1][1]:.4e}" in line
 
 
 def _resume_and_compare(straight: Path, data_root: Path, exp: Path, *, gan: bool, workers: int) -> None:
@@ -137,9 +147,18 @@ def _resume_and_compare(straight: Path, data_root: Path, exp: Path, *, gan: bool
     first = _opt(data_root, exp, (f"train.total_iter={HALF}",), **kw)
     assert _run(first)[0] == 0
     second = _opt(data_root, exp, (f"train.total_iter={TOTAL}",), **kw)
-    code, trainer = _run(second, auto_resume=True)
+    trainer = Trainer(second, interactive=False, auto_resume=True)
+    # the first half's validation (at its end, iteration HALF) came back with the state
+    assert {m["iter"] for m in trainer.best.best["tinyval"].values()} == {HALF}
+    code = trainer.run()
     assert code == 0 and trainer.start_iter == HALF
     resumed = Path(second.path.experiments_root)
+    if not gan:  # straight_psnr validated at HALF and TOTAL too: same best values, iterations and files
+        best = load_checkpoint_file(resumed / "training_states" / f"{TOTAL}.state")["best"]
+        assert best == load_checkpoint_file(straight / "training_states" / f"{TOTAL}.state")["best"]
+        for metric in ("psnr", "ssim"):
+            _assert_same(load_checkpoint_file(straight / "models" / f"net_g_best_{metric}.pth")["params"],
+                         load_checkpoint_file(resumed / "models" / f"net_g_best_{metric}.pth")["params"])
     _assert_same(_weights(straight, TOTAL), _weights(resumed, TOTAL))
     _assert_same(_weights(straight, TOTAL, "params_ema"), _weights(resumed, TOTAL, "params_ema"))
     if gan:
@@ -215,8 +234,9 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(
 
 
 @pytest.mark.slow
-def test_sigterm_saves_state_and_auto_resume_continues_exactly(
-    straight_psnr: Path, data_root: Path, tmp_path: Path
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_signal_saves_state_and_auto_resume_continues_exactly(
+    straight_psnr: Path, data_root: Path, tmp_path: Path, sig: signal.Signals
 ) -> None:
     opt = _opt(data_root, tmp_path, total_iter=TOTAL)
     trainer = Trainer(opt, interactive=False)
@@ -225,13 +245,13 @@ def test_sigterm_saves_state_and_auto_resume_continues_exactly(
     def step_then_signal(lq, gt, it):
         out = step(lq, gt, it)
         if it == 2:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), sig)
         return out
 
     trainer.model.optimize_parameters = step_then_signal
-    before = signal.getsignal(signal.SIGTERM)
-    assert trainer.run() == 128 + signal.SIGTERM
-    assert signal.getsignal(signal.SIGTERM) == before  # handlers restored
+    before = signal.getsignal(sig)
+    assert trainer.run() == 128 + sig
+    assert signal.getsignal(sig) == before  # handlers restored
     root = Path(opt.path.experiments_root)
     assert sorted(p.name for p in (root / "training_states").iterdir()) == ["2.state"]
 
@@ -269,6 +289,8 @@ def test_mixed_precision_channels_last_and_clipping_train_and_resume(
     opt = _opt(data_root, tmp_path, overrides, gan=gan, total_iter=2)
     code, trainer = _run(opt)
     assert code == 0
+    convs = [m.weight for m in trainer.model.net_g.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs)
     root = Path(opt.path.experiments_root)
     state = load_checkpoint_file(root / "training_states" / "2.state")
     if not gan:
@@ -285,3 +307,91 @@ def test_mixed_precision_channels_last_and_clipping_train_and_resume(
     again = _opt(data_root, tmp_path / "again", (*overrides, resume), gan=gan, total_iter=2)
     assert _run(again)[0] == 0
     _assert_same(weights, load_checkpoint_file(Path(again.path.experiments_root) / "models" / "net_g_2.pth")["params"])
+
+
+@pytest.mark.slow
+def test_compile_g_trains_the_compiled_generator_and_saves_plain_keys(
+    data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Inductor's C++ compile of even this tiny G takes minutes on the shared 2-core machine (measured
+    # 187 s), so the test compiles with dynamo's "eager" backend: the same torch.compile wrapping,
+    # graph capture and state-dict handling, without code generation.
+    compiled: list[torch.nn.Module] = []
+    real_compile = torch.compile
+
+    def eager_compile(model, **kwargs):
+        compiled.append(model)
+        return real_compile(model, backend="eager")
+
+    monkeypatch.setattr(torch, "compile", eager_compile)
+    overrides = ("val.val_freq=0", "logger.save_checkpoint_freq=2")
+    code, trainer = _run(_opt(data_root, tmp_path / "compiled", (*overrides, "train.compile_g=true"), total_iter=2))
+    assert code == 0
+    from torch._dynamo.eval_frame import OptimizedModule
+
+    assert compiled == [trainer.model.net_g]  # only G, once; EMA and validation use the plain module
+    assert isinstance(trainer.model.net_g_train, OptimizedModule)
+    assert trainer.model.net_g_train._orig_mod is trainer.model.net_g
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # dynamo did capture G's forward
+
+    code, plain = _run(_opt(data_root, tmp_path / "plain", overrides, total_iter=2))
+    assert code == 0 and not isinstance(plain.model.net_g_train, OptimizedModule)
+    root_c = tmp_path / "compiled" / "tiny"
+    root_p = tmp_path / "plain" / "tiny"
+    for key in ("params", "params_ema"):
+        a, b = _weights(root_c, 2, key), _weights(root_p, 2, key)
+        assert a.keys() == b.keys() and not any("_orig_mod" in k for k in a)
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=0, atol=1e-6, msg=k)
+    assert any(not torch.equal(_weights(root_c, 2)[k], _weights(root_c, 2, "params_ema")[k]) for k in a)
+
+
+@pytest.mark.slow
+@pytest.mark.filterwarnings("ignore:Unable to enable fault handler")  # torchrun's @record under pytest's capture
+def test_basicsr_esrgan_option_file_trains_unchanged(tmp_path: Path) -> None:
+    """BasicSR's train_ESRGAN_x4.yml, verbatim, through ``esrgan train``; --set only points it at tiny data,
+    shrinks G, D's width and the batch for speed, and uses random VGG weights (the test is offline)."""
+    from test_options import BASICSR_ESRGAN_X4
+
+    from esrgan.archs import build_network
+    from esrgan.checkpoint import save_network
+    from esrgan.training.cli import main
+
+    data = make_tiny_data(tmp_path / "data", n_train=2, n_val=1, size=128)  # VGG128 D needs 128-pixel GT
+    small_g = {"type": "RRDBNet", "num_feat": 8, "num_block": 1, "num_grow_ch": 8}
+    torch.manual_seed(123)
+    stage1 = build_network(small_g).state_dict()
+    stage1_path = tmp_path / "stage1" / "net_g_1000000.pth"
+    save_network(stage1_path, {"params": stage1})  # stands in for the file's stage-1 generator
+    opt_file = tmp_path / "train_ESRGAN_x4.yml"
+    opt_file.write_text(BASICSR_ESRGAN_X4)
+    sets = [
+        f"datasets.train.dataroot_gt={data / 'train' / 'HR'}", f"datasets.train.dataroot_lq={data / 'train' / 'LR'}",
+        "datasets.train.batch_size_per_gpu=1", "datasets.train.num_worker_per_gpu=0",
+        "datasets.train.dataset_enlarge_ratio=1",
+        f"datasets.val.dataroot_gt={data / 'val' / 'HR'}", f"datasets.val.dataroot_lq={data / 'val' / 'LR'}",
+        "network_g.num_feat=8", "network_g.num_block=1", "network_g.num_grow_ch=8", "network_d.num_feat=8",
+        f"path.pretrain_network_g={stage1_path}", f"path.experiments_root={tmp_path / 'exp'}",
+        "train.perceptual_opt.pretrained=false", "train.total_iter=2",
+        "val.val_freq=2", "logger.print_freq=1", "logger.save_checkpoint_freq=2",
+    ]  # fmt: skip
+    n = torch.get_num_threads()
+    try:
+        assert main(["-opt", str(opt_file), *[a for s in sets for a in ("--set", s)]]) == 0
+    finally:
+        torch.set_num_threads(n)
+    root = tmp_path / "exp"
+    log = next(root.glob("train_*.log")).read_text()
+    assert "ESRGANModel" in log and f"network_g: loaded weights from {stage1_path}" in log
+    for key in ("l_g_pix", "l_g_percep", "l_g_gan", "l_d_real", "l_d_fake", "out_d_real", "out_d_fake"):
+        assert f" {key}: " in log, key
+    assert "validation Set14 @ iter 2: psnr: " in log  # the file's metric (calculate_psnr) on its val set
+    ckpt = load_checkpoint_file(root / "models" / "net_g_2.pth")
+    assert set(ckpt) == {"params", "params_ema"} and (root / "models" / "net_d_2.pth").is_file()
+    # initialised from stage 1: EMA 0.999 of two steps stays next to it (a fresh init would be far away)
+    for k, v in stage1.items():
+        if v.is_floating_point():
+            torch.testing.assert_close(ckpt["params_ema"][k], v, rtol=0, atol=1e-5, msg=k)
+    assert any(not torch.equal(ckpt["params"][k], stage1[k]) for k in stage1)  # and G did train
+    saved = next(root.glob("options_*.yml")).read_text()
+    assert "relativistic: true" in saved and "gan_type: vanilla" in saved  # ESRGANModel: the RaGAN, as BasicSR
