@@ -187,12 +187,18 @@ def test_checksum_mismatch_removes_the_file(tmp_path):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_offline_message_names_url_and_destination(tmp_path, monkeypatch):
+def test_offline_message_names_url_and_destination(tmp_path, monkeypatch, capsys):
     with _Server({}) as server:
         url = server.url
     dest = tmp_path / "downloads" / "DIV2K_valid_HR.zip"
     with pytest.raises(dl.DownloadError, match=r"cannot download .*no network\? .*place it at .*DIV2K_valid_HR.zip"):
         dl.fetch(f"{url}/DIV2K_valid_HR.zip", dest, progress=False)  # the server is gone: connection refused
+    assert list(tmp_path.iterdir()) == []  # no empty folder left that a later step would take for a data set
+    # the console command: exit status 1 and the same message (a source that refuses connections: offline)
+    rc = main(["download", "Set5", "--root", str(tmp_path / "datasets"), "--source", url + "/"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "no network?" in err and f"place it at {tmp_path / 'datasets' / 'Set5' / 'HR'}" in err
+    assert not (tmp_path / "datasets" / "Set5").exists()
     monkeypatch.setenv("ESRGAN_OFFLINE", "1")
     with pytest.raises(dl.DownloadError, match="offline"):
         dl.fetch("https://data.vision.ee.ethz.ch/cvl/DIV2K/DIV2K_valid_HR.zip", dest, progress=False)

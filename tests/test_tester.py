@@ -300,3 +300,7 @@ def test_test_py_without_data_names_the_folder_and_the_download(tmp_path: Path) 
     (tmp_path / "HR").mkdir()
     with pytest.raises(FileNotFoundError, match=r"LR folder not found: .*mine.*; expected a folder of LR images"):
         make_test_set(None, tmp_path / "HR", tmp_path / "mine")
+    (tmp_path / "datasets" / "Set14" / "HR").mkdir(parents=True)  # e.g. left by an interrupted download
+    with pytest.raises(ValueError, match=r"no images in .*Set14.HR .*; get it with: esrgan prepare download Set14"):
+        run_tests(["bicubic"], [make_test_set(None, tmp_path / "datasets" / "Set14" / "HR")], 4, "x",
+                  experiments_root=tmp_path)

@@ -190,7 +190,6 @@ def fetch(url: str, dest: Path, sha256: str | None = None, size: int | None = No
         return digest
     if os.environ.get("ESRGAN_OFFLINE", "") not in ("", "0"):
         raise DownloadError("offline (ESRGAN_OFFLINE is set): " + _offline_hint(url, dest))
-    dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.is_file() else 0
     opened = None
@@ -205,6 +204,9 @@ def fetch(url: str, dest: Path, sha256: str | None = None, size: int | None = No
         raise DownloadError(f"{_offline_hint(url, dest)} ({exc})") from exc
     if opened is not None:
         stream, total, resumed = opened
+        # Only now: a failed (offline) attempt must not leave an empty datasets/Set5/HR behind, which
+        # the tester would take for a test set without images.
+        dest.parent.mkdir(parents=True, exist_ok=True)
         if not resumed:
             offset = 0  # the server ignored the range: start over
         elif offset:

@@ -72,14 +72,16 @@ def make_test_set(name: str | None, hr_dir: str | Path, lr_dir: str | Path | Non
 
 def missing_hint(folder: Path, *, lr: bool = False) -> str:
     """How to get a missing test-set folder: the download command for a set we know, else what to put there."""
+    where = "" if folder.is_absolute() else f" (relative to the current folder {Path.cwd()})"
+    what = "LR images named like the HR ones (or leave the LR folder out for bicubic LR)" if lr else "HR images"
+    return where + (_download_hint(folder) or f"; expected a folder of {what}")
+
+
+def _download_hint(folder: Path) -> str:
     from esrgan.data.download import DATASETS
 
-    where = "" if folder.is_absolute() else f" (relative to the current folder {Path.cwd()})"
     known = next((part for part in folder.parts if part in DATASETS), None)
-    if known is not None:
-        return f"{where}; get it with: esrgan prepare download {known}"
-    what = "LR images named like the HR ones (or leave the LR folder out for bicubic LR)" if lr else "HR images"
-    return f"{where}; expected a folder of {what}"
+    return f"; get it with: esrgan prepare download {known}" if known else ""
 
 
 def sets_from_folders(hr_dirs: list[str], lr_dirs: list[str], filename_tmpl: str | None = None) -> list[TestSet]:
@@ -109,7 +111,7 @@ def hr_paths(test_set: TestSet) -> list[Path]:
     if not paths:
         raise ValueError(
             f"test set {test_set.name}: no images in {test_set.hr_dir} (expected files ending in "
-            f"{', '.join(IMAGE_EXTENSIONS)})"
+            f"{', '.join(IMAGE_EXTENSIONS)}){_download_hint(test_set.hr_dir)}"
         )
     return paths
 
@@ -122,7 +124,9 @@ def iter_test_images(test_set: TestSet, scale: int) -> Iterator[TestImage]:
     if test_set.lr_dir is not None:
         lr_list = list_images(test_set.lr_dir)
         if not lr_list:
-            raise ValueError(f"test set {test_set.name}: no images in LR folder {test_set.lr_dir}")
+            raise ValueError(
+                f"test set {test_set.name}: no images in LR folder {test_set.lr_dir}{_download_hint(test_set.lr_dir)}"
+            )
         lr_files = {p.stem: p for p in lr_list}
         templates = [test_set.filename_tmpl] if test_set.filename_tmpl else ["{}", f"{{}}x{scale}"]
     for hr_path in paths:
