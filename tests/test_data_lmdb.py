@@ -233,3 +233,39 @@ def test_duplicate_keys_rejected(tmp_path):
     imwrite(tmp_path / "in" / "a.bmp", img)
     with pytest.raises(ValueError, match=r"a.png and .*a.bmp both give the LMDB key 'a'|a.bmp and .*a.png both give"):
         create_lmdb(tmp_path / "in", tmp_path / "x.lmdb")
+
+
+def _png_row_filters(png: bytes) -> set[int]:
+    """The PNG row filter types used in a non-interlaced 8-bit PNG."""
+    import struct
+    import zlib
+
+    pos, idat, width, channels = 8, b"", 0, 0
+    while pos < len(png):
+        length, kind = struct.unpack(">I4s", png[pos : pos + 8])
+        body = png[pos + 8 : pos + 8 + length]
+        if kind == b"IHDR":
+            width, channels = struct.unpack(">I", body[:4])[0], {0: 1, 2: 3, 4: 2, 6: 4}[body[9]]
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + length
+    rows = zlib.decompress(idat)
+    stride = 1 + width * channels
+    return {rows[i] for i in range(0, len(rows), stride)}
+
+
+@pytest.mark.parametrize(("level", "filters", "lossless_size"), [(1, {2}, False), (0, {0}, True)])
+def test_lmdb_values_are_encoded_for_decode_speed(tmp_path, level, filters, lossless_size):
+    """Level >= 1: every row Up-filtered (no Paeth, whose un-filtering dominates decoding); level 0: unfiltered."""
+    from skimage import data
+
+    photo = np.ascontiguousarray(data.astronaut()[:96, :128])
+    imwrite(tmp_path / "in" / "photo.png", photo)
+    create_lmdb(tmp_path / "in", tmp_path / "x.lmdb", compress_level=level)
+    reader = LmdbReader(tmp_path / "x.lmdb")
+    value = reader.get("photo")
+    assert _png_row_filters(value) == filters
+    np.testing.assert_array_equal(reader.read_image("photo"), photo)
+    # Level 0 stores the rows as they are (the raw bytes plus a filter byte a row and headers).
+    assert (len(value) >= photo.nbytes) == lossless_size
+    assert (tmp_path / "x.lmdb" / "meta_info.txt").read_text() == f"photo.png (96,128,3) {level}\n"

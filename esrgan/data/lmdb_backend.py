@@ -146,6 +146,29 @@ class LmdbReader:
         _close_env(self._key)
 
 
+def png_params(level: int) -> list[int]:
+    """OpenCV PNG encoder settings for LMDB values at zlib ``level`` (0..9), chosen for decode speed.
+
+    Training reads every value many times, so decoding is what costs. OpenCV's adaptive
+    filtering picks Paeth for most photo rows, whose un-filtering dominates the decode; the Up
+    filter with zlib's RLE strategy gives the same size as ``extract-subimages``' level-3
+    folder and decodes ~1.5x faster (``benchmarks/bench_data.py``). Level 0 stores the rows
+    unfiltered (a filter would only cost time there): ~7x faster to decode, ~1.9x the size.
+    Any PNG reader, BasicSR's included, reads all of these.
+    """
+    import cv2
+
+    if not 0 <= level <= 9:
+        raise ValueError(f"PNG compression level {level}: expected 0..9")
+    if level == 0:
+        return [cv2.IMWRITE_PNG_COMPRESSION, 0, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_NONE]
+    return [
+        cv2.IMWRITE_PNG_COMPRESSION, level,
+        cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP,
+        cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE,
+    ]  # fmt: skip
+
+
 def estimate_map_size(raw_bytes: int) -> int:
     """LMDB map size for images totalling ``raw_bytes`` decoded: PNG never exceeds raw by much.
 

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 import cv2
 
 from esrgan.data.image import ImageReadError, imencode, imread, imwrite, list_images, mod_crop
+from esrgan.data.lmdb_backend import png_params
 from esrgan.data.subimages import iter_subimages, strip_scale_suffix, subimage_name
 
 logger = logging.getLogger("esrgan.data.prepare")
@@ -163,7 +164,7 @@ def _encode_one(job: tuple[Path, int]) -> tuple[str, bytes, tuple[int, int, int]
     img = imread(path)
     h, w = img.shape[:2]
     c = 1 if img.ndim == 2 else img.shape[2]
-    return path.stem, imencode(img, ".png", [cv2.IMWRITE_PNG_COMPRESSION, level]), (h, w, c)
+    return path.stem, imencode(img, ".png", png_params(level)), (h, w, c)
 
 
 def create_lmdb(
@@ -251,7 +252,11 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("create-lmdb", help="folder of images -> LMDB with meta_info.txt")
     p.add_argument("--input", required=True, help="folder of images")
     p.add_argument("--output", required=True, help="LMDB folder to create (e.g. ..._sub.lmdb)")
-    p.add_argument("--compress-level", type=int, default=1, help="PNG compression 0..9 (default 1, as BasicSR)")
+    p.add_argument(
+        "--compress-level", type=int, default=1,
+        help="PNG zlib level 0..9 (default 1 with the Up filter: as small as a level-3 folder, faster to decode;"
+        " 0: unfiltered, several times faster to decode at ~1.9x the size)",
+    )  # fmt: skip
     p.add_argument("--workers", type=int, default=_default_workers())
     p.add_argument("--overwrite", action="store_true", help="replace an existing LMDB")
 
