@@ -31,11 +31,19 @@ CHILD = textwrap.dedent(
     torch.set_num_threads(1)
     data, exp, out, fail_rank = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
     gan = sys.argv[5] == "gan"
+    resume_at = int(sys.argv[6])
     info = init_dist("pytorch")
     raw = tiny_options_dict(data, exp, total_iter={K}, batch_size=1, gan=gan)
     # GAN: the first iteration trains D only (G runs without a graph under DDP)
-    opt = options_from_dict(raw, ["val.val_freq=0", "train.net_d_init_iters=1"] if gan else ["val.val_freq=0"])
-    trainer = Trainer(opt, dist_info=info, interactive=False)
+    overrides = ["val.val_freq=0", "train.net_d_init_iters=1"] if gan else ["val.val_freq=0"]
+    if resume_at:
+        # stop at resume_at (the run saves its state), then go on to K from that state with --auto-resume
+        first = Trainer(options_from_dict(raw, [*overrides, f"train.total_iter={resume_at}"]), dist_info=info,
+                        interactive=False)
+        assert first.run() == 0
+    trainer = Trainer(options_from_dict(raw, overrides), dist_info=info, interactive=False,
+                      auto_resume=bool(resume_at))
+    assert trainer.start_iter == resume_at, trainer.start_iter
     if info.rank == fail_rank:
         step = trainer.model.optimize_parameters
 
@@ -56,7 +64,7 @@ CHILD = textwrap.dedent(
 
 
 def _torchrun(
-    tmp_path: Path, data_root: Path, fail_rank: int, timeout: float, stage: str = "psnr"
+    tmp_path: Path, data_root: Path, fail_rank: int, timeout: float, stage: str = "psnr", resume_at: int = 0
 ) -> subprocess.CompletedProcess:
     script = tmp_path / "child.py"
     script.write_text(CHILD.replace("{{", "{").replace("}}", "}"))
@@ -65,7 +73,7 @@ def _torchrun(
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-        str(script), str(data_root), str(tmp_path / "exp"), str(out), str(fail_rank), stage,
+        str(script), str(data_root), str(tmp_path / "exp"), str(out), str(fail_rank), stage, str(resume_at),
     ]  # fmt: skip
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
 
@@ -79,8 +87,16 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 def test_two_ranks_agree_and_equal_one_process_with_the_same_global_batch(data_root: Path, tmp_path: Path) -> None:
-    proc = _torchrun(tmp_path, data_root, fail_rank=-1, timeout=240)
+    # The 2-process job runs K/2 iterations, stops, and resumes with --auto-resume for the rest: so this
+    # also proves distributed resume (every rank restores its own RNG state) against a straight run.
+    proc = _torchrun(tmp_path, data_root, fail_rank=-1, timeout=240, resume_at=K // 2)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "reseeding instead" not in proc.stderr  # both ranks found their own RNG states in the state
+    logs = "".join(p.read_text() for p in (tmp_path / "exp" / "tiny").glob("train_*.log"))
+    assert f"resumed from {tmp_path / 'exp' / 'tiny' / 'training_states' / f'{K // 2}.state'}" in logs
+    # only rank 0 writes the log file (rank 1's own lines do not reach it)
+    assert "rank 0 of 2" in logs and "rank 1 of 2" not in logs
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["tiny"]  # resumed in place, nothing archived
     out = tmp_path / "out"
     r0 = torch.load(out / "rank0.pth", weights_only=True)
     r1 = torch.load(out / "rank1.pth", weights_only=True)
