@@ -165,3 +165,32 @@ def test_experiment_folder_helpers(tmp_path) -> None:
     archived = archive_if_exists(tmp_path / "training_states")
     assert archived.name.startswith("training_states_archived_") and (archived / "100.state").exists()
     assert archive_if_exists(tmp_path / "absent") is None
+
+
+@pytest.mark.parametrize("scaled", [False, True], ids=["fp32", "fp16-scaler"])
+def test_grad_clip_bounds_the_total_gradient_norm_after_unscaling(scaled: bool) -> None:
+    # SGD with lr 1: the update is minus the (clipped) gradient, so its norm is the clipped norm.
+    torch.manual_seed(0)
+    net = nn.Linear(4, 3)
+    x = torch.randn(5, 4)
+
+    def update_norm(clip: float) -> tuple[float, float]:
+        model = SRModel.__new__(SRModel)  # only the backward/step path is exercised
+        model.grad_clip = clip
+        model.scaler = torch.amp.GradScaler("cpu", init_scale=1024.0, enabled=scaled)
+        copy = nn.Linear(4, 3)
+        copy.load_state_dict(net.state_dict())
+        opt = torch.optim.SGD(copy.parameters(), lr=1.0)
+        before = torch.cat([p.detach().flatten().clone() for p in copy.parameters()])
+        loss = (copy(x) * 10).square().mean()
+        grads = torch.autograd.grad(loss, list(copy.parameters()), retain_graph=True)
+        model._backward_step(loss, opt, list(copy.parameters()))
+        after = torch.cat([p.detach().flatten() for p in copy.parameters()])
+        return float((before - after).norm()), float(torch.cat([g.flatten() for g in grads]).norm())
+
+    moved, grad_norm = update_norm(0.0)
+    assert grad_norm > 1.0 and moved == pytest.approx(grad_norm, rel=1e-5)  # no clipping: the full gradient
+    moved, _ = update_norm(0.5)
+    assert moved == pytest.approx(0.5, rel=1e-5)  # clipped to 0.5 (the scaler's 1024 factor removed first)
+    moved, _ = update_norm(1e6)
+    assert moved == pytest.approx(grad_norm, rel=1e-5)  # a bound above the norm changes nothing
