@@ -33,8 +33,10 @@ def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_tiny_data(tmp_path_factory.mktemp("tinydata"))
 
 
-TOTAL = 6  # 8 training images, batch 2: 4 iterations per epoch, so iteration 3 is mid-epoch
-HALF = 3
+# The figure: 20 iterations straight == 10 + resume + 10. 8 training images, batch 2: 4 iterations
+# per epoch, so iteration 10 is mid-epoch (epoch 2, third batch).
+TOTAL = 20
+HALF = 10
 
 
 @pytest.fixture(scope="module")
@@ -90,51 +92,51 @@ def test_psnr_stage_writes_checkpoints_images_log_and_tensorboard(straight_psnr:
     root = straight_psnr
     models = sorted(p.name for p in (root / "models").iterdir())
     # keep_last=1 pruned net_g_3.pth; latest and best are never pruned
-    assert models == ["net_g_6.pth", "net_g_best_psnr.pth", "net_g_best_ssim.pth", "net_g_latest.pth"]
-    assert sorted(p.name for p in (root / "training_states").iterdir()) == ["6.state"]
-    ckpt = load_checkpoint_file(root / "models" / "net_g_6.pth")
+    assert models == ["net_g_20.pth", "net_g_best_psnr.pth", "net_g_best_ssim.pth", "net_g_latest.pth"]
+    assert sorted(p.name for p in (root / "training_states").iterdir()) == ["20.state"]
+    ckpt = load_checkpoint_file(root / "models" / "net_g_20.pth")
     assert set(ckpt) == {"params", "params_ema"}
     _assert_same(ckpt["params"], load_checkpoint_file(root / "models" / "net_g_latest.pth")["params"])
     assert any(p.name.startswith("options_") and p.suffix == ".yml" for p in root.iterdir())
     log = next(root.glob("train_*.log")).read_text()
-    assert "iter:       6" in log and "l_pix:" in log and "eta:" in log and "global batch 2" in log
+    assert "iter:      20" in log and "l_pix:" in log and "eta:" in log and "global batch 2" in log
     # the logged line: epoch, iteration, lr, time per iteration (data time), then each loss
-    assert re.search(r"\[tiny\]\[epoch:\s+1, iter:\s+6, lr:\(1\.000e-04\)\] \[eta: 0:00:00, "
+    assert re.search(r"\[tiny\]\[epoch:\s+4, iter:\s+20, lr:\(1\.000e-04\)\] \[eta: 0:00:00, "
                      r"time \(data\): \d+\.\d{3} \(\d+\.\d{3}\)\] l_pix: \d\.\d{4}e[-+]\d\d", log), log
 
     tb = _tb_scalars(root / "tb_logger")
     for tag in ("losses/l_pix", "lr/g", "time/iter", "time/data", "metrics/tinyval/psnr", "metrics/tinyval/ssim"):
         assert tag in tb, (tag, sorted(tb))
-    assert [s for s, _ in tb["losses/l_pix"]] == [2, 4, 6]
+    assert [s for s, _ in tb["losses/l_pix"]] == list(range(2, 21, 2))
     assert "images/tinyval/000" in tb["__images__"]
-    # MultiStepLR(milestones=[3], gamma=0.5), stepped after each iteration: 2e-4 until 3, then 1e-4
-    assert [v for _, v in tb["lr/g"]] == pytest.approx([2e-4, 1e-4, 1e-4])
+    # MultiStepLR(milestones=[10], gamma=0.5), stepped after each iteration: 2e-4 before 10, then 1e-4
+    assert [v for _, v in tb["lr/g"]] == pytest.approx([2e-4] * 4 + [1e-4] * 6)
 
     # The logged validation PSNR is the literature's PSNR of the saved 8-bit images (numpy reference).
     vis = root / "visualization" / "tinyval"
     values = [
-        psnr(imread(vis / f"{i:03d}_6.png"), imread(data_root / "val" / "HR" / f"{i:03d}.png"), crop_border=4,
+        psnr(imread(vis / f"{i:03d}_20.png"), imread(data_root / "val" / "HR" / f"{i:03d}.png"), crop_border=4,
              y_channel=True)
         for i in range(2)
     ]
-    assert dict(tb["metrics/tinyval/psnr"])[6] == pytest.approx(np.mean(values), abs=1e-4)
-    state = load_checkpoint_file(root / "training_states" / "6.state")
+    assert dict(tb["metrics/tinyval/psnr"])[20] == pytest.approx(np.mean(values), abs=1e-4)
+    state = load_checkpoint_file(root / "training_states" / "20.state")
     best = state["best"]["tinyval"]["psnr"]
     assert best["val"] == pytest.approx(max(v for _, v in tb["metrics/tinyval/psnr"]), abs=1e-4)
-    assert best["iter"] in (3, 6)
+    assert best["iter"] in (10, 20)
 
 
 @pytest.mark.slow
 def test_gan_stage_writes_d_checkpoint_and_gan_tags(straight_gan: Path) -> None:
     root = straight_gan
-    assert (root / "models" / "net_d_6.pth").is_file() and (root / "models" / "net_d_latest.pth").is_file()
+    assert (root / "models" / "net_d_20.pth").is_file() and (root / "models" / "net_d_latest.pth").is_file()
     tb = _tb_scalars(root / "tb_logger")
     for tag in ("losses/l_g_pix", "losses/l_g_percep", "losses/l_g_gan", "losses/l_d_real", "losses/l_d_fake",
                 "losses/out_d_real", "losses/out_d_fake", "lr/g", "lr/d", "metrics/tinyval/psnr"):
         assert tag in tb, (tag, sorted(tb))
     # pixel loss weight 1e-2 on an L1 distance below 1
     assert 0 < tb["losses/l_g_pix"][-1][1] < 0.01
-    line = next(ln for ln in next(root.glob("train_*.log")).read_text().splitlines() if "iter:       6" in ln)
+    line = next(ln for ln in next(root.glob("train_*.log")).read_text().splitlines() if "iter:      20" in ln)
     # two learning rates (G, D), each loss and D's mean outputs on real and generated images
     assert "lr:(1.000e-04, 5.000e-05)" in line, line
     for key in ("l_g_pix", "l_g_percep", "l_g_gan", "l_d_real", "l_d_fake", "out_d_real", "out_d_fake"):
@@ -143,7 +145,7 @@ def test_gan_stage_writes_d_checkpoint_and_gan_tags(straight_gan: Path) -> None:
 
 
 def _resume_and_compare(straight: Path, data_root: Path, exp: Path, *, gan: bool, workers: int) -> None:
-    kw = {"gan": gan, "num_workers": workers}
+    kw = {"gan": gan, "num_workers": workers, "total_iter": TOTAL}
     first = _opt(data_root, exp, (f"train.total_iter={HALF}",), **kw)
     assert _run(first)[0] == 0
     second = _opt(data_root, exp, (f"train.total_iter={TOTAL}",), **kw)
