@@ -397,3 +397,13 @@ def test_basicsr_esrgan_option_file_trains_unchanged(tmp_path: Path) -> None:
     assert any(not torch.equal(ckpt["params"][k], stage1[k]) for k in stage1)  # and G did train
     saved = next(root.glob("options_*.yml")).read_text()
     assert "relativistic: true" in saved and "gan_type: vanilla" in saved  # ESRGANModel: the RaGAN, as BasicSR
+
+
+def test_progress_bar_only_when_interactive(data_root: Path, tmp_path: Path, capsys) -> None:
+    overrides = ("val.val_freq=0", "logger.save_checkpoint_freq=0", "logger.use_tb_logger=false")
+    for interactive in (True, False):
+        opt = _opt(data_root, tmp_path / str(interactive), overrides, total_iter=2)
+        assert Trainer(opt, interactive=interactive).run() == 0
+        err = capsys.readouterr().err
+        # tqdm's bar: count, total and the ETA field ("<") only on an interactive terminal
+        assert ("2/2 [" in err and "<" in err and ("it/s" in err or "s/it" in err)) is interactive, err
