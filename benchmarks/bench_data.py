@@ -6,6 +6,7 @@ writes) and as LMDBs (``create-lmdb``'s default: PNG level 1 with the Up filter;
 ``--compress-level 0``, unfiltered), plus, for reference, an LMDB encoded as BasicSR's
 ``create_lmdb_for_div2k`` does (level 1, OpenCV's adaptive filters), then prints, in one run:
 
+0. the PNG decode time alone of each encoding (bytes in memory);
 1. random-access reads/s of one backend's images (warm page cache, and cold: our own files
    evicted with ``posix_fadvise(DONTNEED)`` before each pass; nothing else on the machine is touched);
 2. training patches/s of ``PairedImageDataset`` (128 px GT crops, flips/rotations) through
@@ -65,6 +66,24 @@ def _basicsr_lmdb(folder: Path, target: Path) -> None:
         img = imread(path)
         items.append((path.stem, imencode(img, ".png", [cv2.IMWRITE_PNG_COMPRESSION, 1]), (*img.shape[:2], 3)))
     write_lmdb(items, target, estimate_map_size(sum(imread(p).nbytes for p in files)), 1)
+
+
+def _decode_only(root: Path, rounds: int = 5) -> dict[str, float]:
+    """ms per HR image to decode the PNG bytes alone (in memory: no file system, no LMDB), per encoding."""
+    import cv2
+
+    blobs = {"folder": [np.fromfile(p, np.uint8) for p in sorted((root / "HR").iterdir())]}
+    for name in BACKENDS[1:]:
+        reader = LmdbReader(root / f"HR_{name[-2:]}.lmdb")
+        blobs[name] = [np.frombuffer(reader.get(k), np.uint8) for k in sorted(reader.keys())]
+    best = dict.fromkeys(blobs, float("inf"))
+    for _ in range(rounds):  # interleaved, best of `rounds`
+        for name, values in blobs.items():
+            start = time.perf_counter()
+            for v in values:
+                cv2.imdecode(v, cv2.IMREAD_UNCHANGED)
+            best[name] = min(best[name], (time.perf_counter() - start) / len(values))
+    return {k: 1000 * v for k, v in best.items()}
 
 
 def _evict(paths: list[Path]) -> None:
@@ -185,6 +204,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"data: {args.images} HR {args.size}x{args.size} + LR x4, generated in {time.perf_counter() - t0:.1f} s;"
               f" HR bytes: " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes.items()))  # fmt: skip
         print(f"torch threads {torch.get_num_threads()}, CPUs {os.cpu_count()}, device {args.device}\n")
+
+        d = _decode_only(root)
+        print("0. PNG decode alone, ms per HR image (in memory)")
+        print("   " + "".join(f"{k:>10}" for k in d) + f"{'folder/l1':>11}{'bs/l1':>8}")
+        print("   " + "".join(f"{v:>10.2f}" for v in d.values())
+              + f"{d['folder'] / d['lmdb-l1']:>11.2f}{d['lmdb-bs'] / d['lmdb-l1']:>8.2f}\n")  # fmt: skip
 
         print("1. random-access HR reads/s (decode included)")
         print(f"   {'cache':<6}{'folder':>10}{'lmdb-l1':>10}{'lmdb-l0':>10}{'lmdb-bs':>10}"
