@@ -73,22 +73,32 @@ def network_rate(args: argparse.Namespace, net: nn.Module) -> None:
     print("\n== network throughput (whole tiles, no padding) vs fp32 matmul")
     ceiling = matmul_gflops()
     print(
-        f"{'tile':>5} {'batch':>5} {'NCHW GFLOP/s':>12} {'NHWC GFLOP/s':>12} {'NHWC % of matmul':>16} {'NHWC/NCHW':>9}"
+        f"{'tile':>5} {'batch':>5} {'NCHW GFLOP/s':>12} {'NHWC GFLOP/s':>12} {'NHWC % of matmul':>16} "
+        f"{'paired %':>8} {'NHWC/NCHW':>9}"
     )
     for size, batch in args.configs:
         x = torch.rand(batch, 3, size, size)
         flops = conv_flops(net, x)
         ups = {cl: Upscaler(net, device="cpu", channels_last=cl, batch_tiles=batch) for cl in (False, True)}
         best = {False: float("inf"), True: float("inf")}
+        paired = []  # NHWC rate / matmul rate measured right after it: robust when other jobs come and go
         for cl in (False, True):  # warm-up: oneDNN builds its kernels for this shape
             ups[cl].upscale_tensor(x)
         for _ in range(args.repeats):  # layouts interleaved, so a busy moment hits both alike
             for cl in (False, True):
-                best[cl] = min(best[cl], best_time(lambda cl=cl, ups=ups, x=x: ups[cl].upscale_tensor(x), 1, warmup=0))
-        ceiling = max(ceiling, matmul_gflops())  # the best matmul rate seen: a conservative ceiling
+                t = best_time(lambda cl=cl, ups=ups, x=x: ups[cl].upscale_tensor(x), 1, warmup=0)
+                best[cl] = min(best[cl], t)
+            mm = matmul_gflops(repeats=3)
+            paired.append(flops / t / 1e9 / mm)
+            ceiling = max(ceiling, mm)  # the best matmul rate seen: a conservative ceiling
         nchw, nhwc = flops / best[False] / 1e9, flops / best[True] / 1e9
-        print(f"{size:>5} {batch:>5} {nchw:>12.1f} {nhwc:>12.1f} {100 * nhwc / ceiling:>15.0f}% {nhwc / nchw:>8.2f}x")
-    print(f"fp32 matmul ceiling (2048^2, best seen): {ceiling:.1f} GFLOP/s, {torch.get_num_threads()} threads")
+        print(
+            f"{size:>5} {batch:>5} {nchw:>12.1f} {nhwc:>12.1f} {100 * nhwc / ceiling:>15.0f}% "
+            f"{100 * float(np.median(paired)):>7.0f}% {nhwc / nchw:>8.2f}x"
+        )
+    print(f"fp32 matmul ceiling (2048^2, best seen): {ceiling:.1f} GFLOP/s, {torch.get_num_threads()} threads, "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")  # fmt: skip
+    print("'paired %': median over repeats of the NHWC rate / the matmul rate measured just after it")
 
 
 def window_overhead(size: int, tile: int, pad: int = 10) -> float:
