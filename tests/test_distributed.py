@@ -32,6 +32,28 @@ CHILD = textwrap.dedent(
     data, exp, out, fail_rank = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3]), int(sys.argv[4])
     gan = sys.argv[5] == "gan"
     resume_at = int(sys.argv[6])
+    if sys.argv[5] == "cli":
+        # the user's command: torchrun ... train.py -opt FILE --launcher pytorch
+        import os
+
+        import yaml
+
+        from esrgan.training.cli import main
+        from esrgan.training.models import SRModel
+
+        rank = int(os.environ["RANK"])
+        opt_file = out / f"opt_rank{{rank}}.yml"
+        opt_file.write_text(yaml.safe_dump(tiny_options_dict(data, exp, total_iter={K}, batch_size=1)))
+        if rank == fail_rank:
+            step = SRModel.optimize_parameters
+
+            def failing(self, lq, gt, it):
+                if it == 2:
+                    raise RuntimeError(f"boom on rank {{rank}} at iteration {{it}}")
+                return step(self, lq, gt, it)
+
+            SRModel.optimize_parameters = failing
+        sys.exit(main(["-opt", str(opt_file), "--launcher", "pytorch", "--set", "val.val_freq=0"]))
     info = init_dist("pytorch")
     raw = tiny_options_dict(data, exp, total_iter={K}, batch_size=1, gan=gan)
     # GAN: the first iteration trains D only (G runs without a graph under DDP)
@@ -152,11 +174,14 @@ def test_gan_stage_ranks_hold_identical_generator_and_discriminator(data_root: P
 
 @pytest.mark.slow
 def test_an_exception_on_rank_1_brings_the_job_down_with_the_error(data_root: Path, tmp_path: Path) -> None:
-    proc = _torchrun(tmp_path, data_root, fail_rank=1, timeout=240)
+    # through the CLI, as a user runs it: torchrun ... train.py -opt FILE --launcher pytorch
+    proc = _torchrun(tmp_path, data_root, fail_rank=1, timeout=240, stage="cli")
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
     assert "boom on rank 1 at iteration 2" in text
-    assert not (tmp_path / "out" / "rank0.pth").exists()  # rank 0 did not finish as if nothing happened
+    assert "global batch 2" in text  # the CLI did start a 2-process job
+    models = tmp_path / "exp" / "tiny" / "models"
+    assert not list(models.glob(f"net_g_{K}.pth"))  # rank 0 did not finish as if nothing happened
 
 
 def test_slurm_variables_become_env_init(monkeypatch: pytest.MonkeyPatch) -> None:
