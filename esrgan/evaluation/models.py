@@ -79,7 +79,7 @@ class NetworkModel:
     ``tile``: -1 automatic (tiles of ``AUTO_TILE_SIZE`` above ``AUTO_TILE_PIXELS`` LR pixels),
     0 never (except Upscaler's out-of-memory fallback), N always N-pixel tiles.
     Grey inputs are given to the network as RGB replicas; the output is folded back to grey
-    as the mean of its channels, so a grey image is scored on grey values.
+    as BT.601 luma (``Upscaler``'s convention), so a grey image is scored on grey values.
     """
 
     def __init__(
