@@ -178,3 +178,14 @@ def test_cuda_prefetcher_delivers_the_same_batches_on_the_gpu(pair_dirs):
         assert torch.equal(a["gt"].cpu(), b["gt"]) and a["gt_path"] == b["gt_path"]
     prefetcher.reset()
     assert torch.equal(prefetcher.next()["lq"].cpu(), reference[0]["lq"])
+
+
+def test_worker_options_reach_the_dataloader(pair_dirs):
+    opt = _opt(pair_dirs, num_worker_per_gpu=2, batch_size_per_gpu=2, pin_memory=True)
+    loader = build_dataloader(PairedImageDataset(opt), opt, seed=0)
+    assert loader.num_workers == 2 and loader.persistent_workers and loader.drop_last
+    assert loader.worker_init_fn is not None  # every worker seeded (same batches twice: test above)
+    assert loader.pin_memory == torch.cuda.is_available()  # pinned memory only where a CUDA copy can use it
+    opt = _opt(pair_dirs, num_worker_per_gpu=2, persistent_workers=False, pin_memory=False)
+    loader = build_dataloader(PairedImageDataset(opt), opt, seed=0)
+    assert not loader.persistent_workers and not loader.pin_memory
