@@ -153,6 +153,32 @@ def test_table_values_equal_metric_functions(tmp_path: Path, small_set: tuple[Pa
         assert (pic[tile:, i * (tile + GAP) : i * (tile + GAP) + tile] < 128).any()  # a caption is drawn
 
 
+def test_foreign_layouts_score_like_ours(tmp_path: Path, small_set: tuple[Path, Path], ckpt: Path) -> None:
+    """The same weights as a bare state dict in the official ESRGAN release's key names (RRDB_trunk, RDB1,
+    trunk_conv, upconv1, HRconv) and as a bare .safetensors file: identical rows."""
+    from safetensors.torch import save_file
+
+    sd = tiny_rrdbnet(1).state_dict()
+    renames = {"conv_body": "trunk_conv", "conv_up1": "upconv1", "conv_up2": "upconv2", "conv_hr": "HRconv"}
+    official = {}
+    for key, value in sd.items():
+        parts = key.split(".")
+        if parts[0] == "body":
+            key = f"RRDB_trunk.{parts[1]}.RDB{parts[2][-1]}.{'.'.join(parts[3:])}"
+        else:
+            key = ".".join([renames.get(parts[0], parts[0]), *parts[1:]])
+        official[key] = value
+    torch.save(official, tmp_path / "official.pth")
+    save_file({k: v.contiguous() for k, v in sd.items()}, str(tmp_path / "plain.safetensors"))
+    test_set = make_test_set(None, *small_set)
+    report = run_tests([("ours", str(ckpt)), ("official", str(tmp_path / "official.pth")),
+                        ("st", str(tmp_path / "plain.safetensors"))], [test_set], 4, "lay",
+                       experiments_root=tmp_path, device="cpu", save_images=False, comparisons=False, progress=False)
+    ours = [r.metrics() for r in report.scores["Small"]["ours"]]
+    assert [r.metrics() for r in report.scores["Small"]["official"]] == ours
+    assert [r.metrics() for r in report.scores["Small"]["st"]] == ours
+
+
 def test_select_crop_finds_the_worst_window() -> None:
     rng = np.random.default_rng(0)
     err = rng.random((30, 40))
