@@ -269,3 +269,10 @@ def test_lmdb_values_are_encoded_for_decode_speed(tmp_path, level, filters, loss
     # Level 0 stores the rows as they are (the raw bytes plus a filter byte a row and headers).
     assert (len(value) >= photo.nbytes) == lossless_size
     assert (tmp_path / "x.lmdb" / "meta_info.txt").read_text() == f"photo.png (96,128,3) {level}\n"
+
+
+def test_missing_lmdb_says_not_found_and_how_to_build_it(tmp_path):
+    from esrgan.data.lmdb_backend import LmdbReader
+
+    with pytest.raises(FileNotFoundError, match=r"nope\.lmdb: LMDB not found; build it with 'esrgan prepare"):
+        LmdbReader(tmp_path / "nope.lmdb")

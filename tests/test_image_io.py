@@ -282,3 +282,24 @@ def test_atomic_outputs_get_normal_file_permissions(tmp_path):
     atomic_write_bytes(target, b"x")
     assert (target.stat().st_mode & 0o777) == (0o666 & ~mask)
     assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
+def test_atomic_dir_replaces_only_when_complete_and_gets_normal_permissions(tmp_path):
+    import os
+
+    from esrgan.utils.atomic import atomic_dir
+
+    mask = os.umask(0o022)
+    os.umask(mask)
+    target = tmp_path / "set"
+    target.mkdir()
+    (target / "old.txt").write_text("old")
+    with pytest.raises(RuntimeError), atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+        raise RuntimeError("interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"] and (target / "old.txt").exists()
+    with atomic_dir(target) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["set"]
+    assert (target.stat().st_mode & 0o777) == (0o777 & ~mask)

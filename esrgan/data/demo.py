@@ -18,8 +18,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import numpy as np
 from esrgan.data.image import imwrite, mod_crop, to_rgb
 from esrgan.data.imresize import imresize
 from esrgan.data.subimages import iter_subimages, subimage_name
+from esrgan.utils.atomic import atomic_dir
 
 logger = logging.getLogger("esrgan.data.demo")
 
@@ -80,17 +79,9 @@ def make_demo_data(root: str | os.PathLike[str] = "datasets/demo", overwrite: bo
         return root
     if root.exists() and not overwrite and any(root.iterdir()):
         raise FileExistsError(f"{root}: exists but is not a complete demo dataset; pass --overwrite to rebuild it")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.tmp-", dir=root.parent))
-    try:
+    with atomic_dir(root) as tmp:
         counts = _build(tmp)
         (tmp / _MARKER).write_text(json.dumps({"version": DEMO_VERSION, **counts}))
-        if root.exists():
-            shutil.rmtree(root)
-        os.replace(tmp, root)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     logger.info("demo data: %d train / %d val pairs in %s", counts["train"], counts["val"], root)
     return root
 

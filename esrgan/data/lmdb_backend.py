@@ -13,8 +13,6 @@ import logging
 import math
 import os
 import re
-import shutil
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from esrgan.data.image import ImageReadError, imdecode
+from esrgan.utils.atomic import atomic_dir
 
 logger = logging.getLogger("esrgan.data.lmdb")
 
@@ -114,6 +113,10 @@ class LmdbReader:
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.path = Path(path)
+        if not self.path.exists():
+            raise FileNotFoundError(
+                f"{self.path}: LMDB not found; build it with 'esrgan prepare create-lmdb' (see datasets/README.md)"
+            )
         if not (self.path / "data.mdb").is_file():
             raise FileNotFoundError(f"{self.path}: not an LMDB (data.mdb missing)")
         self._key = str(self.path.resolve())
@@ -198,10 +201,8 @@ def write_lmdb(
     target = Path(target)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target}: already exists; pass --overwrite to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     entries: list[MetaEntry] = []
-    try:
+    with atomic_dir(target) as tmp:
         env = lmdb.open(str(tmp), map_size=map_size, meminit=False, map_async=True)
         try:
             seen: set[str] = set()
@@ -223,10 +224,6 @@ def write_lmdb(
             env.close()
         (tmp / META_INFO).write_text("".join(e.line() + "\n" for e in entries))
         _close_env(str(target.resolve()))  # a reader of the old files would keep seeing them
-        _replace_dir(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return entries
 
 
@@ -251,22 +248,6 @@ def _commit(env: Any, batch: list[tuple[bytes, bytes]]) -> None:
         except BaseException:
             txn.abort()
             raise
-
-
-def _replace_dir(src: Path, target: Path) -> None:
-    """Rename folder ``src`` to ``target``, moving an existing ``target`` aside first."""
-    if not target.exists():
-        os.replace(src, target)
-        return
-    old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
-    old.rmdir()
-    os.replace(target, old)
-    try:
-        os.replace(src, target)
-    except BaseException:
-        os.replace(old, target)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def iter_verify(lmdb_path: str | os.PathLike[str]) -> Iterator[tuple[MetaEntry, str | None]]:
