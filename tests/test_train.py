@@ -407,3 +407,24 @@ def test_progress_bar_only_when_interactive(data_root: Path, tmp_path: Path, cap
         err = capsys.readouterr().err
         # tqdm's bar: count, total and the ETA field ("<") only on an interactive terminal
         assert ("2/2 [" in err and "<" in err and ("it/s" in err or "s/it" in err)) is interactive, err
+
+
+@pytest.mark.filterwarnings("ignore:Unable to enable fault handler")  # torchrun's @record under pytest's capture
+def test_cli_auto_resume_continues_from_the_latest_state(data_root: Path, tmp_path: Path) -> None:
+    import yaml
+
+    from esrgan.training.cli import main
+
+    path = tmp_path / "opt.yml"
+    path.write_text(yaml.safe_dump(tiny_options_dict(data_root, tmp_path, total_iter=3)))
+    base = ["-opt", str(path), "--set", "val.val_freq=0", "--set", "logger.use_tb_logger=false"]
+    assert main([*base, "--set", "train.total_iter=2"]) == 0
+    root = tmp_path / "tiny"
+    assert main([*base, "--auto-resume"]) == 0
+    log = "".join(p.read_text() for p in root.glob("train_*.log"))
+    assert f"resumed from {root / 'training_states' / '2.state'}: iteration 2" in log
+    assert sorted(p.name for p in (root / "training_states").iterdir()) == ["2.state", "3.state"]
+    assert not list(tmp_path.glob("tiny_archived_*"))  # resumed in place
+    # without --auto-resume the same command starts over, archiving the folder
+    assert main([*base, "--set", "train.total_iter=1"]) == 0
+    assert len(list(tmp_path.glob("tiny_archived_*"))) == 1
