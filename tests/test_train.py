@@ -204,6 +204,35 @@ def test_new_run_archives_existing_experiment_folder(data_root: Path, tmp_path: 
     assert trainer.start_iter == 0
 
 
+def test_missing_data_fails_before_the_experiment_folder_is_touched(data_root: Path, tmp_path: Path) -> None:
+    """A run that cannot start archives nothing and creates nothing; the error names every missing path."""
+    root = tmp_path / "tiny"
+    (root / "models").mkdir(parents=True)
+    (root / "models" / "old.pth").write_bytes(b"old")
+    missing = tmp_path / "no_such_stage1.pth"
+    opt = _opt(data_root, tmp_path, ("train.total_iter=1", f"path.pretrain_network_g={missing}"))
+    opt.datasets["val"].dataroot_lq = str(tmp_path / "no_lr")
+    with pytest.raises(FileNotFoundError) as info:
+        Trainer(opt, interactive=False)
+    assert f"path.pretrain_network_g: {missing}" in str(info.value)
+    assert f"datasets.val.dataroot_lq: {tmp_path / 'no_lr'}" in str(info.value)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny"]
+    assert (root / "models" / "old.pth").read_bytes() == b"old"
+
+
+def test_cli_launcher_outside_its_launcher_is_one_line_and_exit_2(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from esrgan.training.cli import main
+
+    for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
+        monkeypatch.delenv(var, raising=False)
+    config = Path(__file__).resolve().parents[1] / "configs" / "demo_psnr_x4.yml"
+    assert main(["-opt", str(config), "--launcher", "pytorch"]) == 2
+    err = capsys.readouterr().err
+    assert "RANK" in err and "torchrun" in err and "Traceback" not in err
+
+
 @pytest.mark.slow
 def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(
     data_root: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture

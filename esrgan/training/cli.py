@@ -67,7 +67,11 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     backend = opt.dist_params.backend if torch.cuda.is_available() and opt.num_gpu != 0 else "gloo"
-    info = dist_utils.init_dist(args.launcher, backend=backend)
+    try:
+        info = dist_utils.init_dist(args.launcher, backend=backend)
+    except (RuntimeError, ValueError) as exc:  # e.g. --launcher pytorch outside torchrun: say so, no traceback
+        print(f"esrgan train: {exc}", file=sys.stderr)
+        return 2
     opt.dist, opt.rank, opt.world_size = info.distributed, info.rank, info.world_size
     try:
         return train(opt, auto_resume=args.auto_resume, dist_info=info)

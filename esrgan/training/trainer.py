@@ -55,6 +55,23 @@ def pick_device(num_gpu: int | str | None, dist_info: dist_utils.DistInfo) -> to
     return torch.device("cpu")
 
 
+def check_inputs_exist(opt: Any) -> None:
+    """Every file and folder the option file names must exist; the error names each missing one."""
+    missing: list[str] = []
+    for phase, ds in dict(opt.datasets).items():
+        for key in ("dataroot_gt", "dataroot_lq", "meta_info_file"):
+            value = getattr(ds, key, None)
+            if value and not Path(value).exists():
+                missing.append(f"datasets.{phase}.{key}: {value}")
+    for key in ("pretrain_network_g", "pretrain_network_d", "resume_state"):
+        value = getattr(opt.path, key, None)
+        if value and not Path(value).exists():
+            missing.append(f"path.{key}: {value}")
+    if missing:
+        hint = "see datasets/README.md for the data layout and the 'esrgan prepare' commands that build it"
+        raise FileNotFoundError("not found: " + "; ".join(missing) + f" ({hint})")
+
+
 class Trainer:
     """Everything one training run needs; ``Trainer(opt, ...).run()`` returns an exit code."""
 
@@ -77,6 +94,8 @@ class Trainer:
 
         root = getattr(opt.path, "experiments_root", None)
         self.paths = ExperimentPaths.at(Path(root) if root else Path("experiments") / opt.name)
+        # Before the experiment folder is touched: a run that cannot start archives nothing.
+        check_inputs_exist(opt)
 
         # ---- resume or fresh start (decided before touching the folder)
         resume_path = getattr(opt.path, "resume_state", None)
