@@ -6,9 +6,6 @@ are resolved on first use, so inference code does not pay for them.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
 from esrgan.data.color import rgb2ycbcr, rgb2ycbcr_torch
 from esrgan.data.image import (
     ImageReadError,
@@ -23,6 +20,7 @@ from esrgan.data.image import (
 # Eager on purpose: the submodule ``imresize`` shares the function's name, and importing the
 # submodule (from anywhere) sets ``esrgan.data.imresize`` to the module, shadowing a lazy lookup.
 from esrgan.data.imresize import imresize, imresize_torch
+from esrgan.utils.lazy import lazy_getattr
 
 # public name -> module that defines it (imported on first access)
 _LAZY = {
@@ -38,10 +36,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'esrgan.data' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = [

@@ -19,13 +19,14 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import cv2
 
 from esrgan.data.image import ImageReadError, imencode, imread, imwrite, list_images, mod_crop
 from esrgan.data.lmdb_backend import png_params
 from esrgan.data.subimages import iter_subimages, strip_scale_suffix, subimage_name
+from esrgan.utils.lazy import lazy_getattr
 
 logger = logging.getLogger("esrgan.data.prepare")
 
@@ -332,13 +333,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 1
 
 
-def __getattr__(name: str) -> Any:
-    # make_demo_data lives in esrgan.data.demo; re-exported here lazily (imports scikit-image).
-    if name == "make_demo_data":
-        from esrgan.data.demo import make_demo_data
-
-        return make_demo_data
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# make_demo_data lives in esrgan.data.demo; re-exported here lazily (it imports scikit-image).
+__getattr__ = lazy_getattr(__name__, {"make_demo_data": "esrgan.data.demo"})
 
 
 if __name__ == "__main__":

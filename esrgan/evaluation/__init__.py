@@ -10,8 +10,7 @@ Public functions are resolved on first use, so ``import esrgan.evaluation`` stay
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from esrgan.utils.lazy import lazy_getattr
 
 _LAZY = {
     "run_tests": "esrgan.evaluation.tester",
@@ -30,10 +29,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'esrgan.evaluation' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = list(_LAZY)

@@ -6,8 +6,7 @@ not pull in TensorBoard or the data pipeline.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from esrgan.utils.lazy import lazy_getattr
 
 _LAZY = {
     "Trainer": "esrgan.training.trainer",
@@ -23,10 +22,7 @@ _LAZY = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'esrgan.training' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
 
 
 __all__ = sorted(_LAZY)
