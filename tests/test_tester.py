@@ -330,3 +330,13 @@ def test_test_py_without_data_names_the_folder_and_the_download(tmp_path: Path) 
     with pytest.raises(ValueError, match=r"no images in .*Set14.HR .*; get it with: esrgan prepare download Set14"):
         run_tests(["bicubic"], [make_test_set(None, tmp_path / "datasets" / "Set14" / "HR")], 4, "x",
                   experiments_root=tmp_path)
+
+
+def test_a_second_run_archives_the_first_instead_of_overwriting(tmp_path: Path, small_set: tuple[Path, Path]) -> None:
+    test_set = make_test_set(None, *small_set)
+    run_tests(["bicubic"], [test_set], 4, "again", experiments_root=tmp_path, progress=False, comparisons=False)
+    first = (tmp_path / "again" / "results.json").read_text()
+    run_tests(["bicubic"], [test_set], 4, "again", experiments_root=tmp_path, progress=False, comparisons=False)
+    archived = [p for p in tmp_path.iterdir() if p.name.startswith("again_archived_")]
+    assert len(archived) == 1 and (archived[0] / "results.json").read_text() == first
+    assert (tmp_path / "again" / "results.json").is_file()

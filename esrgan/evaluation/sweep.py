@@ -26,6 +26,7 @@ from esrgan.evaluation.models import NetworkModel
 from esrgan.evaluation.tester import METRIC_KEYS, check_name, conventions, evaluate, unique_set_names
 from esrgan.evaluation.testsets import TestImage, TestSet, hr_paths
 from esrgan.utils.atomic import atomic_path, atomic_write_text
+from esrgan.utils.folders import fresh_output_dir
 
 logger = logging.getLogger("esrgan.evaluation.sweep")
 
@@ -144,7 +145,7 @@ def run_sweep(
             raise ValueError(f"strip image {strip_image!r} is not in test set {t.name} ({t.hr_dir})")
         strip_names[t.name] = strip_image or stems[0]
     pair = psnr if isinstance(psnr, GeneratorPair) else load_pair(psnr, gan)  # type: ignore[arg-type]
-    out_dir = Path(experiments_root) / name
+    out_dir = fresh_output_dir(Path(experiments_root) / name)
     report = SweepReport(name, scale, alpha_list, [], out_dir)
     strip_outputs: dict[str, dict[float, np.ndarray]] = {}
     strip_psnr: dict[str, dict[float, float]] = {}

@@ -27,6 +27,7 @@ from esrgan.evaluation.models import BicubicModel, SRModel, build_models
 from esrgan.evaluation.testsets import TestImage, TestSet, iter_test_images
 from esrgan.inference.upscaler import GREY_FROM_RGB
 from esrgan.utils.atomic import atomic_write_text
+from esrgan.utils.folders import fresh_output_dir
 
 logger = logging.getLogger("esrgan.evaluation.tester")
 
@@ -252,7 +253,7 @@ def run_tests(
     check_name(name)
     built = build_models(list(models), scale, device=device, tile=tile, precision=precision, network_g=network_g,
                          strict=strict_load_g)
-    out_dir = Path(experiments_root) / name
+    out_dir = fresh_output_dir(Path(experiments_root) / name)
     return evaluate(built, test_sets, scale, out_dir=out_dir, save_images=save_images, comparisons=comparisons,
                     progress=progress, name=name)
 

@@ -7,15 +7,14 @@ A new run never overwrites an old one: an existing folder is renamed to
 from __future__ import annotations
 
 import re
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from esrgan.utils.folders import archive_if_exists, timestamp
+
+__all__ = ["SUBDIRS", "ExperimentPaths", "archive_if_exists", "latest_state", "prune", "timestamp"]
+
 SUBDIRS = ("models", "training_states", "visualization", "tb_logger")
-
-
-def timestamp() -> str:
-    return time.strftime("%Y%m%d_%H%M%S", time.localtime())
 
 
 @dataclass(frozen=True)
@@ -33,19 +32,6 @@ class ExperimentPaths:
     def make(self) -> None:
         for d in (self.root, self.models, self.training_states, self.visualization, self.tb_logger):
             d.mkdir(parents=True, exist_ok=True)
-
-
-def archive_if_exists(root: Path) -> Path | None:
-    """Rename an existing ``root`` to ``<root>_archived_<time>``; return the new path (None if absent)."""
-    if not root.exists():
-        return None
-    target = root.with_name(f"{root.name}_archived_{timestamp()}")
-    n = 1
-    while target.exists():  # two archives within a second
-        target = root.with_name(f"{root.name}_archived_{timestamp()}_{n}")
-        n += 1
-    root.rename(target)
-    return target
 
 
 _STATE_RE = re.compile(r"^(\d+)\.state$")
