@@ -57,6 +57,18 @@ def _run_parallel(
                 bar.update(1)
 
 
+def _input_images(input_dir: str | os.PathLike[str]) -> list[Path]:
+    images = list_images(input_dir)
+    if not images:
+        raise ValueError(f"no images in {input_dir}")
+    return images
+
+
+def _check_compress_level(level: int) -> None:
+    if not 0 <= level <= 9:
+        raise ValueError(f"--compress-level {level}: expected 0..9")
+
+
 def _prepare_output(folder: Path, overwrite: bool) -> None:
     if folder.exists() and any(folder.iterdir()) and not overwrite:
         raise FileExistsError(f"{folder}: output folder exists and is not empty; pass --overwrite to write into it")
@@ -96,11 +108,8 @@ def extract_subimages(
     for name, value in (("crop-size", crop_size), ("step", step), ("thresh-size", thresh_size)):
         if value % scale:
             raise ValueError(f"--{name} {value} is not divisible by --scale {scale}; the LR crops would not align")
-    if not 0 <= compress_level <= 9:
-        raise ValueError(f"--compress-level {compress_level}: expected 0..9")
-    images = list_images(input_dir)
-    if not images:
-        raise ValueError(f"no images in {input_dir}")
+    _check_compress_level(compress_level)
+    images = _input_images(input_dir)
     out = Path(output_dir)
     _prepare_output(out, overwrite)
     crop, st, th = crop_size // scale, step // scale, thresh_size // scale
@@ -142,9 +151,7 @@ def make_lr(
     tmpl = filename_tmpl if filename_tmpl is not None else f"{{}}x{scale}"
     if "{}" not in tmpl:
         raise ValueError(f"--filename-tmpl {tmpl!r} must contain '{{}}' (the HR name)")
-    images = list_images(input_dir)
-    if not images:
-        raise ValueError(f"no images in {input_dir}")
+    images = _input_images(input_dir)
     out = Path(output_dir)
     _prepare_output(out, overwrite)
     hr_out = Path(hr_output) if hr_output else None
@@ -187,11 +194,8 @@ def create_lmdb(
     output = Path(output)
     if output.exists() and not overwrite:
         raise FileExistsError(f"{output}: already exists; pass --overwrite to replace it")
-    if not 0 <= compress_level <= 9:
-        raise ValueError(f"--compress-level {compress_level}: expected 0..9")
-    images = list_images(input_dir)
-    if not images:
-        raise ValueError(f"no images in {input_dir}")
+    _check_compress_level(compress_level)
+    images = _input_images(input_dir)
     by_key: dict[str, Path] = {}
     for path in images:
         if not path.stem.isascii() or " " in path.stem:
