@@ -420,3 +420,47 @@ def test_bad_inputs_are_named() -> None:
         Upscaler(TinySR(depth=1), device="cpu", precision="fp8")
     with pytest.raises(ValueError, match="batch_tiles must be >= 1"):
         Upscaler(TinySR(depth=1), device="cpu", batch_tiles=0)
+
+
+def test_progress_counts_every_forward_pass_of_the_call(natural_image: np.ndarray) -> None:
+    # 64x80 RGBA in 24-pixel tiles, alpha through the network, two passes: the total is known up front
+    # and every call advances it by one, ending at (total, total).
+    rgba = np.concatenate([_img(natural_image), np.full((64, 80, 1), 200, np.uint8)], axis=2)
+    up = Upscaler(TinySR(scale=2), tile=24, tile_pad=4, batch_tiles=2)
+    calls: list[tuple[int, int]] = []
+    out = up.upscale(rgba, passes=2, progress=lambda d, t: calls.append((d, t)))
+    per_pass = [up.forward_passes(1, 64, 80), up.forward_passes(1, 128, 160)]
+    total = 2 * sum(per_pass)  # colour and alpha
+    assert per_pass[0] == -(-len(tile_grid(64, 80, 24, 4)) // 2) > 1
+    assert calls == [(i, total) for i in range(1, total + 1)]
+    np.testing.assert_array_equal(out, up.upscale(rgba, passes=2))
+
+
+def test_progress_exception_stops_the_call(natural_image: np.ndarray) -> None:
+    class Stop(Exception):
+        pass
+
+    seen: list[int] = []
+
+    def stop_at_two(done: int, total: int) -> None:
+        seen.append(done)
+        if done == 2:
+            raise Stop
+
+    up = Upscaler(TinySR(), tile=16, tile_pad=2)
+    with pytest.raises(Stop):
+        up.upscale(_img(natural_image), progress=stop_at_two)
+    assert seen == [1, 2]
+    # The whole-image path reports too: one forward pass.
+    calls: list[tuple[int, int]] = []
+    Upscaler(TinySR()).upscale_tensor(torch.rand(1, 3, 8, 8), progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(1, 1)]
+
+
+def test_progress_after_out_of_memory_restart_ends_at_the_new_total(natural_image: np.ndarray) -> None:
+    # The whole 64x64 image fails, the run restarts in 32-pixel tiles: the count starts again and the
+    # total becomes the tiled run's 4 passes, so the bar ends full instead of past (or short of) 100%.
+    up = Upscaler(OOMAbove(TinySR(depth=2), limit=48 * 48), device="cpu", tile=0, tile_pad=4, batch_tiles=1)
+    calls: list[tuple[int, int]] = []
+    up.upscale_tensor(_t(_img(natural_image, 64, 64)), progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]

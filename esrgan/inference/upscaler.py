@@ -38,6 +38,38 @@ MIN_TILE = 16
 
 # Receives (batch index, output rows y0:y1, output columns x0:x1, float NCHW block of one image) per piece.
 Sink = Callable[[int, int, int, int, int, torch.Tensor], None]
+# Receives (network passes done, passes in total) after each forward pass of one call; raising stops the call.
+Progress = Callable[[int, int], None]
+
+
+class _StepCounter:
+    """Counts forward passes over the runs of one call (colour, alpha, each of ``passes``) for a ``Progress``.
+
+    ``plan`` holds the expected passes of each run; a run restarted with smaller tiles after an
+    out-of-memory error replaces its entry, so the total stays true and the count never runs past it.
+    """
+
+    def __init__(self, callback: Progress, plan: list[int] | None = None) -> None:
+        self.callback = callback
+        self.plan = list(plan or [])
+        self.run = -1
+        self.done = 0
+        self.base = 0
+
+    def start_run(self, steps: int, retry: bool) -> None:
+        if retry:
+            self.done = self.base
+        else:
+            self.run += 1
+            self.base = self.done
+        if self.run < len(self.plan):
+            self.plan[self.run] = steps
+        else:
+            self.plan.append(steps)
+
+    def step(self) -> None:
+        self.done += 1
+        self.callback(self.done, sum(self.plan))
 
 
 def default_device() -> str:
@@ -132,6 +164,10 @@ def probe_model(model: nn.Module, device: torch.device, dtype: torch.dtype) -> M
     return ModelInfo(scale=scale, in_ch=in_ch, out_ch=int(out.shape[1]), multiple=multiple)
 
 
+def _counter(progress: Progress | None) -> _StepCounter | None:
+    return _StepCounter(progress) if progress is not None else None
+
+
 def _resize(img: np.ndarray, height: int, width: int) -> np.ndarray:
     """Final resize for ``outscale``: area when shrinking (no aliasing), Lanczos when enlarging."""
     shrink = height * width < img.shape[0] * img.shape[1]
@@ -200,12 +236,16 @@ class Upscaler:
 
     # ----------------------------------------------------------------- tensors
 
-    def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
+    def upscale_tensor(self, x: torch.Tensor, *, progress: Progress | None = None) -> torch.Tensor:
         """NCHW float in [0, 1] -> NCHW float in [0, 1] (clamped), ``scale`` times larger, on ``x``'s device.
 
         Tiled when ``tile > 0`` or after an out-of-memory error; the network's input only
         ever holds one batch of tiles, so its memory is bounded by the tile size.
+        ``progress(done, total)`` is called after every forward pass; an exception raised in it stops the call.
         """
+        return self._upscale_tensor(x, _counter(progress))
+
+    def _upscale_tensor(self, x: torch.Tensor, counter: _StepCounter | None) -> torch.Tensor:
         self._check_tensor(x)
         n, _, h, w = x.shape
         out = torch.empty(n, self.info.out_ch, h * self.scale, w * self.scale, dtype=x.dtype, device=x.device)
@@ -213,7 +253,7 @@ class Upscaler:
         def sink(i: int, y0: int, y1: int, x0: int, x1: int, block: torch.Tensor) -> None:
             out[i, :, y0:y1, x0:x1] = block[0].clamp_(0, 1).to(out.device, out.dtype)
 
-        self._run(x, sink)
+        self._run(x, sink, counter)
         return out
 
     def _check_tensor(self, x: torch.Tensor) -> None:
@@ -223,13 +263,26 @@ class Upscaler:
         if x.shape[1] != self.info.in_ch:
             raise ValueError(f"the model takes {self.info.in_ch}-channel input; got a tensor of shape {tuple(x.shape)}")
 
-    def _run(self, x: torch.Tensor, sink: Sink) -> None:
+    def forward_passes(self, n: int, height: int, width: int, tile: int | None = None) -> int:
+        """How many forward passes a batch of ``n`` images of ``height`` x ``width`` takes at ``tile``."""
+        tile = self.tile if tile is None else tile
+        m = self.info.multiple
+        hp, wp = height + (-height % m), width + (-width % m)
+        if tile == 0 or (tile >= hp and tile >= wp):
+            return -(-n // self.batch_tiles)
+        return -(-n * len(tile_grid(hp, wp, tile, self.tile_pad, m)) // self.batch_tiles)
+
+    def _run(self, x: torch.Tensor, sink: Sink, counter: _StepCounter | None = None) -> None:
         """Run the whole batch, halving the tile and starting again after an out-of-memory error."""
         tile = self.tile
+        retry = False
         while True:
+            if counter is not None:
+                counter.start_run(self.forward_passes(x.shape[0], x.shape[-2], x.shape[-1], tile), retry)
+            retry = True
             try:
                 with torch.inference_mode():
-                    self._forward(x, tile, sink)
+                    self._forward(x, tile, sink, counter)
                 return
             except (torch.OutOfMemoryError, RuntimeError) as exc:
                 if not is_out_of_memory(exc):
@@ -255,7 +308,7 @@ class Upscaler:
     def _to_model(self, x: torch.Tensor) -> torch.Tensor:
         return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)
 
-    def _forward(self, x: torch.Tensor, tile: int, sink: Sink) -> None:
+    def _forward(self, x: torch.Tensor, tile: int, sink: Sink, counter: _StepCounter | None = None) -> None:
         n, _, h, w = x.shape
         s, m = self.scale, self.info.multiple
         if h % m or w % m:
@@ -269,6 +322,8 @@ class Upscaler:
                 result = self.model(self._to_model(x[start : start + self.batch_tiles])).float()
                 for j in range(result.shape[0]):
                     sink(start + j, 0, h * s, 0, w * s, result[j : j + 1, :, : h * s, : w * s])
+                if counter is not None:
+                    counter.step()
             return
 
         tiles = [(i, t) for i in range(n) for t in tile_grid(hp, wp, tile, self.tile_pad, m)]
@@ -288,17 +343,23 @@ class Upscaler:
                     oy, ox = t.y.win_start * s, t.x.win_start * s
                     sink(i, y0, y1, x0, x1, result[j : j + 1, :, y0 - oy : y1 - oy, x0 - ox : x1 - ox])
                 bar.update(len(chunk))
+                if counter is not None:
+                    counter.step()
         finally:
             bar.close()
 
     # ----------------------------------------------------------------- numpy images
 
-    def upscale(self, img: np.ndarray, outscale: float | None = None, *, passes: int = 1) -> np.ndarray:
+    def upscale(
+        self, img: np.ndarray, outscale: float | None = None, *, passes: int = 1, progress: Progress | None = None
+    ) -> np.ndarray:
         """Upscale an image array as read by ``esrgan.data.image.imread``.
 
         ``img``: HW grey, HWC grey/RGB/RGBA; uint8 or uint16 (16-bit stays 16-bit).
         Returns the same layout and dtype, ``scale ** passes`` times larger, or resized
         to ``round(h * outscale) x round(w * outscale)`` when ``outscale`` is given.
+        ``progress(done, total)``: forward passes over the whole call (colour, alpha, every pass),
+        called after each; an exception raised in it stops the call (a web app's cancel button).
         """
         if not isinstance(img, np.ndarray) or img.dtype not in (np.uint8, np.uint16):
             got = img.dtype if isinstance(img, np.ndarray) else type(img).__name__
@@ -312,10 +373,20 @@ class Upscaler:
 
         planes = img if img.ndim == 3 else img[:, :, None]
         color, alpha = (planes[:, :, :3], planes[:, :, 3:]) if planes.shape[2] == 4 else (planes, None)
-        out = self._upscale_planes(color, passes)
+        counter = None
+        if progress is not None:
+            groups = [color] + ([alpha] if alpha is not None and self.alpha_upsampler == "model" else [])
+            h, w = img.shape[:2]
+            plan = [
+                self.forward_passes(g.shape[2] if self.info.in_ch == 1 else 1, h * self.scale**p, w * self.scale**p)
+                for g in groups
+                for p in range(passes)
+            ]
+            counter = _StepCounter(progress, plan)
+        out = self._upscale_planes(color, passes, counter)
         if alpha is not None:
             if self.alpha_upsampler == "model":
-                out_alpha = self._upscale_planes(alpha, passes)
+                out_alpha = self._upscale_planes(alpha, passes, counter)
             else:
                 size = (out.shape[1], out.shape[0])
                 out_alpha = cv2.resize(alpha[:, :, 0], size, interpolation=cv2.INTER_CUBIC)[:, :, None]
@@ -326,7 +397,7 @@ class Upscaler:
             out = _resize(out, round(h * outscale), round(w * outscale))
         return out if img.ndim == 3 else out[:, :, 0]
 
-    def _upscale_planes(self, planes: np.ndarray, passes: int) -> np.ndarray:
+    def _upscale_planes(self, planes: np.ndarray, passes: int, counter: _StepCounter | None = None) -> np.ndarray:
         """HWC (1 or 3 channels) integer array -> HWC array of the same dtype and channel count, upscaled."""
         dtype, channels, in_ch = planes.dtype, planes.shape[2], self.info.in_ch
         x = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1))).float().div_(max_value(dtype))[None]
@@ -342,7 +413,7 @@ class Upscaler:
         else:
             raise ValueError(f"the model takes {in_ch}-channel input; cannot run it on a {channels}-channel image")
         for _ in range(passes - 1):
-            x = self.upscale_tensor(x)
+            x = self._upscale_tensor(x, counter)
 
         h, w = x.shape[-2] * self.scale, x.shape[-1] * self.scale
         out = np.empty((h, w, channels), dtype=dtype)
@@ -357,5 +428,5 @@ class Upscaler:
             q = block[0].clamp_(0, 1).mul_(full).round_().to(quant).permute(1, 2, 0).cpu().numpy()
             out[y0:y1, x0:x1, i * per_item : (i + 1) * per_item] = q
 
-        self._run(x, sink)
+        self._run(x, sink, counter)
         return out
