@@ -90,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"esrgan interp: error: {exc}", file=sys.stderr)
         return 1
     print(report.format_table())
+    from esrgan.report import write_sweep_report
+
+    report.files["report"] = write_sweep_report(report.out_dir)
     print("\nwritten: " + ", ".join(str(p) for p in report.files.values()))
     return 0
 

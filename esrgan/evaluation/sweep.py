@@ -1,9 +1,11 @@
 """Interpolation sweep: score the generator at every alpha on the test sets (the ESRGAN paper's Fig. 10).
 
-Writes to ``experiments/<name>/``: ``sweep.csv`` and ``sweep.json`` (alpha, PSNR/SSIM per set),
-``psnr_vs_alpha.png`` (PSNR and SSIM against alpha, one line per set), ``strip_<set>.png``
-(the same crop at every alpha, then HR), and with ``save_models`` the interpolated
-checkpoints ``models/net_g_alpha<alpha>.pth``; without it no checkpoint is written.
+Writes to ``experiments/<name>/``: ``sweep.csv`` and ``sweep.json`` (alpha, PSNR/SSIM per set,
+and per image under ``images``), ``psnr_vs_alpha.png`` (PSNR and SSIM against alpha, one line per
+set), ``strip_<set>.png`` (the same crop at every alpha, then HR), with ``save_images`` every
+alpha's outputs ``<set>/alpha<alpha>/<image>.png`` and the mod-cropped HR ``<set>/_hr/`` (what the
+HTML report's alpha slider shows), and with ``save_models`` the interpolated checkpoints
+``models/net_g_alpha<alpha>.pth``; without it no checkpoint is written.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from esrgan.data.image import imwrite
 from esrgan.evaluation.compare import comparison_picture, error_map
 from esrgan.evaluation.interpolation import GeneratorPair, load_pair, parse_alphas
 from esrgan.evaluation.models import NetworkModel
-from esrgan.evaluation.tester import METRIC_KEYS, check_name, conventions, evaluate, unique_set_names
+from esrgan.evaluation.tester import HR_FOLDER, METRIC_KEYS, check_name, conventions, evaluate, unique_set_names
 from esrgan.evaluation.testsets import TestImage, TestSet, hr_paths
 from esrgan.utils.atomic import atomic_path, atomic_write_text
 from esrgan.utils.folders import fresh_output_dir
@@ -42,6 +44,8 @@ class SweepReport:
     out_dir: Path | None
     means: dict[float, dict[str, dict[str, float]]] = field(default_factory=dict)
     files: dict[str, Path] = field(default_factory=dict)
+    # images[set][alpha] = per-image rows ({"image": stem, metric: value, ...})
+    images: dict[str, dict[float, list[dict[str, Any]]]] = field(default_factory=dict)
 
     def rows(self) -> list[list[Any]]:
         return [
@@ -64,6 +68,7 @@ class SweepReport:
             "conventions": conventions(self.scale),
             "alphas": self.alphas,
             "results": [{"alpha": a, **{s: self.means[a][s] for s in self.sets}} for a in self.alphas],
+            "images": {s: {f"{a:g}": rows for a, rows in per_alpha.items()} for s, per_alpha in self.images.items()},
         }
 
     def format_table(self) -> str:
@@ -125,13 +130,15 @@ def run_sweep(
     tile: int = -1,
     precision: str = "fp32",
     strip_image: str | None = None,
+    save_images: bool = True,
     progress: bool = True,
 ) -> SweepReport:
     """Evaluate the interpolated generator at each alpha on ``test_sets``; write table, plot and strips.
 
     ``psnr``/``gan``: checkpoint paths or zoo names (or a loaded ``GeneratorPair`` as ``psnr``
     with ``gan=None``). ``alphas``: '0:1:0.1', '0,0.5,1' or a list. ``strip_image``: the HR
-    stem shown in each set's strip (default: the set's first image).
+    stem shown in each set's strip (default: the set's first image). ``save_images``: every alpha's
+    outputs and the HR images, for the HTML report.
     """
     check_name(name)
     alpha_list = parse_alphas(alphas if isinstance(alphas, str) else list(alphas))
@@ -162,6 +169,11 @@ def run_sweep(
         model = NetworkModel(net, f"alpha={alpha:g}", scale, device=device, tile=tile, precision=precision)
 
         def keep(set_name: str, item: TestImage, _model: str, sr: np.ndarray, psnr_y: float, a: float = alpha) -> None:
+            if save_images:
+                imwrite(out_dir / set_name / f"alpha{a:.2f}" / f"{item.name}.png", sr)
+                hr_path = out_dir / set_name / HR_FOLDER / f"{item.name}.png"
+                if not hr_path.exists():
+                    imwrite(hr_path, item.hr)
             if item.name == strip_names[set_name]:
                 strip_outputs.setdefault(set_name, {})[a] = sr
                 strip_psnr.setdefault(set_name, {})[a] = psnr_y
@@ -170,6 +182,9 @@ def run_sweep(
         result = evaluate([model], test_sets, scale, out_dir=None, progress=progress, name=name, on_output=keep)
         report.sets = result.sets
         report.means[alpha] = {s: result.mean(s, model.name) for s in result.sets}
+        for s in result.sets:
+            rows = [{"image": r.image, **r.metrics()} for r in result.scores[s][model.name]]
+            report.images.setdefault(s, {})[alpha] = rows
         summary = ", ".join(f"{s} {m['psnr_y']:.2f} dB" for s, m in report.means[alpha].items())
         logger.info("alpha %g: %s", alpha, summary)
 

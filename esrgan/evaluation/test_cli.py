@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print(report.format_table())
     print(f"\nresults: {report.out_dir / 'results.json'} and results.csv; images under {report.out_dir}/")
+    from esrgan.report import write_test_report
+
+    print(f"report: {write_test_report(report.out_dir)} (open it in a browser)")
     return 0
 
 

@@ -4,7 +4,9 @@ Scoring follows the SR literature's MATLAB scripts (and the trainer's validation
 HR mod-cropped to the scale, SR rounded to the image's integer type, ``scale`` pixels
 cropped at every border, PSNR/SSIM on Y (MATLAB ``rgb2ycbcr``) and on RGB; grey images
 on their own values. Outputs go to ``experiments/<name>/``: ``results.json``,
-``results.csv``, ``<set>/<model>/<image>.png`` and ``<set>/compare/<image>.png``.
+``results.csv``, ``<set>/<model>/<image>.png``, ``<set>/compare/<image>.png`` and, for the
+HTML report's viewer, the mod-cropped HR (``<set>/_hr/``) and, when bicubic is not one of
+the models, the bicubic baseline (``<set>/_bicubic/``).
 """
 
 from __future__ import annotations
@@ -32,6 +34,10 @@ from esrgan.utils.folders import fresh_output_dir
 logger = logging.getLogger("esrgan.evaluation.tester")
 
 METRIC_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+# Folders beside the models' outputs holding what the HTML report compares them with (the leading
+# underscore keeps them apart from model labels).
+HR_FOLDER = "_hr"
+BICUBIC_FOLDER = "_bicubic"
 
 
 def conventions(scale: int) -> str:
@@ -189,12 +195,17 @@ def evaluate(
                     on_output(test_set.name, item, model.name, sr, per_model[model.name][-1].psnr_y)
             if out_dir is None:
                 continue
+            bic_name = next((m.name for m in models if isinstance(m, BicubicModel)), None)
+            bicubic = outputs[bic_name] if bic_name else None
             if save_images:
                 for model_name, sr in outputs.items():
                     imwrite(out_dir / test_set.name / model_name / f"{item.name}.png", sr)
+                imwrite(out_dir / test_set.name / HR_FOLDER / f"{item.name}.png", item.hr)
+                if bicubic is None:
+                    bicubic = BicubicModel(scale).upscale(item.lr)
+                    imwrite(out_dir / test_set.name / BICUBIC_FOLDER / f"{item.name}.png", bicubic)
             if comparisons:
-                bic_name = next((m.name for m in models if isinstance(m, BicubicModel)), None)
-                bicubic = outputs[bic_name] if bic_name else BicubicModel(scale).upscale(item.lr)
+                bicubic = BicubicModel(scale).upscale(item.lr) if bicubic is None else bicubic
                 bicubic_psnr = per_model[bic_name][-1].psnr_y if bic_name else score(bicubic, item.hr, scale)["psnr_y"]
                 nets = {k: v for k, v in outputs.items() if k != bic_name}
                 psnrs = {k: per_model[k][-1].psnr_y for k in nets}

@@ -1,0 +1,242 @@
+"""Build ``report.html`` from an experiment folder's results file and images.
+
+The page is data-driven: Python gathers the numbers (every numeric metric found in the results,
+whatever its name) and the relative paths of the images into one JSON object; the page's own
+scripts (``assets/*.js``, inlined) draw the tables, plots and comparison viewer from it.
+Thumbnails (``_thumbs/``) keep long tables light; full images load only when shown.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from esrgan.data.image import imread, imwrite
+from esrgan.utils.atomic import atomic_write_text
+
+logger = logging.getLogger("esrgan.report")
+
+REPORT_NAME = "report.html"
+THUMB_FOLDER = "_thumbs"
+THUMB_SIZE = 160
+# Folders the tester writes beside the models' outputs (esrgan.evaluation.tester.HR_FOLDER / BICUBIC_FOLDER).
+HR_FOLDER = "_hr"
+BICUBIC_FOLDER = "_bicubic"
+
+# Metric name (its part before the first '_') -> +1 higher is better, -1 lower is better.
+_DIRECTIONS = {"psnr": 1, "ssim": 1, "ms-ssim": 1, "ma": 1, "niqe": -1, "lpips": -1, "pi": -1, "rmse": -1,
+               "mse": -1, "dists": -1, "brisque": -1}
+_LABELS = {"psnr": "PSNR", "ssim": "SSIM", "niqe": "NIQE", "lpips": "LPIPS", "pi": "PI", "rmse": "RMSE"}
+
+
+def metric_direction(key: str) -> int | None:
+    """+1 when a larger value of metric ``key`` is better (PSNR, SSIM), -1 when smaller is (NIQE, LPIPS), else None."""
+    return _DIRECTIONS.get(key.lower().split("_")[0])
+
+
+def metric_label(key: str) -> str:
+    """``psnr_y`` -> ``PSNR-Y``; unknown names keep their spelling, upper-cased."""
+    head, _, rest = key.partition("_")
+    label = _LABELS.get(head.lower(), head.upper())
+    return f"{label}-{rest.upper()}" if rest else label
+
+
+def _numeric_keys(rows: list[dict[str, Any]]) -> list[str]:
+    keys: dict[str, None] = {}
+    for row in rows:
+        for k, v in row.items():
+            if isinstance(v, int | float) and not isinstance(v, bool):
+                keys.setdefault(k, None)
+    return list(keys)
+
+
+def _metric_info(keys: list[str]) -> list[dict[str, Any]]:
+    return [{"key": k, "label": metric_label(k), "direction": metric_direction(k)} for k in keys]
+
+
+def _numbers(row: dict[str, Any], keys: list[str]) -> dict[str, float]:
+    return {k: float(row[k]) for k in keys if isinstance(row.get(k), int | float) and not isinstance(row.get(k), bool)}
+
+
+def _asset(name: str) -> str:
+    return (resources.files("esrgan.report") / "assets" / name).read_text(encoding="utf-8")
+
+
+def _script_json(data: Any) -> str:
+    # Inside <script> only '</' (and the HTML comment openers) can end or confuse the element.
+    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
+def render_page(title: str, data: dict[str, Any]) -> str:
+    """The report page: template with the shared styles and scripts and ``data`` inlined."""
+    import re
+    from html import escape
+
+    parts = {
+        "STYLE": _asset("common.css") + _asset("report.css"),
+        "SCRIPT": "\n".join(_asset(n) for n in ("compare.js", "widgets.js", "report.js")),
+        "DATA": _script_json(data),
+        "TITLE": escape(title),
+    }
+    # One pass, so text inside the data (an image called '{{SCRIPT}}') is never substituted.
+    return re.sub(r"\{\{(STYLE|SCRIPT|DATA|TITLE)\}\}", lambda m: parts[m.group(1)], _asset("report.html"))
+
+
+def _rel(out_dir: Path, path: Path) -> str | None:
+    return path.relative_to(out_dir).as_posix() if path.is_file() else None
+
+
+def make_thumbnail(src: Path, dst: Path, size: int = THUMB_SIZE) -> bool:
+    """A JPEG of ``src`` whose longer side is ``size`` px (8-bit, RGB or grey); False if ``src`` cannot be read."""
+    if dst.is_file() and dst.stat().st_mtime >= src.stat().st_mtime:
+        return True
+    try:
+        img = imread(src)
+    except (OSError, ValueError) as exc:
+        logger.warning("report: no thumbnail for %s: %s", src, exc)
+        return False
+    if img.dtype == np.uint16:
+        img = (img.astype(np.float64) / 257.0).round().astype(np.uint8)
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    h, w = img.shape[:2]
+    f = size / max(h, w)
+    if f < 1:
+        img = cv2.resize(img, (max(1, round(w * f)), max(1, round(h * f))), interpolation=cv2.INTER_AREA)
+    imwrite(dst, img, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return True
+
+
+def _thumb(out_dir: Path, set_name: str, image: str, candidates: list[Path]) -> str | None:
+    src = next((p for p in candidates if p.is_file()), None)
+    if src is None:
+        return None
+    dst = out_dir / set_name / THUMB_FOLDER / f"{image}.jpg"
+    return _rel(out_dir, dst) if make_thumbnail(src, dst) else None
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: not found; the report is built from it")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def collect_test_data(out_dir: str | Path) -> dict[str, Any]:
+    """What the test page shows, from ``results.json`` and the images under ``out_dir``."""
+    out_dir = Path(out_dir)
+    results = _load_json(out_dir / "results.json")
+    models: list[str] = list(results.get("models", []))
+    all_rows = [row for per_model in results["sets"].values() for m in per_model.values() for row in
+                [m["mean"], *m["images"]]]
+    keys = _numeric_keys(all_rows)
+    sets = []
+    for set_name, per_model in results["sets"].items():
+        names = [row["image"] for row in next(iter(per_model.values()))["images"]]
+        images = []
+        for name in names:
+            hr = out_dir / set_name / HR_FOLDER / f"{name}.png"
+            sources = []
+            bic = _rel(out_dir, out_dir / set_name / BICUBIC_FOLDER / f"{name}.png")
+            if bic:
+                sources.append({"label": "bicubic", "src": bic})
+            for model in per_model:
+                src = _rel(out_dir, out_dir / set_name / model / f"{name}.png")
+                if src:
+                    sources.append({"label": model, "src": src})
+            if _rel(out_dir, hr):
+                sources.append({"label": "HR", "src": _rel(out_dir, hr)})
+            scores = {
+                model: _numbers(next(r for r in rows["images"] if r["image"] == name), keys)
+                for model, rows in per_model.items()
+            }
+            thumb = _thumb(out_dir, set_name, name, [hr, *(out_dir / set_name / m / f"{name}.png" for m in per_model)])
+            images.append({"name": name, "thumb": thumb, "sources": sources, "scores": scores})
+        sets.append({
+            "name": set_name,
+            "means": {model: _numbers(rows["mean"], keys) for model, rows in per_model.items()},
+            "images": images,
+        })
+    return {
+        "kind": "test",
+        "name": results.get("name", out_dir.name),
+        "scale": results.get("scale"),
+        "conventions": results.get("conventions", ""),
+        "models": models or list(next(iter(results["sets"].values()), {})),
+        "metrics": _metric_info(keys),
+        "sets": sets,
+    }
+
+
+def _alpha_folder(alpha: float) -> str:
+    return f"alpha{alpha:.2f}"
+
+
+def collect_sweep_data(out_dir: str | Path) -> dict[str, Any]:
+    """What the sweep page shows, from ``sweep.json`` and the images under ``out_dir``."""
+    out_dir = Path(out_dir)
+    sweep = _load_json(out_dir / "sweep.json")
+    alphas = [float(a) for a in sweep["alphas"]]
+    results = sweep["results"]
+    set_names = [k for k in results[0] if k != "alpha"] if results else []
+    per_image = sweep.get("images", {})
+    keys = _numeric_keys([r[s] for r in results for s in set_names])
+    sets = []
+    for set_name in set_names:
+        means = {f"{r['alpha']:g}": _numbers(r[set_name], keys) for r in results}
+        rows = per_image.get(set_name, {})
+        names = list(dict.fromkeys(row["image"] for per_alpha in rows.values() for row in per_alpha))
+        if not names:  # a sweep without saved images: whatever the HR folder holds
+            names = sorted(p.stem for p in (out_dir / set_name / HR_FOLDER).glob("*.png"))
+        images = []
+        for name in names:
+            hr = out_dir / set_name / HR_FOLDER / f"{name}.png"
+            outputs = {f"{a:g}": _rel(out_dir, out_dir / set_name / _alpha_folder(a) / f"{name}.png") for a in alphas}
+            scores = {
+                a: _numbers(next((r for r in per_alpha if r["image"] == name), {}), keys)
+                for a, per_alpha in rows.items()
+            }
+            first = out_dir / set_name / _alpha_folder(alphas[0]) / f"{name}.png" if alphas else hr
+            images.append({
+                "name": name,
+                "thumb": _thumb(out_dir, set_name, name, [hr, first]),
+                "hr": _rel(out_dir, hr),
+                "outputs": outputs,
+                "scores": scores,
+            })
+        sets.append({"name": set_name, "means": means, "images": images})
+    return {
+        "kind": "sweep",
+        "name": sweep.get("name", out_dir.name),
+        "scale": sweep.get("scale"),
+        "conventions": sweep.get("conventions", ""),
+        "alphas": [f"{a:g}" for a in alphas],
+        "metrics": _metric_info(keys),
+        "sets": sets,
+    }
+
+
+def write_test_report(out_dir: str | Path) -> Path:
+    """Write ``out_dir/report.html`` for an ``esrgan test`` run; returns its path."""
+    out_dir = Path(out_dir)
+    data = collect_test_data(out_dir)
+    path = out_dir / REPORT_NAME
+    atomic_write_text(path, render_page(f"{data['name']}: x{data['scale']} test report", data))
+    return path
+
+
+def write_sweep_report(out_dir: str | Path) -> Path:
+    """Write ``out_dir/report.html`` for an interpolation sweep; returns its path."""
+    out_dir = Path(out_dir)
+    data = collect_sweep_data(out_dir)
+    path = out_dir / REPORT_NAME
+    atomic_write_text(path, render_page(f"{data['name']}: x{data['scale']} interpolation sweep", data))
+    return path
