@@ -55,7 +55,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from esrgan.data.options import DatasetOptions
+from esrgan.data.options import DatasetOptions, dataset_options_class
 
 logger = logging.getLogger("esrgan.options")
 
@@ -430,20 +430,21 @@ def _parse_datasets(value: Any, path: str) -> dict[str, DatasetOptions]:
     if not isinstance(value, Mapping):
         expected = "a mapping of phase -> dataset (train, val, val_1, test_1, ...)"
         raise OptionsError(f"expected {expected}, got {_show(value)}", key=path)
-    allowed = [f.name for f in dataclasses.fields(DatasetOptions)]
-    hints = get_type_hints(DatasetOptions)
     out: dict[str, DatasetOptions] = {}
     for phase_key, ds in value.items():
         key = _join(path, str(phase_key))
         if not isinstance(ds, Mapping):
             raise OptionsError(f"expected a mapping of dataset options, got {_show(ds)}", key=key)
+        cls = dataset_options_class(ds.get("type"))
+        allowed = [f.name for f in dataclasses.fields(cls)]
+        hints = get_type_hints(cls)
         for k in ds:
             if k not in allowed:
                 raise _unknown_key(str(k), allowed, key)
         # Our conversion first (integral floats -> int, type errors in our words); io_backend is data's own.
         ds = {k: v if k == "io_backend" else convert(v, hints[k], _join(key, k)) for k, v in ds.items()}
         try:
-            out[str(phase_key)] = DatasetOptions.from_dict(ds, key)
+            out[str(phase_key)] = cls.from_dict(ds, key)
         except ValueError as exc:
             raise _dataset_error(exc, key) from None
     return out

@@ -8,7 +8,9 @@ Two dataset types:
 - ``PairedImageDataset``: HR (``dataroot_gt``) and LR (``dataroot_lq``) images on disk or in LMDB,
   paired by name;
 - ``SingleHRDataset``: HR images only; the LR image is made on the fly with the MATLAB-compatible
-  bicubic (``esrgan.data.imresize``), for users who have no LR set.
+  bicubic (``esrgan.data.imresize``), for users who have no LR set;
+- ``RealESRGANDataset`` / ``RealESRGANPairedDataset`` (:class:`RealESRGANDatasetOptions`): HR crops
+  with Real-ESRGAN's blur kernels (the LR is degraded on the training device), and real pairs.
 
 Checks that need nothing but the values run on construction; checks that depend on
 ``phase`` and ``scale`` (which the loader may fill in later) run in :meth:`DatasetOptions.validate`,
@@ -22,7 +24,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-DATASET_TYPES = ("PairedImageDataset", "SingleHRDataset")
+from esrgan.data.degradations.kernel_draws import BlurRound
+from esrgan.data.degradations.kernels import KERNEL_TYPES
+
+DATASET_TYPES = ("PairedImageDataset", "SingleHRDataset", "RealESRGANDataset", "RealESRGANPairedDataset")
 IO_BACKENDS = ("disk", "lmdb")
 PHASES = ("train", "val", "test")
 PREFETCH_MODES = (None, "cpu", "cuda")
@@ -115,9 +120,9 @@ class DatasetOptions:
                     f"{key_path}.gt_size: {self.gt_size} is not divisible by scale {self.scale} "
                     f"(the LR patch is gt_size / scale pixels)"
                 )
-        if self.type == "PairedImageDataset" and not self.dataroot_lq:
+        if self.type in ("PairedImageDataset", "RealESRGANPairedDataset") and not self.dataroot_lq:
             raise ValueError(
-                f"{key_path}.dataroot_lq: required for type PairedImageDataset; "
+                f"{key_path}.dataroot_lq: required for type {self.type}; "
                 f"use type SingleHRDataset to make LR images from HR on the fly"
             )
         if self.type == "SingleHRDataset" and self.dataroot_lq:
@@ -168,3 +173,148 @@ def _io_backend_from_mapping(value: Any, key_path: str) -> IOBackendOptions:
     backend = IOBackendOptions(**value)
     backend.validate(key_path)
     return backend
+
+
+@dataclass
+class RealESRGANDatasetOptions(DatasetOptions):
+    """``type: RealESRGANDataset`` / ``RealESRGANPairedDataset``: Real-ESRGAN's keys on top of the common ones.
+
+    The blur keys (BasicSR's names; ``*2`` for the second degradation round) describe the kernels
+    the workers draw; ``blur_kernel_size`` is the largest kernel (sizes 7, 9, ... up to it; BasicSR
+    ignores the key and always uses 7..21). ``meta_info`` is BasicSR's name for the list of images
+    (``gt, lq`` pairs for the paired type). ``crop_pad_size`` (ours; BasicSR fixes 400) is the HR crop
+    the degradation starts from; ``gt_size`` the patch trained on, cut after degrading.
+    """
+
+    type: str = "RealESRGANDataset"
+    meta_info: str | None = None
+    blur_kernel_size: int = 21
+    kernel_list: list[str] = field(default_factory=lambda: list(KERNEL_TYPES))
+    kernel_prob: list[float] = field(default_factory=lambda: [0.45, 0.25, 0.12, 0.03, 0.12, 0.03])
+    sinc_prob: float = 0.1
+    blur_sigma: list[float] = field(default_factory=lambda: [0.2, 3.0])
+    betag_range: list[float] = field(default_factory=lambda: [0.5, 4.0])
+    betap_range: list[float] = field(default_factory=lambda: [1.0, 2.0])
+    blur_kernel_size2: int = 21
+    kernel_list2: list[str] = field(default_factory=lambda: list(KERNEL_TYPES))
+    kernel_prob2: list[float] = field(default_factory=lambda: [0.45, 0.25, 0.12, 0.03, 0.12, 0.03])
+    sinc_prob2: float = 0.1
+    blur_sigma2: list[float] = field(default_factory=lambda: [0.2, 1.5])
+    betag_range2: list[float] = field(default_factory=lambda: [0.5, 4.0])
+    betap_range2: list[float] = field(default_factory=lambda: [1.0, 2.0])
+    final_sinc_prob: float = 0.8
+    crop_pad_size: int = 400
+
+    def validate(self, key_path: str = "dataset") -> None:
+        super().validate(key_path)
+        if self.type == "RealESRGANDataset":
+            if self.dataroot_lq:
+                raise ValueError(
+                    f"{key_path}.dataroot_lq: type RealESRGANDataset makes the LR on the training device; "
+                    f"remove dataroot_lq or use type RealESRGANPairedDataset"
+                )
+            if not self.is_train:
+                raise ValueError(
+                    f"{key_path}.type: RealESRGANDataset is for training; validate on a fixed LR set "
+                    f"('esrgan prepare degrade') with type PairedImageDataset"
+                )
+            if self.gt_size is not None and self.gt_size > self.crop_pad_size:
+                raise ValueError(
+                    f"{key_path}.gt_size: {self.gt_size} is larger than crop_pad_size {self.crop_pad_size} "
+                    f"(the HR crop that is degraded); expected gt_size <= crop_pad_size"
+                )
+        if self.type not in ("RealESRGANDataset", "RealESRGANPairedDataset"):
+            raise ValueError(f"{key_path}.type: {self.type!r} does not take Real-ESRGAN options")
+        _check_int(self.crop_pad_size, f"{key_path}.crop_pad_size", 1)
+        for suffix in ("", "2"):
+            self._check_round(key_path, suffix)
+        _check_probability(self.final_sinc_prob, f"{key_path}.final_sinc_prob")
+
+    def _check_round(self, key_path: str, suffix: str) -> None:
+        def key(name: str) -> str:
+            return f"{key_path}.{name}{suffix}"
+
+        size = getattr(self, f"blur_kernel_size{suffix}")
+        _check_int(size, key("blur_kernel_size"), 1)
+        if size % 2 == 0 or size < 7:
+            raise ValueError(f"{key('blur_kernel_size')}: expected an odd size >= 7 (kernels are centred), got {size}")
+        if size // 2 >= self.crop_pad_size:
+            raise ValueError(
+                f"{key('blur_kernel_size')}: {size} is too large for crop_pad_size {self.crop_pad_size} "
+                f"(reflected borders need images larger than half the kernel)"
+            )
+        kinds, probs = getattr(self, f"kernel_list{suffix}"), getattr(self, f"kernel_prob{suffix}")
+        unknown = [k for k in kinds if k not in KERNEL_TYPES]
+        if unknown or not kinds:
+            raise ValueError(f"{key('kernel_list')}: {unknown or kinds!r} not kernel types; known: "
+                             f"{', '.join(KERNEL_TYPES)}")
+        if len(probs) != len(kinds):
+            raise ValueError(f"{key('kernel_prob')}: {len(probs)} probabilities for {len(kinds)} kernel types "
+                             f"in {key('kernel_list')}")
+        check_distribution(probs, key("kernel_prob"))
+        _check_probability(getattr(self, f"sinc_prob{suffix}"), key("sinc_prob"))
+        for name in ("blur_sigma", "betag_range", "betap_range"):
+            check_range(getattr(self, f"{name}{suffix}"), key(name), low=0.0, strict_low=True)
+
+    def blur_rounds(self) -> tuple[BlurRound, BlurRound]:
+        """The two rounds' kernel settings, as the workers' kernel draws take them."""
+
+        def round_(s: str) -> BlurRound:
+            return BlurRound(
+                getattr(self, f"blur_kernel_size{s}"), tuple(getattr(self, f"kernel_list{s}")),
+                tuple(getattr(self, f"kernel_prob{s}")), getattr(self, f"sinc_prob{s}"),
+                tuple(getattr(self, f"blur_sigma{s}")), tuple(getattr(self, f"betag_range{s}")),
+                tuple(getattr(self, f"betap_range{s}")),
+            )
+
+        return round_(""), round_("2")
+
+
+def _check_int(value: Any, key: str, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{key}: expected an integer >= {low}, got {value!r}")
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _check_probability(value: Any, key: str) -> None:
+    if not _is_number(value) or not 0 <= value <= 1:
+        raise ValueError(f"{key}: expected a probability in [0, 1], got {value!r}")
+
+
+def check_distribution(probs: Any, key: str, length: int | None = None) -> None:
+    """Probabilities that sum to 1 (within 1e-6), each in [0, 1]; ``length`` entries when given."""
+    if not isinstance(probs, list | tuple) or not all(_is_number(p) for p in probs):
+        raise ValueError(f"{key}: expected a list of probabilities, got {probs!r}")
+    if length is not None and len(probs) != length:
+        raise ValueError(f"{key}: expected {length} probabilities, got {len(probs)} ({list(probs)})")
+    if any(p < 0 or p > 1 for p in probs) or abs(sum(probs) - 1) > 1e-6:
+        raise ValueError(f"{key}: probabilities must be in [0, 1] and sum to 1, got {list(probs)} "
+                         f"(sum {sum(probs):g})")
+
+
+def check_range(value: Any, key: str, low: float | None = None, high: float | None = None,
+                strict_low: bool = False) -> None:
+    """A ``[min, max]`` pair of numbers with min <= max, inside ``[low, high]`` when given."""
+    if not isinstance(value, list | tuple) or len(value) != 2 or not all(_is_number(v) for v in value):
+        raise ValueError(f"{key}: expected [min, max], got {value!r}")
+    lo, hi = value
+    if lo > hi:
+        raise ValueError(f"{key}: min {lo} > max {hi}; expected [min, max]")
+    if low is not None and (lo < low or (strict_low and lo == low)):
+        raise ValueError(f"{key}: expected values {'>' if strict_low else '>='} {low}, got {list(value)}")
+    if high is not None and hi > high:
+        raise ValueError(f"{key}: expected values <= {high}, got {list(value)}")
+
+
+DATASET_OPTION_CLASSES: dict[str, type[DatasetOptions]] = {
+    "RealESRGANDataset": RealESRGANDatasetOptions,
+    "RealESRGANPairedDataset": RealESRGANDatasetOptions,
+}
+
+
+def dataset_options_class(type_name: Any) -> type[DatasetOptions]:
+    """The options class for a dataset ``type`` (the common :class:`DatasetOptions` unless it has its own keys)."""
+    return DATASET_OPTION_CLASSES.get(type_name, DatasetOptions) if isinstance(type_name, str) else DatasetOptions

@@ -245,7 +245,12 @@ DATASETS: dict[str, type[Dataset]] = {
 
 def build_dataset(opt: DatasetOptions) -> Dataset:
     """The dataset named by ``opt.type``; unknown types list the known ones."""
-    cls = DATASETS.get(opt.type)
+    if opt.type in ("RealESRGANDataset", "RealESRGANPairedDataset"):
+        from esrgan.data import realesrgan_dataset  # imports this module: resolved here, not at import
+
+        cls = getattr(realesrgan_dataset, opt.type)
+    else:
+        cls = DATASETS.get(opt.type)
     if cls is None:
         raise ValueError(f"datasets.{opt.phase}.type: {opt.type!r} is not one of {', '.join(DATASETS)}")
     dataset = cls(opt)
