@@ -2,7 +2,7 @@
 
 import sys
 
-from esrgan.evaluation.test_cli import main
+from esrgan.commands.test import main
 
 if __name__ == "__main__":
     sys.exit(main())

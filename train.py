@@ -2,7 +2,7 @@
 
 import sys
 
-from esrgan.training.cli import main
+from esrgan.commands.train import main
 
 if __name__ == "__main__":
     sys.exit(main())

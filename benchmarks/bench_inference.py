@@ -155,7 +155,7 @@ def notebook_loop(model: nn.Module, files: list[Path], out_dir: Path) -> None:
 
 
 def ours_vs_notebook(args: argparse.Namespace, net: nn.Module, work: Path) -> None:
-    from esrgan.inference.upscale_cli import main as upscale_main
+    from esrgan.commands.upscale import main as upscale_main
 
     print(f"\n== esrgan upscale vs the notebook loop ({args.n_images} PNGs of {args.image}x{args.image})")
     rng = np.random.default_rng(0)

@@ -112,8 +112,8 @@ def time_reference(opt_dict: dict, n_iter: int) -> tuple[list[float], list[float
     from torch.utils.data import DataLoader
 
     from esrgan.archs import RRDBNet, VGGFeatureExtractor, VGGStyleDiscriminator
-    from esrgan.data.options import DatasetOptions
     from esrgan.data.paired_dataset import PairedImageDataset
+    from esrgan.options.datasets import DatasetOptions
 
     torch.manual_seed(0)
     tr = dict(opt_dict["datasets"]["train"])
@@ -194,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="2: reference, ours, ours, reference and the best of each (default); 1: once each")
     args = parser.parse_args(argv)
 
-    from esrgan.data.demo import make_demo_data
+    from esrgan.data.demo_data import make_demo_data
 
     device = "cuda" if torch.cuda.is_available() else f"cpu ({torch.get_num_threads()} threads)"
     print(f"device: {device}; torch {torch.__version__}")

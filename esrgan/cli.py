@@ -1,6 +1,6 @@
 """The ``esrgan`` console command: one sub-command per tool.
 
-Each sub-command lives in the module that owns it and exposes
+Each sub-command ``NAME`` is the module ``esrgan.commands.NAME`` exposing
 ``main(argv: list[str] | None) -> int``; this file only dispatches, so
 ``esrgan upscale`` never imports the trainer.
 """
@@ -11,23 +11,25 @@ import importlib
 import os
 import sys
 
-# sub-command -> (module with main(argv), one-line help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "train": ("esrgan.training.cli", "train a model from a YAML option file"),
-    "test": ("esrgan.evaluation.test_cli", "PSNR/SSIM of models on test sets, with tables and pictures"),
-    "interp": ("esrgan.evaluation.interp_cli", "network interpolation between a PSNR and a GAN model"),
-    "upscale": ("esrgan.inference.upscale_cli", "upscale images (files, folders, globs)"),
-    "video": ("esrgan.inference.video_cli", "upscale a video, keeping fps, timestamps and audio"),
-    "export": ("esrgan.inference.export", "export a generator to ONNX or TorchScript"),
-    "zoo": ("esrgan.zoo", "list or download pretrained models"),
-    "prepare": ("esrgan.data.prepare", "prepare datasets: sub-images, LR images, LMDB, demo data"),
+# sub-command -> one-line help. Each command is the module ``esrgan.commands.<name>`` with
+# ``main(argv) -> int`` (argument parsing and exit codes only; the work is in the library modules).
+COMMANDS: dict[str, str] = {
+    "train": "train a model from a YAML option file",
+    "test": "PSNR/SSIM of models on test sets, with tables and pictures",
+    "interp": "network interpolation between a PSNR and a GAN model",
+    "upscale": "upscale images (files, folders, globs)",
+    "video": "upscale a video, keeping fps, timestamps and audio",
+    "export": "export a generator to ONNX or TorchScript",
+    "zoo": "list or download pretrained models",
+    "prepare": "prepare datasets: sub-images, LR images, LMDB, demo data",
+    "demo": "the whole recipe on built-in demo data: both stages, test, sweep (what `make demo` runs)",
 }
 
 
 def _usage() -> str:
     width = max(map(len, COMMANDS))
     lines = ["usage: esrgan <command> [options]", "", "commands:"]
-    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {help_}" for name, help_ in COMMANDS.items()]
     lines += ["", "Run 'esrgan <command> --help' for the options of one command."]
     return "\n".join(lines)
 
@@ -49,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"esrgan: unknown command {name!r}; known commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(COMMANDS[name][0])
+    module = importlib.import_module(f"esrgan.commands.{name}")
     return int(module.main(rest) or 0)
 
 

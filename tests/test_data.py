@@ -11,9 +11,9 @@ import pytest
 
 from esrgan.data.image import ImageReadError, imread, imwrite, tensor2img
 from esrgan.data.imresize import imresize
-from esrgan.data.options import DatasetOptions, IOBackendOptions
 from esrgan.data.paired_dataset import PairedImageDataset, SingleHRDataset, build_dataset
 from esrgan.data.transforms import Augmentation, augment_pair, paired_random_crop
+from esrgan.options.datasets import DatasetOptions, IOBackendOptions
 
 SCALE = 4
 

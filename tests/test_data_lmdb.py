@@ -12,12 +12,13 @@ import lmdb
 import numpy as np
 import pytest
 
+from esrgan.commands.prepare import main
 from esrgan.data.image import ImageReadError, imread, imwrite, tensor2img
 from esrgan.data.imresize import imresize
 from esrgan.data.lmdb_backend import LmdbReader, iter_verify, read_meta_info, write_lmdb
-from esrgan.data.options import DatasetOptions
 from esrgan.data.paired_dataset import PairedImageDataset, SingleHRDataset
-from esrgan.data.prepare import create_lmdb, main, verify_lmdb
+from esrgan.data.prepare import create_lmdb, verify_lmdb
+from esrgan.options.datasets import DatasetOptions
 
 
 def _images(folder: Path) -> dict[str, np.ndarray]:

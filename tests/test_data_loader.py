@@ -19,8 +19,8 @@ from esrgan.data.loader import (
     build_dataloader,
     build_prefetcher,
 )
-from esrgan.data.options import DatasetOptions
 from esrgan.data.paired_dataset import PairedImageDataset
+from esrgan.options.datasets import DatasetOptions
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""``python -m esrgan.demo --quick``: every step of the demo runs and writes what it announces."""
+"""``esrgan demo --quick``: every step of the demo runs and writes what it announces."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from esrgan.checkpoint import load_checkpoint_file
 
 @pytest.mark.slow
 def test_demo_quick_runs_every_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from esrgan.demo import main
+    from esrgan.commands.demo import main
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -25,7 +25,7 @@ CHILD = textwrap.dedent(
 
     from esrgan.options import options_from_dict
     from esrgan.training.dist import init_dist
-    from esrgan.training.tiny import tiny_options_dict
+    from tiny_training import tiny_options_dict
     from esrgan.training.trainer import Trainer
 
     torch.set_num_threads(1)
@@ -38,7 +38,7 @@ CHILD = textwrap.dedent(
 
         import yaml
 
-        from esrgan.training.cli import main
+        from esrgan.commands.train import main
         from esrgan.training.models import SRModel
 
         rank = int(os.environ["RANK"])
@@ -92,7 +92,7 @@ def _torchrun(
     script.write_text(CHILD.replace("{{", "{").replace("}}", "}"))
     out = tmp_path / "out"
     out.mkdir()
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         str(script), str(data_root), str(tmp_path / "exp"), str(out), str(fail_rank), stage, str(resume_at),
@@ -102,7 +102,7 @@ def _torchrun(
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from esrgan.training.tiny import make_tiny_data
+    from tiny_training import make_tiny_data
 
     return make_tiny_data(tmp_path_factory.mktemp("ddpdata"))
 
@@ -127,8 +127,9 @@ def test_two_ranks_agree_and_equal_one_process_with_the_same_global_batch(data_r
     assert "global batch 2" in proc.stderr
 
     # One process, batch 2 = the global batch: same samples, same augmentations (per-sample seeds).
+    from tiny_training import tiny_options_dict
+
     from esrgan.options import options_from_dict
-    from esrgan.training.tiny import tiny_options_dict
     from esrgan.training.trainer import Trainer
 
     n = torch.get_num_threads()

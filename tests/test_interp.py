@@ -13,9 +13,9 @@ import torch
 
 from esrgan.archs import RRDBNet, VGGStyleDiscriminator
 from esrgan.checkpoint import load_checkpoint_file, save_network
+from esrgan.commands.interp import main as interp_main
 from esrgan.data.image import imread, imwrite
 from esrgan.evaluation.compare import CAPTION_HEIGHT, GAP, default_crop_size, display_zoom, select_crop
-from esrgan.evaluation.interp_cli import main as interp_main
 from esrgan.evaluation.interpolation import (
     interpolate_checkpoints,
     interpolate_state_dicts,

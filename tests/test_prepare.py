@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 
 from esrgan.cli import main as esrgan_main
+from esrgan.commands.prepare import main
 from esrgan.data import download as dl
 from esrgan.data.image import imread, imwrite, list_images
 from esrgan.data.imresize import imresize
-from esrgan.data.options import DatasetOptions
 from esrgan.data.paired_dataset import PairedImageDataset
-from esrgan.data.prepare import main
 from esrgan.data.subimages import crop_positions
+from esrgan.options.datasets import DatasetOptions
 
 
 def _noise(h: int, w: int, seed: int = 0) -> np.ndarray:
@@ -252,7 +252,7 @@ def test_download_unknown_name_and_list(capsys):
 
 
 def test_demo_data(tmp_path):
-    from esrgan.data.demo import SCALE, TRAIN_IMAGES, VAL_IMAGES
+    from esrgan.data.demo_data import SCALE, TRAIN_IMAGES, VAL_IMAGES
 
     root = tmp_path / "demo"
     assert esrgan_main(["prepare", "demo", "--root", str(root)]) == 0

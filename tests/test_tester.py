@@ -12,10 +12,10 @@ import torch
 
 from esrgan.archs import RRDBNet, VGGStyleDiscriminator
 from esrgan.checkpoint import save_network
+from esrgan.commands import test as test_command
 from esrgan.data.image import img2tensor, imread, imwrite, mod_crop, tensor2img
 from esrgan.data.imresize import imresize
-from esrgan.evaluation import models as eval_models
-from esrgan.evaluation import test_cli
+from esrgan.evaluation import tested_models as eval_models
 from esrgan.evaluation.compare import CAPTION_HEIGHT, GAP, default_crop_size, display_zoom, select_crop
 from esrgan.evaluation.config import ConfigError, load_eval_config
 from esrgan.evaluation.tester import run_tests
@@ -259,7 +259,7 @@ def test_hr_lr_size_mismatch(tmp_path: Path, natural_image: np.ndarray) -> None:
 
 def test_cli_writes_results(tmp_path: Path, small_set: tuple[Path, Path], capsys: pytest.CaptureFixture) -> None:
     hr_dir, lr_dir = small_set
-    rc = test_cli.main(["--model", "bicubic", "--scale", "4", "--hr", str(hr_dir), "--lr", str(lr_dir),
+    rc = test_command.main(["--model", "bicubic", "--scale", "4", "--hr", str(hr_dir), "--lr", str(lr_dir),
                     "--name", "cli", "--experiments-root", str(tmp_path / "exp"), "-q", "--no-compare"])
     assert rc == 0
     saved = json.loads((tmp_path / "exp" / "cli" / "results.json").read_text())
@@ -267,7 +267,7 @@ def test_cli_writes_results(tmp_path: Path, small_set: tuple[Path, Path], capsys
     assert not (tmp_path / "exp" / "cli" / "Small" / "compare").exists()
     assert "conventions:" in capsys.readouterr().out
 
-    rc = test_cli.main(["--model", str(tmp_path / "gone.pth"), "--scale", "4", "--hr", str(hr_dir), "--name", "e",
+    rc = test_command.main(["--model", str(tmp_path / "gone.pth"), "--scale", "4", "--hr", str(hr_dir), "--name", "e",
                     "--experiments-root", str(tmp_path / "exp")])
     assert rc == 1 and "gone.pth" in capsys.readouterr().err
 
@@ -281,12 +281,12 @@ def test_option_file(tmp_path: Path, small_set: tuple[Path, Path], monkeypatch: 
         "datasets:\n  test_1:\n    name: Small\n    dataroot_gt: Small/HR\n    dataroot_lq: Small/LR\n"
         "    filename_tmpl: '{}x4'\nval:\n  save_img: false\n"
     )
-    assert test_cli.main(["-opt", str(opt), "-q"]) == 0
+    assert test_command.main(["-opt", str(opt), "-q"]) == 0
     assert (tmp_path / "experiments" / "small_opt" / "results.json").is_file()
     assert not (tmp_path / "experiments" / "small_opt" / "Small" / "bicubic").exists()
 
     opt.write_text("name: s\nscale: 4\nmodels: [bicubic]\ndatasets:\n  test_1:\n    dataroot_gt: datasets/Set9/HR\n")
-    assert test_cli.main(["-opt", str(opt)]) == 1
+    assert test_command.main(["-opt", str(opt)]) == 1
     assert "datasets.test_1: test set" in capsys.readouterr().err
     opt.write_text("name: s\nscale: 4\nmodels: [bicubic]\nvall: {}\ndatasets: {t: {dataroot_gt: Small/HR}}\n")
     with pytest.raises(ConfigError, match=r"unknown key vall; allowed: .*val"):

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from tiny_training import make_tiny_data, tiny_options_dict
 
 from esrgan.checkpoint import load_checkpoint_file
 from esrgan.data.image import imread
 from esrgan.metrics import psnr
 from esrgan.options import options_from_dict
-from esrgan.training.tiny import make_tiny_data, tiny_options_dict
 from esrgan.training.trainer import EXIT_NONFINITE, Trainer
 
 
@@ -223,7 +224,7 @@ def test_missing_data_fails_before_the_experiment_folder_is_touched(data_root: P
 def test_cli_launcher_outside_its_launcher_is_one_line_and_exit_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from esrgan.training.cli import main
+    from esrgan.commands.train import main
 
     for var in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR"):
         monkeypatch.delenv(var, raising=False)
@@ -295,7 +296,7 @@ def test_signal_saves_state_and_auto_resume_continues_exactly(
 def test_cli_reports_option_errors_with_key_path(data_root: Path, tmp_path: Path, capsys) -> None:
     import yaml
 
-    from esrgan.training.cli import main
+    from esrgan.commands.train import main
 
     raw = tiny_options_dict(data_root, tmp_path)
     path = tmp_path / "bad.yml"
@@ -382,11 +383,9 @@ def test_compile_g_trains_the_compiled_generator_and_saves_plain_keys(
 def test_basicsr_esrgan_option_file_trains_unchanged(tmp_path: Path) -> None:
     """BasicSR's train_ESRGAN_x4.yml, verbatim, through ``esrgan train``; --set only points it at tiny data,
     shrinks G, D's width and the batch for speed, and uses random VGG weights (the test is offline)."""
-    from test_options import BASICSR_ESRGAN_X4
-
     from esrgan.archs import build_network
     from esrgan.checkpoint import save_network
-    from esrgan.training.cli import main
+    from esrgan.commands.train import main
 
     data = make_tiny_data(tmp_path / "data", n_train=2, n_val=1, size=128)  # VGG128 D needs 128-pixel GT
     small_g = {"type": "RRDBNet", "num_feat": 8, "num_block": 1, "num_grow_ch": 8}
@@ -395,7 +394,7 @@ def test_basicsr_esrgan_option_file_trains_unchanged(tmp_path: Path) -> None:
     stage1_path = tmp_path / "stage1" / "net_g_1000000.pth"
     save_network(stage1_path, {"params": stage1})  # stands in for the file's stage-1 generator
     opt_file = tmp_path / "train_ESRGAN_x4.yml"
-    opt_file.write_text(BASICSR_ESRGAN_X4)
+    shutil.copyfile(Path(__file__).parent / "fixtures" / "basicsr" / "train_ESRGAN_x4.yml", opt_file)
     sets = [
         f"datasets.train.dataroot_gt={data / 'train' / 'HR'}", f"datasets.train.dataroot_lq={data / 'train' / 'LR'}",
         "datasets.train.batch_size_per_gpu=1", "datasets.train.num_worker_per_gpu=0",
@@ -442,7 +441,7 @@ def test_progress_bar_only_when_interactive(data_root: Path, tmp_path: Path, cap
 def test_cli_auto_resume_continues_from_the_latest_state(data_root: Path, tmp_path: Path) -> None:
     import yaml
 
-    from esrgan.training.cli import main
+    from esrgan.commands.train import main
 
     path = tmp_path / "opt.yml"
     path.write_text(yaml.safe_dump(tiny_options_dict(data_root, tmp_path, total_iter=3)))

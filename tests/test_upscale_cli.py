@@ -12,9 +12,9 @@ import torch
 from esrgan.archs import MSRResNet
 from esrgan.checkpoint import save_network
 from esrgan.cli import main as esrgan_main
+from esrgan.commands.upscale import expand_inputs, scale_suffix
 from esrgan.data.image import imread, imwrite
 from esrgan.inference import Upscaler
-from esrgan.inference.upscale_cli import expand_inputs, scale_suffix
 from esrgan.metrics import psnr
 
 

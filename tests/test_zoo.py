@@ -13,9 +13,9 @@ import pytest
 import torch
 
 from esrgan import load_model
-from esrgan import zoo as zoo_mod
 from esrgan.archs import RRDBNet
 from esrgan.checkpoint import save_network
+from esrgan.commands import zoo as zoo_cmd
 from esrgan.zoo import ZOO, ChecksumError, ZooEntry, ZooError, download, resolve_model_path
 
 
@@ -161,12 +161,12 @@ def test_html_page_is_not_saved(source, monkeypatch, tmp_path):
 
 def test_cli_list_and_download(source, monkeypatch, capsys, tmp_path):
     _, digest = publish(source, "tiny_x4.pth", monkeypatch)
-    assert zoo_mod.main(["download", "Tiny_x4"]) == 0
+    assert zoo_cmd.main(["download", "Tiny_x4"]) == 0
     out = capsys.readouterr().out
     assert f"sha256 {digest}" in out and str(tmp_path / "home" / "models" / "tiny_x4.pth") in out
-    assert zoo_mod.main(["list"]) == 0
+    assert zoo_cmd.main(["list"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert any(line.split()[:4] == ["Tiny_x4", "x4", "RRDBNet", "cached"] for line in lines)
     assert any(line.split()[:4] == ["RealESRGAN_x2plus", "x2", "RRDBNet", "-"] for line in lines)
-    assert zoo_mod.main(["download", "RealESRNet_x4plus"]) == 1
+    assert zoo_cmd.main(["download", "RealESRNet_x4plus"]) == 1
     assert "--no-verify" in capsys.readouterr().err

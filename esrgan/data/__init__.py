@@ -31,8 +31,8 @@ _LAZY = {
     "CPUPrefetcher": "esrgan.data.loader",
     "CUDAPrefetcher": "esrgan.data.loader",
     "build_dataset": "esrgan.data.paired_dataset",
-    "DatasetOptions": "esrgan.data.options",
-    "make_demo_data": "esrgan.data.demo",
+    "DatasetOptions": "esrgan.options.datasets",
+    "make_demo_data": "esrgan.data.demo_data",
 }
 
 

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.data.distributed import DistributedSampler
 
-from esrgan.data.options import DatasetOptions
+from esrgan.options.datasets import DatasetOptions
 
 logger = logging.getLogger("esrgan.data.loader")
 

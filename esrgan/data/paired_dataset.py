@@ -19,8 +19,8 @@ from torch.utils.data import Dataset
 
 from esrgan.data.image import ImageReadError, img2tensor, imread, is_image_file, mod_crop, to_rgb
 from esrgan.data.lmdb_backend import LmdbReader, read_meta_info
-from esrgan.data.options import DatasetOptions
 from esrgan.data.transforms import augment_pair, check_pair_size, paired_random_crop, random_crop
+from esrgan.options.datasets import DatasetOptions
 
 logger = logging.getLogger("esrgan.data.dataset")
 

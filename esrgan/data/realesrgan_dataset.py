@@ -24,7 +24,6 @@ from torch.utils.data import Dataset
 from esrgan.data.degradations.kernel_draws import draw_sample_kernels
 from esrgan.data.image import ImageReadError, img2tensor, imread, to_rgb
 from esrgan.data.lmdb_backend import LmdbReader
-from esrgan.data.options import RealESRGANDatasetOptions
 from esrgan.data.paired_dataset import (
     ImageRef,
     PairedImageDataset,
@@ -33,6 +32,7 @@ from esrgan.data.paired_dataset import (
     _scan_folder,
 )
 from esrgan.data.transforms import augment_pair
+from esrgan.options.datasets import RealESRGANDatasetOptions
 
 logger = logging.getLogger("esrgan.data.dataset")
 

@@ -19,7 +19,7 @@ _LAZY = {
     "TestReport": "esrgan.evaluation.tester",
     "make_test_set": "esrgan.evaluation.testsets",
     "TestSet": "esrgan.evaluation.testsets",
-    "build_models": "esrgan.evaluation.models",
+    "build_models": "esrgan.evaluation.tested_models",
     "interpolate_state_dicts": "esrgan.evaluation.interpolation",
     "interpolate_checkpoints": "esrgan.evaluation.interpolation",
     "load_pair": "esrgan.evaluation.interpolation",

@@ -104,7 +104,7 @@ class GeneratorPair:
 
 def load_generator_checked(path: str | Path, role: str) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
     """``esrgan.loading.load_generator`` with the role (PSNR/GAN) and a missing file named up front."""
-    from esrgan.evaluation.models import check_model_source
+    from esrgan.evaluation.tested_models import check_model_source
     from esrgan.loading import load_generator
 
     check_model_source(str(path), what=f"{role} model")

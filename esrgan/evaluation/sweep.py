@@ -24,7 +24,7 @@ import numpy as np
 from esrgan.data.image import imwrite
 from esrgan.evaluation.compare import comparison_picture, error_map
 from esrgan.evaluation.interpolation import GeneratorPair, load_pair, parse_alphas
-from esrgan.evaluation.models import NetworkModel
+from esrgan.evaluation.tested_models import NetworkModel
 from esrgan.evaluation.tester import HR_FOLDER, METRIC_KEYS, check_name, conventions, evaluate, unique_set_names
 from esrgan.evaluation.testsets import TestImage, TestSet, hr_paths
 from esrgan.utils.atomic import atomic_path, atomic_write_text

@@ -25,7 +25,7 @@ from tqdm import tqdm
 
 from esrgan.data.image import imwrite
 from esrgan.evaluation.compare import comparison_picture, error_map
-from esrgan.evaluation.models import BicubicModel, SRModel, build_models
+from esrgan.evaluation.tested_models import BicubicModel, TestedModel, build_models
 from esrgan.evaluation.testsets import TestImage, TestSet, iter_test_images
 from esrgan.inference.upscaler import GREY_FROM_RGB
 from esrgan.utils.atomic import atomic_write_text
@@ -155,7 +155,7 @@ def _display(img: np.ndarray) -> np.ndarray:
 
 
 def evaluate(
-    models: Sequence[SRModel],
+    models: Sequence[TestedModel],
     test_sets: Sequence[TestSet],
     scale: int,
     *,

@@ -16,7 +16,7 @@ from torch import nn
 
 from esrgan.evaluation.testsets import matlab_resize
 
-logger = logging.getLogger("esrgan.evaluation.models")
+logger = logging.getLogger("esrgan.evaluation.tested_models")
 
 BICUBIC = "bicubic"
 # Auto tiling: LR images above this many pixels go through Upscaler tiles (RRDBNet x4 activations
@@ -25,7 +25,7 @@ AUTO_TILE_PIXELS = 512 * 512
 AUTO_TILE_SIZE = 256
 
 
-class SRModel(Protocol):
+class TestedModel(Protocol):
     name: str
 
     def upscale(self, lr: np.ndarray) -> np.ndarray: ...
@@ -153,7 +153,7 @@ def build_models(
     precision: str = "fp32",
     network_g: dict[str, Any] | None = None,
     strict: bool = True,
-) -> list[SRModel]:
+) -> list[TestedModel]:
     """Models from specs: ``bicubic``, a checkpoint path, a zoo name, or ``(label, spec)``.
 
     Every source is checked before any is loaded, so a typo in the last one fails at once.
@@ -170,7 +170,7 @@ def build_models(
         while unique in labels:
             unique, k = f"{label}_{k}", k + 1
         labels.append(unique)
-    models: list[SRModel] = []
+    models: list[TestedModel] = []
     for (spec, _), label in zip(pairs, labels):
         if spec == BICUBIC:
             models.append(BicubicModel(scale, label))

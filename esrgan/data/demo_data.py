@@ -28,7 +28,7 @@ from esrgan.data.imresize import imresize
 from esrgan.data.subimages import iter_subimages, subimage_name
 from esrgan.utils.atomic import atomic_dir
 
-logger = logging.getLogger("esrgan.data.demo")
+logger = logging.getLogger("esrgan.data.demo_data")
 
 DEMO_VERSION = 1
 SCALE = 4

@@ -1,4 +1,4 @@
-"""Tiny training set-ups for tests, benchmarks and smoke runs: a few crops of a natural image, tiny nets.
+"""Tiny training set-ups for the tests: a few crops of a natural image, tiny nets.
 
 ``make_tiny_data(root)`` writes HR crops of scikit-image's astronaut and their MATLAB-bicubic
 x4 LR versions; ``tiny_options_dict(...)`` returns an option mapping (BasicSR keys) that

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from esrgan.inference.cli_common import add_model_args, build_upscaler, check_device, setup_cli_logging
+from esrgan.commands.common import add_model_args, build_upscaler, check_device, setup_cli_logging
 
 logger = logging.getLogger("esrgan.inference.video")
 

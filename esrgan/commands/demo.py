@@ -1,4 +1,4 @@
-"""``python -m esrgan.demo`` (``make demo``): the whole ESRGAN recipe, end to end, on a laptop CPU.
+"""``esrgan demo`` (``make demo``): the whole ESRGAN recipe, end to end, on a laptop CPU.
 
 1. builds the demo data from images inside scikit-image (``datasets/demo``);
 2. trains stage 1 (PSNR, L1) with ``configs/demo_psnr_x4.yml``;
@@ -45,7 +45,7 @@ QUICK_OVERRIDES: dict[str, list[str]] = {
 
 def _config_dir() -> Path:
     """``configs/`` of the checkout (editable install) or of the current directory."""
-    here = Path(__file__).resolve().parents[1] / "configs"
+    here = Path(__file__).resolve().parents[2] / "configs"
     if (here / PSNR_CONFIG).is_file():
         return here
     cwd = Path("configs")
@@ -81,7 +81,7 @@ def _train(config: Path, overrides: list[str], root: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m esrgan.demo", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="esrgan demo", description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", default=".", help="where datasets/demo and experiments/ go (default: .)")
     parser.add_argument("--quick", action="store_true", help="a few iterations of every step (smoke test)")
     args = parser.parse_args(argv)
@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     timings: dict[str, float] = {}
 
     # 1. data
-    from esrgan.data.demo import make_demo_data
+    from esrgan.data.demo_data import make_demo_data
 
     t0 = time.perf_counter()
     data = make_demo_data(root / "datasets" / "demo")

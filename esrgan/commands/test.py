@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _label(spec: str | tuple[str, str]) -> str:
-    from esrgan.evaluation.models import default_label
+    from esrgan.evaluation.tested_models import default_label
 
     return spec[0] if isinstance(spec, tuple) else default_label(spec)
 

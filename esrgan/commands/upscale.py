@@ -12,8 +12,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from esrgan.commands.common import add_alpha_arg, add_model_args, build_upscaler, check_device, setup_cli_logging
 from esrgan.data.image import ImageReadError, imread, imwrite, is_image_file, list_images
-from esrgan.inference.cli_common import add_alpha_arg, add_model_args, build_upscaler, check_device, setup_cli_logging
 
 logger = logging.getLogger("esrgan.inference.upscale")
 

@@ -55,7 +55,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
-from esrgan.data.options import DatasetOptions, dataset_options_class
+from esrgan.options.datasets import DatasetOptions, dataset_options_class
 
 logger = logging.getLogger("esrgan.options")
 
