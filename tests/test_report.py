@@ -15,8 +15,9 @@ import torch
 
 from esrgan.archs import RRDBNet
 from esrgan.checkpoint import save_network
+from esrgan.commands import interp as interp_cmd
+from esrgan.commands import test as test_command
 from esrgan.data.image import imread, imwrite
-from esrgan.evaluation import interp_cli, test_cli
 from esrgan.report import metric_direction, write_sweep_report, write_test_report
 from esrgan.report.pages import THUMB_SIZE, collect_sweep_data, collect_test_data, render_page
 
@@ -60,7 +61,7 @@ def ckpts(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_esrgan_test_writes_a_self_contained_report(tmp_path: Path, hr_set: Path, ckpts: tuple[Path, Path]) -> None:
-    rc = test_cli.main(["--model", "bicubic", "--model", f"net={ckpts[0]}", "--scale", "4", "--hr", str(hr_set),
+    rc = test_command.main(["--model", "bicubic", "--model", f"net={ckpts[0]}", "--scale", "4", "--hr", str(hr_set),
                         "--name", "r", "--experiments-root", str(tmp_path / "exp"), "-q"])
     assert rc == 0
     out = tmp_path / "exp" / "r"
@@ -93,7 +94,7 @@ def test_esrgan_test_writes_a_self_contained_report(tmp_path: Path, hr_set: Path
 
 
 def test_bicubic_baseline_is_written_when_not_a_model(tmp_path: Path, hr_set: Path, ckpts: tuple[Path, Path]) -> None:
-    rc = test_cli.main(["--model", str(ckpts[0]), "--scale", "4", "--hr", str(hr_set), "--name", "nb",
+    rc = test_command.main(["--model", str(ckpts[0]), "--scale", "4", "--hr", str(hr_set), "--name", "nb",
                         "--experiments-root", str(tmp_path / "exp"), "-q", "--no-compare"])
     assert rc == 0
     data = collect_test_data(tmp_path / "exp" / "nb")
@@ -105,7 +106,7 @@ def test_bicubic_baseline_is_written_when_not_a_model(tmp_path: Path, hr_set: Pa
 def test_every_metric_in_results_is_shown_with_its_direction(tmp_path: Path, hr_set: Path,
                                                               ckpts: tuple[Path, Path]) -> None:
     # Metrics are found in results.json, not in a list in the report: NIQE/LPIPS appear when present.
-    test_cli.main(["--model", "bicubic", "--scale", "4", "--hr", str(hr_set), "--name", "m",
+    test_command.main(["--model", "bicubic", "--scale", "4", "--hr", str(hr_set), "--name", "m",
                    "--experiments-root", str(tmp_path / "exp"), "-q", "--no-compare"])
     out = tmp_path / "exp" / "m"
     results = json.loads((out / "results.json").read_text())
@@ -124,7 +125,7 @@ def test_every_metric_in_results_is_shown_with_its_direction(tmp_path: Path, hr_
 
 
 def test_sweep_report_has_every_alpha_of_every_image(tmp_path: Path, hr_set: Path, ckpts: tuple[Path, Path]) -> None:
-    rc = interp_cli.main(["--psnr", str(ckpts[0]), "--gan", str(ckpts[1]), "--sweep", "0:1:0.5", "--hr", str(hr_set),
+    rc = interp_cmd.main(["--psnr", str(ckpts[0]), "--gan", str(ckpts[1]), "--sweep", "0:1:0.5", "--hr", str(hr_set),
                           "--scale", "4", "--name", "sw", "--experiments-root", str(tmp_path / "exp"), "-q"])
     assert rc == 0
     out = tmp_path / "exp" / "sw"
@@ -150,7 +151,7 @@ def test_sweep_report_has_every_alpha_of_every_image(tmp_path: Path, hr_set: Pat
 
 def test_sweep_report_regenerates_with_perceptual_metrics(tmp_path: Path, hr_set: Path,
                                                           ckpts: tuple[Path, Path]) -> None:
-    interp_cli.main(["--psnr", str(ckpts[0]), "--gan", str(ckpts[1]), "--sweep", "0,1", "--hr", str(hr_set),
+    interp_cmd.main(["--psnr", str(ckpts[0]), "--gan", str(ckpts[1]), "--sweep", "0,1", "--hr", str(hr_set),
                      "--scale", "4", "--name", "pd", "--experiments-root", str(tmp_path / "exp"), "-q"])
     out = tmp_path / "exp" / "pd"
     sweep = json.loads((out / "sweep.json").read_text())
