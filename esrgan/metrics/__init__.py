@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from esrgan.metrics.niqe import niqe
 from esrgan.metrics.psnr_ssim import psnr, ssim
 from esrgan.metrics.psnr_ssim_torch import psnr_torch, ssim_torch
 
@@ -37,4 +38,4 @@ def get_metric(metric_type: str, batched: bool = False) -> Callable[..., Any]:
         raise ValueError(f"unknown metric type {metric_type!r}; known types: {', '.join(table)}") from None
 
 
-__all__ = ["METRICS", "METRICS_TORCH", "get_metric", "psnr", "psnr_torch", "ssim", "ssim_torch"]
+__all__ = ["METRICS", "METRICS_TORCH", "get_metric", "niqe", "psnr", "psnr_torch", "ssim", "ssim_torch"]
