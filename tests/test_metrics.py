@@ -274,8 +274,31 @@ def test_metric_lookup_by_option_type() -> None:
     assert get_metric("psnr", batched=True) is psnr_torch
     assert set(METRICS) == set(METRICS_TORCH)
     assert esrgan.metrics.ssim_torch is ssim_torch
-    with pytest.raises(ValueError, match=r"unknown metric type 'niqe'; known types: psnr, ssim"):
-        get_metric("niqe")
+    with pytest.raises(ValueError, match=r"unknown metric type 'fid'; known types: psnr, ssim, niqe, lpips, calc"):
+        get_metric("fid")
+
+
+def test_metric_table_directions_and_references() -> None:
+    from esrgan.metrics import METRIC_TABLE, metric_info, parse_metric_list
+
+    assert {k: (m.higher_is_better, m.needs_reference) for k, m in METRIC_TABLE.items() if "_" not in k} == {
+        "psnr": (True, True), "ssim": (True, True), "niqe": (False, False), "lpips": (False, True)}
+    assert metric_info("calculate_niqe") is metric_info("NIQE")
+    assert metric_info("calculate_lpips").direction == "lower is better"
+    assert parse_metric_list("psnr, SSIM,calculate_niqe,niqe,lpips") == ["psnr", "ssim", "niqe", "lpips"]
+    with pytest.raises(ValueError, match="unknown metric type 'brisque'; known types: psnr, ssim, niqe, lpips"):
+        parse_metric_list("psnr,brisque")
+
+
+def test_niqe_torch_scores_the_8bit_image(natural_image) -> None:
+    from esrgan.metrics import niqe, niqe_torch
+
+    imgs = [natural_image[:200, :200], natural_image[100:300, 50:250]]
+    batch = torch.stack([img2tensor(x) for x in imgs])
+    got = niqe_torch(batch, None, crop_border=4)
+    assert got.shape == (2,)
+    for i, img in enumerate(imgs):
+        assert float(got[i]) == pytest.approx(niqe(img, crop_border=4), abs=1e-9)
 
 
 def test_shape_mismatch_names_both_shapes() -> None:

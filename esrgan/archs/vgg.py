@@ -33,6 +33,7 @@ _CFGS: dict[str, list[int | str]] = {
 TORCHVISION_WEIGHTS: dict[str, str] = {
     "vgg16": "https://download.pytorch.org/models/vgg16-397923af.pth",
     "vgg19": "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth",
+    "alexnet": "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth",  # LPIPS(net="alex")
 }
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

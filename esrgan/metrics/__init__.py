@@ -1,41 +1,132 @@
-"""Image quality metrics as the SR literature computes them (MATLAB-compatible PSNR and SSIM).
+"""Image quality metrics as the SR literature computes them.
 
-``psnr`` / ``ssim``: numpy reference on HWC RGB or HW arrays in [0, 255].
-``psnr_torch`` / ``ssim_torch``: batched NCHW tensors in [0, 1], one value per image.
-``METRICS`` / ``METRICS_TORCH`` map option-file metric types (ours and BasicSR's
-``calculate_*`` names) to these functions; :func:`get_metric` looks one up.
+Distortion (against a reference): ``psnr``, ``ssim`` (MATLAB-compatible). Perceptual quality:
+``niqe`` (no reference, MATLAB release's NIQE), ``lpips`` (LPIPS v0.1 distance to the reference).
+
+Numpy functions take HWC RGB or HW arrays in [0, 255]; the ``*_torch`` versions take batched
+NCHW tensors in [0, 1] and return one value per image. :data:`METRIC_TABLE` is the one table
+by name (ours and BasicSR's ``calculate_*`` names): each entry knows its functions, its
+direction and whether it needs a reference. Validation, ``esrgan test`` and sweeps use it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import torch
+
+from esrgan.metrics.lpips import lpips, lpips_torch
 from esrgan.metrics.niqe import niqe
 from esrgan.metrics.psnr_ssim import psnr, ssim
 from esrgan.metrics.psnr_ssim_torch import psnr_torch, ssim_torch
 
-METRICS: dict[str, Callable[..., float]] = {
-    "psnr": psnr,
-    "ssim": ssim,
-    "calculate_psnr": psnr,
-    "calculate_ssim": ssim,
+
+def _niqe_ref(img: np.ndarray, ref: np.ndarray | None = None, crop_border: int = 0, y_channel: bool = True) -> float:
+    """NIQE in the (img, ref) call convention; ``ref`` is ignored (no-reference metric)."""
+    return niqe(img, crop_border=crop_border, convert_to="y" if y_channel else "gray")
+
+
+def _lpips_ref(img: np.ndarray, ref: np.ndarray, crop_border: int = 0, y_channel: bool = False) -> float:
+    """LPIPS (alex) in the (img, ref, crop_border, y_channel) call convention; always on RGB."""
+    return lpips(img, ref, crop_border=crop_border)
+
+
+@torch.no_grad()
+def niqe_torch(
+    img: torch.Tensor, ref: torch.Tensor | None = None, crop_border: int = 0, y_channel: bool = True
+) -> torch.Tensor:
+    """NIQE per image of an NCHW batch in [0, 1] (rounded to 8 bits, scored on the CPU in numpy)."""
+    if img.ndim == 3:
+        img = img.unsqueeze(0)
+    arr = img.detach().float().clamp(0, 1).mul(255).round().to(torch.uint8).cpu().numpy()
+    arr = arr.transpose(0, 2, 3, 1)
+    values = [_niqe_ref(a if a.shape[2] == 3 else a[:, :, 0], None, crop_border, y_channel) for a in arr]
+    return torch.tensor(values, dtype=torch.float64)
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One metric: its numpy and batched functions (both ``(img, ref, crop_border, y_channel)``),
+    whether higher values are better and whether it compares with a reference."""
+
+    name: str
+    fn: Callable[..., float]
+    fn_torch: Callable[..., Any]
+    higher_is_better: bool
+    needs_reference: bool
+    unit: str = ""
+
+    @property
+    def direction(self) -> str:
+        return "higher is better" if self.higher_is_better else "lower is better"
+
+
+_PSNR = Metric("psnr", psnr, psnr_torch, True, True, "dB")
+_SSIM = Metric("ssim", ssim, ssim_torch, True, True)
+_NIQE = Metric("niqe", _niqe_ref, niqe_torch, False, False)
+_LPIPS = Metric("lpips", _lpips_ref, lpips_torch, False, True)
+
+METRIC_TABLE: dict[str, Metric] = {
+    "psnr": _PSNR,
+    "ssim": _SSIM,
+    "niqe": _NIQE,
+    "lpips": _LPIPS,
+    "calculate_psnr": _PSNR,
+    "calculate_ssim": _SSIM,
+    "calculate_niqe": _NIQE,
+    "calculate_lpips": _LPIPS,
 }
-METRICS_TORCH: dict[str, Callable[..., Any]] = {
-    "psnr": psnr_torch,
-    "ssim": ssim_torch,
-    "calculate_psnr": psnr_torch,
-    "calculate_ssim": ssim_torch,
-}
+METRICS: dict[str, Callable[..., float]] = {k: m.fn for k, m in METRIC_TABLE.items()}
+METRICS_TORCH: dict[str, Callable[..., Any]] = {k: m.fn_torch for k, m in METRIC_TABLE.items()}
+
+
+def metric_info(metric_type: str) -> Metric:
+    """The table entry for a metric name (case-insensitive); unknown names list the known ones."""
+    try:
+        return METRIC_TABLE[metric_type.lower()]
+    except (KeyError, AttributeError):
+        raise ValueError(f"unknown metric type {metric_type!r}; known types: {', '.join(METRIC_TABLE)}") from None
 
 
 def get_metric(metric_type: str, batched: bool = False) -> Callable[..., Any]:
     """The metric function for an option-file ``type``; ``batched`` picks the torch version."""
-    table = METRICS_TORCH if batched else METRICS
-    try:
-        return table[metric_type.lower()]
-    except (KeyError, AttributeError):
-        raise ValueError(f"unknown metric type {metric_type!r}; known types: {', '.join(table)}") from None
+    m = metric_info(metric_type)
+    return m.fn_torch if batched else m.fn
 
 
-__all__ = ["METRICS", "METRICS_TORCH", "get_metric", "niqe", "psnr", "psnr_torch", "ssim", "ssim_torch"]
+def parse_metric_list(text: str | list[str] | tuple[str, ...]) -> list[str]:
+    """``"psnr,ssim,niqe"`` (or a list) -> canonical names in order, duplicates dropped."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    out: list[str] = []
+    for item in items:
+        item = str(item).strip()
+        if not item:
+            continue
+        name = metric_info(item).name
+        if name not in out:
+            out.append(name)
+    if not out:
+        raise ValueError(f"no metric names in {text!r}; known types: {', '.join(METRIC_TABLE)}")
+    return out
+
+
+__all__ = [
+    "METRICS",
+    "METRICS_TORCH",
+    "METRIC_TABLE",
+    "Metric",
+    "get_metric",
+    "lpips",
+    "lpips_torch",
+    "metric_info",
+    "niqe",
+    "niqe_torch",
+    "parse_metric_list",
+    "psnr",
+    "psnr_torch",
+    "ssim",
+    "ssim_torch",
+]
