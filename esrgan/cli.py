@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "zoo": "list or download pretrained models",
     "prepare": "prepare datasets: sub-images, LR images, LMDB, demo data",
     "demo": "the whole recipe on built-in demo data: both stages, test, sweep (what `make demo` runs)",
+    "serve": "local web app: upload, upscale, interpolate, compare, download (pip install 'esrgan[serve]')",
 }
 
 

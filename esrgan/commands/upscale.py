@@ -161,3 +161,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     done = len(files) - skipped - (failed - len(missing))
     logger.info("upscaled %d, skipped %d (existing), failed %d", done, skipped, failed)
     return 1 if failed else 0
+
+
+def output_file(
+    src: Path, folder: Path, result: np.ndarray, final_scale: float, *, suffix: str | None = None,
+    ext: str = "auto", quality: int = 95,
+) -> tuple[Path, list[int]]:
+    """Where ``esrgan upscale`` writes ``result`` of input ``src`` in ``folder``, and the encoder parameters
+    (for other front ends, e.g. ``esrgan serve``, whose downloads must equal the command's files)."""
+    suffix = scale_suffix(final_scale) if suffix is None else suffix
+    dst = _fit_format(folder / f"{src.stem}{suffix}{_ext_for(src, ext)}", result)
+    return dst, _write_params(dst, quality)

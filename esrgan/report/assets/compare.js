@@ -51,12 +51,12 @@
       this.pickers = el("span", { class: "row", style: "gap:6px" }, [this.leftSelect, el("span", { class: "muted", text: "|" }), this.rightSelect]);
       this.zoomLabel = el("span", { class: "zoom", text: "fit" });
       const zoomBy = (f) => { const r = this.viewRect(); this.zoomAt(this.zoom * f, r.width / 2, r.height / 2); };
-      bar.append(seg, this.pickers, el("span", { class: "sep" }),
+      bar.append(seg, this.pickers, el("span", { class: "sep" }), el("span", { class: "zoom-group" }, [
         el("button", { type: "button", title: "zoom out", text: "\u2212", onclick: () => zoomBy(1 / 1.5) }),
         this.zoomLabel,
         el("button", { type: "button", title: "zoom in", text: "+", onclick: () => zoomBy(1.5) }),
         el("button", { type: "button", text: "Fit", onclick: () => this.fit() }),
-        el("button", { type: "button", text: "1:1", onclick: () => this.actual() }));
+        el("button", { type: "button", text: "1:1", title: "one image pixel per screen pixel", onclick: () => this.actual() })]));
 
       this.imgA = el("img", { alt: "", draggable: "false", class: "cmp-a" });
       this.imgB = el("img", { alt: "", draggable: "false", class: "cmp-b" });
