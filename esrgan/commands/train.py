@@ -73,8 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"esrgan train: {exc}", file=sys.stderr)
         return 2
     opt.dist, opt.rank, opt.world_size = info.distributed, info.rank, info.world_size
+    from esrgan.training.trainer import EXIT_NO_SPACE
+    from esrgan.utils.atomic import DiskFullError
+
     try:
         return train(opt, auto_resume=args.auto_resume, dist_info=info)
+    except KeyboardInterrupt:
+        # A second Ctrl-C (the first one asks for a clean stop): stop at once, one line, no traceback.
+        print("esrgan train: interrupted; the last saved training state is kept (resume with --auto-resume)",
+              file=sys.stderr)
+        return 130
+    except DiskFullError as exc:
+        print(f"esrgan train: {exc}; earlier checkpoints are intact", file=sys.stderr)
+        return EXIT_NO_SPACE
     except (ValueError, FileNotFoundError) as exc:
         # Configuration and data problems: one clear line, no traceback.
         if not logging.getLogger("esrgan").handlers:

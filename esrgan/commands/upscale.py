@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import glob
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -36,7 +37,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--passes", type=int, default=1, help="run the network N times (x4 twice = x16) (default: 1)")
     p.add_argument("--ext", choices=OUTPUT_EXTS, default="auto", help="output format; auto = the input's (default)")
     p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default: 95)")
-    p.add_argument("--skip-existing", action="store_true", help="leave images whose output already exists")
+    exist = p.add_mutually_exclusive_group()
+    exist.add_argument("--skip-existing", action="store_true", help="leave images whose output already exists")
+    exist.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace output files that exist from before (an input is never replaced)",
+    )
     p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders of folder inputs")
     add_alpha_arg(p)
     # Tiles by default: whole-image activations grow with the image (a 1024x1024 photo through RRDBNet x4
@@ -97,6 +104,83 @@ def _write_params(path: Path, quality: int) -> list[int]:
     return []
 
 
+class OutputClashError(ValueError):
+    """An output would replace an input, another output of the run, or a file from before."""
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _show(paths: Sequence[Path], n: int = 3) -> str:
+    more = f" and {len(paths) - n} more" if len(paths) > n else ""
+    return ", ".join(str(p) for p in paths[:n]) + more
+
+
+def plan_outputs(targets: dict[Path, Path], *, overwrite: bool = False, skip_existing: bool = False) -> str | None:
+    """Check every planned output before anything is written; return what is wrong (None if nothing).
+
+    Files are compared by identity (device, inode), so links, ``..`` and case-insensitive file
+    systems do not hide a clash. An output may never be an input of the run nor shared by two
+    inputs; one that exists from before needs ``overwrite`` (or is left alone with ``skip_existing``).
+    """
+    inputs = {fid: src for src in targets if (fid := _file_id(src)) is not None}
+    on_inputs = [(src, dst) for src, dst in targets.items() if _file_id(dst) in inputs]
+    if on_inputs and not skip_existing:
+        src, dst = on_inputs[0]
+        return (
+            f"{len(on_inputs)} output(s) would replace input images of this run, e.g. {src} -> {dst}; "
+            "inputs are never overwritten: give another -o folder or a --suffix "
+            "(or --skip-existing to leave those inputs' outputs as they are)"
+        )
+    by_name: dict[str, list[Path]] = {}
+    for src, dst in targets.items():
+        by_name.setdefault(os.path.normcase(os.path.abspath(dst)), []).append(src)
+    merged = [srcs for srcs in by_name.values() if len(srcs) > 1]
+    if merged:
+        srcs = merged[0]
+        return f"{len(srcs)} inputs would be written to the same file {targets[srcs[0]]}: {_show(srcs)}"
+    existing = [dst for dst in targets.values() if dst.exists()]
+    if existing and not (overwrite or skip_existing):
+        if any(d.is_dir() for d in existing):
+            return f"output {next(d for d in existing if d.is_dir())} is a folder"
+        return (
+            f"{len(existing)} output file(s) exist from before: {_show(existing)}; "
+            "pass --overwrite to replace them or --skip-existing to keep them"
+        )
+    return None
+
+
+class OutputGuard:
+    """Checks each output just before it is written (its name may change with the format, see
+    ``_fit_format``): never an input, never a file another input of this run wrote, never a file
+    from before unless ``overwrite``."""
+
+    def __init__(self, inputs: Sequence[Path], *, overwrite: bool) -> None:
+        self.inputs = {fid: src for src in inputs if (fid := _file_id(src)) is not None}
+        self.created: dict[tuple[int, int], Path] = {}
+        self.overwrite = overwrite
+
+    def check(self, dst: Path, src: Path) -> None:
+        fid = _file_id(dst)
+        if fid is None:
+            return
+        if fid in self.inputs:
+            raise OutputClashError(f"{src}: not written: its output {dst} is the input {self.inputs[fid]}")
+        if fid in self.created:
+            raise OutputClashError(f"{src}: not written: {dst} was already written by this run")
+        if not self.overwrite:
+            raise OutputClashError(f"{src}: not written: {dst} exists from before (--overwrite replaces it)")
+
+    def written(self, dst: Path) -> None:
+        if (fid := _file_id(dst)) is not None:
+            self.created[fid] = dst
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -128,16 +212,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.info("%r; %d image(s) -> %s", upscaler, len(files), out)
 
     targets = {src: out if single else out / f"{src.stem}{suffix}{_ext_for(src, args.ext)}" for src in files}
-    clashes: dict[Path, list[Path]] = {}
-    for src, dst in targets.items():
-        clashes.setdefault(dst.resolve(), []).append(src)
-        if dst.resolve() == src.resolve():
-            parser.error(f"{src}: the output would overwrite the input; give another -o folder or a --suffix")
-    clashes = {dst: srcs for dst, srcs in clashes.items() if len(srcs) > 1}
-    if clashes:
-        dst, srcs = next(iter(clashes.items()))
-        parser.error(f"{len(srcs)} inputs would be written to the same file {dst}: {', '.join(map(str, srcs))}")
+    problem = plan_outputs(targets, overwrite=args.overwrite, skip_existing=args.skip_existing)
+    if problem:
+        parser.error(problem)
 
+    guard = OutputGuard(files, overwrite=args.overwrite)
     failed, skipped = len(missing), 0
     bar = tqdm(files, unit="img", desc="upscale", dynamic_ncols=True)
     for src in bar:
@@ -150,8 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             img = imread(src)
             result = upscaler.upscale(img, args.outscale, passes=args.passes)
             dst = _fit_format(dst, result)
+            guard.check(dst, src)
             imwrite(dst, result, _write_params(dst, args.quality))
-        except ImageReadError as exc:
+            guard.written(dst)
+        except (ImageReadError, OutputClashError) as exc:
             failed += 1
             logger.error("%s", exc)
         except Exception as exc:  # one bad image must not stop the batch: report it by name, go on

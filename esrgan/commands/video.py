@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--pix-fmt", help="output pixel format (default: yuv420p, or yuv444p for odd sizes)")
     p.add_argument("--start", type=float, help="start of the section, in seconds")
     p.add_argument("--duration", type=float, help="length of the section, in seconds")
+    p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists from before")
     p.add_argument("--batch", type=int, default=4, help="frames per forward pass (default: 4)")
     add_model_args(p)
     p.add_argument("--verbose", "-v", action="store_true")
@@ -64,8 +65,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     dst = Path(args.output)
     if dst.is_dir() or not dst.suffix:
         dst = dst / f"{src.stem}_x{upscaler.scale}{src.suffix}"
-    if dst.resolve() == src.resolve():
+    if dst.exists() and dst.samefile(src):
         parser.error(f"{src}: the output would overwrite the input")
+    if dst.exists() and not args.overwrite:
+        parser.error(f"{dst} exists from before: pass --overwrite to replace it")
 
     encode = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
     try:

@@ -25,10 +25,10 @@ from esrgan.data.image import imwrite
 from esrgan.evaluation.compare import comparison_picture, error_map
 from esrgan.evaluation.interpolation import GeneratorPair, load_pair, parse_alphas
 from esrgan.evaluation.tested_models import NetworkModel
-from esrgan.evaluation.tester import HR_FOLDER, METRIC_KEYS, check_name, conventions, evaluate, unique_set_names
+from esrgan.evaluation.tester import HR_FOLDER, METRIC_KEYS, conventions, evaluate, unique_set_names
 from esrgan.evaluation.testsets import TestImage, TestSet, hr_paths
 from esrgan.utils.atomic import atomic_path, atomic_write_text
-from esrgan.utils.folders import fresh_output_dir
+from esrgan.utils.folders import check_experiment_name, experiment_dir, fresh_output_dir
 
 logger = logging.getLogger("esrgan.evaluation.sweep")
 
@@ -140,7 +140,7 @@ def run_sweep(
     stem shown in each set's strip (default: the set's first image). ``save_images``: every alpha's
     outputs and the HR images, for the HTML report.
     """
-    check_name(name)
+    check_experiment_name(name)
     alpha_list = parse_alphas(alphas if isinstance(alphas, str) else list(alphas))
     if not test_sets:
         raise ValueError("no test sets for the sweep: give at least one HR folder")
@@ -152,7 +152,7 @@ def run_sweep(
             raise ValueError(f"strip image {strip_image!r} is not in test set {t.name} ({t.hr_dir})")
         strip_names[t.name] = strip_image or stems[0]
     pair = psnr if isinstance(psnr, GeneratorPair) else load_pair(psnr, gan)  # type: ignore[arg-type]
-    out_dir = fresh_output_dir(Path(experiments_root) / name)
+    out_dir = fresh_output_dir(experiment_dir(experiments_root, name))
     report = SweepReport(name, scale, alpha_list, [], out_dir)
     strip_outputs: dict[str, dict[float, np.ndarray]] = {}
     strip_psnr: dict[str, dict[float, float]] = {}

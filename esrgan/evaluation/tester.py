@@ -29,7 +29,7 @@ from esrgan.evaluation.tested_models import BicubicModel, TestedModel, build_mod
 from esrgan.evaluation.testsets import TestImage, TestSet, iter_test_images
 from esrgan.inference.upscaler import GREY_FROM_RGB
 from esrgan.utils.atomic import atomic_write_text
-from esrgan.utils.folders import fresh_output_dir
+from esrgan.utils.folders import check_experiment_name, experiment_dir, fresh_output_dir
 
 logger = logging.getLogger("esrgan.evaluation.tester")
 
@@ -261,16 +261,11 @@ def run_tests(
     """
     if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
-    check_name(name)
+    check_experiment_name(name)
     built = build_models(list(models), scale, device=device, tile=tile, precision=precision, network_g=network_g,
                          strict=strict_load_g)
-    out_dir = fresh_output_dir(Path(experiments_root) / name)
+    out_dir = fresh_output_dir(experiment_dir(experiments_root, name))
     return evaluate(built, test_sets, scale, out_dir=out_dir, save_images=save_images, comparisons=comparisons,
                     progress=progress, name=name)
 
-
-def check_name(name: str) -> str:
-    if not name or name in (".", "..") or "/" in name or "\\" in name:
-        raise ValueError(f"experiment name must be a plain folder name, got {name!r}")
-    return name
 

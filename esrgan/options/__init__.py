@@ -824,6 +824,12 @@ def upgrade_basicsr(raw: dict[str, Any]) -> None:
 
 def _resolve(opt: Options, *, is_train: bool, debug: bool) -> None:
     opt.is_train = is_train
+    from esrgan.utils.folders import check_experiment_name
+
+    try:  # it becomes experiments/<name>: one folder name, never '' (= experiments/ itself) or '../x'
+        check_experiment_name(opt.name)
+    except ValueError as exc:
+        raise OptionsError(str(exc), key="name") from None
     if debug and not opt.name.startswith("debug"):
         opt.name = "debug_" + opt.name
     if opt.num_gpu == "auto":

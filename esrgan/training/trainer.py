@@ -33,12 +33,16 @@ from esrgan.training.models import NonFiniteLossError, SRModel, build_model
 from esrgan.training.rng import get_rng_state, seed_everything, set_rng_state
 from esrgan.training.sampling import EpochSampler, SeededDataset
 from esrgan.training.validation import BestTracker, metric_specs, validate_dataset
+from esrgan.utils.atomic import DiskFullError, remove_stale_temporaries
+from esrgan.utils.folders import experiment_dir
+from esrgan.utils.lock import ExperimentInUseError, ExperimentLock
 
 logger = logging.getLogger("esrgan.training")
 
 STATE_FORMAT = "esrgan-training-state/1"
 EXIT_OK = 0
 EXIT_NONFINITE = 3
+EXIT_NO_SPACE = 4
 
 
 def _fmt_time(seconds: float) -> str:
@@ -56,20 +60,44 @@ def pick_device(num_gpu: int | str | None, dist_info: dist_utils.DistInfo) -> to
 
 
 def check_inputs_exist(opt: Any) -> None:
-    """Every file and folder the option file names must exist; the error names each missing one."""
-    missing: list[str] = []
+    """Every file and folder the option file names must exist and be of the right kind (folder or file).
+
+    The error names each wrong path with its key. Runs before the experiment folder is touched.
+    """
+    problems: list[str] = []
+
+    def check(key: str, value: str | None, want_dir: bool) -> None:
+        if not value:
+            return
+        path = Path(value)
+        if not path.exists():
+            problems.append(f"{key}: {value} not found")
+        elif want_dir and not path.is_dir():
+            problems.append(f"{key}: {value} is a file, expected a folder")
+        elif not want_dir and path.is_dir():
+            problems.append(f"{key}: {value} is a folder, expected a file")
+
     for phase, ds in dict(opt.datasets).items():
-        for key in ("dataroot_gt", "dataroot_lq", "meta_info_file"):
-            value = getattr(ds, key, None)
-            if value and not Path(value).exists():
-                missing.append(f"datasets.{phase}.{key}: {value}")
+        # Image folders and LMDBs (a folder holding data.mdb) alike are folders.
+        check(f"datasets.{phase}.dataroot_gt", getattr(ds, "dataroot_gt", None), True)
+        check(f"datasets.{phase}.dataroot_lq", getattr(ds, "dataroot_lq", None), True)
+        check(f"datasets.{phase}.meta_info_file", getattr(ds, "meta_info_file", None), False)
     for key in ("pretrain_network_g", "pretrain_network_d", "resume_state"):
-        value = getattr(opt.path, key, None)
-        if value and not Path(value).exists():
-            missing.append(f"path.{key}: {value}")
-    if missing:
+        check(f"path.{key}", getattr(opt.path, key, None), False)
+    if problems:
         hint = "see datasets/README.md for the data layout and the 'esrgan prepare' commands that build it"
-        raise FileNotFoundError("not found: " + "; ".join(missing) + f" ({hint})")
+        raise FileNotFoundError("; ".join(problems) + f" ({hint})")
+
+
+class _RecordBuffer(logging.Handler):
+    """Keeps the log records of the set-up, written to the log file once the experiment folder exists."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
 
 
 class Trainer:
@@ -93,10 +121,41 @@ class Trainer:
         self._stop_signal: int | None = None
 
         root = getattr(opt.path, "experiments_root", None)
-        self.paths = ExperimentPaths.at(Path(root) if root else Path("experiments") / opt.name)
+        self.paths = ExperimentPaths.at(Path(root) if root else experiment_dir("experiments", opt.name))
         # Before the experiment folder is touched: a run that cannot start archives nothing.
         check_inputs_exist(opt)
+        # One run per experiment folder (rank 0 holds the lock for the job); every rank learns the outcome.
+        self._lock: ExperimentLock | None = None
+        in_use = None
+        if self.is_main:
+            try:
+                self._lock = ExperimentLock(self.paths.root).acquire()
+            except ExperimentInUseError as exc:
+                in_use = str(exc)
+        in_use = dist_utils.broadcast_object(in_use)
+        if in_use:
+            raise ExperimentInUseError(in_use)
+        try:
+            self._set_up(auto_resume)
+        except BaseException:
+            self.release_lock()
+            raise
 
+    def release_lock(self) -> None:
+        """Free the experiment folder for the next run (also done by :meth:`run` at its end)."""
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _set_up(self, auto_resume: bool) -> None:
+        """Read every input (data, networks, training state), then make the experiment folder.
+
+        Any bad input fails here, before an earlier run's folder is archived: ``--auto-resume`` after a
+        failed start still finds that run.
+        """
+        from esrgan.utils.logger import env_info, setup_logger
+
+        opt = self.opt
         # ---- resume or fresh start (decided before touching the folder)
         resume_path = getattr(opt.path, "resume_state", None)
         if not resume_path and auto_resume:
@@ -107,24 +166,46 @@ class Trainer:
         # Every rank resumes from rank 0's choice (a rank must not see the folder after rank 0 archived it).
         resume_path = dist_utils.broadcast_object(resume_path)
         self.resume_path = resume_path
+
+        # Console now; the set-up's records go to the log file once the folder exists.
+        setup_logger("esrgan", None, rank=self.rank)
+        buffer = _RecordBuffer()
+        logging.getLogger("esrgan").addHandler(buffer)
+        try:
+            logger.info("esrgan training: %s (%s), %s", opt.name, opt.model_type, env_info())
+            logger.info("device %s, rank %d of %d", self.device, self.rank, self.world_size)
+            self._build(resume_path)
+        finally:
+            logging.getLogger("esrgan").removeHandler(buffer)
+
         archived = None
         if self.is_main:
             if not resume_path:
                 archived = archive_if_exists(self.paths.root)
             self.paths.make()
+            remove_stale_temporaries(self.paths.root)
         dist_utils.barrier()
 
-        from esrgan.utils.logger import env_info, setup_logger
-
         self.log_file = self.paths.root / f"train_{timestamp()}.log"
-        setup_logger("esrgan", self.log_file if self.is_main else None, rank=self.rank)
-        logger.info("esrgan training: %s (%s), %s", opt.name, opt.model_type, env_info())
-        logger.info("device %s, rank %d of %d", self.device, self.rank, self.world_size)
+        log = setup_logger("esrgan", self.log_file if self.is_main else None, rank=self.rank)
+        for handler in log.handlers:
+            if isinstance(handler, logging.FileHandler):
+                for record in buffer.records:
+                    handler.handle(record)
         if archived is not None:
             logger.warning("experiment folder %s existed: archived it as %s", self.paths.root, archived)
         if self.is_main:
             self._save_options()
 
+        self.tb = None
+        if self.is_main and getattr(opt.logger, "use_tb_logger", True):
+            from torch.utils.tensorboard import SummaryWriter
+
+            # purge_step: after a resume, drop events the old run wrote past the resumed iteration.
+            self.tb = SummaryWriter(str(self.paths.tb_logger), purge_step=self.start_iter + 1 if resume_path else None)
+
+    def _build(self, resume_path: str | None) -> None:
+        opt = self.opt
         # ---- seeds: identical on all ranks while building the networks (DDP broadcasts rank 0's
         # weights anyway, but the EMA copy is taken before wrapping), then per rank.
         seed = getattr(opt, "manual_seed", None)
@@ -151,13 +232,6 @@ class Trainer:
         self.best = BestTracker()
         if resume_path:
             self._resume(Path(resume_path))
-
-        self.tb = None
-        if self.is_main and getattr(opt.logger, "use_tb_logger", True):
-            from torch.utils.tensorboard import SummaryWriter
-
-            # purge_step: after a resume, drop events the old run wrote past the resumed iteration.
-            self.tb = SummaryWriter(str(self.paths.tb_logger), purge_step=self.start_iter + 1 if resume_path else None)
 
     # ---- set-up --------------------------------------------------------------------------------
     def _save_options(self) -> None:
@@ -428,6 +502,9 @@ class Trainer:
                 "%s; stopping without saving (the last good checkpoint stays in %s)", exc, self.paths.models
             )
             exit_code = EXIT_NONFINITE
+        except DiskFullError as exc:
+            logger.error("%s; earlier checkpoints are intact", exc)
+            exit_code = EXIT_NO_SPACE
         finally:
             bar.close()
             for sig, handler in old_handlers.items():
@@ -437,6 +514,7 @@ class Trainer:
             from esrgan.utils.logger import close_logger
 
             close_logger("esrgan")  # the run set it up; the log file is complete
+            self.release_lock()
         return exit_code
 
     def _log(
@@ -480,4 +558,4 @@ def train(opt: Any, *, auto_resume: bool = False, dist_info: dist_utils.DistInfo
     return trainer.run()
 
 
-__all__ = ["EXIT_NONFINITE", "STATE_FORMAT", "Trainer", "pick_device", "train"]
+__all__ = ["EXIT_NONFINITE", "EXIT_NO_SPACE", "STATE_FORMAT", "Trainer", "pick_device", "train"]

@@ -10,7 +10,10 @@ source and target are on the same file system, which the same folder ensures.
 from __future__ import annotations
 
 import contextlib
+import errno
+import logging
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -22,6 +25,51 @@ def _read_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+logger = logging.getLogger("esrgan")
+
+# Hidden temporaries of atomic_path / atomic_dir: ".<name>.tmp-<8 random chars>..." (and ".old-" folders).
+_TEMP_RE = re.compile(r"^\..+\.(tmp|old)-[a-z0-9_]{8}")
+
+
+class DiskFullError(OSError):
+    """The file system filled up while writing ``file``; the target was left as it was."""
+
+    def __init__(self, folder: Path, file: str) -> None:
+        super().__init__(errno.ENOSPC, f"no space left on {folder} while saving {file}")
+        self.folder, self.file = folder, file
+
+    def __str__(self) -> str:
+        return self.strerror or ""
+
+
+def _is_disk_full(exc: BaseException, folder: Path) -> bool:
+    if isinstance(exc, OSError):
+        return exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    # torch.save reports a full disk as a RuntimeError from its zip writer ("unexpected pos ...");
+    # judge by the free space left (the partial temporary is still there, so a full disk reads ~0).
+    if isinstance(exc, RuntimeError):
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(folder).free < 64 * 1024
+    return False
+
+
+def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
+    """Delete the hidden temporaries a killed writer left under ``folder`` (recursively); return them.
+
+    Call it only while no other process writes there (the trainer does, holding the experiment lock).
+    """
+    found = [p for p in Path(folder).rglob(".*") if _TEMP_RE.match(p.name)]
+    for p in found:
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+    if found:
+        logger.info("removed %d temporary file(s) left by an interrupted save in %s", len(found), folder)
+    return found
 
 
 # mkstemp creates files readable by the owner only; finished outputs get the usual 0o666 & ~umask.
@@ -51,9 +99,12 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
         if tmp.exists():
             os.chmod(tmp, _FILE_MODE)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
+        full = _is_disk_full(exc, target.parent)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+        if full:
+            raise DiskFullError(target.parent, target.name) from exc
         raise
 
 

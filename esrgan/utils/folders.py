@@ -37,3 +37,26 @@ def fresh_output_dir(root: Path) -> Path:
         logger.warning("%s existed: archived it as %s", root, archived)
     root.mkdir(parents=True)
     return root
+
+
+def check_experiment_name(name: object) -> str:
+    """``name`` if it is usable as one folder under ``experiments/``; else a ValueError saying why.
+
+    An empty name would make ``experiments/`` itself the run's folder (and archive every run in it);
+    a separator or ``..`` would write outside it.
+    """
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"experiment name must be a non-empty string, got {name!r}")
+    if name in (".", "..") or any(sep in name for sep in ("/", "\\", "\0")):
+        raise ValueError(
+            f"experiment name {name!r} must be one folder name: no '/', '\\', '..' or '.' "
+            "(it becomes experiments/<name>)"
+        )
+    if any(ord(c) < 32 for c in name):
+        raise ValueError(f"experiment name {name!r} contains control characters")
+    return name
+
+
+def experiment_dir(experiments_root: str | Path, name: str) -> Path:
+    """``experiments_root/name`` for a validated ``name`` (see :func:`check_experiment_name`)."""
+    return Path(experiments_root) / check_experiment_name(name)
