@@ -201,7 +201,7 @@ def test_failed_start_archives_nothing_and_auto_resume_finds_the_earlier_run(dat
     # a data error found while reading the data (an HR image without its LR partner)
     (data_root / "train" / "LR" / "003.png").rename(tmp_path / "away.png")
     try:
-        with pytest.raises(FileNotFoundError, match="003.png has no LR partner"):
+        with pytest.raises(FileNotFoundError, match=r"003\.png has no LR partner"):
             Trainer(_opt(data_root, tmp_path, "train.total_iter=4"), interactive=False)
     finally:
         (tmp_path / "away.png").rename(data_root / "train" / "LR" / "003.png")
