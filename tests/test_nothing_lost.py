@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from tiny_training import make_tiny_data, tiny_options_dict
 
 from esrgan.archs import MSRResNet
 from esrgan.checkpoint import save_network
@@ -21,7 +22,6 @@ from esrgan.cli import main as esrgan_main
 from esrgan.data.image import imread, imwrite
 from esrgan.options import OptionsError, options_from_dict
 from esrgan.training.dist import DistInfo
-from esrgan.training.tiny import make_tiny_data, tiny_options_dict
 from esrgan.training.trainer import Trainer
 from esrgan.utils.folders import check_experiment_name, experiment_dir
 from esrgan.utils.lock import ExperimentInUseError, ExperimentLock, lock_path
@@ -153,7 +153,7 @@ def test_bad_experiment_names_are_refused(name: str, data_root: Path, tmp_path: 
 
 def test_empty_name_does_not_archive_the_experiments_folder(data_root: Path, tmp_path: Path) -> None:
     """The probe: `name: ''` archived all of experiments/; `name: '../../x'` wrote outside it."""
-    from esrgan.training.cli import main as train_main
+    from esrgan.commands.train import main as train_main
 
     (tmp_path / "experiments" / "earlier_run").mkdir(parents=True)
     for name in ("", "../../x"):
@@ -229,7 +229,7 @@ def _wait_for(cond, timeout: float = 60.0) -> None:
 def test_second_training_with_the_same_name_refuses_and_a_killed_run_does_not_block(
     data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from esrgan.training.cli import main as train_main
+    from esrgan.commands.train import main as train_main
 
     raw = tiny_options_dict(data_root, tmp_path, total_iter=10**6)
     raw["val"]["val_freq"] = 0
@@ -239,7 +239,7 @@ def test_second_training_with_the_same_name_refuses_and_a_killed_run_does_not_bl
     root = tmp_path / "tiny"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     first = subprocess.Popen(
-        [sys.executable, "-m", "esrgan.training.cli", "-opt", str(opt_file)],
+        [sys.executable, "-m", "esrgan.commands.train", "-opt", str(opt_file)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
