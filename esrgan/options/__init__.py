@@ -26,7 +26,7 @@ Differences from BasicSR's option handling (its files still load unchanged):
   create keys that are valid but absent from the file;
 - ``network_g.scale`` / ``upscale`` default to the top-level ``scale`` (BasicSR builds an x4
   RRDBNet unless told); a contradicting value is an error;
-- metric types ``calculate_psnr`` / ``calculate_ssim`` are read as ``psnr`` / ``ssim``; a metric
+- metric types ``calculate_psnr`` / ``_ssim`` / ``_niqe`` / ``_lpips`` are read as ``psnr`` ... ``lpips``; a metric
   without ``crop_border`` crops ``scale`` pixels and one without ``test_y_channel`` scores Y;
 - ``path.experiments_root`` (when given) is the experiment folder itself, not its parent; paths
   are relative to the working directory, not to the repository;
@@ -64,7 +64,8 @@ SCHEDULER_TYPES = ("MultiStepLR", "CosineAnnealingRestartLR")
 OPTIMIZER_TYPES = ("Adam", "AdamW", "Adamax", "SGD", "ASGD", "RMSprop", "Rprop")
 METRIC_TYPES = ("psnr", "ssim")
 # BasicSR's metric function names -> ours.
-_METRIC_ALIASES = {"calculate_psnr": "psnr", "calculate_ssim": "ssim"}
+_METRIC_ALIASES = {"calculate_psnr": "psnr", "calculate_ssim": "ssim", "calculate_niqe": "niqe",
+                   "calculate_lpips": "lpips"}
 
 
 class OptionsError(ValueError):
@@ -608,12 +609,13 @@ class TrainOptions:
 
 @dataclass
 class MetricOptions:
-    """One validation metric. ``type`` accepts BasicSR's ``calculate_psnr`` / ``calculate_ssim`` too."""
+    """One validation metric. ``type`` accepts BasicSR's ``calculate_*`` names too."""
 
-    type: Literal["psnr", "ssim"]
+    type: Literal["psnr", "ssim", "niqe", "lpips"]
     crop_border: int | None = None  # None: the top-level scale (the SR literature's convention)
     test_y_channel: bool = True  # the literature scores the Y channel; BasicSR's default is false
-    better: Literal["higher", "lower"] = "higher"
+    better: Literal["higher", "lower"] | None = None  # None: the metric's own (psnr/ssim higher, niqe/lpips lower)
+    net: Literal["alex", "vgg"] = "alex"  # LPIPS backbone
 
 
 def _parse_metrics(value: Any, path: str) -> dict[str, MetricOptions]:

@@ -1,4 +1,7 @@
-"""Validation during training: PSNR/SSIM per validation set, SR images saved, best values tracked.
+"""Validation during training: metrics per validation set, SR images saved, best values tracked.
+
+Metrics come from the metric table (:mod:`esrgan.metrics`): PSNR/SSIM and NIQE are scored on
+the CPU copy of the 8-bit SR image, LPIPS on the training device (its network runs there).
 
 Runs on rank 0 only (the other ranks wait at a barrier): validation sets are small (Set5,
 Set14) and whole images of different sizes do not batch, so splitting them over ranks
@@ -27,30 +30,37 @@ class MetricSpec:
     crop_border: int
     y_channel: bool
     higher_is_better: bool = True
+    on_device: bool = False  # scored where the network ran (LPIPS) rather than on the CPU copy
 
 
 def metric_specs(metrics: Mapping[str, Any] | None, scale: int) -> list[MetricSpec]:
     """``val.metrics`` entries as callables; ``crop_border`` defaults to ``scale`` and Y channel to true."""
-    from esrgan.metrics import get_metric
+    import functools
+
+    from esrgan.metrics import metric_info
 
     specs = []
     for name, m in (metrics or {}).items():
         get = m.get if isinstance(m, Mapping) else lambda k, d=None, m=m: getattr(m, k, d)
         kind = get("type") or name
         try:
-            fn = get_metric(kind, batched=True)
+            info = metric_info(kind)
         except ValueError as exc:
             raise ValueError(f"val.metrics.{name}.type: {exc}") from None
+        fn = info.fn_torch
+        if info.name == "lpips":
+            fn = functools.partial(fn, net=get("net") or "alex")
         crop = get("crop_border")
         y = get("test_y_channel")
-        better = get("better", "higher")
+        better = get("better")
         specs.append(
             MetricSpec(
                 name=name,
                 fn=fn,
                 crop_border=scale if crop is None else int(crop),
                 y_channel=True if y is None else bool(y),
-                higher_is_better=better != "lower",
+                higher_is_better=info.higher_is_better if better is None else better != "lower",
+                on_device=info.name == "lpips",
             )
         )
     return specs
@@ -102,9 +112,9 @@ def validate_dataset(
     images: list[tuple[str, torch.Tensor]] = []
     for batch in loader:
         name = _image_name(batch)
-        sr = test_fn(batch["lq"]).clamp_(0, 1).cpu()
         # Score what is saved: the 8-bit image (BasicSR computes metrics on tensor2img's uint8).
-        sr = sr.mul(255).round_().div_(255)
+        sr_dev = test_fn(batch["lq"]).clamp_(0, 1).mul_(255).round_().div_(255)
+        sr = sr_dev.cpu()
         gt = batch["gt"]
         if sr.shape != gt.shape:
             raise ValueError(
@@ -112,7 +122,8 @@ def validate_dataset(
                 "is the network's scale the option file's scale?"
             )
         for m in metrics:
-            sums[m.name] += float(m.fn(sr, gt.to(sr.dtype), crop_border=m.crop_border, y_channel=m.y_channel)[0])
+            x = sr_dev if m.on_device else sr
+            sums[m.name] += float(m.fn(x, gt.to(x), crop_border=m.crop_border, y_channel=m.y_channel)[0])
         count += 1
         if save_dir is not None:
             imwrite(save_dir / f"{name}_{iteration}.png", tensor2img(sr[0]))
