@@ -1,6 +1,6 @@
-"""``esrgan test`` / ``python test.py``: PSNR/SSIM tables, SR images and comparison pictures.
+"""``esrgan test`` / ``python test.py``: PSNR/SSIM (NIQE, LPIPS) tables, SR images and comparison pictures.
 
-    esrgan test --model M [--model M2 ...] --scale S --hr DIR [--lr DIR] [--name N]
+    esrgan test --model M [--model M2 ...] --scale S --hr DIR [--lr DIR] [--name N] [--metrics psnr,ssim,niqe,lpips]
     esrgan test -opt configs/test_esrgan_x4.yml
 """
 
@@ -38,6 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="-1 auto (tiles for large images), 0 whole image, N: N-pixel tiles (default -1)")
     p.add_argument("--precision", default=None, choices=("fp32", "fp16", "bf16", "auto"),
                    help="network precision (default fp32: scores are not affected by half-precision rounding)")
+    p.add_argument("--metrics", default=None, metavar="LIST",
+                   help="comma-separated: psnr, ssim (higher is better), niqe, lpips (lower is better); "
+                   "default psnr,ssim or the option file's metrics. LPIPS needs torchvision's AlexNet weights")
     p.add_argument("--no-save-img", action="store_true", help="do not write SR images")
     p.add_argument("--no-compare", action="store_true", help="do not write comparison pictures")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -53,6 +56,7 @@ def _model_spec(text: str) -> str | tuple[str, str]:
 
 def main(argv: list[str] | None = None) -> int:
     from esrgan.evaluation.tester import run_tests
+    from esrgan.metrics import parse_metric_list
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -87,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                          experiments_root=args.experiments_root or "experiments")
         if args.experiments_root:
             extra["experiments_root"] = args.experiments_root
+        extra["metrics"] = parse_metric_list(args.metrics) if args.metrics else (cfg.metrics if args.opt else
+                                                                                  ["psnr", "ssim"])
         report = run_tests(models, sets, scale, name, progress=not args.quiet, **extra)
     except (ConfigError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
         print(f"esrgan test: error: {exc}", file=sys.stderr)

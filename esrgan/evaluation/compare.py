@@ -55,7 +55,15 @@ def crop(img: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
     return img[top : top + size, left : left + size]
 
 
-def _caption(text: str, width: int) -> np.ndarray:
+def _caption(text: str, width: int, lines: int = 1) -> np.ndarray:
+    """A white band of ``lines`` caption rows; ``text`` lines (split at newlines) are centred in them."""
+    band = np.full((CAPTION_HEIGHT * lines, width, 3), BACKGROUND, np.uint8)
+    for i, line in enumerate(text.split("\n")[:lines]):
+        band[i * CAPTION_HEIGHT : (i + 1) * CAPTION_HEIGHT] = _caption_line(line, width)
+    return band
+
+
+def _caption_line(text: str, width: int) -> np.ndarray:
     band = np.full((CAPTION_HEIGHT, width, 3), BACKGROUND, np.uint8)
     font, thickness = cv2.FONT_HERSHEY_SIMPLEX, 1
     scale = 0.45
@@ -72,12 +80,14 @@ def _caption(text: str, width: int) -> np.ndarray:
 
 def side_by_side(tiles: Sequence[np.ndarray], labels: Sequence[str], zoom: int = 1) -> np.ndarray:
     """Tiles (same size, uint8, grey or RGB) enlarged by ``zoom`` (nearest: pixels stay visible),
-    each above its caption, left to right with a white gap. Returns HWC RGB uint8."""
+    each above its caption (a newline starts a second caption row), left to right with a white gap.
+    Returns HWC RGB uint8."""
     if len(tiles) != len(labels):
         raise ValueError(f"side_by_side: {len(tiles)} tiles but {len(labels)} labels")
     if not tiles:
         raise ValueError("side_by_side: no tiles")
     shape = tiles[0].shape[:2]
+    lines = max(label.count("\n") + 1 for label in labels)
     columns = []
     for tile, label in zip(tiles, labels):
         if tile.shape[:2] != shape:
@@ -87,7 +97,7 @@ def side_by_side(tiles: Sequence[np.ndarray], labels: Sequence[str], zoom: int =
         big = to_rgb(tile)
         if zoom > 1:
             big = np.repeat(np.repeat(big, zoom, axis=0), zoom, axis=1)
-        columns.append(np.concatenate([big, _caption(label, big.shape[1])], axis=0))
+        columns.append(np.concatenate([big, _caption(label, big.shape[1], lines)], axis=0))
     gap = np.full((columns[0].shape[0], GAP, 3), BACKGROUND, np.uint8)
     parts: list[np.ndarray] = []
     for i, col in enumerate(columns):

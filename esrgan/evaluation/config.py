@@ -3,7 +3,9 @@
 BasicSR's vocabulary: ``name``, ``scale``, ``datasets: {test_1: {name, dataroot_gt, dataroot_lq,
 filename_tmpl}}``, ``path: {pretrain_network_g, strict_load_g}``, ``network_g``; ours: a ``models``
 list (``bicubic``, checkpoint paths, zoo names, or ``{name: label, model: spec}``), ``val``
-(output and device choices) and, for sweeps, ``interp: {psnr, gan, alphas, save_models}``.
+(output and device choices), ``metrics`` (a list or comma-separated names: psnr, ssim, niqe, lpips;
+without it the types of BasicSR's ``val.metrics`` entries, else psnr and ssim) and, for sweeps,
+``interp: {psnr, gan, alphas, save_models}``.
 Unknown keys are errors naming their key path and the allowed keys. Relative folders are
 relative to the working directory, as in BasicSR (run from the repository root).
 """
@@ -22,7 +24,7 @@ from esrgan.evaluation.testsets import TestSet, make_test_set
 
 # BasicSR keys that an option file may carry and the tester has no use for.
 _IGNORED_TOP = {"model_type", "num_gpu", "manual_seed", "is_train", "dist", "suffix"}
-_TOP = {"name", "scale", "models", "path", "network_g", "datasets", "val", "interp"} | _IGNORED_TOP
+_TOP = {"name", "scale", "models", "path", "network_g", "datasets", "val", "interp", "metrics"} | _IGNORED_TOP
 _DATASET = {"name", "type", "dataroot_gt", "dataroot_lq", "filename_tmpl", "io_backend", "phase", "scale"}
 _PATH = {"pretrain_network_g", "strict_load_g", "param_key_g", "results_root", "experiments_root"}
 _VAL = {"save_img", "comparisons", "tile", "precision", "device", "metrics", "suffix"}
@@ -47,6 +49,7 @@ class EvalConfig:
     tile: int = -1
     precision: str = "fp32"
     device: str | None = None
+    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim"])
     # sweeps only
     psnr: str | None = None
     gan: str | None = None
@@ -88,6 +91,24 @@ def _models(raw: Mapping[str, Any], file: Path) -> list[str | tuple[str, str]]:
     if pretrain:
         models.append(str(pretrain))
     return models
+
+
+def _metrics(raw: Mapping[str, Any], val: Mapping[str, Any], file: Path) -> list[str]:
+    from esrgan.metrics import parse_metric_list
+
+    given, key = raw.get("metrics"), "metrics"
+    if given is None and isinstance(val.get("metrics"), Mapping):
+        # BasicSR's val.metrics: {name: {type: calculate_psnr, ...}}: the types say which metrics
+        key = "val.metrics"
+        given = [(m.get("type") if isinstance(m, Mapping) else None) or name for name, m in val["metrics"].items()]
+    if given is None:
+        return ["psnr", "ssim"]
+    if not isinstance(given, str | list):
+        raise ConfigError(f"{file}: {key} must be a list or a comma-separated string of metric names, got {given!r}")
+    try:
+        return parse_metric_list(given)
+    except ValueError as exc:
+        raise ConfigError(f"{file}: {key}: {exc}") from None
 
 
 def _test_sets(raw: Mapping[str, Any], file: Path) -> list[TestSet]:
@@ -154,6 +175,7 @@ def load_eval_config(path: str | os.PathLike[str], *, require_interp: bool = Fal
         tile=tile,
         precision=str(val.get("precision", "fp32")),
         device=val.get("device"),
+        metrics=_metrics(raw, val, file),
         psnr=interp.get("psnr"),
         gan=interp.get("gan"),
         alphas=interp.get("alphas", "0:1:0.1"),

@@ -1,4 +1,5 @@
-"""The tester: PSNR/SSIM of models on test sets, as tables, SR images and comparison pictures.
+"""The tester: PSNR/SSIM (and NIQE, LPIPS on request) of models on test sets, as tables, SR images
+and comparison pictures.
 
 Scoring follows the SR literature's MATLAB scripts (and the trainer's validation):
 HR mod-cropped to the scale, SR rounded to the image's integer type, ``scale`` pixels
@@ -16,7 +17,7 @@ import io
 import json
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,19 +35,43 @@ from esrgan.utils.folders import check_experiment_name, experiment_dir, fresh_ou
 logger = logging.getLogger("esrgan.evaluation.tester")
 
 METRIC_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+# Metric name (``--metrics``) -> its result columns, in table order.
+METRIC_COLUMNS = {
+    "psnr": ("psnr_y", "psnr_rgb"), "ssim": ("ssim_y", "ssim_rgb"), "niqe": ("niqe",), "lpips": ("lpips",)
+}
+ALL_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "niqe", "lpips")
+DEFAULT_METRICS = ("psnr", "ssim")
+_HEADS = {"psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB", "ssim_rgb": "SSIM-RGB", "niqe": "NIQE",
+          "lpips": "LPIPS"}
+_FORMATS = {"psnr_y": ".2f", "psnr_rgb": ".2f", "ssim_y": ".4f", "ssim_rgb": ".4f", "niqe": ".3f", "lpips": ".4f"}
 # Folders beside the models' outputs holding what the HTML report compares them with (the leading
 # underscore keeps them apart from model labels).
 HR_FOLDER = "_hr"
 BICUBIC_FOLDER = "_bicubic"
 
 
-def conventions(scale: int) -> str:
+def metric_keys(metrics: Sequence[str] = DEFAULT_METRICS) -> tuple[str, ...]:
+    """Result columns of the metric names (``psnr`` -> psnr_y, psnr_rgb), in table order."""
+    from esrgan.metrics import parse_metric_list
+
+    wanted = {k for m in parse_metric_list(list(metrics)) for k in METRIC_COLUMNS[m]}
+    return tuple(k for k in ALL_KEYS if k in wanted)
+
+
+def conventions(scale: int, metrics: Sequence[str] = DEFAULT_METRICS) -> str:
     """The scoring conventions, printed with every table and stored in results.json."""
+    extra = ""
+    if "niqe" in metrics:
+        extra += (f"; NIQE (no reference, lower is better) on Y as the MATLAB release (96x96 blocks, "
+                  f"{scale} px border cropped)")
+    if "lpips" in metrics:
+        extra += f"; LPIPS v0.1 AlexNet on RGB (lower is better, {scale} px border cropped)"
     return (
         f"PSNR/SSIM on Y (MATLAB rgb2ycbcr, BT.601, 16-235) and on RGB, 0-255 scale; HR mod-cropped to x{scale}; "
         f"{scale} px cropped at each border; SR rounded to the image's integer type; SSIM Gaussian 11x11 "
         f"sigma 1.5; grey images scored on their own grey values (Y = RGB = grey): bicubic resizes the grey "
         f"image, networks get it replicated to RGB and their output is folded back to grey as the {GREY_FROM_RGB}"
+        + extra
     )
 
 
@@ -55,38 +80,54 @@ def _as_255(img: np.ndarray) -> np.ndarray:
     return img.astype(np.float64) / 257.0 if img.dtype == np.uint16 else img
 
 
-def score(sr: np.ndarray, hr: np.ndarray, crop_border: int) -> dict[str, float]:
-    """PSNR and SSIM on Y and on RGB, with the tester's conventions (grey: its own values for both)."""
-    from esrgan.metrics import psnr, ssim
+def score(
+    sr: np.ndarray, hr: np.ndarray, crop_border: int, metrics: Sequence[str] = DEFAULT_METRICS
+) -> dict[str, float]:
+    """The requested metrics with the tester's conventions: PSNR/SSIM on Y and on RGB (grey: its own
+    values for both), NIQE on Y, LPIPS (AlexNet) on RGB; ``crop_border`` pixels cropped for all."""
+    from esrgan.metrics import lpips, niqe, psnr, ssim
 
     if sr.shape != hr.shape:
         raise ValueError(f"SR image shape {sr.shape} differs from HR {hr.shape}")
     sr, hr = _as_255(sr), _as_255(hr)
     y = hr.ndim == 3  # grey images have no Y to take: scored on their own values
-    return {
-        "psnr_y": float(psnr(sr, hr, crop_border=crop_border, y_channel=y)),
-        "ssim_y": float(ssim(sr, hr, crop_border=crop_border, y_channel=y)),
-        "psnr_rgb": float(psnr(sr, hr, crop_border=crop_border, y_channel=False)),
-        "ssim_rgb": float(ssim(sr, hr, crop_border=crop_border, y_channel=False)),
-    }
+    out: dict[str, float] = {}
+    if "psnr" in metrics:
+        out["psnr_y"] = float(psnr(sr, hr, crop_border=crop_border, y_channel=y))
+        out["psnr_rgb"] = float(psnr(sr, hr, crop_border=crop_border, y_channel=False))
+    if "ssim" in metrics:
+        out["ssim_y"] = float(ssim(sr, hr, crop_border=crop_border, y_channel=y))
+        out["ssim_rgb"] = float(ssim(sr, hr, crop_border=crop_border, y_channel=False))
+    if "niqe" in metrics:
+        out["niqe"] = float(niqe(sr, crop_border=crop_border))
+    if "lpips" in metrics:
+        out["lpips"] = float(lpips(sr, hr, crop_border=crop_border))
+    return {k: out[k] for k in ALL_KEYS if k in out}
 
 
 def mean_scores(rows: Sequence[dict[str, float]]) -> dict[str, float]:
     """Mean over images of each metric (the published tables' per-set figure)."""
-    return {k: float(np.mean([r[k] for r in rows])) for k in METRIC_KEYS}
+    keys = [k for k in ALL_KEYS if rows and k in rows[0]]
+    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
 
 
 @dataclass
 class ImageScore:
     image: str
-    psnr_y: float
-    ssim_y: float
-    psnr_rgb: float
-    ssim_rgb: float
+    psnr_y: float | None = None
+    ssim_y: float | None = None
+    psnr_rgb: float | None = None
+    ssim_rgb: float | None = None
+    niqe: float | None = None
+    lpips: float | None = None
     grey: bool = False
 
     def metrics(self) -> dict[str, float]:
-        return {k: getattr(self, k) for k in METRIC_KEYS}
+        """The scored metrics (those not requested are absent)."""
+        return {k: getattr(self, k) for k in ALL_KEYS if getattr(self, k) is not None}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.image, **self.metrics(), "grey": self.grey}
 
 
 @dataclass
@@ -99,8 +140,13 @@ class TestReport:
     models: list[str]
     sets: list[str]
     scores: dict[str, dict[str, list[ImageScore]]] = field(default_factory=dict)
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
 
     __test__ = False
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return metric_keys(self.metrics)
 
     def mean(self, set_name: str, model: str) -> dict[str, float]:
         return mean_scores([s.metrics() for s in self.scores[set_name][model]])
@@ -109,11 +155,13 @@ class TestReport:
         return {
             "name": self.name,
             "scale": self.scale,
-            "conventions": conventions(self.scale),
+            "conventions": conventions(self.scale, self.metrics),
+            "metrics": list(self.keys),
+            "directions": {k: _direction(k) for k in self.keys},
             "models": self.models,
             "sets": {
                 set_name: {
-                    model: {"mean": self.mean(set_name, model), "images": [asdict(s) for s in rows]}
+                    model: {"mean": self.mean(set_name, model), "images": [s.to_dict() for s in rows]}
                     for model, rows in per_model.items()
                 }
                 for set_name, per_model in self.scores.items()
@@ -123,7 +171,7 @@ class TestReport:
     def to_csv(self) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["set", "model", "image", *METRIC_KEYS])
+        writer.writerow(["set", "model", "image", *self.keys])
         for set_name, per_model in self.scores.items():
             for model, rows in per_model.items():
                 for s in rows:
@@ -133,21 +181,34 @@ class TestReport:
 
     def format_table(self) -> str:
         width = max([len("model"), *map(len, self.models)])
-        lines = [f"x{self.scale} results ({self.name})", f"conventions: {conventions(self.scale)}"]
+        lines = [f"x{self.scale} results ({self.name})", f"conventions: {conventions(self.scale, self.metrics)}"]
+        heads = [_HEADS[k] for k in self.keys]
         for set_name, per_model in self.scores.items():
             n = len(next(iter(per_model.values())))
-            lines += ["", f"{set_name} ({n} images)", f"{'model':<{width}}  PSNR-Y   SSIM-Y   PSNR-RGB  SSIM-RGB"]
+            lines += ["", f"{set_name} ({n} images)", f"{'model':<{width}}" + "".join(f"  {h:>8}" for h in heads)]
             for model in per_model:
                 m = self.mean(set_name, model)
-                lines.append(
-                    f"{model:<{width}}  {m['psnr_y']:6.2f}   {m['ssim_y']:.4f}   "
-                    f"{m['psnr_rgb']:6.2f}    {m['ssim_rgb']:.4f}"
-                )
+                lines.append(f"{model:<{width}}" + "".join(f"  {m[k]:>8{_FORMATS[k]}}" for k in self.keys))
+        if any(k in self.keys for k in ("niqe", "lpips")):
+            lines += ["", "PSNR, SSIM: higher is better; NIQE, LPIPS: lower is better"]
         return "\n".join(lines)
 
     def write(self, out_dir: Path) -> None:
         atomic_write_text(out_dir / "results.json", json.dumps(self.to_dict(), indent=2) + "\n")
         atomic_write_text(out_dir / "results.csv", self.to_csv())
+
+
+def _direction(key: str) -> str:
+    from esrgan.metrics import metric_info
+
+    return "higher" if metric_info(key.split("_")[0]).higher_is_better else "lower"
+
+
+def caption(name: str, scores: dict[str, float]) -> str:
+    """A comparison picture's label: the name with PSNR-Y, then NIQE / LPIPS on a second line."""
+    first = f"{name} {scores['psnr_y']:.2f} dB" if "psnr_y" in scores else name
+    second = " ".join(f"{_HEADS[k]} {scores[k]:{_FORMATS[k]}}" for k in ("niqe", "lpips") if k in scores)
+    return f"{first}\n{second}" if second else first
 
 
 def _display(img: np.ndarray) -> np.ndarray:
@@ -164,9 +225,13 @@ def evaluate(
     comparisons: bool = True,
     progress: bool = True,
     name: str = "test",
-    on_output: Callable[[str, TestImage, str, np.ndarray, float], None] | None = None,
+    on_output: Callable[[str, TestImage, str, np.ndarray, float | None], None] | None = None,
+    metrics: Sequence[str] = DEFAULT_METRICS,
 ) -> TestReport:
     """Run every model on every image of every set and score it; write images under ``out_dir``.
+
+    ``metrics``: names from the metric table (psnr, ssim, niqe, lpips); psnr and ssim give a Y
+    and an RGB column each.
 
     Images are the outer loop (each read once, all models run on it), so a comparison
     picture can be made as soon as its image is done and memory holds one image at a time.
@@ -175,8 +240,18 @@ def evaluate(
     if not test_sets:
         raise ValueError("no test sets: give at least one HR folder")
     test_sets = unique_set_names(test_sets)
+    from esrgan.metrics import parse_metric_list
+
+    metrics = parse_metric_list(list(metrics))
     report = TestReport(name=name, scale=scale, out_dir=out_dir, models=[m.name for m in models],
-                        sets=[t.name for t in test_sets])
+                        sets=[t.name for t in test_sets], metrics=metrics)
+
+    def scored(sr: np.ndarray, item: TestImage, model_name: str) -> dict[str, float]:
+        try:
+            return score(sr, item.hr, scale, metrics)
+        except ValueError as exc:  # e.g. an image smaller than one NIQE block
+            raise ValueError(f"{model_name} on {item.hr_path}: {exc}") from exc
+
     for test_set in test_sets:
         per_model: dict[str, list[ImageScore]] = {m.name: [] for m in models}
         bar = tqdm(iter_test_images(test_set, scale), desc=test_set.name, unit="img", disable=not progress)
@@ -190,7 +265,7 @@ def evaluate(
                         f"expected the mod-cropped HR shape {item.hr.shape}"
                     )
                 outputs[model.name] = sr
-                per_model[model.name].append(ImageScore(item.name, **score(sr, item.hr, scale), grey=item.is_grey))
+                per_model[model.name].append(ImageScore(item.name, **scored(sr, item, model.name), grey=item.is_grey))
                 if on_output is not None:
                     on_output(test_set.name, item, model.name, sr, per_model[model.name][-1].psnr_y)
             if out_dir is None:
@@ -206,12 +281,12 @@ def evaluate(
                     imwrite(out_dir / test_set.name / BICUBIC_FOLDER / f"{item.name}.png", bicubic)
             if comparisons:
                 bicubic = BicubicModel(scale).upscale(item.lr) if bicubic is None else bicubic
-                bicubic_psnr = per_model[bic_name][-1].psnr_y if bic_name else score(bicubic, item.hr, scale)["psnr_y"]
+                bic_scores = per_model[bic_name][-1].metrics() if bic_name else scored(bicubic, item, "bicubic")
                 nets = {k: v for k, v in outputs.items() if k != bic_name}
-                psnrs = {k: per_model[k][-1].psnr_y for k in nets}
                 images = [bicubic, *nets.values(), item.hr]
-                labels = [f"{bic_name or 'bicubic'} {bicubic_psnr:.2f} dB", *(f"{k} {psnrs[k]:.2f} dB" for k in nets),
-                          "HR"]
+                hr_label = caption("HR", {"niqe": _hr_niqe(item, scale)} if "niqe" in metrics else {})
+                labels = [caption(bic_name or "bicubic", bic_scores),
+                          *(caption(k, per_model[k][-1].metrics()) for k in nets), hr_label]
                 picture, _ = comparison_picture(
                     [_display(i) for i in images], labels, error_map(bicubic, item.hr), border=scale
                 )
@@ -219,10 +294,17 @@ def evaluate(
         report.scores[test_set.name] = per_model
         for model in models:
             m = report.mean(test_set.name, model.name)
-            logger.info("%s %s: PSNR-Y %.2f SSIM-Y %.4f", test_set.name, model.name, m["psnr_y"], m["ssim_y"])
+            logger.info("%s %s: %s", test_set.name, model.name,
+                        ", ".join(f"{_HEADS[k]} {v:{_FORMATS[k]}}" for k, v in m.items()))
     if out_dir is not None:
         report.write(out_dir)
     return report
+
+
+def _hr_niqe(item: TestImage, scale: int) -> float:
+    from esrgan.metrics import niqe
+
+    return float(niqe(_as_255(item.hr), crop_border=scale))
 
 
 def unique_set_names(test_sets: Sequence[TestSet]) -> list[TestSet]:
@@ -253,6 +335,7 @@ def run_tests(
     save_images: bool = True,
     comparisons: bool = True,
     progress: bool = True,
+    metrics: Sequence[str] = DEFAULT_METRICS,
 ) -> TestReport:
     """Test models (``bicubic``, checkpoint paths, zoo names, or ``(label, spec)``) on sets at ``scale``.
 
@@ -262,10 +345,13 @@ def run_tests(
     if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
         raise ValueError(f"scale must be a positive integer, got {scale!r}")
     check_experiment_name(name)
+    from esrgan.metrics import parse_metric_list
+
+    metrics = parse_metric_list(list(metrics))  # unknown names fail before any model is loaded
     built = build_models(list(models), scale, device=device, tile=tile, precision=precision, network_g=network_g,
                          strict=strict_load_g)
     out_dir = fresh_output_dir(experiment_dir(experiments_root, name))
     return evaluate(built, test_sets, scale, out_dir=out_dir, save_images=save_images, comparisons=comparisons,
-                    progress=progress, name=name)
+                    progress=progress, name=name, metrics=metrics)
 
 
