@@ -2,6 +2,7 @@
 
     esrgan interp --psnr A --gan B --alpha 0.8 -o out.pth
     esrgan interp --psnr A --gan B --sweep 0:1:0.1 --hr DIR [--lr DIR] --scale 4 --name N [--save-models]
+        [--metrics psnr,ssim,niqe,lpips]
     esrgan interp -opt configs/interp_sweep_x4.yml
 """
 
@@ -35,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiments-root", default=None, metavar="DIR", help="default: experiments")
     p.add_argument("--save-models", action="store_true", help="also write the checkpoint of every alpha")
     p.add_argument("--strip-image", default=None, metavar="STEM", help="image shown in the strips (default: first)")
+    p.add_argument("--metrics", default=None, metavar="LIST",
+                   help="comma-separated, scored at every alpha: psnr, ssim, niqe, lpips (default psnr,ssim or the "
+                   "option file's); with niqe or lpips a perception-distortion plot is written too")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda if available)")
     p.add_argument("--tile", type=int, default=None, help="-1 auto, 0 whole image, N-pixel tiles (default -1)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -44,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from esrgan.evaluation.interpolation import interpolate_checkpoints
     from esrgan.evaluation.sweep import run_sweep
+    from esrgan.metrics import parse_metric_list
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -60,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
                 save_models=args.save_models or cfg.save_models, device=args.device or cfg.device,
                 tile=cfg.tile if args.tile is None else args.tile, precision=cfg.precision,
                 strip_image=args.strip_image, progress=not args.quiet,
+                metrics=parse_metric_list(args.metrics) if args.metrics else cfg.metrics,
             )
         else:
             if not args.psnr or not args.gan:
@@ -84,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 args.psnr, args.gan, args.sweep, sets, args.scale, args.name,
                 experiments_root=args.experiments_root or "experiments", save_models=args.save_models,
                 device=args.device, tile=-1 if args.tile is None else args.tile, strip_image=args.strip_image,
-                progress=not args.quiet,
+                progress=not args.quiet, metrics=parse_metric_list(args.metrics) if args.metrics else ("psnr", "ssim"),
             )
     except (ConfigError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
         print(f"esrgan interp: error: {exc}", file=sys.stderr)

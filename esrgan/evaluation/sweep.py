@@ -1,10 +1,12 @@
 """Interpolation sweep: score the generator at every alpha on the test sets (the ESRGAN paper's Fig. 10).
 
-Writes to ``experiments/<name>/``: ``sweep.csv`` and ``sweep.json`` (alpha, PSNR/SSIM per set,
-and per image under ``images``), ``psnr_vs_alpha.png`` (PSNR and SSIM against alpha, one line per
-set), ``strip_<set>.png`` (the same crop at every alpha, then HR), with ``save_images`` every
-alpha's outputs ``<set>/alpha<alpha>/<image>.png`` and the mod-cropped HR ``<set>/_hr/`` (what the
-HTML report's alpha slider shows), and with ``save_models`` the interpolated checkpoints
+Writes to ``experiments/<name>/``: ``sweep.csv`` and ``sweep.json`` (alpha, every requested metric
+per set, and per image under ``images``), ``psnr_vs_alpha.png`` (PSNR and SSIM against alpha, one
+line per set), with NIQE or LPIPS requested ``perception_distortion.png`` (the perception-distortion
+plane: PSNR-Y against NIQE / LPIPS, one labelled point per alpha), ``strip_<set>.png`` (the same
+crop at every alpha, then HR), with ``save_images`` every alpha's outputs
+``<set>/alpha<alpha>/<image>.png`` and the mod-cropped HR ``<set>/_hr/`` (what the HTML report's
+alpha slider shows), and with ``save_models`` the interpolated checkpoints
 ``models/net_g_alpha<alpha>.pth``; without it no checkpoint is written.
 """
 
@@ -25,7 +27,7 @@ from esrgan.data.image import imwrite
 from esrgan.evaluation.compare import comparison_picture, error_map
 from esrgan.evaluation.interpolation import GeneratorPair, load_pair, parse_alphas
 from esrgan.evaluation.tested_models import NetworkModel
-from esrgan.evaluation.tester import HR_FOLDER, METRIC_KEYS, conventions, evaluate, unique_set_names
+from esrgan.evaluation.tester import HR_FOLDER, conventions, evaluate, metric_keys, unique_set_names
 from esrgan.evaluation.testsets import TestImage, TestSet, hr_paths
 from esrgan.utils.atomic import atomic_path, atomic_write_text
 from esrgan.utils.folders import check_experiment_name, experiment_dir, fresh_output_dir
@@ -35,7 +37,7 @@ logger = logging.getLogger("esrgan.evaluation.sweep")
 
 @dataclass
 class SweepReport:
-    """``means[alpha][set]`` = mean PSNR/SSIM (Y and RGB) of the set at that alpha."""
+    """``means[alpha][set]`` = mean of every metric column (``keys``) of the set at that alpha."""
 
     name: str
     scale: int
@@ -46,6 +48,11 @@ class SweepReport:
     files: dict[str, Path] = field(default_factory=dict)
     # images[set][alpha] = per-image rows ({"image": stem, metric: value, ...})
     images: dict[str, dict[float, list[dict[str, Any]]]] = field(default_factory=dict)
+    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim"])
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return metric_keys(self.metrics)
 
     def rows(self) -> list[list[Any]]:
         return [
@@ -56,27 +63,38 @@ class SweepReport:
     def to_csv(self) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(["alpha", *(f"{s}_{k}" for s in self.sets for k in METRIC_KEYS)])
+        writer.writerow(["alpha", *(f"{s}_{k}" for s in self.sets for k in self.keys)])
         for alpha in self.alphas:
-            writer.writerow([f"{alpha:g}", *(f"{self.means[alpha][s][k]:.6f}" for s in self.sets for k in METRIC_KEYS)])
+            writer.writerow([f"{alpha:g}", *(f"{self.means[alpha][s][k]:.6f}" for s in self.sets for k in self.keys)])
         return buf.getvalue()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "scale": self.scale,
-            "conventions": conventions(self.scale),
+            "conventions": conventions(self.scale, self.metrics),
+            "metrics": list(self.keys),
             "alphas": self.alphas,
             "results": [{"alpha": a, **{s: self.means[a][s] for s in self.sets}} for a in self.alphas],
             "images": {s: {f"{a:g}": rows for a, rows in per_alpha.items()} for s, per_alpha in self.images.items()},
         }
 
     def format_table(self) -> str:
-        head = "alpha " + "".join(f" | {s + ' PSNR-Y':>14} {'SSIM-Y':>7}" for s in self.sets)
-        lines = [f"interpolation sweep x{self.scale} ({self.name}); conventions: {conventions(self.scale)}", "", head]
+        shown = [k for k in ("psnr_y", "ssim_y", "niqe", "lpips") if k in self.keys]
+        heads = {"psnr_y": ("PSNR-Y", ".2f"), "ssim_y": ("SSIM-Y", ".4f"), "niqe": ("NIQE", ".3f"),
+                 "lpips": ("LPIPS", ".4f")}
+        head = "alpha " + "".join(
+            " |" + "".join(f" {(s + ' ' if i == 0 else '') + heads[k][0]:>{14 if i == 0 else 7}}"
+                           for i, k in enumerate(shown))
+            for s in self.sets
+        )
+        title = f"interpolation sweep x{self.scale} ({self.name}); conventions: {conventions(self.scale, self.metrics)}"
+        lines = [title, "", head]
         for alpha in self.alphas:
             cells = "".join(
-                f" | {self.means[alpha][s]['psnr_y']:14.2f} {self.means[alpha][s]['ssim_y']:7.4f}" for s in self.sets
+                " |" + "".join(f" {self.means[alpha][s][k]:{14 if i == 0 else 7}{heads[k][1]}}"
+                               for i, k in enumerate(shown))
+                for s in self.sets
             )
             lines.append(f"{alpha:5.2f} {cells}")
         return "\n".join(lines)
@@ -98,6 +116,38 @@ def plot_sweep(report: SweepReport, path: Path) -> None:
     ax_p.set(xlabel="alpha (0 = PSNR model, 1 = GAN model)", ylabel="PSNR-Y (dB)", title=f"x{report.scale} PSNR")
     ax_s.set(xlabel="alpha (0 = PSNR model, 1 = GAN model)", ylabel="SSIM-Y", title=f"x{report.scale} SSIM")
     for ax in (ax_p, ax_s):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+
+
+PERCEPTUAL_KEYS = {"niqe": "NIQE", "lpips": "LPIPS"}
+
+
+def plot_perception_distortion(report: SweepReport, path: Path) -> None:
+    """The perception-distortion plane: PSNR-Y (distortion, x) against NIQE and/or LPIPS (y, lower is
+    better), one panel per perceptual metric, one line per set, each point labelled with its alpha."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    keys = [k for k in PERCEPTUAL_KEYS if k in report.keys]
+    if not keys or "psnr_y" not in report.keys:
+        raise ValueError("the perception-distortion plot needs psnr and niqe or lpips among the sweep's metrics")
+    fig = Figure(figsize=(5.5 * len(keys), 4.4), dpi=100, layout="constrained")
+    axes = fig.subplots(1, len(keys), squeeze=False)[0]
+    for ax, key in zip(axes, keys):
+        for s in report.sets:
+            xs = [report.means[a][s]["psnr_y"] for a in report.alphas]
+            ys = [report.means[a][s][key] for a in report.alphas]
+            ax.plot(xs, ys, "o-", label=s)
+            for a, x, y in zip(report.alphas, xs, ys):
+                ax.annotate(f"{a:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set(xlabel="PSNR-Y (dB), higher is better: less distortion",
+               ylabel=f"{PERCEPTUAL_KEYS[key]}, lower is better: more natural",
+               title=f"x{report.scale} perception-distortion (labels: alpha)")
         ax.grid(alpha=0.3)
         ax.legend()
     with atomic_path(path) as tmp:
@@ -132,15 +182,20 @@ def run_sweep(
     strip_image: str | None = None,
     save_images: bool = True,
     progress: bool = True,
+    metrics: Sequence[str] = ("psnr", "ssim"),
 ) -> SweepReport:
     """Evaluate the interpolated generator at each alpha on ``test_sets``; write table, plot and strips.
 
     ``psnr``/``gan``: checkpoint paths or zoo names (or a loaded ``GeneratorPair`` as ``psnr``
     with ``gan=None``). ``alphas``: '0:1:0.1', '0,0.5,1' or a list. ``strip_image``: the HR
     stem shown in each set's strip (default: the set's first image). ``save_images``: every alpha's
-    outputs and the HR images, for the HTML report.
+    outputs and the HR images, for the HTML report. ``metrics``: names from the metric table (psnr is
+    always scored: it is the distortion axis); with niqe or lpips a perception-distortion plot is drawn.
     """
     check_experiment_name(name)
+    from esrgan.metrics import parse_metric_list
+
+    metric_list = parse_metric_list(["psnr", *metrics])
     alpha_list = parse_alphas(alphas if isinstance(alphas, str) else list(alphas))
     if not test_sets:
         raise ValueError("no test sets for the sweep: give at least one HR folder")
@@ -153,7 +208,7 @@ def run_sweep(
         strip_names[t.name] = strip_image or stems[0]
     pair = psnr if isinstance(psnr, GeneratorPair) else load_pair(psnr, gan)  # type: ignore[arg-type]
     out_dir = fresh_output_dir(experiment_dir(experiments_root, name))
-    report = SweepReport(name, scale, alpha_list, [], out_dir)
+    report = SweepReport(name, scale, alpha_list, [], out_dir, metrics=metric_list)
     strip_outputs: dict[str, dict[float, np.ndarray]] = {}
     strip_psnr: dict[str, dict[float, float]] = {}
     strip_hr: dict[str, np.ndarray] = {}
@@ -179,19 +234,26 @@ def run_sweep(
                 strip_psnr.setdefault(set_name, {})[a] = psnr_y
                 strip_hr[set_name] = item.hr
 
-        result = evaluate([model], test_sets, scale, out_dir=None, progress=progress, name=name, on_output=keep)
+        result = evaluate([model], test_sets, scale, out_dir=None, progress=progress, name=name, on_output=keep,
+                          metrics=metric_list)
         report.sets = result.sets
         report.means[alpha] = {s: result.mean(s, model.name) for s in result.sets}
         for s in result.sets:
             rows = [{"image": r.image, **r.metrics()} for r in result.scores[s][model.name]]
             report.images.setdefault(s, {})[alpha] = rows
-        summary = ", ".join(f"{s} {m['psnr_y']:.2f} dB" for s, m in report.means[alpha].items())
+        summary = ", ".join(
+            f"{s} {m['psnr_y']:.2f} dB" + "".join(f" {v} {m[k]:.3f}" for k, v in PERCEPTUAL_KEYS.items() if k in m)
+            for s, m in report.means[alpha].items()
+        )
         logger.info("alpha %g: %s", alpha, summary)
 
     atomic_write_text(out_dir / "sweep.csv", report.to_csv())
     atomic_write_text(out_dir / "sweep.json", json.dumps(report.to_dict(), indent=2) + "\n")
     report.files.update(table=out_dir / "sweep.csv", json=out_dir / "sweep.json", plot=out_dir / "psnr_vs_alpha.png")
     plot_sweep(report, report.files["plot"])
+    if any(k in report.keys for k in PERCEPTUAL_KEYS):
+        report.files["pd_plot"] = out_dir / "perception_distortion.png"
+        plot_perception_distortion(report, report.files["pd_plot"])
     for set_name in report.sets:
         strip = make_strip(strip_outputs[set_name], strip_psnr[set_name], strip_hr[set_name], border=scale)
         report.files[f"strip_{set_name}"] = out_dir / f"strip_{set_name}.png"
