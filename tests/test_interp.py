@@ -222,3 +222,32 @@ def test_sweep_option_file(tmp_path: Path, pair: tuple[Path, Path], hr_set: Path
     assert len(rows) == 3 and rows[0].startswith("alpha,T_psnr_y")
     opt.write_text("name: s\nscale: 4\ninterp: {psnr: a.pth}\ndatasets: {t: {dataroot_gt: Tiny/HR}}\n")
     assert interp_main(["-opt", str(opt)]) == 1
+
+
+def test_sweep_scores_niqe_and_draws_the_perception_distortion_plane(
+    tmp_path: Path, pair: tuple[Path, Path], natural_image: np.ndarray, capsys: pytest.CaptureFixture
+) -> None:
+    from esrgan.metrics import niqe
+
+    psnr_path, gan_path = pair
+    hr_dir = tmp_path / "Mid" / "HR"
+    imwrite(hr_dir / "m.png", natural_image[100:212, 150:262])  # 112 px: one NIQE block inside the x4 border
+    rc = interp_main(["--psnr", str(psnr_path), "--gan", str(gan_path), "--sweep", "0,0.5,1", "--hr", str(hr_dir),
+                      "--scale", "4", "--name", "pd", "--experiments-root", str(tmp_path), "--device", "cpu", "-q",
+                      "--metrics", "ssim,niqe"])
+    assert rc == 0
+    out = tmp_path / "pd"
+    printed = capsys.readouterr().out
+    assert "NIQE" in printed and "PSNR-Y" in printed  # psnr is always scored: it is the distortion axis
+    saved = json.loads((out / "sweep.json").read_text())
+    assert saved["metrics"] == ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "niqe"]
+    for r in saved["results"]:
+        sr = imread(out / "Mid" / f"alpha{r['alpha']:.2f}" / "m.png")
+        assert r["Mid"]["niqe"] == pytest.approx(niqe(sr, crop_border=4), abs=1e-12)
+    assert len({r["Mid"]["niqe"] for r in saved["results"]}) == 3  # a different picture at every alpha
+    with open(out / "sweep.csv", newline="") as f:
+        assert "Mid_niqe" in next(csv.reader(f))
+    plot = imread(out / "perception_distortion.png")
+    assert plot.shape[:2] == (440, 550)
+    assert (plot < 100).any()  # axes, points and labels drawn
+    assert (out / "psnr_vs_alpha.png").is_file()
