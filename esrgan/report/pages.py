@@ -29,15 +29,19 @@ THUMB_SIZE = 160
 HR_FOLDER = "_hr"
 BICUBIC_FOLDER = "_bicubic"
 
-# Metric name (its part before the first '_') -> +1 higher is better, -1 lower is better.
-_DIRECTIONS = {"psnr": 1, "ssim": 1, "ms-ssim": 1, "ma": 1, "niqe": -1, "lpips": -1, "pi": -1, "rmse": -1,
-               "mse": -1, "dists": -1, "brisque": -1}
 _LABELS = {"psnr": "PSNR", "ssim": "SSIM", "niqe": "NIQE", "lpips": "LPIPS", "pi": "PI", "rmse": "RMSE"}
 
 
 def metric_direction(key: str) -> int | None:
-    """+1 when a larger value of metric ``key`` is better (PSNR, SSIM), -1 when smaller is (NIQE, LPIPS), else None."""
-    return _DIRECTIONS.get(key.lower().split("_")[0])
+    """+1 when a larger value of metric ``key`` is better (PSNR, SSIM), -1 when smaller is (NIQE, LPIPS), else None.
+
+    The direction comes from the metric table (``esrgan.metrics.METRIC_TABLE``), by the name before the
+    first '_' (``psnr_y`` -> ``psnr``); a name the table does not know has no direction.
+    """
+    from esrgan.metrics import METRIC_TABLE
+
+    metric = METRIC_TABLE.get(key.lower().split("_")[0])
+    return None if metric is None else (1 if metric.higher_is_better else -1)
 
 
 def metric_label(key: str) -> str:

@@ -105,7 +105,18 @@
 
     choose(left, right) { this.left = left; this.right = right; this.render(); }
 
-    setMode(mode) { this.mode = mode; this.render(); if (this.fitted) this.fit(); }
+    /* Switch views keeping the zoom and the image point at the centre (the two views differ in size). */
+    setMode(mode) {
+      const r0 = this.viewRect();
+      const cx = (r0.width / 2 - this.x) / this.zoom, cy = (r0.height / 2 - this.y) / this.zoom;
+      this.mode = mode;
+      this.render();
+      if (this.fitted) { this.fit(); return; }
+      const r = this.viewRect();
+      this.x = r.width / 2 - cx * this.zoom;
+      this.y = r.height / 2 - cy * this.zoom;
+      this.apply();
+    }
 
     render(keepGrid) {
       const n = this.sources.length;

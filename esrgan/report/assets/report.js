@@ -156,7 +156,7 @@
     // Table: rows = alpha, columns = set x metric.
     const summary = el("section", { class: "card", id: "summary" }, [el("h2", { text: "Mean per alpha" })]);
     const tableBox = el("div", { id: "sweep-table" });
-    const columns = [{ key: "alpha", label: "\u03b1", title: "0 = PSNR model, 1 = GAN model" }];
+    const columns = [{ key: "alpha", label: "\u03b1", title: "0 = PSNR model, 1 = GAN model", format: (v) => String(v) }];
     for (const set of data.sets) for (const m of metrics) {
       columns.push({ key: `${set.name}|${m.key}`, label: data.sets.length > 1 ? `${set.name} ${m.label}` : m.label, direction: m.direction, best: true });
     }

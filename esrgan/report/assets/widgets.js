@@ -11,7 +11,8 @@
     return v.toFixed(2);
   }
 
-  /* columns: [{key, label, text?: bool, direction?: 1|-1|null, render?: (row) => Node, best?: bool}]
+  /* columns: [{key, label, text?: bool, direction?: 1|-1|null, render?: (row) => Node, format?: (v) => string,
+   *            best?: bool}]
    * rows: objects holding the keys. Click a header to sort; again to reverse. */
   class SortableTable {
     constructor(root, opts) {
@@ -79,6 +80,7 @@
         const tr = el("tr", {}, this.columns.map((c) => {
           const td = el("td", { class: c.text ? "text" : "" });
           if (c.render) { const node = c.render(r); if (node) td.appendChild(node); }
+          else if (c.format) td.textContent = c.format(r[c.key]);
           else td.textContent = c.text ? String(r[c.key] ?? "") : fmt(r[c.key], c.key);
           if (best[c.key] !== undefined && r[c.key] === best[c.key]) td.classList.add("best");
           return td;
