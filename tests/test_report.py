@@ -119,6 +119,10 @@ def test_every_metric_in_results_is_shown_with_its_direction(tmp_path: Path, hr_
     info = {m["key"]: (m["label"], m["direction"]) for m in data["metrics"]}
     assert info["niqe"] == ("NIQE", -1) and info["lpips"] == ("LPIPS", -1) and info["psnr_y"] == ("PSNR-Y", 1)
     assert info["my_score"] == ("MY-SCORE", None)
+    assert list(info)[:4] == results["metrics"]  # the results file's order first
+    results["directions"]["my_score"] = "lower"  # a direction stored in the results file wins
+    (out / "results.json").write_text(json.dumps(results))
+    assert {m["key"]: m["direction"] for m in collect_test_data(out)["metrics"]}["my_score"] == -1
     assert "grey" not in info  # booleans are not metrics
     assert data["sets"][0]["images"][2]["scores"]["bicubic"]["niqe"] == 8.0
     assert metric_direction("ssim_rgb") == 1 and metric_direction("NIQE") == -1 and metric_direction("foo") is None

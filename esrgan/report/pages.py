@@ -60,8 +60,18 @@ def _numeric_keys(rows: list[dict[str, Any]]) -> list[str]:
     return list(keys)
 
 
-def _metric_info(keys: list[str]) -> list[dict[str, Any]]:
-    return [{"key": k, "label": metric_label(k), "direction": metric_direction(k)} for k in keys]
+def _metric_info(keys: list[str], directions: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Label and direction of each metric; ``directions`` ({key: "higher"|"lower"}, as results.json
+    stores them) wins over the metric table."""
+    given = {k: {"higher": 1, "lower": -1}.get(str(v)) for k, v in (directions or {}).items()}
+    return [{"key": k, "label": metric_label(k), "direction": given.get(k) or metric_direction(k)} for k in keys]
+
+
+def _ordered_keys(results: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    # The results file's own metric order first, then any other numeric column found in the rows.
+    found = _numeric_keys(rows)
+    listed = [k for k in results.get("metrics", []) if k in found]
+    return listed + [k for k in found if k not in listed]
 
 
 def _numbers(row: dict[str, Any], keys: list[str]) -> dict[str, float]:
@@ -141,7 +151,7 @@ def collect_test_data(out_dir: str | Path) -> dict[str, Any]:
     models: list[str] = list(results.get("models", []))
     all_rows = [row for per_model in results["sets"].values() for m in per_model.values() for row in
                 [m["mean"], *m["images"]]]
-    keys = _numeric_keys(all_rows)
+    keys = _ordered_keys(results, all_rows)
     sets = []
     for set_name, per_model in results["sets"].items():
         names = [row["image"] for row in next(iter(per_model.values()))["images"]]
@@ -175,7 +185,7 @@ def collect_test_data(out_dir: str | Path) -> dict[str, Any]:
         "scale": results.get("scale"),
         "conventions": results.get("conventions", ""),
         "models": models or list(next(iter(results["sets"].values()), {})),
-        "metrics": _metric_info(keys),
+        "metrics": _metric_info(keys, results.get("directions")),
         "sets": sets,
     }
 
@@ -192,7 +202,7 @@ def collect_sweep_data(out_dir: str | Path) -> dict[str, Any]:
     results = sweep["results"]
     set_names = [k for k in results[0] if k != "alpha"] if results else []
     per_image = sweep.get("images", {})
-    keys = _numeric_keys([r[s] for r in results for s in set_names])
+    keys = _ordered_keys(sweep, [r[s] for r in results for s in set_names])
     sets = []
     for set_name in set_names:
         means = {f"{r['alpha']:g}": _numbers(r[set_name], keys) for r in results}
@@ -223,7 +233,7 @@ def collect_sweep_data(out_dir: str | Path) -> dict[str, Any]:
         "scale": sweep.get("scale"),
         "conventions": sweep.get("conventions", ""),
         "alphas": [f"{a:g}" for a in alphas],
-        "metrics": _metric_info(keys),
+        "metrics": _metric_info(keys, sweep.get("directions")),
         "sets": sets,
     }
 
