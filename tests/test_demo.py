@@ -12,8 +12,11 @@ from esrgan.checkpoint import load_checkpoint_file
 
 
 @pytest.mark.slow
-def test_demo_quick_runs_every_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_quick_runs_every_step(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                    monkeypatch: pytest.MonkeyPatch) -> None:
     from esrgan.commands.demo import main
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no cached AlexNet: LPIPS is left out
 
     n = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -36,4 +39,10 @@ def test_demo_quick_runs_every_step(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert set(means) == {"bicubic", "stage1_PSNR", "stage2_ESRGAN"}
     assert f"bicubic {means['bicubic']:.2f} dB, stage 1 (PSNR) {means['stage1_PSNR']:.2f} dB" in out
     assert (exp / "demo_interp" / "psnr_vs_alpha.png").is_file()
+    # perceptual quality: NIQE always (offline), LPIPS only with a cached AlexNet (none in this TORCH_HOME)
+    niqe = {m: v["mean"]["niqe"] for m, v in results["sets"]["demo_val"].items()}
+    assert (f"NIQE (no reference, lower is better): bicubic {niqe['bicubic']:.2f}, stage 1 {niqe['stage1_PSNR']:.2f}, "
+            f"stage 2 {niqe['stage2_ESRGAN']:.2f}") in out
+    assert "LPIPS: not scored" in out and "alexnet-owt-7be5be79.pth" in out
+    assert (exp / "demo_interp" / "perception_distortion.png").is_file()
     assert f"tensorboard --logdir {exp}" in out

@@ -112,9 +112,14 @@ def main(argv: list[str] | None = None) -> int:
     timings["stage 2 (GAN)"] = time.perf_counter() - t0
     gan_ckpt = gan_dir / "models" / "net_g_latest.pth"
 
-    # 4. test on the held-out validation images
+    # 4. test on the held-out validation images: distortion (PSNR/SSIM) and perceptual quality (NIQE works
+    # offline; LPIPS only when torchvision's AlexNet file is already cached: the demo downloads nothing)
     from esrgan.evaluation.tester import run_tests
     from esrgan.evaluation.testsets import TestSet
+    from esrgan.metrics.lpips import backbone_weights_path
+
+    alexnet = backbone_weights_path("alex")
+    metrics = ["psnr", "ssim", "niqe", *(["lpips"] if alexnet.is_file() else [])]
 
     t0 = time.perf_counter()
     val = TestSet("demo_val", data / "val" / "HR", data / "val" / "LR_bicubic" / "X4")
@@ -125,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         "demo_test",
         experiments_root=root / "experiments",
         progress=False,
+        metrics=metrics,
     )
     timings["test"] = time.perf_counter() - t0
 
@@ -134,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     sweep = run_sweep(
         str(psnr_ckpt), str(gan_ckpt), "0:1:0.5" if args.quick else "0:1:0.25", [val], 4, "demo_interp",
-        experiments_root=root / "experiments", progress=False,
+        experiments_root=root / "experiments", progress=False, metrics=metrics,
     )  # fmt: skip
     timings["interpolation"] = time.perf_counter() - t0
     total = time.perf_counter() - t_start
@@ -143,6 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     s1 = report.mean("demo_val", "stage1_PSNR")["psnr_y"]
     s2 = report.mean("demo_val", "stage2_ESRGAN")["psnr_y"]
     exp = root / "experiments"
+    models = (("bicubic", "bicubic"), ("stage 1", "stage1_PSNR"), ("stage 2", "stage2_ESRGAN"))
+    niqe_line = "NIQE (no reference, lower is better): " + ", ".join(
+        f"{label} {report.mean('demo_val', m)['niqe']:.2f}" for label, m in models)
+    if "lpips" in metrics:
+        lpips_line = "LPIPS (to HR, lower is better): " + ", ".join(
+            f"{label} {report.mean('demo_val', m)['lpips']:.4f}" for label, m in models)
+    else:
+        lpips_line = (f"LPIPS: not scored (torchvision's AlexNet weights are not cached; place {alexnet.name} "
+                      f"at {alexnet})")
     lines = [
         "",
         report.format_table(),
@@ -151,13 +166,16 @@ def main(argv: list[str] | None = None) -> int:
         "",
         f"Held-out validation PSNR-Y: bicubic {bic:.2f} dB, stage 1 (PSNR) {s1:.2f} dB "
         f"({s1 - bic:+.2f} dB), stage 2 (ESRGAN) {s2:.2f} dB",
+        niqe_line,
+        lpips_line,
         "Times: " + ", ".join(f"{k} {v:.0f}s" for k, v in timings.items()) + f"; total {total / 60:.1f} min",
         "",
         "Results:",
         f"  stage 1 checkpoints and validation images  {psnr_dir}/models, {psnr_dir}/visualization",
         f"  stage 2 checkpoints and validation images  {gan_dir}/models, {gan_dir}/visualization",
         f"  test table and comparison pictures          {exp / 'demo_test'}",
-        f"  interpolation table, plot and strips        {exp / 'demo_interp'} (psnr_vs_alpha.png)",
+        f"  interpolation table, plots and strips       {exp / 'demo_interp'} "
+        "(psnr_vs_alpha.png, perception_distortion.png)",
         f"  TensorBoard                                  tensorboard --logdir {exp}",
     ]
     print("\n".join(lines))
