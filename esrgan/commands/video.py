@@ -29,6 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--start", type=float, help="start of the section, in seconds")
     p.add_argument("--duration", type=float, help="length of the section, in seconds")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists from before")
+    p.add_argument(
+        "--skip-bad-frames",
+        action="store_true",
+        help="on a damaged input (truncated, corrupt frames) write the frames that decode and report those "
+        "lost (default: fail and write nothing)",
+    )
     p.add_argument("--batch", type=int, default=4, help="frames per forward pass (default: 4)")
     add_model_args(p)
     p.add_argument("--verbose", "-v", action="store_true")
@@ -38,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     import av
 
-    from esrgan.inference.video import EncodeOptions, upscale_video
+    from esrgan.inference.video import EncodeOptions, VideoDecodeError, upscale_video
 
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -73,14 +79,25 @@ def main(argv: Sequence[str] | None = None) -> int:
     encode = EncodeOptions(codec=args.codec, crf=args.crf, preset=args.preset, pix_fmt=args.pix_fmt)
     try:
         stats = upscale_video(
-            upscaler, src, dst, encode=encode, start=args.start, duration=args.duration, batch=args.batch
+            upscaler, src, dst, encode=encode, start=args.start, duration=args.duration, batch=args.batch,
+            skip_bad_frames=args.skip_bad_frames,
         )
     except KeyboardInterrupt:
         logger.error("interrupted: no output written (%s)", dst)
         return 130
+    except VideoDecodeError as exc:
+        logger.error("%s", exc)
+        return 1
     except (ValueError, OSError, RuntimeError, av.FFmpegError) as exc:
         logger.error("%s: %s: %s; no output written", src, type(exc).__name__, exc)
         return 1
+    if stats.decode_problems:
+        lost = f"{stats.frames_lost} frame(s) lost" if stats.frames_expected else "frames lost (count unknown)"
+        expected = f" of about {stats.frames_expected}" if stats.frames_expected else ""
+        logger.warning(
+            "%s: damaged input, %s (wrote the %d%s that decode): %s",
+            src, lost, stats.frames, expected, "; ".join(stats.decode_problems),
+        )  # fmt: skip
     share = stats.model_seconds / stats.seconds if stats.seconds else 0.0
     logger.info(
         "%s: %d frames, %d audio packets, %.2f frames/s (network %.0f%% of the time)",

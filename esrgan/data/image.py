@@ -8,7 +8,10 @@ Conventions (the only place channel order is converted):
 
 from __future__ import annotations
 
+import io
 import os
+import struct
+import warnings
 from pathlib import Path
 
 import cv2
@@ -22,6 +25,129 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", "
 
 class ImageReadError(ValueError):
     """An image file is missing, unreadable or truncated."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image's header declares more pixels than the limit; it was not decoded."""
+
+
+# Default pixel limit, checked from the file's header before decoding: a 1 MB PNG can declare 20000 x 20000
+# pixels (1.2 GB decoded). 179 megapixels is Pillow's decompression-bomb threshold; large panoramas and
+# 100 MP camera photos pass. ESRGAN_MAX_IMAGE_PIXELS overrides it (0 = no limit).
+DEFAULT_MAX_PIXELS = 178_956_970
+MAX_PIXELS_ENV = "ESRGAN_MAX_IMAGE_PIXELS"
+
+
+def max_image_pixels() -> int:
+    """The pixel limit in force: ``$ESRGAN_MAX_IMAGE_PIXELS`` if set (0 = none), else the default."""
+    value = os.environ.get(MAX_PIXELS_ENV, "").strip()
+    if not value:
+        return DEFAULT_MAX_PIXELS
+    try:
+        limit = int(float(value))
+    except ValueError:
+        raise ValueError(f"{MAX_PIXELS_ENV}={value!r}: expected a number of pixels (0 = no limit)") from None
+    if limit < 0:
+        raise ValueError(f"{MAX_PIXELS_ENV}={value!r}: must be >= 0 (0 = no limit)")
+    return limit
+
+
+# JPEG start-of-frame markers (baseline, progressive, lossless, arithmetic): they hold the image size.
+_SOF_MARKERS = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _exif_orientation_from_tiff(tiff: bytes | memoryview) -> int:
+    """The Orientation tag (0x0112) of IFD0 in an EXIF/TIFF block; 1 when absent or unreadable."""
+    order = bytes(tiff[:2])
+    if len(tiff) < 8 or order not in (b"II", b"MM"):
+        return 1
+    end = "<" if order == b"II" else ">"
+    (ifd,) = struct.unpack(end + "I", tiff[4:8])
+    if ifd + 2 > len(tiff):
+        return 1
+    (count,) = struct.unpack(end + "H", tiff[ifd : ifd + 2])
+    for i in range(count):
+        entry = tiff[ifd + 2 + 12 * i : ifd + 14 + 12 * i]
+        if len(entry) < 12:
+            break
+        tag, typ = struct.unpack(end + "HH", entry[:4])
+        if tag == 0x0112 and typ == 3:  # SHORT
+            (value,) = struct.unpack(end + "H", entry[8:10])
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def _probe_jpeg(data: bytes | memoryview) -> tuple[int, int, int] | None:
+    """(width, height, EXIF orientation) from the JPEG markers before the image data."""
+    pos, orientation = 2, 1
+    while pos + 4 <= len(data):
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
+            pos += 2
+            continue
+        (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
+        body = data[pos + 4 : pos + 2 + length]
+        if marker == 0xE1 and bytes(body[:6]) == b"Exif\0\0":
+            orientation = _exif_orientation_from_tiff(body[6:])
+        elif marker in _SOF_MARKERS and len(body) >= 5:
+            height, width = struct.unpack(">HH", body[1:5])
+            return width, height, orientation
+        elif marker in (0xDA, 0xD9):  # image data or the end before any frame header
+            return None
+        pos += 2 + length
+    return None
+
+
+def probe_image(data: bytes | memoryview) -> tuple[int, int, int] | None:
+    """(width, height, EXIF orientation 1..8) read from an encoded image's header, without decoding it.
+
+    PNG and JPEG are read here (IHDR; SOF and the EXIF APP1 segment); other formats through Pillow's
+    lazy open, which reads only the header. None when the header cannot be read.
+    """
+    head = bytes(data[:24])
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        return width, height, 1
+    if head[:2] == b"\xff\xd8":
+        return _probe_jpeg(data)
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            # Pillow's own bomb check would refuse or warn before we can give our message.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as im:
+                width, height = im.size
+                orientation = int(im.getexif().get(0x0112, 1) or 1)
+    except Image.DecompressionBombError:
+        return 2**31, 1, 1  # Pillow already knows it is over twice its own (our default) limit
+    except Exception:  # not an image Pillow knows, or a damaged header: let the decoder judge it
+        return None
+    return width, height, orientation if 1 <= orientation <= 8 else 1
+
+
+def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
+    """Turn an image as stored into the upright view that EXIF ``orientation`` (1..8) describes."""
+    if orientation == 2:
+        img = img[:, ::-1]
+    elif orientation == 3:
+        img = img[::-1, ::-1]
+    elif orientation == 4:
+        img = img[::-1]
+    elif orientation == 5:
+        img = img.swapaxes(0, 1)
+    elif orientation == 6:
+        img = img.swapaxes(0, 1)[:, ::-1]  # 90 degrees clockwise
+    elif orientation == 7:
+        img = img.swapaxes(0, 1)[::-1, ::-1]
+    elif orientation == 8:
+        img = img.swapaxes(0, 1)[::-1]  # 90 degrees counter-clockwise
+    return np.ascontiguousarray(img)
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:
@@ -53,22 +179,37 @@ def _to_bgr_order(img: np.ndarray) -> np.ndarray:
     return img
 
 
-def imdecode(buffer: bytes | np.ndarray, name: str = "<bytes>") -> np.ndarray:
-    """Decode encoded image bytes (PNG, JPEG, ...) to an RGB(A)/grey array as stored.
+def imdecode(buffer: bytes | np.ndarray, name: str = "<bytes>", *, max_pixels: int | None = None) -> np.ndarray:
+    """Decode encoded image bytes (PNG, JPEG, ...) to an RGB(A)/grey array as stored, turned upright.
 
-    ``name`` is used in the error message (a file path or an LMDB key).
+    ``name`` is used in the error message (a file path or an LMDB key). The size in the header is
+    checked against ``max_pixels`` (default :func:`max_image_pixels`; 0 = no limit) before decoding.
+    An EXIF orientation (photos from phones and cameras) is applied, as every image viewer does.
     """
     arr = np.frombuffer(buffer, dtype=np.uint8) if isinstance(buffer, bytes | bytearray) else buffer
+    probe = probe_image(memoryview(np.ascontiguousarray(arr).reshape(-1)))
+    limit = max_image_pixels() if max_pixels is None else max_pixels
+    if probe is not None and limit and probe[0] * probe[1] > limit:
+        w, h = probe[:2]
+        raise ImageTooLargeError(
+            f"{name}: {w}x{h} = {w * h / 1e6:.0f} megapixels is over the limit of {limit / 1e6:.0f} megapixels; "
+            f"not decoded (set {MAX_PIXELS_ENV} to raise it, 0 for no limit)"
+        )
     img = cv2.imdecode(arr, cv2.IMREAD_UNCHANGED) if arr.size else None
     if img is None:
         raise ImageReadError(f"{name}: cannot decode image data ({arr.size} bytes); truncated or not an image")
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
+    if probe is not None and probe[2] != 1:
+        img = apply_orientation(img, probe[2])
     return _to_rgb_order(img)
 
 
-def imread(path: str | os.PathLike[str]) -> np.ndarray:
-    """Read an image file as stored: HW grey, HWC RGB or HWC RGBA; uint8 or uint16."""
+def imread(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np.ndarray:
+    """Read an image file as stored (HW grey, HWC RGB or HWC RGBA; uint8 or uint16), turned upright.
+
+    ``max_pixels``: see :func:`imdecode`.
+    """
     path = Path(path)
     try:
         data = path.read_bytes()
@@ -76,7 +217,7 @@ def imread(path: str | os.PathLike[str]) -> np.ndarray:
         raise ImageReadError(f"{path}: image file not found") from None
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot read image file ({exc})") from exc
-    return imdecode(data, name=str(path))
+    return imdecode(data, name=str(path), max_pixels=max_pixels)
 
 
 def imencode(img: np.ndarray, ext: str = ".png", params: list[int] | None = None) -> bytes:

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import av
+import av.logging
 import numpy as np
 import torch
 from tqdm import tqdm
@@ -44,15 +45,27 @@ class EncodeOptions:
     pix_fmt: str | None = None  # default: yuv420p (yuv444p when an output side is odd)
 
 
+class VideoDecodeError(ValueError):
+    """The input video is damaged (truncated, corrupt packets, decoder errors)."""
+
+
 @dataclass
 class VideoStats:
     frames: int = 0
+    frames_expected: int | None = None  # the container's frame count, or an estimate from its duration
+    decode_problems: list[str] = field(default_factory=list)  # what was skipped with skip_bad_frames
     audio_packets: int = 0
     seconds: float = 0.0  # wall time, end to end
     model_seconds: float = 0.0  # time spent in the network (incl. tensor conversion)
     codec: str = ""
     size: tuple[int, int] = (0, 0)  # output (width, height)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def frames_lost(self) -> int:
+        """Frames a damaged input should hold but that did not decode (0 for a sound input or an unknown count;
+        an estimate from the duration when the container does not list its frames)."""
+        return max((self.frames_expected or 0) - self.frames, 0) if self.decode_problems else 0
 
     @property
     def fps(self) -> float:
@@ -159,10 +172,14 @@ def upscale_video(
     duration: float | None = None,
     batch: int = 4,
     show_progress: bool = True,
+    skip_bad_frames: bool = False,
 ) -> VideoStats:
     """Upscale the first video stream of ``src`` into ``dst``, copying its audio streams; return stats.
 
     ``start``/``duration`` (seconds) select a section; its timestamps are shifted to start at 0.
+    A damaged input (truncated file, corrupt packets, decoder errors, fewer frames than the container
+    lists) raises :class:`VideoDecodeError` and writes nothing; with ``skip_bad_frames`` the frames
+    that decode are written and ``stats.decode_problems`` / ``stats.frames_lost`` say what was lost.
     """
     src, dst = Path(src), Path(dst)
     if batch < 1:
@@ -209,13 +226,49 @@ def upscale_video(
                 src.name, vin.codec_context.width, vin.codec_context.height, rate, width, height,
                 codec, vout.pix_fmt, len(aouts),
             )  # fmt: skip
-            _run_pipeline(
-                upscaler, inp, vin, ains, out, vout, aouts, offset_s, end_s, batch, total, show_progress, stats
-            )
+            stats.frames_expected = total
+            # FFmpeg reports truncation and damaged data only in its log: let errors through while we run
+            # (PyAV keeps FFmpeg's log off by default), captured per thread in the decoder stage.
+            log_level = av.logging.get_level()
+            if log_level is None or log_level < av.logging.ERROR:
+                av.logging.set_level(av.logging.ERROR)
+            try:
+                _run_pipeline(
+                    upscaler, inp, vin, ains, out, vout, aouts, offset_s, end_s, batch, total, show_progress, stats,
+                    _DecodeCheck(src, vin, whole=not start and end_s is None, skip=skip_bad_frames, stats=stats),
+                )
+            finally:
+                av.logging.set_level(log_level)
     finally:
         inp.close()
     stats.seconds = time.perf_counter() - t0
     return stats
+
+
+class _DecodeCheck:
+    """Decides what a decoding problem does: fail the job (default) or count it and go on."""
+
+    def __init__(self, src: Path, vin: Any, *, whole: bool, skip: bool, stats: VideoStats) -> None:
+        self.src, self.skip, self.stats = src, skip, stats
+        # The container's own frame count (mp4 lists every sample) holds only for the whole video.
+        self.listed = int(vin.frames) if whole and vin.frames else None
+
+    def problem(self, what: str) -> None:
+        if not self.skip:
+            raise VideoDecodeError(
+                f"{self.src}: damaged video: {what}; no output written "
+                "(--skip-bad-frames writes the frames that decode and reports those lost)"
+            )
+        self.stats.decode_problems.append(what)
+
+    def at_end(self, decoded: int, logs: list[tuple[int, str, str]]) -> None:
+        errors = [f"{name}: {msg.strip()}" for level, name, msg in logs if level <= av.logging.ERROR]
+        if errors:
+            more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
+            self.problem("FFmpeg reported " + "; ".join(errors[:3]) + more)
+        if self.listed is not None and decoded < self.listed:
+            self.stats.frames_expected = self.listed
+            self.problem(f"decoded {decoded} of the {self.listed} frames the file lists")
 
 
 def _estimate_frames(inp: Any, vin: Any, rate: Fraction, start_s: float, end_s: float | None) -> int | None:
@@ -242,17 +295,25 @@ def _run_pipeline(
     total: int | None,
     show_progress: bool,
     stats: VideoStats,
+    check: _DecodeCheck,
 ) -> None:
     stop = threading.Event()
     decoded = _Pipe(3 * batch + 16, stop)
     upscaled = _Pipe(3, stop)  # holds whole batches
 
     def decode() -> None:
+        with av.logging.Capture(local=True) as logs:
+            n = demux_and_decode()
+        check.at_end(n, list(logs))
+        decoded.put(_END)
+
+    def demux_and_decode() -> int:
         audio_done: set[int] = set()
         video_done = False
+        n = 0
         for packet in inp.demux([vin, *ains]):
             if stop.is_set():
-                return
+                return n
             if packet.stream.index in aouts:
                 if packet.dts is None or packet.stream.index in audio_done:
                     continue
@@ -262,16 +323,25 @@ def _run_pipeline(
                 elif not start_s or t >= start_s - 1e-6:  # whole packets only (copied audio is not cut)
                     decoded.put(("audio", packet))
             elif not video_done:
-                for frame in packet.decode():
+                where = f"{_seconds(packet.pts, packet.time_base):.3f} s" if packet.pts is not None else "the end"
+                if packet.is_corrupt:
+                    check.problem(f"corrupt video packet at {where}")
+                try:
+                    frames = packet.decode()
+                except av.FFmpegError as exc:
+                    check.problem(f"cannot decode the video at {where} ({exc})")
+                    continue
+                for frame in frames:
                     t = _seconds(frame.pts, frame.time_base)
                     if end_s is not None and t >= end_s:
                         video_done = True
                         break
                     if t >= start_s - 1e-6:
                         decoded.put(("video", frame.to_ndarray(format="rgb24"), frame.pts))
+                        n += 1
             if video_done and len(audio_done) == len(aouts):
                 break
-        decoded.put(_END)
+        return n
 
     v_offset = round(start_s / vin.time_base)
 
