@@ -59,7 +59,8 @@ from esrgan.options.datasets import DatasetOptions, dataset_options_class
 
 logger = logging.getLogger("esrgan.options")
 
-MODEL_TYPES = ("SRModel", "ESRGANModel")
+MODEL_TYPES = ("SRModel", "ESRGANModel", "RealESRNetModel", "RealESRGANModel")
+GAN_MODEL_TYPES = ("ESRGANModel", "RealESRGANModel")
 SCHEDULER_TYPES = ("MultiStepLR", "CosineAnnealingRestartLR")
 OPTIMIZER_TYPES = ("Adam", "AdamW", "Adamax", "SGD", "ASGD", "RMSprop", "Rprop")
 METRIC_TYPES = ("psnr", "ssim")
@@ -678,7 +679,7 @@ class Options:
     """A whole option file, validated and resolved. ``to_dict()`` is what the trainer saves."""
 
     name: str
-    model_type: Literal["SRModel", "ESRGANModel"] = "SRModel"
+    model_type: Literal["SRModel", "ESRGANModel", "RealESRNetModel", "RealESRGANModel"] = "SRModel"
     scale: int = 4
     num_gpu: int | Literal["auto"] = 1
     manual_seed: int | None = None
@@ -698,17 +699,50 @@ class Options:
     val: ValOptions | None = None
     logger: LoggerOptions = field(default_factory=LoggerOptions)
     dist_params: DistParams = field(default_factory=DistParams)
+    # Real-ESRGAN's top-level keys (RealESRNetModel / RealESRGANModel; null = the published recipe's
+    # value; see esrgan.training.realesrgan.RealESRGANOptions).
+    high_order_degradation: bool | None = None
+    gt_usm: bool | None = None
+    l1_gt_usm: bool | None = None
+    percep_gt_usm: bool | None = None
+    gan_gt_usm: bool | None = None
+    resize_prob: list[float] | None = None
+    resize_range: list[float] | None = None
+    gaussian_noise_prob: float | None = None
+    noise_range: list[float] | None = None
+    poisson_scale_range: list[float] | None = None
+    gray_noise_prob: float | None = None
+    jpeg_range: list[float] | None = None
+    second_blur_prob: float | None = None
+    resize_prob2: list[float] | None = None
+    resize_range2: list[float] | None = None
+    gaussian_noise_prob2: float | None = None
+    noise_range2: list[float] | None = None
+    poisson_scale_range2: list[float] | None = None
+    gray_noise_prob2: float | None = None
+    jpeg_range2: list[float] | None = None
+    gt_size: int | None = None
+    queue_size: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dicts/lists/scalars; dumped as YAML it loads back to equal options."""
-        return {f.name: to_plain(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {
+            f.name: to_plain(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if getattr(self, f.name) is not None or f.name not in _REAL_KEYS
+        }
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
 
     @property
     def is_gan(self) -> bool:
-        return self.model_type == "ESRGANModel"
+        return self.model_type in GAN_MODEL_TYPES
+
+    @property
+    def is_real(self) -> bool:
+        """A Real-ESRGAN model: LR made by the degradation on the device, with the top-level keys."""
+        return self.model_type in ("RealESRNetModel", "RealESRGANModel")
 
     def datasets_of(self, phase: str) -> dict[str, DatasetOptions]:
         """The datasets of one phase (``"val"`` -> ``val``, ``val_1``, ...), by their key."""
@@ -855,8 +889,9 @@ def _resolve(opt: Options, *, is_train: bool, debug: bool) -> None:
     if gan is not None:
         gan_type = gan.kwargs.get("gan_type")
         if gan.relativistic is None:
-            # BasicSR's ESRGANModel always trains the relativistic average GAN, whatever gan_type says.
-            gan.relativistic = gan_type == "ragan" or opt.is_gan
+            # BasicSR's ESRGANModel always trains the relativistic average GAN, whatever gan_type says;
+            # its RealESRGANModel follows gan_type.
+            gan.relativistic = gan_type == "ragan" or opt.model_type == "ESRGANModel"
         elif gan_type == "ragan" and not gan.relativistic:
             raise OptionsError(
                 "gan_type ragan is the relativistic GAN; relativistic: false contradicts it",
@@ -893,6 +928,7 @@ def _resolve(opt: Options, *, is_train: bool, debug: bool) -> None:
             opt.logger.print_freq = 1
             opt.logger.save_checkpoint_freq = 8
         _check_training(opt)
+        _check_realesrgan(opt)
     else:
         root = p.results_root or os.path.join("results", opt.name)
         p.results_root = root
@@ -991,6 +1027,42 @@ def _check_training(opt: Options) -> None:
                 opt.model_type,
                 ", ".join(unused),
             )
+
+
+# The fields of esrgan.training.realesrgan.RealESRGANOptions (a test keeps the two equal).
+_REAL_KEYS = frozenset(
+    {
+        "high_order_degradation", "gt_usm", "l1_gt_usm", "percep_gt_usm", "gan_gt_usm",
+        "resize_prob", "resize_range", "gaussian_noise_prob", "noise_range", "poisson_scale_range",
+        "gray_noise_prob", "jpeg_range", "second_blur_prob",
+        "resize_prob2", "resize_range2", "gaussian_noise_prob2", "noise_range2", "poisson_scale_range2",
+        "gray_noise_prob2", "jpeg_range2", "gt_size", "queue_size",
+    }
+)  # fmt: skip
+
+
+def _check_realesrgan(opt: Options) -> None:
+    """Real-ESRGAN's degradation keys against each other and the training set, before anything starts."""
+    if not opt.is_real:
+        given = sorted(k for k in _REAL_KEYS if getattr(opt, k) is not None)
+        if given:
+            logger.warning("options: model_type %s makes no degraded LR: %s ignored (RealESRNetModel and "
+                           "RealESRGANModel use them)", opt.model_type, ", ".join(given))
+        return
+    from esrgan.training.realesrgan import RealESRGANOptions
+
+    train = opt.datasets_of("train")
+    ds = next(iter(train.values()), None)
+    try:
+        RealESRGANOptions.from_options(opt).check(
+            scale=opt.scale,
+            batch_size=getattr(ds, "batch_size_per_gpu", None),
+            crop_pad_size=getattr(ds, "crop_pad_size", None),
+            blur_kernel_size2=getattr(ds, "blur_kernel_size2", None),
+        )
+    except ValueError as exc:
+        key, _, reason = str(exc).partition(": ")
+        raise OptionsError(reason, key=key) from None
 
 
 def load_options(

@@ -209,6 +209,10 @@ class SRModel:
         x = x.to(self.device, non_blocking=True)
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
+    def prepare_batch(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(lq, gt)`` on the device from a loader batch (Real-ESRGAN models make ``lq`` here)."""
+        return self.to_input(batch["lq"]), self.to_input(batch["gt"])
+
     # ---- one iteration --------------------------------------------------------------------------
     def update_learning_rate(self, current_iter: int) -> None:
         """BasicSR's linear warm-up: for ``current_iter < warmup_iter`` use lr * current_iter / warmup_iter.
@@ -374,6 +378,10 @@ class ESRGANModel(SRModel):
         if sched_d is not None:
             self.schedulers.append(sched_d)
 
+    def loss_targets(self, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The targets of the pixel, perceptual and GAN losses (Real-ESRGAN sharpens some of them)."""
+        return gt, gt, gt
+
     def _set_d_grad(self, flag: bool) -> None:
         for p in self.net_d.parameters():
             p.requires_grad_(flag)
@@ -382,6 +390,7 @@ class ESRGANModel(SRModel):
         warming_up = current_iter <= self.g_warmup_iter
         optimize_g = warming_up or (current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters)
         losses: dict[str, torch.Tensor] = {}
+        pix_gt, percep_gt, gan_gt = self.loss_targets(gt)
 
         # ---- generator
         self._set_d_grad(False)
@@ -394,19 +403,21 @@ class ESRGANModel(SRModel):
                 out32 = output.float()
                 g_losses: dict[str, torch.Tensor] = {}
                 if self.cri_pix is not None:
-                    g_losses["l_g_pix"] = self.cri_pix(out32, gt)
+                    g_losses["l_g_pix"] = self.cri_pix(out32, pix_gt)
                 if self.cri_perceptual is not None and not warming_up:
-                    percep, style = self.cri_perceptual(out32, gt)
+                    percep, style = self.cri_perceptual(out32, percep_gt)
                     if percep is not None:
                         g_losses["l_g_percep"] = percep
                     if style is not None:
                         g_losses["l_g_style"] = style
                 if not warming_up:
                     # The plain D: its weights are frozen here, there is nothing for DDP to synchronise.
-                    real_pred = self.net_d(gt).detach()
+                    # D(real) only enters the relativistic loss.
+                    real_pred = self.net_d(gan_gt).detach() if self.relativistic else None
                     fake_pred = self.net_d(output)
                     g_losses["l_g_gan"] = g_adversarial_loss(
-                        self.cri_gan, real_pred.float(), fake_pred.float(), self.relativistic
+                        self.cri_gan, None if real_pred is None else real_pred.float(), fake_pred.float(),
+                        self.relativistic,
                     )
             if not g_losses:
                 raise ValueError("train: no generator loss is active (set pixel_opt, or end g_warmup_iter)")
@@ -421,7 +432,7 @@ class ESRGANModel(SRModel):
             self.optimizer_d.zero_grad(set_to_none=True)
             fake = output.detach()
             with self.autocast():
-                real_pred = self.net_d_train(gt)
+                real_pred = self.net_d_train(gan_gt)
                 fake_pred = self.net_d_train(fake)
                 l_d_real, l_d_fake = d_adversarial_terms(
                     self.cri_gan, real_pred.float(), fake_pred.float(), self.relativistic
@@ -429,7 +440,7 @@ class ESRGANModel(SRModel):
             d_losses = {"l_d_real": l_d_real, "l_d_fake": l_d_fake}
             total_d = l_d_real + l_d_fake
             if self.gp_weight > 0:
-                d_losses["l_d_gp"] = gradient_penalty(self.net_d_train, gt, fake.float()) * self.gp_weight
+                d_losses["l_d_gp"] = gradient_penalty(self.net_d_train, gan_gt, fake.float()) * self.gp_weight
                 total_d = total_d + d_losses["l_d_gp"]
             self._check_finite(d_losses, current_iter)
             self._backward_step(total_d, self.optimizer_d, list(self.net_d.parameters()))
@@ -462,6 +473,10 @@ MODELS: dict[str, type[SRModel]] = {"SRModel": SRModel, "ESRGANModel": ESRGANMod
 
 def build_model(opt: Any, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> SRModel:
     """``MODELS[opt.model_type](opt, device, dist_info)``; unknown types list the known ones."""
-    if opt.model_type not in MODELS:
-        raise ValueError(f"model_type: unknown model {opt.model_type!r}; known: {', '.join(MODELS)}")
-    return MODELS[opt.model_type](opt, device, dist_info)
+    # Real-ESRGAN's models build on these classes: their module is imported here, not above.
+    from esrgan.training.realesrgan import REAL_MODELS
+
+    models = {**MODELS, **REAL_MODELS}
+    if opt.model_type not in models:
+        raise ValueError(f"model_type: unknown model {opt.model_type!r}; known: {', '.join(models)}")
+    return models[opt.model_type](opt, device, dist_info)

@@ -454,8 +454,7 @@ class Trainer:
                     t_data = time.perf_counter()
                     current_iter += 1
                     self.batches_in_epoch += 1
-                    lq = self.model.to_input(batch["lq"])
-                    gt = self.model.to_input(batch["gt"])
+                    lq, gt = self.model.prepare_batch(batch)
                     self.model.update_learning_rate(current_iter)
                     losses = self.model.optimize_parameters(lq, gt, current_iter)
                     self.model.step_schedulers()

@@ -17,9 +17,8 @@ import torch
 
 
 def _pack(x: torch.Tensor) -> torch.Tensor:
-    x255 = x * 255
-    q = x255.round()
-    if torch.equal(q / 255, x):
+    q = (x * 255).round()
+    if bool(x.min() >= 0) and bool(x.max() <= 1) and torch.equal(q / 255, x):
         return q.to(torch.uint8).cpu()
     return x.cpu()
 

@@ -1,0 +1,102 @@
+"""A fixed-seed real-world LR set: HR images through Real-ESRGAN's degradation (``esrgan prepare degrade``).
+
+Each HR image is mod-cropped to the scale and degraded whole, on its own (batch of one): its
+kernels and every draw of the two rounds come from generators seeded by ``(seed, image name)``,
+so an image's LR depends only on the seed, its name and the settings, not on the other images
+or their order. Settings: the published x4plus recipe, or the keys of a Real-ESRGAN option file
+(top level: resize/noise/JPEG; ``datasets.train``: blur kernels).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import zlib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from esrgan.data.degradations import DegradationRNG, DiffJPEG, degrade, draw_sample_kernels
+from esrgan.data.image import img2tensor, imread, imwrite, mod_crop, tensor2img, to_rgb
+from esrgan.data.options import RealESRGANDatasetOptions
+
+logger = logging.getLogger("esrgan.data.degrade_set")
+
+
+def image_seed(seed: int, name: str) -> int:
+    """The generators' seed of one image: the set's seed and the image's file name."""
+    return (int(seed) % 2**31) * 2**32 + zlib.crc32(name.encode())
+
+
+def settings_from_file(path: str | os.PathLike[str] | None, scale: int) -> tuple[Any, RealESRGANDatasetOptions]:
+    """``(RealESRGANOptions, dataset options)`` from a Real-ESRGAN option file, or the recipe's defaults."""
+    from esrgan.training.realesrgan import RealESRGANOptions
+
+    raw: Mapping[str, Any] = {}
+    if path is not None:
+        import yaml
+
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+    real = RealESRGANOptions.from_options(raw)
+    real.check(str(path or ""), scale=scale)
+    train = dict((raw.get("datasets") or {}).get("train") or {})
+    known = {f for f in RealESRGANDatasetOptions.__dataclass_fields__}
+    blur = {k: v for k, v in train.items() if k in known and k.startswith(("blur", "kernel", "sinc", "beta", "final"))}
+    ds = RealESRGANDatasetOptions.from_dict(
+        {"name": "degrade", "dataroot_gt": ".", "gt_size": scale, "scale": scale, **blur}, "datasets.train"
+    )
+    return real, ds
+
+
+@torch.no_grad()
+def degrade_image(hr: np.ndarray, name: str, seed: int, scale: int, real: Any,
+                  ds: RealESRGANDatasetOptions, device: torch.device | str = "cpu") -> np.ndarray:
+    """The LR (uint8 RGB, ``shape // scale``) of one HR image (uint8/uint16 RGB), reproducibly from ``seed``."""
+    rng = DegradationRNG(image_seed(seed, name), device)
+    first, second = ds.blur_rounds()
+    kernels = [torch.from_numpy(k).float()[None].to(device)
+               for k in draw_sample_kernels(first, second, ds.final_sinc_prob, rng.py, rng.np)]
+    x = img2tensor(mod_crop(to_rgb(hr), scale))[None].to(device)
+    lq = degrade(x, *kernels, real.settings(scale), rng, DiffJPEG().to(device))
+    return tensor2img(lq[0])
+
+
+def degrade_folder(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    seed: int,
+    scale: int = 4,
+    options_file: str | os.PathLike[str] | None = None,
+    hr_output: str | os.PathLike[str] | None = None,
+    overwrite: bool = False,
+) -> int:
+    """Degrade every image of ``input_dir`` into ``output_dir/<stem>.png``; returns how many.
+
+    ``hr_output`` also writes the mod-cropped HR images, so ``PairedImageDataset`` pairs them exactly.
+    """
+    from tqdm import tqdm
+
+    from esrgan.data.prepare import _input_images, _prepare_output
+
+    if scale < 1:
+        raise ValueError(f"--scale {scale}: expected an integer >= 1")
+    real, ds = settings_from_file(options_file, scale)
+    images = _input_images(input_dir)
+    out = Path(output_dir)
+    _prepare_output(out, overwrite)
+    hr_out = Path(hr_output) if hr_output else None
+    if hr_out is not None:
+        _prepare_output(hr_out, overwrite)
+    for path in tqdm(images, desc=f"degrade x{scale} (seed {seed})", unit="img"):
+        hr = imread(path)
+        imwrite(out / f"{path.stem}.png", degrade_image(hr, path.name, seed, scale, real, ds))
+        if hr_out is not None:
+            imwrite(hr_out / f"{path.stem}.png", mod_crop(hr, scale))
+    logger.info("%d degraded LR x%d images (seed %d) written to %s", len(images), scale, seed, out)
+    return len(images)
+
+
+__all__ = ["degrade_folder", "degrade_image", "image_seed", "settings_from_file"]

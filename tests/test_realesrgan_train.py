@@ -1,0 +1,173 @@
+"""Real-ESRGAN training: the published option files train unchanged, exact resume with the pair queue,
+the queue's mixing, and option errors that name the key."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from esrgan.checkpoint import load_checkpoint_file
+from esrgan.data.degradations.pair_queue import TrainingPairQueue
+from esrgan.data.image import imwrite
+from esrgan.options import OptionsError, load_options
+from esrgan.training.realesrgan import RealESRGANOptions
+from esrgan.training.trainer import Trainer
+
+FIXTURES = Path(__file__).parent / "fixtures" / "realesrgan"
+NET = "train_realesrnet_x4plus.yml"
+GAN = "train_realesrgan_x4plus.yml"
+
+
+@pytest.fixture(scope="module")
+def hr_folder(tmp_path_factory) -> Path:
+    from skimage import data
+
+    root = tmp_path_factory.mktemp("realhr") / "HR"
+    img = data.astronaut()
+    for i, (y, x) in enumerate([(0, 0), (100, 300), (300, 100), (380, 380)]):
+        imwrite(root / f"{i:03d}.png", np.ascontiguousarray(img[y : y + 120, x : x + 120]))
+    return root
+
+
+def _overrides(hr: Path, exp: Path, total_iter: int, *extra: str) -> list[str]:
+    """Only data paths and sizes change (tiny networks, small patches, CPU), as a user's --set would."""
+    return [
+        f"datasets.train.dataroot_gt={hr}", "datasets.train.meta_info=null",
+        "datasets.train.crop_pad_size=96", "datasets.train.gt_size=32", "gt_size=32", "queue_size=4",
+        "datasets.train.batch_size_per_gpu=2", "datasets.train.num_worker_per_gpu=0",
+        "network_g.num_feat=8", "network_g.num_block=1", "network_g.num_grow_ch=8",
+        "path.pretrain_network_g=null", f"path.experiments_root={exp}", "num_gpu=0",
+        f"train.total_iter={total_iter}", "logger.print_freq=1", "logger.use_tb_logger=false",
+        *extra,
+    ]  # fmt: skip
+
+
+GAN_EXTRA = ("network_d.num_feat=8", "train.perceptual_opt.pretrained=false")
+
+
+def _train(name: str, hr: Path, exp: Path, total_iter: int, *extra: str, auto_resume: bool = False) -> Trainer:
+    opt = load_options(FIXTURES / name, _overrides(hr, exp, total_iter, *extra))
+    trainer = Trainer(opt, interactive=False, auto_resume=auto_resume)
+    assert trainer.run() == 0
+    return trainer
+
+
+def test_published_realesrnet_file_trains_and_writes_checkpoints(hr_folder, tmp_path):
+    exp = tmp_path / "net"
+    trainer = _train(NET, hr_folder, exp, 4, "logger.save_checkpoint_freq=2")
+    log = next(exp.glob("train_*.log")).read_text()
+    assert "RealESRNetModel" in log and " l_pix: " in log
+    for it in (2, 4):
+        assert (exp / "models" / f"net_g_{it}.pth").is_file()
+    state = load_checkpoint_file(exp / "training_states" / "4.state")
+    queue = state["model"]["degradation"]["queue"]
+    # a queue of 4 pairs of batch 2: full after two iterations; LR and GT are 8-bit exact, stored as uint8
+    assert queue["ptr"] == 4 and queue["lq"].dtype == torch.uint8 and tuple(queue["lq"].shape) == (4, 3, 8, 8)
+    assert tuple(queue["gt"].shape) == (4, 3, 32, 32)
+    assert isinstance(trainer.model.degrader.rng.torch, torch.Generator)
+
+
+def test_published_realesrgan_file_trains_unet_d_with_usm_targets(hr_folder, tmp_path):
+    exp = tmp_path / "gan"
+    trainer = _train(GAN, hr_folder, exp, 3, *GAN_EXTRA)
+    log = next(exp.glob("train_*.log")).read_text()
+    for key in ("l_g_pix", "l_g_percep", "l_g_gan", "l_d_real", "l_d_fake", "out_d_real", "out_d_fake"):
+        assert f" {key}: " in log, key
+    d = load_checkpoint_file(exp / "models" / "net_d_3.pth")["params"]
+    assert any(k.endswith("weight_orig") for k in d)  # spectral norm (UNetDiscriminatorSN)
+    model = trainer.model
+    assert type(model.net_d).__name__ == "UNetDiscriminatorSN" and model.relativistic is False
+    # l1_gt_usm, percep_gt_usm true; gan_gt_usm false (the file's choice)
+    gt = torch.rand(2, 3, 32, 32)
+    model._gt_usm = gt + 1
+    pix, percep, gan = model.loss_targets(gt)
+    assert pix is model._gt_usm and percep is model._gt_usm and gan is gt
+    saved = next(exp.glob("options_*.yml")).read_text()
+    assert "relativistic: false" in saved and "queue_size: 4" in saved
+
+
+@pytest.mark.slow
+def test_exact_resume_with_queue_and_degradation_state(hr_folder, tmp_path):
+    """10 iterations + resume + 10 equal 20 straight: the queue (full after 2) and the degradation's
+    generators come back with the training state (RealESRNet stage; the GAN parts resume as ESRGAN's)."""
+    straight = tmp_path / "straight"
+    _train(NET, hr_folder, straight, 20)
+    resumed = tmp_path / "resumed"
+    _train(NET, hr_folder, resumed, 10)
+    trainer = _train(NET, hr_folder, resumed, 20, auto_resume=True)
+    assert trainer.start_iter == 10
+    for key in ("params", "params_ema"):
+        a = load_checkpoint_file(straight / "models" / "net_g_20.pth")[key]
+        b = load_checkpoint_file(resumed / "models" / "net_g_20.pth")[key]
+        for k in a:
+            assert torch.equal(a[k], b[k]), (key, k)
+    sa = load_checkpoint_file(straight / "training_states" / "20.state")["model"]["degradation"]
+    sb = load_checkpoint_file(resumed / "training_states" / "20.state")["model"]["degradation"]
+    assert torch.equal(sa["queue"]["lq"], sb["queue"]["lq"]) and torch.equal(sa["rng"]["torch"], sb["rng"]["torch"])
+    # and the degradation did matter: a run with another seed ends elsewhere
+    other = tmp_path / "other"
+    _train(NET, hr_folder, other, 20, "manual_seed=1")
+    c = load_checkpoint_file(other / "models" / "net_g_20.pth")["params"]
+    a = load_checkpoint_file(straight / "models" / "net_g_20.pth")["params"]
+    assert any(not torch.equal(a[k], c[k]) for k in a)
+
+
+def test_queue_mixes_batches_and_keeps_pairs():
+    queue = TrainingPairQueue(6)
+    g = torch.Generator().manual_seed(0)
+    seen: list[float] = []
+    for step in range(8):
+        ids = torch.arange(step * 2, step * 2 + 2, dtype=torch.float32)
+        lq = ids.view(2, 1, 1, 1).expand(2, 3, 2, 2).clone()
+        gt = (ids * 10).view(2, 1, 1, 1).expand(2, 3, 8, 8).clone()
+        out_lq, out_gt = queue(lq, gt, g)
+        assert torch.equal(out_gt[:, :, :2, :2], out_lq * 10)  # each LR stays with its GT
+        got = out_lq[:, 0, 0, 0].tolist()
+        if step < 3:
+            assert got == ids.tolist()  # filling: the batch passes through
+        else:
+            assert all(v < step * 2 for v in got)  # from earlier batches
+            assert set(got) & set(seen) == set()  # a pair leaves the pool once
+            seen.extend(got)
+        pool = set(queue.lq[:, 0, 0, 0].tolist())
+        assert len(pool) == min(6, 2 * (step + 1))
+    assert len(set(seen)) == 10 and any(v < 6 for v in seen) and any(v >= 6 for v in seen)
+    with pytest.raises(ValueError, match="not divisible by the batch size 4"):
+        TrainingPairQueue(6)(torch.zeros(4, 3, 2, 2), torch.zeros(4, 3, 8, 8))
+    state = queue.state_dict()
+    assert state["lq"].dtype == torch.float32  # not 8-bit values: kept as they are
+    other = TrainingPairQueue(6)
+    other.load_state_dict(state)
+    assert other.ptr == 6 and torch.equal(other.lq, queue.lq) and torch.equal(other.gt, queue.gt)
+
+
+@pytest.mark.parametrize(
+    ("override", "key", "words"),
+    [
+        ("queue_size=5", "queue_size", "not divisible by the batch size 2"),
+        ("resize_prob=[0.2, 0.7, 0.2]", "resize_prob", "sum to 1"),
+        ("resize_prob2=[0.5, 0.5]", "resize_prob2", "expected 3 probabilities"),
+        ("noise_range2=[25, 1]", "noise_range2", "min 25.0 > max 1.0"),
+        ("jpeg_range=[30, 120]", "jpeg_range", "<= 100"),
+        ("gray_noise_prob=1.5", "gray_noise_prob", "probability"),
+        ("datasets.train.blur_kernel_size2=41", "datasets.train.blur_kernel_size2", "too large for the patch"),
+        ("datasets.train.blur_kernel_size=22", "datasets.train.blur_kernel_size", "odd"),
+        ("datasets.train.kernel_prob=[0.5, 0.5, 0.12, 0.03, 0.12, 0.03]", "datasets.train.kernel_prob", "sum to 1"),
+        ("datasets.train.betag_range=[4, 0.5]", "datasets.train.betag_range", "min 4.0 > max 0.5"),
+    ],
+)
+def test_bad_degradation_options_are_refused_at_load_naming_the_key(hr_folder, tmp_path, override, key, words):
+    with pytest.raises(OptionsError) as info:
+        load_options(FIXTURES / NET, [*_overrides(hr_folder, tmp_path / "x", 2), override])
+    assert info.value.key == key and words in str(info.value)
+    assert not (tmp_path / "x").exists()
+
+
+def test_option_engine_knows_every_real_esrgan_key():
+    from esrgan.options import _REAL_KEYS
+
+    assert {f.name for f in dataclasses.fields(RealESRGANOptions)} == _REAL_KEYS
