@@ -21,7 +21,7 @@ import torch
 
 from esrgan.data.degradations import DegradationRNG, DiffJPEG, degrade, draw_sample_kernels
 from esrgan.data.image import img2tensor, imread, imwrite, mod_crop, tensor2img, to_rgb
-from esrgan.data.options import RealESRGANDatasetOptions
+from esrgan.options.datasets import RealESRGANDatasetOptions
 
 logger = logging.getLogger("esrgan.data.degrade_set")
 

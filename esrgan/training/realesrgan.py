@@ -29,7 +29,7 @@ from esrgan.data.degradations import (
     paired_random_crop,
 )
 from esrgan.data.degradations.pair_queue import TrainingPairQueue
-from esrgan.data.options import check_distribution, check_range
+from esrgan.options.datasets import check_distribution, check_range
 from esrgan.training import dist as dist_utils
 from esrgan.training.models import ESRGANModel, SRModel
 
