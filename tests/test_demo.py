@@ -46,3 +46,5 @@ def test_demo_quick_runs_every_step(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "LPIPS: not scored" in out and "alexnet-owt-7be5be79.pth" in out
     assert (exp / "demo_interp" / "perception_distortion.png").is_file()
     assert f"tensorboard --logdir {exp}" in out
+    pages = [exp / "demo_test" / "report.html", exp / "demo_interp" / "report.html"]
+    assert all(p.is_file() for p in pages) and f"{pages[0]}, {pages[1]}" in out

@@ -143,6 +143,9 @@ def main(argv: list[str] | None = None) -> int:
         experiments_root=root / "experiments", progress=False, metrics=metrics,
     )  # fmt: skip
     timings["interpolation"] = time.perf_counter() - t0
+    from esrgan.report import write_sweep_report, write_test_report
+
+    pages = [write_test_report(report.out_dir), write_sweep_report(sweep.out_dir)]
     total = time.perf_counter() - t_start
 
     bic = report.mean("demo_val", "bicubic")["psnr_y"]
@@ -177,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         f"  interpolation table, plots and strips       {exp / 'demo_interp'} "
         "(psnr_vs_alpha.png, perception_distortion.png)",
         f"  TensorBoard                                  tensorboard --logdir {exp}",
+        f"  HTML reports (open in a browser)             {pages[0]}, {pages[1]}",
     ]
     print("\n".join(lines))
     if not args.quick and s1 <= bic:
