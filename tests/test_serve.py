@@ -229,3 +229,36 @@ def test_uploaded_names_cannot_escape_the_job_folder(client: TestClient, model_d
     assert not (tmp_path / "evil.png").exists()
     assert sorted(p.name for p in (tmp_path / "work").glob("*/in/*")) == ["evil.png", "evil_2.png"]
     assert imread(next((tmp_path / "work").glob("*/out/evil_2_x4.png"))).shape == (192, 224, 3)
+
+
+def test_video_job_runs_the_video_pipeline_with_progress_in_frames(client: TestClient, model_dir: Path,
+                                                                   tmp_path: Path) -> None:
+    pytest.importorskip("av", reason="videos need PyAV (pip install 'esrgan[video]')")
+    import av
+
+    from esrgan.commands import video as video_cmd
+    from esrgan.inference.synthetic_video import make_test_clip
+
+    clip = make_test_clip(tmp_path / "clip.mp4", frames=6, width=32, height=24)
+    model = str(model_dir / "a.pth")
+    r = submit(client, [("clip.mp4", clip.read_bytes()), ("fake.mp4", b"not a video at all")], model=model)
+    assert r.status_code == 200, r.text
+    assert r.json()["rejected"][0]["error"].startswith("fake.mp4: cannot open as a video")
+    st = wait(client, r.json()["job"])
+    assert st["state"] == "done", st
+    assert st["steps_done"] == st["steps_total"] == 6  # frames
+    (res,) = st["results"]
+    assert res["kind"] == "video" and res["output_name"] == "clip_x4.mp4" and res["size"] == [128, 96]
+    served = tmp_path / "served.mp4"
+    served.write_bytes(client.get(res["output"]).content)
+    # the frames `esrgan video` writes for the same clip and model
+    assert video_cmd.main([str(clip), "-o", str(tmp_path / "cli"), "--model", model, "--batch", "1"]) == 0
+
+    def frames(path: Path) -> list[np.ndarray]:
+        with av.open(str(path)) as c:
+            return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+    ours, theirs = frames(served), frames(tmp_path / "cli" / "clip_x4.mp4")
+    assert len(ours) == len(theirs) == 6 and ours[0].shape == (96, 128, 3)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_array_equal(a, b)

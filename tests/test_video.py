@@ -157,3 +157,25 @@ def test_video_cli(clips: dict[str, Path], tmp_path: Path, capsys: pytest.Captur
     bad.write_bytes(b"not a video")
     assert esrgan_main(["video", str(bad), "-o", str(tmp_path / "o.mkv"), "--model", str(model)]) == 1
     assert "cannot open as a video" in capsys.readouterr().err and not (tmp_path / "o.mkv").exists()
+
+
+def test_progress_counts_frames_and_its_exception_stops_the_run(clips: dict[str, Path], tmp_path: Path) -> None:
+    up = Upscaler(Sharpen(), device="cpu", batch_tiles=4)
+    seen: list[tuple[int, int | None]] = []
+    stats = upscale_video(up, clips["mkv_aac"], tmp_path / "ok.mkv", batch=4, show_progress=False,
+                          progress=lambda done, total: seen.append((done, total)))
+    # the total is the container's frame count, or an estimate from its duration (15 for this mkv)
+    assert [d for d, _ in seen] == [4, 8, 12, 14] and stats.frames == 14
+    assert len({t for _, t in seen}) == 1 and seen[0][1] in (14, 15)
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_eight(done: int, total: int | None) -> None:
+        if done >= 8:
+            raise Stop
+
+    with pytest.raises(Stop):
+        upscale_video(up, clips["mkv_aac"], tmp_path / "cancelled.mkv", batch=4, show_progress=False,
+                      progress=stop_at_eight)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.mkv"]  # a cancelled run writes nothing

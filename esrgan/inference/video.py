@@ -173,6 +173,7 @@ def upscale_video(
     batch: int = 4,
     show_progress: bool = True,
     skip_bad_frames: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> VideoStats:
     """Upscale the first video stream of ``src`` into ``dst``, copying its audio streams; return stats.
 
@@ -180,6 +181,8 @@ def upscale_video(
     A damaged input (truncated file, corrupt packets, decoder errors, fewer frames than the container
     lists) raises :class:`VideoDecodeError` and writes nothing; with ``skip_bad_frames`` the frames
     that decode are written and ``stats.decode_problems`` / ``stats.frames_lost`` say what was lost.
+    ``progress(frames done, frames expected or None)`` is called after each batch; an exception raised
+    in it stops the run and writes nothing (a web app's cancel button).
     """
     src, dst = Path(src), Path(dst)
     if batch < 1:
@@ -236,6 +239,7 @@ def upscale_video(
                 _run_pipeline(
                     upscaler, inp, vin, ains, out, vout, aouts, offset_s, end_s, batch, total, show_progress, stats,
                     _DecodeCheck(src, vin, whole=not start and end_s is None, skip=skip_bad_frames, stats=stats),
+                    progress,
                 )
             finally:
                 av.logging.set_level(log_level)
@@ -296,6 +300,7 @@ def _run_pipeline(
     show_progress: bool,
     stats: VideoStats,
     check: _DecodeCheck,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> None:
     stop = threading.Event()
     decoded = _Pipe(3 * batch + 16, stop)
@@ -379,6 +384,8 @@ def _run_pipeline(
         bar.update(len(frames))
         frames.clear()
         pts.clear()
+        if progress is not None:
+            progress(stats.frames, total)
 
     try:
         while True:

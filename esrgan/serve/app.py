@@ -8,8 +8,9 @@
     GET  /api/jobs/{id}/files/{i}/{output|bicubic}[?download=1]
     GET  /api/jobs/{id}/zip           every output in one zip
 
-Uploads are decoded and checked (size, pixels) before a job is made; a bad file is named in the
-answer and the other files still run. Errors come back as ``{"error": message}`` for the page to show.
+Uploads (images, or videos with PyAV) are decoded and checked (size, pixels) before a job is made; a
+bad file is named in the answer and the other files still run. Errors come back as ``{"error": message}``
+for the page to show.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from esrgan.serve.models import ModelCatalog, ModelNotAllowed, UpscalerCache
 logger = logging.getLogger("esrgan.serve")
 
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -112,6 +114,9 @@ class ServeState:
         return self.cache.upscaler(s.model, tile=s.tile, precision=s.precision, model_b=s.model_b, alpha=s.alpha)
 
     def run_item(self, job: Job, item: Item, upscaler: Any, progress: Any) -> None:
+        if item.kind == "video":
+            self.run_video(job, item, upscaler, progress)
+            return
         from esrgan.commands.upscale import output_file
 
         img = imdecode(item.input_path.read_bytes(), item.name)
@@ -123,6 +128,17 @@ class ServeState:
         item.bicubic_path = job.folder / "bicubic" / f"{Path(item.name).stem}.png"
         imwrite(item.bicubic_path, bicubic_preview(img, out.shape[1], out.shape[0]))
         item.size = (int(out.shape[1]), int(out.shape[0]))
+
+    def run_video(self, job: Job, item: Item, upscaler: Any, progress: Any) -> None:
+        """Through the video pipeline (`esrgan video`'s defaults), one frame per forward pass; audio is copied."""
+        from esrgan.inference.video import upscale_video
+
+        name = Path(item.name)
+        dst = job.folder / "out" / f"{name.stem}_x{upscaler.scale}{name.suffix}"  # as `esrgan video IN -o DIR`
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        stats = upscale_video(upscaler, item.input_path, dst, batch=1, show_progress=False,
+                              progress=lambda done, total: progress(done, max(total or 0, done)))
+        item.output_path, item.size = dst, (int(stats.size[0]), int(stats.size[1]))
 
     # -------------------------------------------------------------- requests
 
@@ -158,13 +174,40 @@ class ServeState:
             raise BadRequest(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         return Settings(model, model_b, alpha, outscale, tile, precision)
 
-    def check_image(self, name: str, data: bytes) -> tuple[int, int]:
+    def check_upload(self, name: str, data: bytes) -> str:
+        """'image' or 'video' when the file is one that may run; BadRequest naming the file otherwise."""
         limit = int(self.config.max_upload_mb * 1024 * 1024)
         if len(data) > limit:
             raise BadRequest(f"{name}: {len(data) / 2**20:.1f} MB is over the upload limit of "
                              f"{self.config.max_upload_mb:g} MB (esrgan serve --max-upload-mb)")
         if not data:
             raise BadRequest(f"{name}: empty file")
+        if Path(name).suffix.lower() in VIDEO_EXTENSIONS:
+            self.check_video(name, data)
+            return "video"
+        self.check_image(name, data)
+        return "image"
+
+    def check_video(self, name: str, data: bytes) -> None:
+        try:
+            import av
+        except ImportError:
+            raise BadRequest(f"{name}: videos need PyAV on the server: pip install 'esrgan[video]'") from None
+        try:
+            with av.open(io.BytesIO(data)) as container:
+                if not container.streams.video:
+                    raise BadRequest(f"{name}: no video stream")
+                ctx = container.streams.video[0].codec_context
+                w, h = ctx.width, ctx.height
+        except BadRequest:
+            raise
+        except Exception as exc:  # PyAV raises many kinds for files that are not videos
+            raise BadRequest(f"{name}: cannot open as a video ({exc})") from None
+        if w * h > self.config.max_pixels:
+            raise BadRequest(f"{name}: {w}x{h} frames are over the limit of {self.config.max_pixels / 1e6:.1f} MP "
+                             "(esrgan serve --max-pixels)")
+
+    def check_image(self, name: str, data: bytes) -> tuple[int, int]:
         try:
             img = imdecode(data, name)
         except (ValueError, OSError) as exc:
@@ -193,10 +236,12 @@ class ServeState:
             "steps_total": job.steps_total,
             "eta": job.eta(),
             "elapsed": (job.finished or time.time()) - job.started if job.started else 0.0,
+            "unit": "frame" if job.current < len(job.items) and job.items[job.current].kind == "video" else "tile",
             "results": [
                 {
                     "index": i,
                     "name": it.name,
+                    "kind": it.kind,
                     "error": it.error,
                     "output_name": it.output_path.name if it.output_path else None,
                     "output": f"{base}/files/{i}/output" if it.output_path else None,
@@ -268,14 +313,14 @@ def create_app(config: ServeConfig) -> Any:
         if fields.get("from_job") and source is None:
             return error(f"job {fields['from_job']} is gone (finished jobs are kept for a while); upload again", 404)
         rejected: list[dict[str, str]] = []
-        accepted: list[tuple[str, bytes]] = []
+        accepted: list[tuple[str, bytes, str]] = []
         if source is not None:
-            accepted = [(it.name, it.input_path.read_bytes()) for it in source.items if it.error is None]
+            accepted = [(it.name, it.input_path.read_bytes(), it.kind) for it in source.items if it.error is None]
         else:
             for name, data in blobs:
                 try:
-                    await run_in_threadpool(state.check_image, name, data)
-                    accepted.append((name, data))
+                    kind = await run_in_threadpool(state.check_upload, name, data)
+                    accepted.append((name, data, kind))
                 except BadRequest as exc:
                     rejected.append({"name": name, "error": str(exc)})
         if not accepted:
@@ -284,12 +329,12 @@ def create_app(config: ServeConfig) -> Any:
         job_id, folder = state.queue.new_folder()
         taken: set[str] = set()
         items = []
-        for name, data in accepted:
+        for name, data, kind in accepted:
             safe = _safe_name(name, taken)
             path = folder / "in" / safe
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(data)
-            items.append(Item(safe, path))
+            items.append(Item(safe, path, kind=kind))
         job = Job(job_id, folder, settings, items)
         state.queue.submit(job)
         logger.info("job %s: %d image(s), %s", job_id, len(items), settings.describe())

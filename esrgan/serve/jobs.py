@@ -54,6 +54,7 @@ class Item:
     bicubic_path: Path | None = None
     error: str | None = None
     size: tuple[int, int] | None = None  # output width, height
+    kind: str = "image"  # or "video" (progress in frames instead of tiles)
 
 
 @dataclass

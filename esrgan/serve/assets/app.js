@@ -153,9 +153,9 @@
     let text;
     if (st.state === "queued") text = `Queued: position ${st.position} (${st.position - 1} job(s) ahead on this device)`;
     else if (st.state === "running") {
-      const steps = st.steps_total ? ` \u00b7 tile ${st.steps_done}/${st.steps_total}` : " \u00b7 loading the model";
+      const steps = st.steps_total ? ` \u00b7 ${st.unit} ${st.steps_done}/${st.steps_total}` : " \u00b7 loading the model";
       const eta = st.eta !== null ? ` \u00b7 about ${clock(st.eta)} left` : "";
-      text = `Image ${st.image}/${st.images}${steps}${eta}`;
+      text = `File ${st.image}/${st.images}${steps}${eta}`;
     } else if (st.state === "done") text = `Done: ${st.message} in ${st.elapsed.toFixed(1)} s \u00b7 ${st.settings}`;
     else if (st.state === "cancelled") text = "Cancelled.";
     else text = "Failed.";
@@ -188,6 +188,14 @@
     [...box.children].forEach((c) => c.classList.toggle("on", c.dataset.index === String(r.index)));
     // Cache-busting query: a rerun (live interpolation) reuses the same URLs for new pictures.
     const v = `?job=${st.id}`;
+    const player = $("player");
+    $("viewer").hidden = r.kind === "video";
+    player.hidden = r.kind !== "video";
+    if (r.kind === "video") {
+      if (player.getAttribute("src") !== r.output + v) player.src = r.output + v;
+      return;
+    }
+    player.removeAttribute("src");
     const sources = [{ label: "bicubic", src: r.bicubic + v }, { label: st.settings, src: r.output + v }];
     viewer.setSources(sources, viewer.sources.length === 2 ? viewer.left : 0, viewer.sources.length === 2 ? viewer.right : 1);
   }
