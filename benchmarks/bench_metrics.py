@@ -1,16 +1,25 @@
-"""Throughput of PSNR/SSIM: numpy reference (one image at a time) vs batched torch, in the same run.
+"""Metric speed, each against a reference measured in the same run.
 
-Validation-sized batch: by default 16 RGB images of 256x256 (a natural image with noise),
-scored as validation does (crop_border=4, Y channel). Prints images/s for each path,
-the speed-up of torch over numpy, and the largest disagreement between the two.
+1. PSNR/SSIM: numpy reference (one image at a time) vs batched torch. Validation-sized batch: by
+   default 16 RGB images of 256x256 (a natural image with noise), scored as validation does
+   (crop_border=4, Y channel); images/s, the speed-up and the largest disagreement.
+2. NIQE per 512x512 image: ours vs BasicSR 1.4.2's ``calculate_niqe`` (same images, Y channel).
+   BasicSR is not a dependency: install it outside the repository and pass its folder, e.g.
+   ``pip install --target /tmp/bsr basicsr==1.4.2 addict yapf future --no-deps --no-build-isolation``
+   then ``--basicsr /tmp/bsr``; without it only our time is printed.
+3. LPIPS (alex, vgg) per 512x512 image pair: ours vs the ``lpips`` package (a dev dependency), with
+   the same generated backbone weights (the arithmetic is what is timed; nothing is downloaded).
 
-    .venv/bin/python benchmarks/bench_metrics.py [--num 16] [--size 256] [--device cpu|cuda] [--repeat 3] [--threads N]
+    .venv/bin/python benchmarks/bench_metrics.py [--quick] [--basicsr DIR] [--device cpu|cuda] [--threads N]
 """
 
 from __future__ import annotations
 
 import argparse
+import platform
+import sys
 import time
+import types
 from collections.abc import Callable
 
 import numpy as np
@@ -48,6 +57,103 @@ def _best_time(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) 
     return best
 
 
+def cpu_description() -> str:
+    """CPU model and whether it has native bf16 matrix instructions (what the defaults are chosen from)."""
+    model, flags = platform.processor() or "unknown CPU", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    bf16 = [f for f in ("avx512_bf16", "amx_bf16", "amx_tile") if f in flags]
+    return f"{model}; bf16 matrix instructions: {', '.join(bf16) if bf16 else 'none (AVX2/AVX512 fp32 only)'}"
+
+
+def _basicsr_niqe(path: str | None) -> Callable[..., float] | None:
+    if path:
+        sys.path.insert(0, path)
+    try:
+        import torchvision.transforms.functional_tensor  # noqa: F401
+    except ImportError:  # basicsr 1.4.2 imports this module, removed from torchvision 0.17
+        import torchvision.transforms.functional as tvf
+
+        shim = types.ModuleType("torchvision.transforms.functional_tensor")
+        shim.rgb_to_grayscale = tvf.rgb_to_grayscale  # type: ignore[attr-defined]
+        sys.modules["torchvision.transforms.functional_tensor"] = shim
+    try:
+        from basicsr.metrics.niqe import calculate_niqe
+    except ImportError:
+        return None
+    return calculate_niqe
+
+
+def bench_niqe(args: argparse.Namespace) -> None:
+    import warnings
+
+    from esrgan.metrics import niqe
+
+    srs, _ = _images(args.niqe_num, 512)
+    reference = _basicsr_niqe(args.basicsr)
+    print(f"\n== NIQE, {args.niqe_num} images of 512x512 (Y channel, crop 0): seconds per image")
+    t_ours = _best_time(lambda: [niqe(x) for x in srs], args.repeat, lambda: None) / len(srs)
+    print(f"ours               : {t_ours * 1e3:9.1f} ms")
+    if reference is None:
+        print("BasicSR calculate_niqe: not importable (see --basicsr); no ratio")
+        return
+    bgr = [np.ascontiguousarray(x[:, :, ::-1]) for x in srs]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t_ref = _best_time(lambda: [reference(x, 0) for x in bgr], args.repeat, lambda: None) / len(srs)
+        diff = max(abs(niqe(x) - reference(b, 0)) for x, b in zip(srs, bgr))
+    print(f"BasicSR 1.4.2      : {t_ref * 1e3:9.1f} ms")
+    print(f"speed-up ours / BasicSR: {t_ref / t_ours:.2f}x; max |ours - BasicSR| {diff:.1e}")
+
+
+def bench_lpips(args: argparse.Namespace, device: torch.device, sync: Callable[[], None]) -> None:
+    import warnings
+
+    from esrgan.metrics.lpips import LPIPS
+
+    try:
+        import lpips as lpips_pkg
+    except ImportError:
+        print("\n== LPIPS: the lpips package is not installed (pip install lpips); skipped")
+        return
+    srs, hrs = _images(2, 512)
+    x = torch.stack([img2tensor(s) for s in srs]).to(device)
+    y = torch.stack([img2tensor(h) for h in hrs]).to(device)
+    print(f"\n== LPIPS v0.1 on {device}: one 512x512 image pair per call, seconds per pair")
+    for net in ("alex", "vgg"):
+        torch.manual_seed(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = lpips_pkg.LPIPS(net=net, pnet_rand=True, verbose=False).eval().to(device)
+        ours = LPIPS(net, backbone=False)
+        # lpips's slice<k>.<features index>.<param> -> torchvision's features.<index>.<param>
+        sd = {".".join(k.split(".")[1:]): v for k, v in ref.net.state_dict().items()}
+        ours.features.load_state_dict(sd)
+        ours = ours.to(device)
+
+        def run_ours(ours: LPIPS = ours) -> torch.Tensor:
+            with torch.no_grad():
+                return torch.cat([ours(x[i : i + 1], y[i : i + 1]) for i in range(len(x))])
+
+        def run_ref(ref: torch.nn.Module = ref) -> torch.Tensor:
+            with torch.no_grad():
+                return torch.cat([ref(x[i : i + 1], y[i : i + 1], normalize=True).flatten() for i in range(len(x))])
+
+        t_o = _best_time(run_ours, args.repeat, sync) / len(x)
+        t_r = _best_time(run_ref, args.repeat, sync) / len(x)
+        diff = float((run_ours() - run_ref()).abs().max())
+        print(f"{net:<5} ours {t_o * 1e3:8.1f} ms, lpips package {t_r * 1e3:8.1f} ms: "
+              f"speed-up {t_r / t_o:.2f}x; max |diff| {diff:.1e}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num", type=int, default=16, help="images in the batch")
@@ -55,13 +161,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    parser.add_argument("--quick", action="store_true", help="fewer images and repeats (about a minute)")
+    parser.add_argument("--basicsr", default=None, metavar="DIR", help="folder holding the basicsr package")
+    parser.add_argument("--niqe-num", type=int, default=4, help="512x512 images for NIQE")
+    parser.add_argument("--skip", nargs="*", default=[], choices=["psnr_ssim", "niqe", "lpips"])
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.quick:
+        args.num, args.repeat, args.niqe_num = min(args.num, 8), 1, 2
+    print(f"CPU: {cpu_description()}; torch {torch.__version__}, {torch.get_num_threads()} threads")
 
-    srs, hrs = _images(args.num, args.size)
     device = torch.device(args.device)
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    if "psnr_ssim" not in args.skip:
+        bench_psnr_ssim(args, device, sync)
+    if "niqe" not in args.skip:
+        bench_niqe(args)
+    if "lpips" not in args.skip:
+        bench_lpips(args, device, sync)
+    return 0
+
+
+def bench_psnr_ssim(args: argparse.Namespace, device: torch.device, sync: Callable[[], None]) -> None:
+    srs, hrs = _images(args.num, args.size)
     sr_t = torch.stack([img2tensor(x) for x in srs]).to(device)
     hr_t = torch.stack([img2tensor(x) for x in hrs]).to(device)
     kw = {"crop_border": 4, "y_channel": True}
@@ -85,7 +208,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"torch (batched)   : {t_torch * 1e3:9.1f} ms  {args.num / t_torch:9.1f} images/s")
     print(f"speed-up torch / numpy: {t_np / t_torch:.2f}x")
     print(f"max |torch - numpy|: PSNR {dp:.2e} dB, SSIM {ds:.2e}")
-    return 0
 
 
 if __name__ == "__main__":
