@@ -7,7 +7,9 @@ Commands (``--help`` on each):
 - ``make-lr``: MATLAB-bicubic LR images (x2/x3/x4) from HR, mod-cropping HR first;
 - ``create-lmdb`` / ``verify-lmdb``: folder -> BasicSR-compatible LMDB, and a full decode check;
 - ``download``: DIV2K, Flickr2K, Set5, Set14 (resume, checksums, ``--source`` for mirrors);
-- ``demo``: the small built-in data set from scikit-image's images.
+- ``demo``: the small built-in data set from scikit-image's images;
+- ``degrade``: a fixed-seed real-world LR set through Real-ESRGAN's degradation (``--preview`` draws it);
+- ``multiscale`` / ``meta-info``: Real-ESRGAN's multi-scale HR copies and ``meta_info`` lists.
 
 The work is done by ``esrgan.data.prepare`` (and ``esrgan.data.download``, ``esrgan.data.demo_data``).
 """
@@ -20,7 +22,16 @@ import sys
 from collections.abc import Iterable
 
 from esrgan.data.image import ImageReadError
-from esrgan.data.prepare import create_lmdb, default_workers, extract_subimages, make_lr, verify_lmdb
+from esrgan.data.prepare import (
+    MULTISCALE_FACTORS,
+    create_lmdb,
+    default_workers,
+    extract_subimages,
+    make_lr,
+    multiscale_images,
+    verify_lmdb,
+    write_meta_info,
+)
 
 # ---------------------------------------------------------------- command line
 
@@ -70,6 +81,35 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--remove-archives", action="store_true", help="delete archives once unpacked")
     p.add_argument("--list", action="store_true", help="list the known data sets and groups")
 
+    p = sub.add_parser("degrade", help="fixed-seed real-world LR images through Real-ESRGAN's degradation")
+    p.add_argument("--input", required=True, help="folder of HR images")
+    p.add_argument("--output", required=True, help="output folder for the degraded LR images (<stem>.png)")
+    p.add_argument("--seed", type=int, required=True, help="seed: the same seed, image and settings give the same LR")
+    p.add_argument("--scale", type=int, default=4, help="downscaling factor (default 4)")
+    p.add_argument("--options", default=None,
+                   help="Real-ESRGAN option file whose degradation keys to use (default: the x4plus recipe)")
+    p.add_argument("--hr-output", default=None, help="also write the mod-cropped HR images here (exact pairs)")
+    p.add_argument("--preview", default=None, help="also write a picture of HR crops beside their LR (PNG)")
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+
+    p = sub.add_parser("multiscale", help="Lanczos-downscaled copies of HR images (Real-ESRGAN's multi-scale DF2K)")
+    p.add_argument("--input", required=True, help="folder of HR images (e.g. datasets/DF2K/DF2K_HR)")
+    p.add_argument("--output", required=True, help="output folder (e.g. datasets/DF2K/DF2K_multiscale)")
+    p.add_argument("--factors", type=float, nargs="*", default=list(MULTISCALE_FACTORS),
+                   help="scale factors (default 0.75 0.5 0.333)")
+    p.add_argument("--short-side", type=int, default=400, help="add a copy with this short side (0 = none; 400)")
+    p.add_argument("--compress-level", type=int, default=3, help="PNG compression 0..9 (default 3)")
+    p.add_argument("--workers", type=int, default=default_workers())
+    p.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+
+    p = sub.add_parser("meta-info", help="meta_info list of image paths (RealESRGANDataset / paired datasets)")
+    p.add_argument("--input", required=True, nargs="+", help="image folder(s); with --paired: GT folder, LQ folder")
+    p.add_argument("--output", required=True, help="meta_info file to write")
+    p.add_argument("--root", default=None, help="paths are relative to this (dataroot_gt; default: the parent of "
+                   "the first input)")
+    p.add_argument("--paired", action="store_true", help="'gt, lq' lines for RealESRGANPairedDataset")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+
     p = sub.add_parser("demo", help="small paired train/val set from scikit-image's images (no download)")
     p.add_argument("--root", default="datasets/demo", help="output folder (default datasets/demo)")
     p.add_argument("--overwrite", action="store_true", help="rebuild even if present")
@@ -112,6 +152,16 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 1 if failed else 0
     elif args.command == "download":
         return _cmd_download(args)
+    elif args.command == "degrade":
+        from esrgan.data.degrade_set import degrade_folder
+
+        degrade_folder(args.input, args.output, args.seed, args.scale, args.options, args.hr_output,
+                       args.overwrite, preview=args.preview)
+    elif args.command == "multiscale":
+        multiscale_images(args.input, args.output, args.factors, args.short_side, args.compress_level,
+                          args.workers, args.overwrite)
+    elif args.command == "meta-info":
+        write_meta_info(args.input, args.output, args.root, args.paired, args.overwrite)
     elif args.command == "demo":
         from esrgan.data.demo_data import make_demo_data
 

@@ -64,6 +64,29 @@ def degrade_image(hr: np.ndarray, name: str, seed: int, scale: int, real: Any,
     return tensor2img(lq[0])
 
 
+def preview_row(hr: np.ndarray, lr: np.ndarray, scale: int, size: int = 192) -> np.ndarray:
+    """A centre ``size`` HR crop (8-bit RGB) beside the same region of the LR, enlarged by pixel repetition."""
+    if hr.dtype != np.uint8:
+        hr = (hr.astype(np.float64) / 257).round().astype(np.uint8)
+    size = min(size, min(lr.shape[:2]) * scale) // scale * scale
+    top = (lr.shape[0] - size // scale) // 2
+    left = (lr.shape[1] - size // scale) // 2
+    lr_crop = lr[top : top + size // scale, left : left + size // scale]
+    hr_crop = hr[top * scale : top * scale + size, left * scale : left * scale + size]
+    up = np.repeat(np.repeat(lr_crop, scale, axis=0), scale, axis=1)
+    gap = np.full((size, 4, 3), 255, dtype=np.uint8)
+    return np.concatenate([hr_crop, gap, up], axis=1)
+
+
+def _stack_rows(rows: list[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Rows of different sizes one under the other on white, ``gap`` pixels apart."""
+    width = max(r.shape[1] for r in rows)
+    padded = []
+    for r in rows:
+        padded.append(np.pad(r, ((0, gap), (0, width - r.shape[1]), (0, 0)), constant_values=255))
+    return np.concatenate(padded, axis=0)[:-gap]
+
+
 def degrade_folder(
     input_dir: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
@@ -72,10 +95,12 @@ def degrade_folder(
     options_file: str | os.PathLike[str] | None = None,
     hr_output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
+    preview: str | os.PathLike[str] | None = None,
 ) -> int:
     """Degrade every image of ``input_dir`` into ``output_dir/<stem>.png``; returns how many.
 
     ``hr_output`` also writes the mod-cropped HR images, so ``PairedImageDataset`` pairs them exactly.
+    ``preview``: a PNG with, per image (up to 8), a centre HR crop beside the same region of its LR.
     """
     from tqdm import tqdm
 
@@ -90,11 +115,18 @@ def degrade_folder(
     hr_out = Path(hr_output) if hr_output else None
     if hr_out is not None:
         _prepare_output(hr_out, overwrite)
+    rows = []
     for path in tqdm(images, desc=f"degrade x{scale} (seed {seed})", unit="img"):
         hr = imread(path)
-        imwrite(out / f"{path.stem}.png", degrade_image(hr, path.name, seed, scale, real, ds))
+        lr = degrade_image(hr, path.name, seed, scale, real, ds)
+        imwrite(out / f"{path.stem}.png", lr)
         if hr_out is not None:
             imwrite(hr_out / f"{path.stem}.png", mod_crop(hr, scale))
+        if preview is not None and len(rows) < 8:
+            rows.append(preview_row(to_rgb(hr), lr, scale))
+    if preview is not None:
+        imwrite(preview, _stack_rows(rows))
+        logger.info("preview written to %s", preview)
     logger.info("%d degraded LR x%d images (seed %d) written to %s", len(images), scale, seed, out)
     return len(images)
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import cv2
+import numpy as np
 
 from esrgan.data.image import imencode, imread, imwrite, list_images, mod_crop
 from esrgan.data.lmdb_backend import png_params
@@ -116,6 +117,108 @@ def extract_subimages(
     total = sum(_run_parallel(_extract_one, jobs, workers, "extract"))
     logger.info("%d sub-images of %dx%d from %d images written to %s", total, crop, crop, len(images), out)
     return total
+
+
+# ---------------------------------------------------------------- multiscale / meta-info (Real-ESRGAN's data)
+
+# Real-ESRGAN's DF2K recipe: each HR image at 0.75, 0.5 and 1/3 of its size, plus one whose short
+# side is ``short_side`` pixels; ``<stem>T<i>.png`` (T0 = scale 1 is the image itself).
+MULTISCALE_FACTORS = (0.75, 0.5, 1 / 3)
+
+
+def _lanczos(img: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Resize to ``size`` (w, h) with PIL's Lanczos (Real-ESRGAN's choice); 16-bit images with OpenCV's."""
+    if img.dtype != np.uint8:
+        return cv2.resize(img, size, interpolation=cv2.INTER_LANCZOS4)
+    from PIL import Image
+
+    return np.asarray(Image.fromarray(img).resize(size, Image.Resampling.LANCZOS))
+
+
+def _multiscale_one(job: tuple[Path, Path, tuple[float, ...], int, int]) -> int:
+    path, out, factors, short_side, level = job
+    img = imread(path)
+    h, w = img.shape[:2]
+    sizes = [(int(w * f), int(h * f)) for f in factors]
+    if short_side > 0:
+        ratio = short_side / min(w, h)
+        sizes.append((max(short_side, int(w * ratio)), max(short_side, int(h * ratio))))
+    for i, size in enumerate(sizes):
+        imwrite(out / f"{path.stem}T{i}.png", _lanczos(img, size), [cv2.IMWRITE_PNG_COMPRESSION, level])
+    return len(sizes)
+
+
+def multiscale_images(
+    input_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    factors: Sequence[float] = MULTISCALE_FACTORS,
+    short_side: int = 400,
+    compress_level: int = 3,
+    workers: int = 1,
+    overwrite: bool = False,
+) -> int:
+    """Lanczos-downscaled copies of every image (Real-ESRGAN's multi-scale DF2K); returns how many.
+
+    Smaller copies hold more of each image's content per training patch; ``short_side`` adds the
+    copy whose shorter side is that many pixels (0 = none), the smallest that still fits a 400 crop.
+    """
+    if not factors and short_side <= 0:
+        raise ValueError("--factors: give at least one factor or a --short-side")
+    for f in factors:
+        if not 0 < f <= 1:
+            raise ValueError(f"--factors: {f} is not a downscaling factor in (0, 1]")
+    _check_compress_level(compress_level)
+    images = _input_images(input_dir)
+    out = Path(output_dir)
+    _prepare_output(out, overwrite)
+    jobs = [(p, out, tuple(factors), short_side, compress_level) for p in images]
+    total = sum(_run_parallel(_multiscale_one, jobs, workers, "multiscale"))
+    logger.info("%d scaled copies of %d images written to %s", total, len(images), out)
+    return total
+
+
+def write_meta_info(
+    inputs: Sequence[str | os.PathLike[str]],
+    output: str | os.PathLike[str],
+    root: str | os.PathLike[str] | None = None,
+    paired: bool = False,
+    overwrite: bool = False,
+) -> int:
+    """A ``meta_info`` file listing the images of ``inputs`` relative to ``root`` (default: the inputs' parent).
+
+    Plain: one path per line, every input folder in turn (``RealESRGANDataset``'s ``meta_info``
+    with ``dataroot_gt: root``). ``paired``: two folders, GT and LQ, matched by file name, as
+    ``gt_path, lq_path`` lines relative to each folder's parent (``RealESRGANPairedDataset``).
+    """
+    out = Path(output)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists; pass --overwrite to replace it")
+    folders = [Path(p) for p in inputs]
+    lines: list[str] = []
+    if paired:
+        if len(folders) != 2:
+            raise ValueError(f"--paired takes two input folders (GT, LQ), got {len(folders)}")
+        gt, lq = folders
+        lq_by_stem = {p.stem: p for p in _input_images(lq)}
+        for p in _input_images(gt):
+            if p.stem not in lq_by_stem:
+                raise FileNotFoundError(f"{p} has no LQ partner named {p.stem}.* in {lq}")
+            lq_path = lq_by_stem[p.stem].relative_to(lq.parent).as_posix()
+            lines.append(f"{p.relative_to(gt.parent).as_posix()}, {lq_path}")
+    else:
+        base = Path(root) if root is not None else folders[0].parent
+        for folder in folders:
+            for p in _input_images(folder):
+                try:
+                    lines.append(p.resolve().relative_to(base.resolve()).as_posix())
+                except ValueError:
+                    raise ValueError(f"{p} is not inside --root {base}") from None
+    from esrgan.utils.atomic import atomic_write_text
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    logger.info("%d entries written to %s", len(lines), out)
+    return len(lines)
 
 
 # ---------------------------------------------------------------- make-lr
