@@ -171,3 +171,32 @@ def test_option_engine_knows_every_real_esrgan_key():
     from esrgan.options import _REAL_KEYS
 
     assert {f.name for f in dataclasses.fields(RealESRGANOptions)} == _REAL_KEYS
+
+
+@pytest.mark.parametrize(
+    "name", ["realesrnet_x4plus", "realesrgan_x4plus", "realesrnet_x2plus", "realesrgan_x2plus", "demo_realesrgan_x4"]
+)
+def test_shipped_real_esrgan_configs_load(name):
+    opt = load_options(Path(__file__).parents[1] / "configs" / f"{name}.yml")
+    assert opt.is_real and opt.datasets["train"].type == "RealESRGANDataset"
+    assert (opt.model_type == "RealESRGANModel") == (opt.network_d is not None)
+    if opt.scale == 2:
+        assert opt.network_g.kwargs["scale"] == 2
+
+
+def test_x2_network_starts_from_x4_weights_non_strictly(tmp_path):
+    """Real-ESRGAN's x2 recipe starts from RealESRGAN_x4plus: strict_load false skips the reshaped first layer."""
+    from esrgan.archs import build_network
+    from esrgan.checkpoint import save_network
+    from esrgan.training.models import load_network_weights
+
+    small = {"type": "RRDBNet", "num_feat": 8, "num_block": 1, "num_grow_ch": 8}
+    x4 = build_network({**small, "scale": 4})
+    save_network(tmp_path / "x4.pth", {"params_ema": x4.state_dict()})
+    x2 = build_network({**small, "scale": 2})
+    first = x2.conv_first.weight.detach().clone()
+    load_network_weights(x2, str(tmp_path / "x4.pth"), "params_ema", False, "network_g")
+    assert torch.equal(x2.conv_first.weight, first)  # 12 input channels at x2: kept as initialised
+    assert torch.equal(x2.conv_body.weight, x4.conv_body.weight)
+    with pytest.raises((ValueError, RuntimeError)):
+        load_network_weights(x2, str(tmp_path / "x4.pth"), "params_ema", True, "network_g")

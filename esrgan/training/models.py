@@ -111,6 +111,14 @@ def load_network_weights(net: nn.Module, path: str, param_key: str | None, stric
             raise ValueError(f"{path}: no {param_key!r} in the checkpoint ({what}); it holds {nested}")
         sd = ckpt[nested[0]]
     sd = _strip_module_prefix(sd)
+    if not strict:
+        # strict_load false also skips tensors of another shape (BasicSR's behaviour), e.g. the first
+        # convolution when an x2 network (pixel-unshuffled input) starts from x4 weights.
+        own = net.state_dict()
+        reshaped = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
+        if reshaped:
+            logger.warning("%s: %s not loaded from %s (other shape)", what, ", ".join(reshaped), path)
+            sd = {k: v for k, v in sd.items() if k not in reshaped}
     missing, unexpected = net.load_state_dict(sd, strict=False)
     if (missing or unexpected) and what == "network_g":
         # A foreign layout (official ESRGAN, old BasicSR): let the loader map it onto ours.
