@@ -183,12 +183,12 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
     page.set_input_files("#files", str(photo))
     page.select_option("#model", str(real_model))
     page.click("details.more summary")
-    page.fill("#tile", "24")  # several tiles, so the progress has steps
+    page.fill("#tile", "32")  # two tiles, so the progress has steps
     page.click("#run")
     page.wait_for_selector("#status[data-state='done']", timeout=120_000)
     assert page.get_attribute("#progress", "aria-valuenow") == "100"
     assert page.text_content("#percent") == "100%"
-    assert "Done: 1 of 1 image(s)" in page.text_content("#status")
+    assert "Done: 1 of 1 file(s)" in page.text_content("#status")
     # the page polled while it ran: fractions never go back, and the last is the whole job
     fractions = [s["fraction"] for s in statuses]
     assert fractions == sorted(fractions) and fractions[-1] == 1.0
@@ -204,7 +204,7 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
     download = info.value
     assert download.suggested_filename == "astronaut_crop_x4.png"
     got = Path(download.path()).read_bytes()
-    assert upscale_cmd.main([str(photo), "-o", str(tmp_path / "cli"), "--model", str(real_model), "--tile", "24"]) == 0
+    assert upscale_cmd.main([str(photo), "-o", str(tmp_path / "cli"), "--model", str(real_model), "--tile", "32"]) == 0
     assert got == (tmp_path / "cli" / "astronaut_crop_x4.png").read_bytes()
     assert imread(tmp_path / "cli" / "astronaut_crop_x4.png").shape == (192, 256, 3)
 
@@ -239,9 +239,9 @@ def test_test_report_opens_offline_and_its_table_and_viewer_work(browser, tmp_pa
     from esrgan.commands import test as test_cmd
 
     hr = tmp_path / "Photos" / "HR"
-    imwrite(hr / "face.png", natural_image[60:124, 180:244])
-    imwrite(hr / "rocket.png", natural_image[300:364, 380:444])
-    imwrite(hr / "flag.png", natural_image[20:84, 40:104])
+    imwrite(hr / "face.png", natural_image[76:124, 196:244])
+    imwrite(hr / "rocket.png", natural_image[300:348, 380:428])
+    imwrite(hr / "flag.png", natural_image[20:68, 40:88])
     rc = test_cmd.main(["--model", "bicubic", "--model", f"real={real_model}", "--scale", "4", "--hr", str(hr),
                         "--name", "browser", "--experiments-root", str(tmp_path / "exp"), "-q"])
     assert rc == 0
@@ -269,7 +269,7 @@ def test_test_report_opens_offline_and_its_table_and_viewer_work(browser, tmp_pa
     assert f"{face['psnr_y']:.2f}" in psnrs
 
     # viewer: the images load from the folder, the divider drags, a row click opens its image
-    page.wait_for_function("() => document.querySelector('#viewer .cmp-b').naturalWidth === 64")
+    page.wait_for_function("() => document.querySelector('#viewer .cmp-b').naturalWidth === 48")
     drag_divider(page, "#viewer")
     page.click("#image-table tbody tr:last-child")
     assert page.input_value("#compare .image-select") == "2"  # rocket

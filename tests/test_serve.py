@@ -262,3 +262,22 @@ def test_video_job_runs_the_video_pipeline_with_progress_in_frames(client: TestC
     assert len(ours) == len(theirs) == 6 and ours[0].shape == (96, 128, 3)
     for a, b in zip(ours, theirs):
         np.testing.assert_array_equal(a, b)
+
+
+def test_oversized_request_refused_before_reading(client: TestClient, model_dir: Path) -> None:
+    # 64 files x 1 MB + 1 MB is the most one request may carry here
+    r = client.post("/api/jobs", content=b"x" * 10, headers={"content-length": str(70 * 2**20),
+                                                              "content-type": "multipart/form-data; boundary=b"})
+    assert r.status_code == 413 and "--max-upload-mb" in r.json()["error"]
+
+
+def test_missing_web_stack_is_one_line_with_the_install_command(monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    import sys
+
+    from esrgan.commands import serve as serve_cmd
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import fails as when not installed
+    assert serve_cmd.main([]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "esrgan serve: " + serve_cmd.INSTALL_HINT and "pip install 'esrgan[serve]'" in err

@@ -294,6 +294,11 @@ def create_app(config: ServeConfig) -> Any:
 
     async def submit(request: Request) -> JSONResponse:
         limit = int(config.max_upload_mb * 1024 * 1024)
+        # Refuse an oversized request before its body is read (and spooled to disk) at all.
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit * config.max_files + 2**20:
+            return error(f"upload of {int(declared) / 2**20:.0f} MB is over {config.max_files} files of "
+                         f"{config.max_upload_mb:g} MB (esrgan serve --max-upload-mb, --max-files)", 413)
         try:
             async with request.form(max_files=config.max_files, max_fields=50) as form:
                 fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}

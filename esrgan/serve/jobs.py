@@ -197,7 +197,7 @@ class JobQueue:
             job.state, job.message = "error", "; ".join(it.error or "" for it in failed)
         else:
             job.state = "done"
-            job.message = f"{len(job.items) - len(failed)} of {len(job.items)} image(s) done"
+            job.message = f"{len(job.items) - len(failed)} of {len(job.items)} file(s)"
 
 
 def bicubic_preview(img: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -39,7 +39,9 @@
   // ------------------------------------------------------------------ settings
   async function loadInfo() {
     const info = await api("/api/info");
-    $("device").textContent = `device: ${info.device} \u00b7 models from the zoo, ${info.allowed_folders.join(", ")}`;
+    const files = info.models.filter((m) => m.kind === "file").length;
+    $("device").textContent = `device: ${info.device} \u00b7 ${files} checkpoint(s) in the allowed folders, and the model zoo`;
+    $("device").title = "allowed model folders: " + info.allowed_folders.join(", ");
     if (info.exposed) {
       const b = $("exposed");
       b.hidden = false;
@@ -73,9 +75,11 @@
   $("mode-single").addEventListener("click", () => setMode("single"));
   $("mode-interp").addEventListener("click", () => setMode("interp"));
   $("alpha").addEventListener("input", () => { $("alpha-value").textContent = (+$("alpha").value).toFixed(2); });
+  let rerun = false;  // an alpha change while a job runs: rerun once it is over
   $("alpha").addEventListener("change", () => {
     // Live interpolation: the same images again, with the new blend (the viewer keeps its zoom).
-    if (mode === "interp" && $("live").checked && lastJob && !running()) run(lastJob);
+    if (mode !== "interp" || !$("live").checked || !lastJob) return;
+    if (running()) rerun = true; else run(lastJob);
   });
 
   // ------------------------------------------------------------------ files
@@ -135,6 +139,8 @@
     current = null;
     $("run").disabled = false;
     $("cancel").disabled = true;
+    if (rerun && lastJob && mode === "interp") { rerun = false; run(lastJob); }
+    rerun = false;
   }
 
   $("cancel").addEventListener("click", async () => {
