@@ -17,12 +17,23 @@ from esrgan.training.trainer import Trainer
 from esrgan.training.validation import BestTracker, metric_specs
 
 
-def test_metric_specs_take_the_direction_from_the_table() -> None:
+def test_metric_specs_take_the_direction_from_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from esrgan.archs.vgg import VGGWeightsNotFoundError
+    from esrgan.metrics.lpips import LPIPS, backbone_weights_path
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("ESRGAN_OFFLINE", "1")
+    # a missing LPIPS backbone fails when the metrics are set up, before any training
+    with pytest.raises(VGGWeightsNotFoundError, match=r"vgg16-397923af\.pth"):
+        metric_specs({"l": {"type": "lpips", "net": "vgg"}}, 4)
+    path = backbone_weights_path("alex")
+    path.parent.mkdir(parents=True)
+    torch.save({f"features.{k}": v for k, v in LPIPS("alex", backbone=False).features.state_dict().items()}, path)
     specs = metric_specs({"p": {"type": "calculate_psnr"}, "n": {"type": "calculate_niqe"},
-                          "l": {"type": "lpips", "net": "vgg"}, "n2": {"type": "niqe", "better": "higher"}}, 4)
+                          "l": {"type": "lpips"}, "n2": {"type": "niqe", "better": "higher"}}, 4)
     assert [s.higher_is_better for s in specs] == [True, False, False, True]
     assert [s.on_device for s in specs] == [False, False, True, False]
-    assert specs[2].fn.keywords == {"net": "vgg"}
+    assert specs[2].fn.keywords == {"net": "alex"}
     tracker = BestTracker()
     assert tracker.update("set", specs[1], 5.0, 1) and tracker.update("set", specs[1], 4.0, 2)
     assert not tracker.update("set", specs[1], 4.5, 3)

@@ -49,7 +49,12 @@ def metric_specs(metrics: Mapping[str, Any] | None, scale: int) -> list[MetricSp
             raise ValueError(f"val.metrics.{name}.type: {exc}") from None
         fn = info.fn_torch
         if info.name == "lpips":
-            fn = functools.partial(fn, net=get("net") or "alex")
+            from esrgan.metrics.lpips import get_lpips_model
+
+            net = get("net") or "alex"
+            # Load (or download) the backbone now: a missing file fails before training, not hours into it.
+            get_lpips_model(net)
+            fn = functools.partial(fn, net=net)
         crop = get("crop_border")
         y = get("test_y_channel")
         better = get("better")
