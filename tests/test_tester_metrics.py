@@ -116,7 +116,7 @@ def test_cli_metrics_flag_and_option_file(tmp_path, niqe_set, capsys) -> None:
     opt2.write_text(f"name: b\nscale: 4\nmodels: [bicubic]\nval:\n  metrics:\n    psnr: {{type: calculate_psnr}}\n"
                     f"    niqe: {{type: calculate_niqe, crop_border: 4}}\n"
                     f"datasets:\n  test_1:\n    dataroot_gt: {hr_dir}\n")
-    assert load_eval_config(opt2).metrics == ["psnr", "niqe"]
+    assert load_eval_config(opt2).metrics == ["psnr", "ssim", "niqe"]
     opt2.write_text(opt2.read_text().replace("calculate_niqe", "calculate_fid"))
     with pytest.raises(ConfigError, match=r"val\.metrics: unknown metric type 'calculate_fid'; known types"):
         load_eval_config(opt2)

@@ -4,7 +4,7 @@ BasicSR's vocabulary: ``name``, ``scale``, ``datasets: {test_1: {name, dataroot_
 filename_tmpl}}``, ``path: {pretrain_network_g, strict_load_g}``, ``network_g``; ours: a ``models``
 list (``bicubic``, checkpoint paths, zoo names, or ``{name: label, model: spec}``), ``val``
 (output and device choices), ``metrics`` (a list or comma-separated names: psnr, ssim, niqe, lpips;
-without it the types of BasicSR's ``val.metrics`` entries, else psnr and ssim) and, for sweeps,
+without it psnr, ssim and the types of BasicSR's ``val.metrics`` entries) and, for sweeps,
 ``interp: {psnr, gan, alphas, save_models}``.
 Unknown keys are errors naming their key path and the allowed keys. Relative folders are
 relative to the working directory, as in BasicSR (run from the repository root).
@@ -98,9 +98,10 @@ def _metrics(raw: Mapping[str, Any], val: Mapping[str, Any], file: Path) -> list
 
     given, key = raw.get("metrics"), "metrics"
     if given is None and isinstance(val.get("metrics"), Mapping):
-        # BasicSR's val.metrics: {name: {type: calculate_psnr, ...}}: the types say which metrics
+        # BasicSR's val.metrics: {name: {type: calculate_psnr, ...}}: its types are scored beside psnr and ssim
         key = "val.metrics"
-        given = [(m.get("type") if isinstance(m, Mapping) else None) or name for name, m in val["metrics"].items()]
+        given = ["psnr", "ssim", *((m.get("type") if isinstance(m, Mapping) else None) or name
+                                   for name, m in val["metrics"].items())]
     if given is None:
         return ["psnr", "ssim"]
     if not isinstance(given, str | list):
