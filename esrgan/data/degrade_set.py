@@ -64,7 +64,7 @@ def degrade_image(hr: np.ndarray, name: str, seed: int, scale: int, real: Any,
     return tensor2img(lq[0])
 
 
-def preview_row(hr: np.ndarray, lr: np.ndarray, scale: int, size: int = 192) -> np.ndarray:
+def preview_row(hr: np.ndarray, lr: np.ndarray, scale: int, size: int = 160) -> np.ndarray:
     """A centre ``size`` HR crop (8-bit RGB) beside the same region of the LR, enlarged by pixel repetition."""
     if hr.dtype != np.uint8:
         hr = (hr.astype(np.float64) / 257).round().astype(np.uint8)
