@@ -117,7 +117,7 @@ def bench_niqe(args: argparse.Namespace) -> None:
 def bench_lpips(args: argparse.Namespace, device: torch.device, sync: Callable[[], None]) -> None:
     import warnings
 
-    from esrgan.metrics.lpips import LPIPS
+    from esrgan.metrics.lpips_metric import LPIPS
 
     try:
         import lpips as lpips_pkg

@@ -8,7 +8,7 @@ import torch
 
 from esrgan.archs.vgg import VGGWeightsNotFoundError
 from esrgan.metrics import lpips
-from esrgan.metrics.lpips import LPIPS, backbone_weights_path, lpips_torch
+from esrgan.metrics.lpips_metric import LPIPS, backbone_weights_path, lpips_torch
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning:torchvision.*")
 lpips_pkg = pytest.importorskip("lpips", reason="the lpips package is the reference (pip install lpips)")

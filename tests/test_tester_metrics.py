@@ -18,7 +18,7 @@ from esrgan.evaluation.config import ConfigError, load_eval_config
 from esrgan.evaluation.tester import run_tests
 from esrgan.evaluation.testsets import make_test_set
 from esrgan.metrics import lpips, niqe, psnr
-from esrgan.metrics.lpips import backbone_weights_path
+from esrgan.metrics.lpips_metric import backbone_weights_path
 
 
 @pytest.fixture
@@ -34,7 +34,7 @@ def niqe_set(tmp_path: Path, natural_image: np.ndarray) -> tuple[Path, Path]:
 @pytest.fixture
 def alex_backbone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Generated AlexNet features in a temporary TORCH_HOME (no download, ever)."""
-    from esrgan.metrics.lpips import LPIPS
+    from esrgan.metrics.lpips_metric import LPIPS
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("ESRGAN_OFFLINE", "1")

@@ -19,7 +19,7 @@ from esrgan.training.validation import BestTracker, metric_specs
 
 def test_metric_specs_take_the_direction_from_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from esrgan.archs.vgg import VGGWeightsNotFoundError
-    from esrgan.metrics.lpips import LPIPS, backbone_weights_path
+    from esrgan.metrics.lpips_metric import LPIPS, backbone_weights_path
 
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
     monkeypatch.setenv("ESRGAN_OFFLINE", "1")

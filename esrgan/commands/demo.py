@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     # offline; LPIPS only when torchvision's AlexNet file is already cached: the demo downloads nothing)
     from esrgan.evaluation.tester import run_tests
     from esrgan.evaluation.testsets import TestSet
-    from esrgan.metrics.lpips import backbone_weights_path
+    from esrgan.metrics.lpips_metric import backbone_weights_path
 
     alexnet = backbone_weights_path("alex")
     metrics = ["psnr", "ssim", "niqe", *(["lpips"] if alexnet.is_file() else [])]

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from esrgan.metrics.lpips import lpips, lpips_torch
-from esrgan.metrics.niqe import niqe
+from esrgan.metrics.lpips_metric import lpips, lpips_torch
+from esrgan.metrics.niqe_metric import niqe
 from esrgan.metrics.psnr_ssim import psnr, ssim
 from esrgan.metrics.psnr_ssim_torch import psnr_torch, ssim_torch
 

@@ -49,7 +49,7 @@ def metric_specs(metrics: Mapping[str, Any] | None, scale: int) -> list[MetricSp
             raise ValueError(f"val.metrics.{name}.type: {exc}") from None
         fn = info.fn_torch
         if info.name == "lpips":
-            from esrgan.metrics.lpips import get_lpips_model
+            from esrgan.metrics.lpips_metric import get_lpips_model
 
             net = get("net") or "alex"
             # Load (or download) the backbone now: a missing file fails before training, not hours into it.
