@@ -82,3 +82,27 @@ def test_tiny_run_validates_with_niqe_and_keeps_the_lowest(tmp_path: Path) -> No
     saved = load_checkpoint_file(root / "models" / "net_g_best_niqe.pth")["params"]
     at_best = load_checkpoint_file(root / "models" / f"net_g_{best_iter}.pth")["params"]
     assert all(torch.equal(saved[k], at_best[k]) for k in saved)
+
+
+def test_validation_scores_lpips_and_niqe_on_the_8bit_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            natural_image: np.ndarray) -> None:
+    from esrgan.data.image import img2tensor, tensor2img
+    from esrgan.metrics import lpips
+    from esrgan.metrics.lpips_metric import LPIPS, backbone_weights_path
+    from esrgan.training.validation import validate_dataset
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.setenv("ESRGAN_OFFLINE", "1")
+    path = backbone_weights_path("alex")
+    path.parent.mkdir(parents=True)
+    torch.manual_seed(3)
+    torch.save({f"features.{k}": v for k, v in LPIPS("alex", backbone=False).features.state_dict().items()}, path)
+    gt = img2tensor(natural_image[:112, :112]).unsqueeze(0)
+    noisy = (gt + 0.05 * torch.randn_like(gt)).clamp(0, 1)
+    specs = metric_specs({"lpips": {"type": "calculate_lpips"}, "niqe": {"type": "niqe"}}, 4)
+    loader = [{"lq": noisy, "gt": gt, "lq_path": ["x.png"]}]
+    values, _ = validate_dataset(lambda lq: lq.clone(), loader, specs, save_dir=None, iteration=1)
+    sr8 = tensor2img(noisy[0])
+    hr8 = tensor2img(gt[0])
+    assert values["lpips"] == pytest.approx(lpips(sr8, hr8, crop_border=4), abs=1e-6)
+    assert values["niqe"] == pytest.approx(niqe(sr8, crop_border=4), abs=1e-9)
