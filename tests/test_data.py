@@ -270,23 +270,26 @@ def test_hr_without_lr_partner(tmp_path):
 def test_lr_size_times_scale_not_hr_size(tmp_path):
     imwrite(tmp_path / "HR" / "a.png", _noise(32, 32, 0))
     imwrite(tmp_path / "LR" / "a.png", _noise(8, 7, 1))
-    for phase in ("train", "val"):
-        ds = PairedImageDataset(_opt(tmp_path / "HR", tmp_path / "LR", phase=phase))
-        with pytest.raises(ValueError) as info:
-            ds[0]
-        msg = str(info.value)
-        assert "LR/HR size mismatch" in msg and "7x8" in msg and "28x32" in msg and "32x32" in msg
-        assert str(tmp_path / "HR" / "a.png") in msg and str(tmp_path / "LR" / "a.png") in msg
+    # training: found from the headers when the dataset is built, before the first step
+    with pytest.raises(ValueError) as info:
+        PairedImageDataset(_opt(tmp_path / "HR", tmp_path / "LR", phase="train"))
+    msg = str(info.value)
+    assert "LR/HR size mismatch" in msg and "7x8" in msg and "28x32" in msg and "32x32" in msg
+    assert str(tmp_path / "HR" / "a.png") in msg and str(tmp_path / "LR" / "a.png") in msg
+    ds = PairedImageDataset(_opt(tmp_path / "HR", tmp_path / "LR", phase="val"))
+    with pytest.raises(ValueError) as info:
+        ds[0]
+    msg = str(info.value)
+    assert "LR/HR size mismatch" in msg and "7x8" in msg and "28x32" in msg and "32x32" in msg
+    assert str(tmp_path / "HR" / "a.png") in msg and str(tmp_path / "LR" / "a.png") in msg
 
 
 def test_patch_larger_than_image(tmp_path):
     hr, lr = _write_pairs(tmp_path, {"small": (24, 40)})
-    ds = PairedImageDataset(_opt(hr, lr, gt_size=32))
     with pytest.raises(ValueError, match=r"patch larger than image: .*small.png is 40x24 \(WxH\) but gt_size is 32"):
-        ds[0]
-    single = SingleHRDataset(_opt(hr, None, type="SingleHRDataset", gt_size=32))
+        PairedImageDataset(_opt(hr, lr, gt_size=32))
     with pytest.raises(ValueError, match=r"patch larger than image: .*small.png is 40x24"):
-        single[0]
+        SingleHRDataset(_opt(hr, None, type="SingleHRDataset", gt_size=32))
 
 
 @pytest.mark.parametrize("damage", ["truncated", "garbage", "empty"])
@@ -295,7 +298,10 @@ def test_unreadable_or_truncated_image(tmp_path, damage):
     data = (hr / "a.png").read_bytes()
     broken = {"truncated": data[: len(data) // 2], "garbage": b"not a png at all", "empty": b""}[damage]
     (hr / "a.png").write_bytes(broken)
-    ds = PairedImageDataset(_opt(hr, lr))
+    # training: found from the header and the file's end when the dataset is built (before step 1)
+    with pytest.raises(ImageReadError, match=re.escape(str(hr / "a.png"))):
+        PairedImageDataset(_opt(hr, lr))
+    ds = PairedImageDataset(_opt(hr, lr, phase="val"))  # validation: when read
     with pytest.raises(ImageReadError, match=re.escape(str(hr / "a.png"))):
         ds[0]
 

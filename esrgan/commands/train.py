@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 
 # Passive OpenMP waits (unless the user sets OMP_WAIT_POLICY): spinning worker threads make CPU
@@ -88,10 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_NO_SPACE
     except (ValueError, FileNotFoundError) as exc:
         # Configuration and data problems: one clear line, no traceback.
+        msg = _one_line(exc)
         if not logging.getLogger("esrgan").handlers:
-            print(f"esrgan train: {exc}", file=sys.stderr)
+            print(f"esrgan train: {msg}", file=sys.stderr)
         else:
-            log.error("%s", exc)
+            log.error("%s", msg)
         if info.distributed:
             raise  # let torchrun tear the job down and show the error
         return 2
@@ -100,6 +102,16 @@ def main(argv: list[str] | None = None) -> int:
 
         close_logger("esrgan")
         dist_utils.destroy()
+
+
+def _one_line(exc: BaseException) -> str:
+    """The error's message; for one re-raised from a DataLoader worker (whose message carries the worker's
+    whole traceback), its last line without the exception's class name."""
+    msg = str(exc)
+    if "Original Traceback" in msg:
+        last = msg.strip().splitlines()[-1]
+        msg = re.sub(r"^[\w.]+: ", "", last)
+    return msg
 
 
 if __name__ == "__main__":

@@ -131,6 +131,60 @@ def probe_image(data: bytes | memoryview) -> tuple[int, int, int] | None:
     return width, height, orientation if 1 <= orientation <= 8 else 1
 
 
+def _ends_complete(head: bytes, tail: bytes, size: int) -> bool:
+    """Whether a file's last bytes show its format's end (a cut file lacks them); True if not knowable."""
+    if head[:8] == b"\x89PNG\r\n\x1a\n":
+        return tail.endswith(b"IEND\xaeB`\x82")
+    if head[:2] == b"\xff\xd8":
+        return b"\xff\xd9" in tail  # EOI (a few writers pad after it)
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return int.from_bytes(head[4:8], "little") + 8 <= size
+    if head[:2] == b"BM":
+        declared = int.from_bytes(head[2:6], "little")
+        return declared == 0 or declared <= size
+    return True
+
+
+def inspect_image_file(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> tuple[int, int]:
+    """(width, height) of an image file as :func:`imread` would return it, without decoding it.
+
+    Reads the header and the last bytes only: a truncated PNG/JPEG/WebP/BMP, an unreadable header or an
+    image over the pixel limit is an :class:`ImageReadError` naming the file. Cheap enough to run over a
+    whole training set before the first step.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(65536)
+            size = f.seek(0, os.SEEK_END)
+            f.seek(max(size - 32, 0))
+            tail = f.read()
+            probe = probe_image(head)
+            if probe is None and size > len(head):  # a JPEG's frame header after large metadata
+                f.seek(0)
+                probe = probe_image(f.read())
+    except FileNotFoundError:
+        raise ImageReadError(f"{path}: image file not found") from None
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot read image file ({exc})") from exc
+    if probe is None:
+        raise ImageReadError(f"{path}: not an image or its header is damaged ({size} bytes)")
+    if not _ends_complete(head, tail, size):
+        raise ImageReadError(f"{path}: truncated ({size} bytes; the file ends before its image data does)")
+    w, h, orientation = probe
+    _check_pixels(str(path), w, h, max_pixels)
+    return (h, w) if orientation >= 5 else (w, h)
+
+
+def _check_pixels(name: str, w: int, h: int, max_pixels: int | None) -> None:
+    limit = max_image_pixels() if max_pixels is None else max_pixels
+    if limit and w * h > limit:
+        raise ImageTooLargeError(
+            f"{name}: {w}x{h} = {w * h / 1e6:.0f} megapixels is over the limit of {limit / 1e6:.0f} megapixels; "
+            f"not decoded (set {MAX_PIXELS_ENV} to raise it, 0 for no limit)"
+        )
+
+
 def apply_orientation(img: np.ndarray, orientation: int) -> np.ndarray:
     """Turn an image as stored into the upright view that EXIF ``orientation`` (1..8) describes."""
     if orientation == 2:
@@ -188,13 +242,8 @@ def imdecode(buffer: bytes | np.ndarray, name: str = "<bytes>", *, max_pixels: i
     """
     arr = np.frombuffer(buffer, dtype=np.uint8) if isinstance(buffer, bytes | bytearray) else buffer
     probe = probe_image(memoryview(np.ascontiguousarray(arr).reshape(-1)))
-    limit = max_image_pixels() if max_pixels is None else max_pixels
-    if probe is not None and limit and probe[0] * probe[1] > limit:
-        w, h = probe[:2]
-        raise ImageTooLargeError(
-            f"{name}: {w}x{h} = {w * h / 1e6:.0f} megapixels is over the limit of {limit / 1e6:.0f} megapixels; "
-            f"not decoded (set {MAX_PIXELS_ENV} to raise it, 0 for no limit)"
-        )
+    if probe is not None:
+        _check_pixels(name, probe[0], probe[1], max_pixels)
     img = cv2.imdecode(arr, cv2.IMREAD_UNCHANGED) if arr.size else None
     if img is None:
         raise ImageReadError(f"{name}: cannot decode image data ({arr.size} bytes); truncated or not an image")

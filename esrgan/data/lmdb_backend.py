@@ -13,6 +13,7 @@ import logging
 import math
 import os
 import re
+import struct
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,66 @@ from esrgan.utils.atomic import atomic_dir
 logger = logging.getLogger("esrgan.data.lmdb")
 
 META_INFO = "meta_info.txt"
+_REBUILD = "rebuild it with 'esrgan prepare create-lmdb'"
+
+
+class LmdbError(ValueError):
+    """An LMDB that cannot be read: empty, truncated or corrupted data.mdb, or a failed read."""
+
+
+class LmdbKeyError(LmdbError, KeyError):
+    """A key listed in ``meta_info.txt`` is not in the database."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+# LMDB's data.mdb starts with two meta pages (LMDB 0.9, 64-bit): a 16-byte page header, then
+# magic u32, version u32, address, map size, two 48-byte database records (the first one's first
+# u32 is the page size), the last page number used and the transaction id. The current meta is
+# the one with the higher transaction id.
+_LMDB_MAGIC = 0xBEEFC0DE
+_META = struct.Struct("<II8xQ")  # magic, version, map size (at byte 16 of the page)
+
+
+def _read_meta(data: bytes) -> tuple[int, int, int] | None:
+    """(page size, last page, txnid) from one meta page, or None if it is not one."""
+    if len(data) < 152:
+        return None
+    magic, version, _ = _META.unpack_from(data, 16)
+    if magic != _LMDB_MAGIC or version != 1:
+        return None
+    (psize,) = struct.unpack_from("<I", data, 40)
+    last_pg, txnid = struct.unpack_from("<QQ", data, 136)
+    return psize, last_pg, txnid
+
+
+def check_data_file(lmdb_path: str | os.PathLike[str]) -> None:
+    """Check ``data.mdb`` against its own header before it is memory-mapped.
+
+    Reading a mapped page past the end of a truncated file kills the process with SIGBUS; an empty or
+    corrupted file makes LMDB fail deep inside a read. Each is one ``LmdbError`` naming the LMDB here.
+    """
+    path = Path(lmdb_path)
+    data = path / "data.mdb"
+    size = data.stat().st_size
+    if size == 0:
+        raise LmdbError(f"{path}: data.mdb is empty (0 bytes), the LMDB was never written completely; {_REBUILD}")
+    with open(data, "rb") as f:
+        first = f.read(4096)
+        meta0 = _read_meta(first)
+        if meta0 is None or meta0[0] < 512 or meta0[0] & (meta0[0] - 1):
+            raise LmdbError(f"{path}: data.mdb is not an LMDB data file or its header is corrupted; {_REBUILD}")
+        psize = meta0[0]
+        f.seek(psize)
+        meta1 = _read_meta(f.read(152))
+    current = meta0 if meta1 is None or meta1[2] < meta0[2] else meta1
+    needed = (current[1] + 1) * psize
+    if size < needed:
+        raise LmdbError(
+            f"{path}: data.mdb is truncated: {size} bytes, but its header says the database fills {needed} "
+            f"bytes ({current[1] + 1} pages of {psize}); an interrupted copy or download? {_REBUILD}"
+        )
 _META_LINE = re.compile(r"^(?P<name>\S+)\s+\((?P<shape>\s*\d+\s*(?:,\s*\d+\s*){1,2})\)(?:\s+(?P<level>-?\d+))?\s*$")
 
 
@@ -119,7 +180,9 @@ class LmdbReader:
             )
         if not (self.path / "data.mdb").is_file():
             raise FileNotFoundError(f"{self.path}: not an LMDB (data.mdb missing)")
+        check_data_file(self.path)
         self._key = str(self.path.resolve())
+        self._warned_resize = False
 
     @property
     def is_open(self) -> bool:
@@ -131,10 +194,29 @@ class LmdbReader:
         return _open_env(self._key)
 
     def get(self, key: str) -> bytes:
-        with self.env.begin(write=False) as txn:
-            value = txn.get(key.encode("ascii"))
+        import lmdb
+
+        for attempt in range(2):
+            try:
+                with self.env.begin(write=False) as txn:
+                    value = txn.get(key.encode("ascii"))
+                break
+            except lmdb.MapResizedError:
+                # Another process grew the database past our map: adopt its new size (LMDB's documented
+                # way), once, and say so: a training set that changes under a run is worth knowing about.
+                if attempt:
+                    raise LmdbError(f"{self.path}[{key}]: the LMDB keeps growing while it is read") from None
+                if not self._warned_resize:
+                    logger.warning("%s: the LMDB grew while being read (is something writing to it?)", self.path)
+                    self._warned_resize = True
+                self.env.set_mapsize(0)
+            except lmdb.Error as exc:
+                raise LmdbError(
+                    f"{self.path}[{key}]: cannot read the LMDB ({type(exc).__name__}: {exc}); "
+                    f"was it changed while being read? {_REBUILD}"
+                ) from None
         if value is None:
-            raise KeyError(f"{self.path}: key {key!r} listed in {META_INFO} but not in the database")
+            raise LmdbKeyError(f"{self.path}: key {key!r} listed in {META_INFO} but not in the database")
         return bytes(value)
 
     def read_image(self, key: str) -> np.ndarray:
@@ -143,6 +225,14 @@ class LmdbReader:
     def keys(self) -> list[str]:
         with self.env.begin(write=False) as txn:
             return [k.decode("ascii") for k in txn.cursor().iternext(keys=True, values=False)]
+
+    def check_keys(self, wanted: Iterable[str]) -> None:
+        """Every key of ``wanted`` (``meta_info.txt``'s) is in the database; reads keys only, no values."""
+        present = set(self.keys())
+        missing = [k for k in wanted if k not in present]
+        if missing:
+            more = f" ({len(missing)} keys missing in all)" if len(missing) > 1 else ""
+            raise LmdbKeyError(f"{self.path}: key {missing[0]!r} listed in {META_INFO} is not in data.mdb{more}")
 
     def close(self) -> None:
         """Close this process's handle (shared by all readers of this LMDB; they reopen on next use)."""
@@ -258,8 +348,8 @@ def iter_verify(lmdb_path: str | os.PathLike[str]) -> Iterator[tuple[MetaEntry, 
         for entry in entries:
             try:
                 img = reader.read_image(entry.key)
-            except (KeyError, ImageReadError) as exc:
-                yield entry, str(exc).strip("'\"")
+            except (LmdbError, ImageReadError) as exc:
+                yield entry, str(exc)
                 continue
             shape = img.shape if img.ndim == 3 else (*img.shape, 1)
             if tuple(shape) != entry.shape:

@@ -17,7 +17,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from esrgan.data.image import ImageReadError, img2tensor, imread, is_image_file, mod_crop, to_rgb
+from esrgan.data.image import (
+    ImageReadError,
+    img2tensor,
+    imread,
+    inspect_image_file,
+    is_image_file,
+    mod_crop,
+    to_rgb,
+)
 from esrgan.data.lmdb_backend import LmdbReader, read_meta_info
 from esrgan.data.transforms import augment_pair, check_pair_size, paired_random_crop, random_crop
 from esrgan.options.datasets import DatasetOptions
@@ -130,6 +138,39 @@ def _refs_from_lmdb(lmdb_path: str) -> list[ImageRef]:
     return [ImageRef(f"{lmdb_path}/{e.key}", e.key, e.shape) for e in read_meta_info(lmdb_path)]
 
 
+def _report(problems: list[str], what: str) -> None:
+    if problems:
+        more = f" (+{len(problems) - 5} more)" if len(problems) > 5 else ""
+        raise ImageReadError(f"{len(problems)} {what} found before training: " + "; ".join(problems[:5]) + more)
+
+
+def check_image_files(
+    pairs: list[tuple[str, str | None]], scale: int, gt_size: int | None
+) -> None:
+    """The cheap pre-flight of a training set on disk: every file's header and end, and the sizes.
+
+    ``pairs``: (HR path, LR path or None). Finds truncated and unreadable files, LR images whose size
+    times ``scale`` is not their HR's, and images smaller than the ``gt_size`` patch, without decoding
+    anything; all problems are listed (the first five in the message), each naming its file.
+    """
+    problems: list[str] = []
+    for gt_path, lq_path in pairs:
+        try:
+            gw, gh = inspect_image_file(gt_path)
+            lw, lh = inspect_image_file(lq_path) if lq_path else (gw // scale, gh // scale)
+        except ImageReadError as exc:
+            problems.append(str(exc))
+            continue
+        if lq_path and (lw * scale, lh * scale) != (gw, gh):
+            problems.append(
+                f"LR/HR size mismatch: {lq_path} is {lw}x{lh} (x{scale} = {lw * scale}x{lh * scale}) "
+                f"but {gt_path} is {gw}x{gh}"
+            )
+        elif gt_size and (gw < gt_size or gh < gt_size):
+            problems.append(f"patch larger than image: {gt_path} is {gw}x{gh} (WxH) but gt_size is {gt_size}")
+    _report(problems, "bad training image(s)")
+
+
 class PairedImageDataset(Dataset):
     """HR (GT) and LR (LQ) images paired by name, from folders or LMDBs (``io_backend.type``)."""
 
@@ -140,8 +181,13 @@ class PairedImageDataset(Dataset):
         self.lmdb = opt.io_backend.type == "lmdb"
         self._readers: dict[str, LmdbReader] = {}
         self.pairs = self._make_pairs()
-        if opt.is_train and self.lmdb:
-            self._check_patch_fits()
+        if self.lmdb:
+            self._readers["gt"].check_keys(gt.key for gt, _ in self.pairs)  # type: ignore[misc]
+            self._readers["lq"].check_keys(lq.key for _, lq in self.pairs)  # type: ignore[misc]
+            if opt.is_train:
+                self._check_patch_fits()
+        elif opt.is_train:
+            check_image_files([(gt.path, lq.path) for gt, lq in self.pairs], self.scale, opt.gt_size)
 
     def _make_pairs(self) -> list[tuple[ImageRef, ImageRef]]:
         opt = self.opt
@@ -217,6 +263,10 @@ class SingleHRDataset(Dataset):
             self.refs = [ImageRef(str(p)) for p in _scan_folder(Path(opt.dataroot_gt)).values()]
         if not self.refs:
             raise ValueError(f"no HR images in {opt.dataroot_gt}")
+        if self._reader is not None:
+            self._reader.check_keys(ref.key for ref in self.refs)  # type: ignore[misc]
+        elif opt.is_train:
+            check_image_files([(ref.path, None) for ref in self.refs], self.scale, opt.gt_size)
 
     def __len__(self) -> int:
         return len(self.refs)
