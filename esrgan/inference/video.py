@@ -256,6 +256,7 @@ class _DecodeCheck:
         self.src, self.skip, self.stats = src, skip, stats
         # The container's own frame count (mp4 lists every sample) holds only for the whole video.
         self.listed = int(vin.frames) if whole and vin.frames else None
+        self.discarded = 0  # packets an edit list drops on purpose (not lost)
 
     def problem(self, what: str) -> None:
         if not self.skip:
@@ -270,7 +271,7 @@ class _DecodeCheck:
         if errors:
             more = f" (+{len(errors) - 3} more)" if len(errors) > 3 else ""
             self.problem("FFmpeg reported " + "; ".join(errors[:3]) + more)
-        if self.listed is not None and decoded < self.listed:
+        if self.listed is not None and decoded + self.discarded < self.listed:
             self.stats.frames_expected = self.listed
             self.problem(f"decoded {decoded} of the {self.listed} frames the file lists")
 
@@ -331,6 +332,8 @@ def _run_pipeline(
                 where = f"{_seconds(packet.pts, packet.time_base):.3f} s" if packet.pts is not None else "the end"
                 if packet.is_corrupt:
                     check.problem(f"corrupt video packet at {where}")
+                if packet.is_discard:
+                    check.discarded += 1
                 try:
                     frames = packet.decode()
                 except av.FFmpegError as exc:
