@@ -33,6 +33,20 @@ def natural_image() -> np.ndarray:
     return np.ascontiguousarray(data.astronaut())
 
 
+@pytest.fixture(scope="session")
+def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny random x4 MSRResNet checkpoint (safetensors) for the upscale and video commands."""
+    from esrgan.archs import MSRResNet
+    from esrgan.checkpoint import save_network
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("model") / "tiny_x4.safetensors"
+    # MSRResNet adds a bilinear upsampling of its input: real pictures out even with random weights
+    # (a random tiny RRDBNet clamps to an all-black image, which would hide pixel mix-ups).
+    save_network(path, {"params_ema": MSRResNet(3, 3, num_feat=8, num_block=1, upscale=4).state_dict()})
+    return path
+
+
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)

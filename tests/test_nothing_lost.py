@@ -12,12 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 import yaml
 from tiny_training import make_tiny_data, tiny_options_dict
 
-from esrgan.archs import MSRResNet
-from esrgan.checkpoint import save_network
 from esrgan.cli import main as esrgan_main
 from esrgan.data.image import imread, imwrite
 from esrgan.options import OptionsError, options_from_dict
@@ -27,14 +24,6 @@ from esrgan.utils.folders import check_experiment_name, experiment_dir
 from esrgan.utils.lock import ExperimentInUseError, ExperimentLock, lock_path
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny_x4.safetensors"
-    save_network(path, {"params_ema": MSRResNet(3, 3, num_feat=8, num_block=1, upscale=4).state_dict()})
-    return path
 
 
 @pytest.fixture(scope="module")

@@ -10,10 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
-from esrgan.archs import MSRResNet
-from esrgan.checkpoint import save_network
 from esrgan.cli import main as esrgan_main
 from esrgan.data.image import (
     MAX_PIXELS_ENV,
@@ -24,15 +21,6 @@ from esrgan.data.image import (
     imwrite,
     probe_image,
 )
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny_x4.safetensors"
-    save_network(path, {"params_ema": MSRResNet(3, 3, num_feat=8, num_block=1, upscale=4).state_dict()})
-    return path
-
 
 # ---- damaged videos --------------------------------------------------------------------------------
 

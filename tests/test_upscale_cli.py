@@ -9,23 +9,11 @@ import numpy as np
 import pytest
 import torch
 
-from esrgan.archs import MSRResNet
-from esrgan.checkpoint import save_network
 from esrgan.cli import main as esrgan_main
 from esrgan.commands.upscale import expand_inputs, scale_suffix
 from esrgan.data.image import imread, imwrite
 from esrgan.inference import Upscaler
 from esrgan.metrics import psnr
-
-
-@pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("model") / "tiny_x4.safetensors"
-    # MSRResNet adds a bilinear upsampling of its input: real pictures out even with random weights
-    # (a random tiny RRDBNet clamps to an all-black image, which would hide pixel mix-ups).
-    save_network(path, {"params_ema": MSRResNet(3, 3, num_feat=8, num_block=1, upscale=4).state_dict()})
-    return path
 
 
 @pytest.fixture
