@@ -327,3 +327,23 @@ def test_image_check_is_cheap_and_lists_every_problem(data_root: Path, tmp_path:
     msg = str(exc.value)
     assert msg.startswith("6 bad training image(s) found before training")  # 4 too small for 64, bad, mismatch
     assert "patch larger than image" in msg and "(+1 more)" in msg
+
+
+def test_image_check_reads_past_large_jpeg_metadata(tmp_path: Path) -> None:
+    """A photo's frame header can sit after tens of KB of metadata (ICC profile, EXIF thumbnail)."""
+    import io
+
+    from PIL import Image
+
+    from esrgan.data.image import inspect_image_file
+
+    buf = io.BytesIO()
+    Image.fromarray(np.zeros((30, 50, 3), np.uint8)).save(buf, "JPEG", icc_profile=bytes(range(256)) * 40)
+    data = buf.getvalue()
+    assert data.find(b"\xff\xc0") > 4096  # the frame header is past the first read
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(data)
+    assert inspect_image_file(photo) == (50, 30)
+    photo.write_bytes(data[:-100])
+    with pytest.raises(ImageReadError, match=r"photo\.jpg: truncated"):
+        inspect_image_file(photo)

@@ -155,14 +155,17 @@ def inspect_image_file(path: str | os.PathLike[str], *, max_pixels: int | None =
     path = Path(path)
     try:
         with open(path, "rb") as f:
-            head = f.read(65536)
+            head = f.read(4096)  # PNG's IHDR is in the first 24 bytes, most JPEG frame headers in 4 KB
             size = f.seek(0, os.SEEK_END)
             f.seek(max(size - 32, 0))
             tail = f.read()
             probe = probe_image(head)
-            if probe is None and size > len(head):  # a JPEG's frame header after large metadata
+            for more in (65536, -1):  # a JPEG's frame header after large metadata (EXIF thumbnail, ICC)
+                if probe is not None or size <= len(head):
+                    break
                 f.seek(0)
-                probe = probe_image(f.read())
+                head = f.read(more)
+                probe = probe_image(head)
     except FileNotFoundError:
         raise ImageReadError(f"{path}: image file not found") from None
     except OSError as exc:
