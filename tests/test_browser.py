@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from tiny_nets import tiny_rrdbnet
 
-from esrgan.archs import RRDBNet
 from esrgan.checkpoint import save_network
 from esrgan.data.image import imread, imwrite
 
@@ -227,6 +226,16 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
 # ----------------------------------------------------------------------------------------------- report.html
 
 
+@pytest.fixture
+def photos(tmp_path: Path, natural_image: np.ndarray) -> Path:
+    """A small test set of three 48x48 crops of a real photograph."""
+    hr = tmp_path / "Photos" / "HR"
+    imwrite(hr / "face.png", natural_image[76:124, 196:244])
+    imwrite(hr / "rocket.png", natural_image[300:348, 380:428])
+    imwrite(hr / "flag.png", natural_image[20:68, 40:88])
+    return hr
+
+
 def _cells(page, table: str, key: str) -> list[str]:
     keys = page.locator(f"{table} thead th").evaluate_all("ths => ths.map(t => t.dataset.key)")
     col = keys.index(key) + 1
@@ -234,14 +243,10 @@ def _cells(page, table: str, key: str) -> list[str]:
 
 
 def test_test_report_opens_offline_and_its_table_and_viewer_work(browser, tmp_path: Path, real_model: Path,
-                                                                 natural_image: np.ndarray, shots: Path,
-                                                                 record_property) -> None:
+                                                                 photos: Path, shots: Path, record_property) -> None:
     from esrgan.commands import test as test_cmd
 
-    hr = tmp_path / "Photos" / "HR"
-    imwrite(hr / "face.png", natural_image[76:124, 196:244])
-    imwrite(hr / "rocket.png", natural_image[300:348, 380:428])
-    imwrite(hr / "flag.png", natural_image[20:68, 40:88])
+    hr = photos
     rc = test_cmd.main(["--model", "bicubic", "--model", f"real={real_model}", "--scale", "4", "--hr", str(hr),
                         "--name", "browser", "--experiments-root", str(tmp_path / "exp"), "-q"])
     assert rc == 0
@@ -293,24 +298,15 @@ def test_test_report_opens_offline_and_its_table_and_viewer_work(browser, tmp_pa
     p.close()
 
 
-def _tiny(seed: int, bias: float) -> RRDBNet:
-    torch.manual_seed(seed)
-    net = RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=4, scale=4)
-    with torch.no_grad():
-        net.conv_last.bias.fill_(bias)
-    return net
 
-
-def test_sweep_report_alpha_slider_and_plots(browser, tmp_path: Path, natural_image: np.ndarray, shots: Path,
+def test_sweep_report_alpha_slider_and_plots(browser, tmp_path: Path, photos: Path, shots: Path,
                                             record_property) -> None:
     from esrgan.commands import interp as interp_cmd
 
-    hr = tmp_path / "Photos" / "HR"
-    imwrite(hr / "face.png", natural_image[60:124, 180:244])
-    imwrite(hr / "rocket.png", natural_image[300:364, 380:444])
+    hr = photos
     a, b = tmp_path / "psnr.pth", tmp_path / "gan.pth"
-    save_network(a, {"params": _tiny(1, 0.35).state_dict()})
-    save_network(b, {"params": _tiny(2, 0.6).state_dict()})
+    save_network(a, {"params": tiny_rrdbnet(1, 0.35).state_dict()})
+    save_network(b, {"params": tiny_rrdbnet(2, 0.6).state_dict()})
     rc = interp_cmd.main(["--psnr", str(a), "--gan", str(b), "--sweep", "0:1:0.25", "--hr", str(hr), "--scale", "4",
                           "--name", "sw", "--experiments-root", str(tmp_path / "exp"), "-q"])
     assert rc == 0
@@ -333,7 +329,7 @@ def test_sweep_report_alpha_slider_and_plots(browser, tmp_path: Path, natural_im
     marker_x = page.locator("#plot-alpha svg line.current").get_attribute("x1")
     page.keyboard.press("Home")
     assert page.locator("#plot-alpha svg line.current").get_attribute("x1") != marker_x
-    page.wait_for_function("() => document.querySelector('#viewer .cmp-a').naturalWidth === 64")
+    page.wait_for_function("() => document.querySelector('#viewer .cmp-a').naturalWidth === 48")
     drag_divider(page, "#viewer")
     # the table sorts too, and a row click moves the slider
     page.click("#sweep-table th[data-key='Photos|psnr_y']")

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_nets import tiny_rrdbnet
 
-from esrgan.archs import RRDBNet, VGGStyleDiscriminator
+from esrgan.archs import VGGStyleDiscriminator
 from esrgan.checkpoint import load_checkpoint_file, save_network
 from esrgan.commands.interp import main as interp_main
 from esrgan.data.image import imread, imwrite
@@ -26,14 +27,6 @@ from esrgan.evaluation.sweep import run_sweep
 from esrgan.evaluation.tester import run_tests
 from esrgan.evaluation.testsets import make_test_set
 from esrgan.loading import load_generator
-
-
-def tiny(seed: int, bias: float, num_feat: int = 8, num_block: int = 1) -> RRDBNet:
-    torch.manual_seed(seed)
-    net = RRDBNet(3, 3, num_feat=num_feat, num_block=num_block, num_grow_ch=4, scale=4)
-    with torch.no_grad():
-        net.conv_last.bias.fill_(bias)  # mid-range output, so the two ends give different pictures
-    return net
 
 
 def official_layout(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -53,8 +46,8 @@ def official_layout(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 @pytest.fixture
 def pair(tmp_path: Path) -> tuple[Path, Path]:
     psnr_path, gan_path = tmp_path / "psnr.pth", tmp_path / "gan_official.pth"
-    save_network(psnr_path, {"params": tiny(1, 0.35).state_dict()})
-    torch.save(official_layout(tiny(2, 0.6).state_dict()), gan_path)  # a bare official-layout state dict
+    save_network(psnr_path, {"params": tiny_rrdbnet(1, 0.35).state_dict()})
+    torch.save(official_layout(tiny_rrdbnet(2, 0.6).state_dict()), gan_path)  # a bare official-layout state dict
     return psnr_path, gan_path
 
 
@@ -76,7 +69,7 @@ def test_state_dict_blend_by_hand() -> None:
 
 
 def test_endpoints_are_exact() -> None:
-    a, b = tiny(1, 0.3).state_dict(), tiny(2, 0.7).state_dict()
+    a, b = tiny_rrdbnet(1, 0.3).state_dict(), tiny_rrdbnet(2, 0.7).state_dict()
     at0, at1 = interpolate_state_dicts(a, b, 0.0), interpolate_state_dicts(a, b, 1.0)
     assert all(torch.equal(at0[k], a[k]) for k in a)
     assert all(torch.equal(at1[k], b[k]) for k in b)
@@ -106,8 +99,8 @@ def test_mixed_layouts_through_checkpoints(tmp_path: Path, pair: tuple[Path, Pat
 def test_different_architectures_refused(tmp_path: Path, pair: tuple[Path, Path]) -> None:
     psnr_path, _ = pair
     deeper, wider = tmp_path / "deeper.pth", tmp_path / "wider.pth"
-    save_network(deeper, {"params": tiny(3, 0.5, num_block=2).state_dict()})
-    save_network(wider, {"params": tiny(3, 0.5, num_feat=16).state_dict()})
+    save_network(deeper, {"params": tiny_rrdbnet(3, 0.5, num_block=2).state_dict()})
+    save_network(wider, {"params": tiny_rrdbnet(3, 0.5, num_feat=16).state_dict()})
     with pytest.raises(ValueError, match=r"num_block=1 vs 2.*keys only in the GAN model: body\.1\.rdb1\.conv1\.bias"):
         load_pair(psnr_path, deeper)
     with pytest.raises(ValueError, match=r"shapes differ: conv_first\.weight \(8, 3, 3, 3\) vs \(16, 3, 3, 3\)"):

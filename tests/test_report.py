@@ -11,23 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
+from tiny_nets import tiny_rrdbnet
 
-from esrgan.archs import RRDBNet
 from esrgan.checkpoint import save_network
 from esrgan.commands import interp as interp_cmd
 from esrgan.commands import test as test_command
 from esrgan.data.image import imread, imwrite
 from esrgan.report import metric_direction, write_sweep_report, write_test_report
 from esrgan.report.pages import THUMB_SIZE, collect_sweep_data, collect_test_data, render_page
-
-
-def tiny(seed: int, bias: float) -> RRDBNet:
-    torch.manual_seed(seed)
-    net = RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=4, scale=4)
-    with torch.no_grad():
-        net.conv_last.bias.fill_(bias)  # a mid-grey picture, not black
-    return net
 
 
 def page_data(html: str) -> dict:
@@ -55,8 +46,8 @@ def hr_set(tmp_path: Path, natural_image: np.ndarray) -> Path:
 @pytest.fixture
 def ckpts(tmp_path: Path) -> tuple[Path, Path]:
     a, b = tmp_path / "psnr.pth", tmp_path / "gan.pth"
-    save_network(a, {"params": tiny(1, 0.35).state_dict()})
-    save_network(b, {"params": tiny(2, 0.6).state_dict()})
+    save_network(a, {"params": tiny_rrdbnet(1, 0.35).state_dict()})
+    save_network(b, {"params": tiny_rrdbnet(2, 0.6).state_dict()})
     return a, b
 
 

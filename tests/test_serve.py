@@ -13,15 +13,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 pytest.importorskip("starlette", reason="esrgan serve's web stack is not installed: pip install 'esrgan[serve]'")
 pytest.importorskip("httpx2", reason="Starlette's TestClient needs httpx2 (dev extra)")
 pytest.importorskip("multipart", reason="python-multipart is not installed: pip install 'esrgan[serve]'")
 
 from starlette.testclient import TestClient
+from tiny_nets import tiny_rrdbnet
 
-from esrgan.archs import RRDBNet
 from esrgan.checkpoint import save_network
 from esrgan.commands import upscale as upscale_cmd
 from esrgan.commands.serve import exposure_warning
@@ -33,19 +32,11 @@ from esrgan.serve import ServeConfig, create_app
 from esrgan.serve.jobs import Item, Job, JobQueue, Settings
 
 
-def tiny(seed: int, bias: float) -> RRDBNet:
-    torch.manual_seed(seed)
-    net = RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=4, scale=4)
-    with torch.no_grad():
-        net.conv_last.bias.fill_(bias)
-    return net
-
-
 @pytest.fixture
 def model_dir(tmp_path: Path) -> Path:
     folder = tmp_path / "models"
-    save_network(folder / "a.pth", {"params": tiny(1, 0.35).state_dict()})
-    save_network(folder / "b.pth", {"params": tiny(2, 0.6).state_dict()})
+    save_network(folder / "a.pth", {"params": tiny_rrdbnet(1, 0.35).state_dict()})
+    save_network(folder / "b.pth", {"params": tiny_rrdbnet(2, 0.6).state_dict()})
     (folder / "broken.pth").write_bytes(b"not a checkpoint")
     return folder
 
@@ -107,7 +98,7 @@ def test_upscale_job_equals_esrgan_upscale(client: TestClient, model_dir: Path, 
 def test_models_outside_the_allowed_folders_are_refused(client: TestClient, model_dir: Path, png: bytes,
                                                         tmp_path: Path) -> None:
     outside = tmp_path / "elsewhere" / "x.pth"
-    save_network(outside, {"params": tiny(3, 0.5).state_dict()})
+    save_network(outside, {"params": tiny_rrdbnet(3, 0.5).state_dict()})
     (model_dir / "link.pth").symlink_to(outside)
     for spec in (str(outside), str(model_dir / ".." / "elsewhere" / "x.pth"), str(model_dir / "link.pth"),
                  "/etc/passwd", "models/a.pth", ""):

@@ -9,8 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from tiny_nets import tiny_rrdbnet
 
-from esrgan.archs import RRDBNet, VGGStyleDiscriminator
+from esrgan.archs import VGGStyleDiscriminator
 from esrgan.checkpoint import save_network
 from esrgan.commands import test as test_command
 from esrgan.data.image import img2tensor, imread, imwrite, mod_crop, tensor2img
@@ -24,14 +25,6 @@ from esrgan.metrics import psnr, ssim
 
 REPO = Path(__file__).resolve().parents[1]
 
-
-def tiny_rrdbnet(seed: int, bias: float = 0.45) -> RRDBNet:
-    """A 1-block RRDBNet whose output sits mid-range (a random net alone would clamp to black)."""
-    torch.manual_seed(seed)
-    net = RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=4, scale=4)
-    with torch.no_grad():
-        net.conv_last.bias.fill_(bias)
-    return net.eval()
 
 
 @pytest.fixture

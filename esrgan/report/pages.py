@@ -238,19 +238,17 @@ def collect_sweep_data(out_dir: str | Path) -> dict[str, Any]:
     }
 
 
+def _write(out_dir: Path, data: dict[str, Any], what: str) -> Path:
+    path = out_dir / REPORT_NAME
+    atomic_write_text(path, render_page(f"{data['name']}: x{data['scale']} {what}", data))
+    return path
+
+
 def write_test_report(out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` for an ``esrgan test`` run; returns its path."""
-    out_dir = Path(out_dir)
-    data = collect_test_data(out_dir)
-    path = out_dir / REPORT_NAME
-    atomic_write_text(path, render_page(f"{data['name']}: x{data['scale']} test report", data))
-    return path
+    return _write(Path(out_dir), collect_test_data(out_dir), "test report")
 
 
 def write_sweep_report(out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` for an interpolation sweep; returns its path."""
-    out_dir = Path(out_dir)
-    data = collect_sweep_data(out_dir)
-    path = out_dir / REPORT_NAME
-    atomic_write_text(path, render_page(f"{data['name']}: x{data['scale']} interpolation sweep", data))
-    return path
+    return _write(Path(out_dir), collect_sweep_data(out_dir), "interpolation sweep")
