@@ -64,7 +64,8 @@ def test_published_realesrnet_file_trains_and_writes_checkpoints(hr_folder, tmp_
     for it in (2, 4):
         assert (exp / "models" / f"net_g_{it}.pth").is_file()
     state = load_checkpoint_file(exp / "training_states" / "4.state")
-    queue = state["model"]["degradation"]["queue"]
+    assert len(state["rank_states"]) == 1  # one process
+    queue = state["rank_states"][0]["degradation"]["queue"]
     # a queue of 4 pairs of batch 2: full after two iterations; LR and GT are 8-bit exact, stored as uint8
     assert queue["ptr"] == 4 and queue["lq"].dtype == torch.uint8 and tuple(queue["lq"].shape) == (4, 3, 8, 8)
     assert tuple(queue["gt"].shape) == (4, 3, 32, 32)
@@ -105,8 +106,8 @@ def test_exact_resume_with_queue_and_degradation_state(hr_folder, tmp_path):
         b = load_checkpoint_file(resumed / "models" / "net_g_20.pth")[key]
         for k in a:
             assert torch.equal(a[k], b[k]), (key, k)
-    sa = load_checkpoint_file(straight / "training_states" / "20.state")["model"]["degradation"]
-    sb = load_checkpoint_file(resumed / "training_states" / "20.state")["model"]["degradation"]
+    sa = load_checkpoint_file(straight / "training_states" / "20.state")["rank_states"][0]["degradation"]
+    sb = load_checkpoint_file(resumed / "training_states" / "20.state")["rank_states"][0]["degradation"]
     assert torch.equal(sa["queue"]["lq"], sb["queue"]["lq"]) and torch.equal(sa["rng"]["torch"], sb["rng"]["torch"])
     # and the degradation did matter: a run with another seed ends elsewhere
     other = tmp_path / "other"
@@ -200,3 +201,53 @@ def test_x2_network_starts_from_x4_weights_non_strictly(tmp_path):
     assert torch.equal(x2.conv_body.weight, x4.conv_body.weight)
     with pytest.raises((ValueError, RuntimeError)):
         load_network_weights(x2, str(tmp_path / "x4.pth"), "params_ema", True, "network_g")
+
+
+DDP_CHILD = """
+import sys
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, sys.argv[3])
+from test_realesrgan_train import NET, _overrides  # noqa: E402
+
+from esrgan.options import load_options  # noqa: E402
+from esrgan.training.dist import init_dist  # noqa: E402
+from esrgan.training.trainer import Trainer  # noqa: E402
+
+torch.set_num_threads(1)
+hr, exp = Path(sys.argv[1]), Path(sys.argv[2])
+info = init_dist("pytorch")
+fixtures = Path(sys.argv[3]) / "fixtures" / "realesrgan"
+for total, resume in ((2, False), (4, True)):
+    sets = _overrides(hr, exp, total, "datasets.train.batch_size_per_gpu=1", "queue_size=2")
+    opt = load_options(fixtures / NET, sets)
+    trainer = Trainer(opt, dist_info=info, interactive=False, auto_resume=resume)
+    assert trainer.start_iter == (2 if resume else 0), trainer.start_iter
+    assert trainer.run() == 0
+"""
+
+
+@pytest.mark.slow
+def test_each_rank_keeps_its_own_degradation_state(hr_folder, tmp_path):
+    """Two processes (torchrun, gloo): each draws its own degradations; both states are saved and resumed."""
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "child.py"
+    script.write_text(DDP_CHILD)
+    tests = Path(__file__).parent
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(tests.parent), str(tests)])}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+           str(hr_folder), str(tmp_path / "exp"), str(tests)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for it in (2, 4):
+        ranks = load_checkpoint_file(tmp_path / "exp" / "training_states" / f"{it}.state")["rank_states"]
+        assert len(ranks) == 2
+        a, b = (r["degradation"] for r in ranks)
+        assert not torch.equal(a["rng"]["torch"], b["rng"]["torch"])  # seeded per rank
+        assert a["queue"]["ptr"] == b["queue"]["ptr"] == 2
+        assert not torch.equal(a["queue"]["gt"], b["queue"]["gt"])  # different samples per rank

@@ -332,6 +332,13 @@ class SRModel:
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
 
+    def rank_state(self) -> dict[str, Any] | None:
+        """State that differs between processes and is not in :meth:`state_dict` (None: nothing); CPU tensors."""
+        return None
+
+    def load_rank_state(self, state: Mapping[str, Any] | None) -> None:
+        """Restore what :meth:`rank_state` returned in this process's rank."""
+
     @staticmethod
     def _load_list(objs: list[Any], states: list[Any], what: str) -> None:
         if len(objs) != len(states):

@@ -7,7 +7,8 @@ sharpened). Both take batches of ``RealESRGANDataset`` (HR crops + kernels) and 
 USM -> two degradation rounds -> 8-bit rounding -> random ``gt_size`` crop -> pair queue.
 With ``high_order_degradation: false`` (or batches that carry ``lq``) they train on given pairs.
 
-The degradation's generators and the queue are part of the model's state, so resuming is exact.
+The degradation's generators and the queue are per-process state (``rank_state``; each rank of a
+distributed run draws its own degradations), saved with the training state, so resuming is exact.
 The top-level option keys are BasicSR's (:class:`RealESRGANOptions`).
 """
 
@@ -208,11 +209,10 @@ class RealESRNetModel(SRModel):
         lq, gt, _ = self.degrader(batch)
         return self.to_input(lq), self.to_input(gt)
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "degradation": self.degrader.state_dict()}
+    def rank_state(self) -> dict[str, Any]:
+        return {"degradation": self.degrader.state_dict()}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
+    def load_rank_state(self, state: Mapping[str, Any] | None) -> None:
         _load_degradation(self.degrader, state)
 
 
@@ -234,16 +234,15 @@ class RealESRGANModel(ESRGANModel):
         real = self.degrader.real
         return tuple(usm if flag else gt for flag in (real.l1_gt_usm, real.percep_gt_usm, real.gan_gt_usm))  # type: ignore[return-value]
 
-    def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "degradation": self.degrader.state_dict()}
+    def rank_state(self) -> dict[str, Any]:
+        return {"degradation": self.degrader.state_dict()}
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        super().load_state_dict(state)
+    def load_rank_state(self, state: Mapping[str, Any] | None) -> None:
         _load_degradation(self.degrader, state)
 
 
-def _load_degradation(degrader: RealDegrader, state: Mapping[str, Any]) -> None:
-    if "degradation" not in state:
+def _load_degradation(degrader: RealDegrader, state: Mapping[str, Any] | None) -> None:
+    if not state or "degradation" not in state:
         raise ValueError("the training state has no degradation state (saved by a non-Real-ESRGAN model?)")
     degrader.load_state_dict(state["degradation"])
 

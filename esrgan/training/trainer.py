@@ -330,6 +330,16 @@ class Trainer:
                 self.world_size,
             )
             seed_everything(self.seed + self.rank + self.start_iter)
+        rank_states = state.get("rank_states") or []
+        if len(rank_states) == self.world_size:
+            self.model.load_rank_state(rank_states[self.rank])
+        elif self.model.rank_state() is not None:
+            logger.warning(
+                "the training state holds per-process model states (e.g. Real-ESRGAN's degradation queue) of %d "
+                "processes, this job has %d: starting those afresh (the run continues, but not bit-exactly)",
+                len(rank_states),
+                self.world_size,
+            )
         if state.get("batch_size", self.batch_size) * state.get("world_size", self.world_size) != (
             self.batch_size * self.world_size
         ):
@@ -342,6 +352,8 @@ class Trainer:
         from esrgan.checkpoint import save_network, save_torch_atomic
 
         rngs = dist_utils.gather_objects(get_rng_state())
+        # What each process keeps for itself besides its RNGs (Real-ESRGAN: the degradation's generators and queue).
+        rank_states = dist_utils.gather_objects(self.model.rank_state())
         if not self.is_main:
             return
         for net_name, params in self.model.network_files().items():
@@ -358,6 +370,7 @@ class Trainer:
             "seed": self.seed,
             "best": self.best.state_dict(),
             "rng": rngs,
+            "rank_states": rank_states,
             "model": self.model.state_dict(),
         }
         save_torch_atomic(self.paths.training_states / f"{current_iter}.state", state)
