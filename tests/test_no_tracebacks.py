@@ -347,3 +347,17 @@ def test_image_check_reads_past_large_jpeg_metadata(tmp_path: Path) -> None:
     photo.write_bytes(data[:-100])
     with pytest.raises(ImageReadError, match=r"photo\.jpg: truncated"):
         inspect_image_file(photo)
+
+
+def test_real_world_hr_set_is_checked_before_step_1(tmp_path: Path, natural_image: np.ndarray) -> None:
+    from esrgan.data.paired_dataset import build_dataset
+    from esrgan.options.datasets import RealESRGANDatasetOptions
+
+    imwrite(tmp_path / "a.png", natural_image[:64, :64])
+    imwrite(tmp_path / "b.png", natural_image[:64, :64])
+    (tmp_path / "b.png").write_bytes((tmp_path / "b.png").read_bytes()[:-40])
+    opt = RealESRGANDatasetOptions.from_dict(
+        {"name": "rw", "type": "RealESRGANDataset", "dataroot_gt": str(tmp_path), "gt_size": 64}, "datasets.train"
+    )
+    with pytest.raises(ImageReadError, match=r"1 bad training image\(s\) .*b\.png: truncated"):
+        build_dataset(opt)

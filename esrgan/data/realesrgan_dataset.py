@@ -30,6 +30,7 @@ from esrgan.data.paired_dataset import (
     _read_names,
     _refs_from_lmdb,
     _scan_folder,
+    check_image_files,
 )
 from esrgan.data.transforms import augment_pair
 from esrgan.options.datasets import RealESRGANDatasetOptions
@@ -68,6 +69,11 @@ class RealESRGANDataset(Dataset):
             self.refs = [ImageRef(str(p)) for p in _scan_folder(Path(opt.dataroot_gt)).values()]
         if not self.refs:
             raise ValueError(f"no HR images in {opt.dataroot_gt}")
+        # Before step 1: every LMDB key there, or every file whole (headers and ends, no decoding).
+        if self._reader is not None:
+            self._reader.check_keys(ref.key for ref in self.refs)  # type: ignore[misc]
+        else:
+            check_image_files([(ref.path, None) for ref in self.refs], 1, None)
         self.first, self.second = opt.blur_rounds()
 
     def __len__(self) -> int:
