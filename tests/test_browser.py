@@ -216,9 +216,15 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
     message = page.text_content("#messages .error")
     assert message.startswith("notes.png:") and "cannot decode" in message
     shoot(page, shots / "serve_bad_upload.png", record_property)
+    # Cancel while it runs: the job stops between two tiles, the bar stays where it was
     page.set_input_files("#files", str(photo))
+    page.fill("#tile", "16")  # 6 tiles
     page.click("#run")
-    page.wait_for_selector("#status[data-state='done']", timeout=120_000)
+    page.wait_for_selector("#status:has-text('tile ')", timeout=120_000)
+    page.click("#cancel")
+    page.wait_for_selector("#status[data-state='cancelled']", timeout=120_000)
+    assert int(page.get_attribute("#progress", "aria-valuenow")) < 100
+    assert page.is_disabled("#cancel") and not page.is_disabled("#run")
     assert p.errors == [] or all("400" in e for e in p.errors), p.errors  # the refused upload's HTTP 400 only
     p.close()
 
