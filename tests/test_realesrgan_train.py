@@ -251,3 +251,35 @@ def test_each_rank_keeps_its_own_degradation_state(hr_folder, tmp_path):
         assert not torch.equal(a["rng"]["torch"], b["rng"]["torch"])  # seeded per rank
         assert a["queue"]["ptr"] == b["queue"]["ptr"] == 2
         assert not torch.equal(a["queue"]["gt"], b["queue"]["gt"])  # different samples per rank
+
+
+def test_missing_meta_info_fails_before_the_experiment_folder_is_touched(hr_folder, tmp_path):
+    missing = f"datasets.train.meta_info={tmp_path / 'nope.txt'}"
+    opt = load_options(FIXTURES / NET, [*_overrides(hr_folder, tmp_path / "exp", 2), missing])
+    with pytest.raises(FileNotFoundError, match=r"datasets\.train\.meta_info: .*nope\.txt not found"):
+        Trainer(opt, interactive=False)
+    assert not (tmp_path / "exp").exists()
+
+
+def test_paired_finetuning_without_degradation(hr_folder, tmp_path, natural_image):
+    """Real-ESRGAN's pair-data fine-tuning: high_order_degradation false, RealESRGANPairedDataset with meta_info."""
+    from esrgan.data.imresize import imresize
+
+    root = tmp_path / "pairs"
+    for i in range(2):
+        hr = np.ascontiguousarray(natural_image[100 * i : 100 * i + 64, :64])
+        imwrite(root / "gt" / f"{i}.png", hr)
+        imwrite(root / "lq" / f"{i}.png", imresize(hr, 0.25))
+    (root / "meta.txt").write_text("gt/0.png, lq/0.png\ngt/1.png, lq/1.png\n")
+    sets = [
+        "high_order_degradation=false", "datasets.train.type=RealESRGANPairedDataset",
+        f"datasets.train.dataroot_gt={root}", f"datasets.train.dataroot_lq={root}",
+        f"datasets.train.meta_info={root / 'meta.txt'}",
+    ]  # fmt: skip
+    opt = load_options(FIXTURES / GAN, [*_overrides(hr_folder, tmp_path / "exp", 2, *GAN_EXTRA), *sets])
+    trainer = Trainer(opt, interactive=False)
+    assert trainer.run() == 0
+    log = next((tmp_path / "exp").glob("train_*.log")).read_text()
+    assert " l_g_gan: " in log and " l_d_real: " in log
+    state = load_checkpoint_file(tmp_path / "exp" / "training_states" / "2.state")
+    assert state["rank_states"][0]["degradation"]["queue"]["ptr"] == 0  # given pairs: nothing degraded or queued

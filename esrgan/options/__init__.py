@@ -881,8 +881,8 @@ def _resolve(opt: Options, *, is_train: bool, debug: bool) -> None:
         raise OptionsError(f"must be >= 1, got {opt.scale}", key="scale")
 
     for ds in opt.datasets.values():
-        for root in ("dataroot_gt", "dataroot_lq", "meta_info_file"):
-            if getattr(ds, root) is not None:
+        for root in ("dataroot_gt", "dataroot_lq", "meta_info_file", "meta_info"):
+            if getattr(ds, root, None) is not None:
                 setattr(ds, root, os.path.expanduser(getattr(ds, root)))
 
     gan = opt.train.gan_opt if opt.train is not None else None

@@ -82,6 +82,7 @@ def check_inputs_exist(opt: Any) -> None:
         check(f"datasets.{phase}.dataroot_gt", getattr(ds, "dataroot_gt", None), True)
         check(f"datasets.{phase}.dataroot_lq", getattr(ds, "dataroot_lq", None), True)
         check(f"datasets.{phase}.meta_info_file", getattr(ds, "meta_info_file", None), False)
+        check(f"datasets.{phase}.meta_info", getattr(ds, "meta_info", None), False)  # Real-ESRGAN's datasets
     for key in ("pretrain_network_g", "pretrain_network_d", "resume_state"):
         check(f"path.{key}", getattr(opt.path, key, None), False)
     if problems:
