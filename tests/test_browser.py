@@ -217,10 +217,23 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
     assert message.startswith("notes.png:") and "cannot decode" in message
     shoot(page, shots / "serve_bad_upload.png", record_property)
     # Cancel while it runs: the job stops between two tiles, the bar stays where it was
-    page.set_input_files("#files", str(photo))
-    page.fill("#tile", "16")  # 6 tiles
+    long_job = tmp_path / "upload" / "long.png"
+    imwrite(long_job, natural_image[100:228, 150:278])  # 128x128 in 16-pixel tiles: 7 x 7 forward passes
+    page.set_input_files("#files", str(long_job))
+    page.fill("#tile", "16")
     page.click("#run")
     page.wait_for_selector("#status:has-text('tile ')", timeout=120_000)
+    # a second user meanwhile waits in the queue, and sees where
+    other = p.context.new_page()
+    other.goto(server)
+    other.wait_for_selector(f"#model option[value='{real_model}']", state="attached")
+    other.set_input_files("#files", str(photo))
+    other.select_option("#model", str(real_model))
+    other.click("#run")
+    other.wait_for_selector("#status[data-state='queued']")
+    assert other.text_content("#status") == "Queued: position 2 (1 job(s) ahead on this device)"
+    other.click("#cancel")
+    other.wait_for_selector("#status[data-state='cancelled']")
     page.click("#cancel")
     page.wait_for_selector("#status[data-state='cancelled']", timeout=120_000)
     assert int(page.get_attribute("#progress", "aria-valuenow")) < 100
