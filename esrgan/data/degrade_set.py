@@ -22,6 +22,7 @@ import torch
 from esrgan.data.degradations import DegradationRNG, DiffJPEG, degrade, draw_sample_kernels
 from esrgan.data.image import img2tensor, imread, imwrite, mod_crop, tensor2img, to_rgb
 from esrgan.options.datasets import RealESRGANDatasetOptions
+from esrgan.options.realesrgan import RealESRGANOptions
 
 logger = logging.getLogger("esrgan.data.degrade_set")
 
@@ -31,10 +32,10 @@ def image_seed(seed: int, name: str) -> int:
     return (int(seed) % 2**31) * 2**32 + zlib.crc32(name.encode())
 
 
-def settings_from_file(path: str | os.PathLike[str] | None, scale: int) -> tuple[Any, RealESRGANDatasetOptions]:
+def settings_from_file(
+    path: str | os.PathLike[str] | None, scale: int
+) -> tuple[RealESRGANOptions, RealESRGANDatasetOptions]:
     """``(RealESRGANOptions, dataset options)`` from a Real-ESRGAN option file, or the recipe's defaults."""
-    from esrgan.training.realesrgan import RealESRGANOptions
-
     raw: Mapping[str, Any] = {}
     if path is not None:
         import yaml

@@ -56,6 +56,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from esrgan.options.datasets import DatasetOptions, dataset_options_class
+from esrgan.options.realesrgan import REAL_KEYS, RealESRGANOptions
 
 logger = logging.getLogger("esrgan.options")
 
@@ -700,7 +701,7 @@ class Options:
     logger: LoggerOptions = field(default_factory=LoggerOptions)
     dist_params: DistParams = field(default_factory=DistParams)
     # Real-ESRGAN's top-level keys (RealESRNetModel / RealESRGANModel; null = the published recipe's
-    # value; see esrgan.training.realesrgan.RealESRGANOptions).
+    # value; see esrgan.options.realesrgan.RealESRGANOptions).
     high_order_degradation: bool | None = None
     gt_usm: bool | None = None
     l1_gt_usm: bool | None = None
@@ -729,7 +730,7 @@ class Options:
         return {
             f.name: to_plain(getattr(self, f.name))
             for f in dataclasses.fields(self)
-            if getattr(self, f.name) is not None or f.name not in _REAL_KEYS
+            if getattr(self, f.name) is not None or f.name not in REAL_KEYS
         }
 
     def to_yaml(self) -> str:
@@ -1029,28 +1030,17 @@ def _check_training(opt: Options) -> None:
             )
 
 
-# The fields of esrgan.training.realesrgan.RealESRGANOptions (a test keeps the two equal).
-_REAL_KEYS = frozenset(
-    {
-        "high_order_degradation", "gt_usm", "l1_gt_usm", "percep_gt_usm", "gan_gt_usm",
-        "resize_prob", "resize_range", "gaussian_noise_prob", "noise_range", "poisson_scale_range",
-        "gray_noise_prob", "jpeg_range", "second_blur_prob",
-        "resize_prob2", "resize_range2", "gaussian_noise_prob2", "noise_range2", "poisson_scale_range2",
-        "gray_noise_prob2", "jpeg_range2", "gt_size", "queue_size",
-    }
-)  # fmt: skip
+
 
 
 def _check_realesrgan(opt: Options) -> None:
     """Real-ESRGAN's degradation keys against each other and the training set, before anything starts."""
     if not opt.is_real:
-        given = sorted(k for k in _REAL_KEYS if getattr(opt, k) is not None)
+        given = sorted(k for k in REAL_KEYS if getattr(opt, k) is not None)
         if given:
             logger.warning("options: model_type %s makes no degraded LR: %s ignored (RealESRNetModel and "
                            "RealESRGANModel use them)", opt.model_type, ", ".join(given))
         return
-    from esrgan.training.realesrgan import RealESRGANOptions
-
     train = opt.datasets_of("train")
     ds = next(iter(train.values()), None)
     try:

@@ -1,0 +1,121 @@
+"""Real-ESRGAN's top-level option keys (``RealESRNetModel`` / ``RealESRGANModel``), typed and checked.
+
+BasicSR keeps the degradation settings at the top level of the option file (``resize_prob``,
+``noise_range2``, ``queue_size``...); :class:`RealESRGANOptions` holds them, with the published
+x4plus recipe as defaults, checks them against each other and the training set (errors name the
+key), and turns them into the degradation's :class:`~esrgan.data.degradations.DegradationSettings`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from esrgan.data.degradations.pipeline import DegradationSettings, NoiseRound
+from esrgan.options.datasets import check_distribution, check_range
+
+
+@dataclass
+class RealESRGANOptions:
+    """Top-level keys of a Real-ESRGAN option file (defaults: the published x4plus recipe)."""
+
+    high_order_degradation: bool = True
+    gt_usm: bool = True  # RealESRNetModel: sharpen the GT before degrading it (and train towards it)
+    l1_gt_usm: bool = True  # RealESRGANModel: targets of the pixel / perceptual / GAN losses
+    percep_gt_usm: bool = True
+    gan_gt_usm: bool = False
+    resize_prob: list[float] = field(default_factory=lambda: [0.2, 0.7, 0.1])
+    resize_range: list[float] = field(default_factory=lambda: [0.15, 1.5])
+    gaussian_noise_prob: float = 0.5
+    noise_range: list[float] = field(default_factory=lambda: [1.0, 30.0])
+    poisson_scale_range: list[float] = field(default_factory=lambda: [0.05, 3.0])
+    gray_noise_prob: float = 0.4
+    jpeg_range: list[float] = field(default_factory=lambda: [30.0, 95.0])
+    second_blur_prob: float = 0.8
+    resize_prob2: list[float] = field(default_factory=lambda: [0.3, 0.4, 0.3])
+    resize_range2: list[float] = field(default_factory=lambda: [0.3, 1.2])
+    gaussian_noise_prob2: float = 0.5
+    noise_range2: list[float] = field(default_factory=lambda: [1.0, 25.0])
+    poisson_scale_range2: list[float] = field(default_factory=lambda: [0.05, 2.5])
+    gray_noise_prob2: float = 0.4
+    jpeg_range2: list[float] = field(default_factory=lambda: [30.0, 95.0])
+    gt_size: int = 256
+    queue_size: int = 180
+
+    @classmethod
+    def from_options(cls, opt: Any) -> RealESRGANOptions:
+        """The keys from a (typed or mapping) options object; absent ones take the defaults."""
+        get = opt.get if isinstance(opt, Mapping) else (lambda k, d: getattr(opt, k, d))
+        values = {}
+        for f in fields(cls):
+            value = get(f.name, None)
+            if value is not None:
+                values[f.name] = list(value) if isinstance(value, tuple) else value
+        return cls(**values)
+
+    def check(self, path: str = "", *, scale: int = 4, batch_size: int | None = None,
+              crop_pad_size: int | None = None, blur_kernel_size2: int | None = None) -> None:
+        """Every value, and how they fit the dataset (batch, crop, kernel sizes); errors name the key."""
+
+        def key(name: str) -> str:
+            return f"{path}.{name}" if path else name
+
+        for s in ("", "2"):
+            check_distribution(getattr(self, f"resize_prob{s}"), key(f"resize_prob{s}"), length=3)
+            check_range(getattr(self, f"resize_range{s}"), key(f"resize_range{s}"), low=0.0, strict_low=True)
+            lo, hi = getattr(self, f"resize_range{s}")
+            if lo > 1 or hi < 1:
+                raise ValueError(f"{key(f'resize_range{s}')}: expected [down, up] around 1, got {[lo, hi]}")
+            check_range(getattr(self, f"noise_range{s}"), key(f"noise_range{s}"), low=0.0)
+            check_range(getattr(self, f"poisson_scale_range{s}"), key(f"poisson_scale_range{s}"), low=0.0)
+            check_range(getattr(self, f"jpeg_range{s}"), key(f"jpeg_range{s}"), low=1.0, high=100.0)
+            for p in ("gaussian_noise_prob", "gray_noise_prob"):
+                _probability(getattr(self, f"{p}{s}"), key(f"{p}{s}"))
+        _probability(self.second_blur_prob, key("second_blur_prob"))
+        for name in ("gt_size", "queue_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{key(name)}: expected an integer >= 1, got {value!r}")
+        if self.gt_size % scale:
+            raise ValueError(f"{key('gt_size')}: {self.gt_size} is not divisible by scale {scale}")
+        if batch_size is not None and self.queue_size % batch_size:
+            raise ValueError(
+                f"{key('queue_size')}: {self.queue_size} is not divisible by the batch size {batch_size} "
+                f"(datasets.train.batch_size_per_gpu); the queue swaps whole batches"
+            )
+        if crop_pad_size is not None:
+            if self.gt_size > crop_pad_size:
+                raise ValueError(f"{key('gt_size')}: {self.gt_size} is larger than the dataset's HR crop "
+                                 f"(crop_pad_size {crop_pad_size})")
+            # The second blur filters the image after the first round, whose smallest size is the crop
+            # times resize_range[0]; the final sinc (21) filters the LR.
+            smallest = int(crop_pad_size * self.resize_range[0])
+            if blur_kernel_size2 is not None and blur_kernel_size2 // 2 >= smallest:
+                raise ValueError(
+                    f"datasets.train.blur_kernel_size2: {blur_kernel_size2} is too large for the patch: after "
+                    f"the first resize (resize_range {self.resize_range}) a {crop_pad_size}-pixel crop can be "
+                    f"{smallest} pixels, and reflected borders need more than half the kernel"
+                )
+            lr = crop_pad_size // scale
+            if lr <= 21 // 2:
+                raise ValueError(f"{key('gt_size')}: the LR of a {crop_pad_size}-pixel crop ({lr} pixels) is too "
+                                 "small for the final 21-pixel sinc filter; raise crop_pad_size")
+
+    def settings(self, scale: int) -> DegradationSettings:
+        def round_(s: str) -> NoiseRound:
+            return NoiseRound(*(tuple(v) if isinstance(v, list) else v for v in (
+                getattr(self, f"resize_prob{s}"), getattr(self, f"resize_range{s}"),
+                getattr(self, f"gaussian_noise_prob{s}"), getattr(self, f"noise_range{s}"),
+                getattr(self, f"poisson_scale_range{s}"), getattr(self, f"gray_noise_prob{s}"),
+                getattr(self, f"jpeg_range{s}"))))
+
+        return DegradationSettings(scale, round_(""), round_("2"), self.second_blur_prob)
+
+
+def _probability(value: Any, key: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
+        raise ValueError(f"{key}: expected a probability in [0, 1], got {value!r}")
+
+
+REAL_KEYS = frozenset(f.name for f in fields(RealESRGANOptions))
