@@ -111,8 +111,8 @@ def test_tiled_equals_whole_when_context_covers_receptive_field(natural_image: n
     # receptive radius = 3 LR convs (x unshuffle input pixels) <= tile_pad: tiling must be exact up to float rounding
     net = TinySR(depth=3, scale=4 // unshuffle if unshuffle < 4 else 1, unshuffle=unshuffle)
     x = _t(_img(natural_image, 52, 76))  # not multiples of 8: size padding to the unshuffle factor is exercised
-    whole = Upscaler(net, device="cpu").upscale_tensor(x)
-    tiled = Upscaler(net, device="cpu", tile=16, tile_pad=3 * unshuffle, batch_tiles=3).upscale_tensor(x)
+    whole = Upscaler(net, device="cpu", precision="fp32").upscale_tensor(x)
+    tiled = Upscaler(net, device="cpu", precision="fp32", tile=16, tile_pad=3 * unshuffle, batch_tiles=3).upscale_tensor(x)
     assert whole.shape == (1, 3, 52 * net.scale, 76 * net.scale)
     torch.testing.assert_close(tiled, whole, atol=2e-6, rtol=0)
 
@@ -123,9 +123,9 @@ def test_tiled_vs_whole_psnr_bound_is_meaningful(natural_image: np.ndarray) -> N
     # context (tile_pad 0) the seams are visible and the 45 dB bound catches them.
     net = Blur(12)
     x = _t(_img(natural_image, 96, 96))
-    whole = Upscaler(net, device="cpu").upscale_tensor(x)
-    padded = Upscaler(net, device="cpu", tile=32, tile_pad=10).upscale_tensor(x)
-    seams = Upscaler(net, device="cpu", tile=32, tile_pad=0).upscale_tensor(x)
+    whole = Upscaler(net, device="cpu", precision="fp32").upscale_tensor(x)
+    padded = Upscaler(net, device="cpu", precision="fp32", tile=32, tile_pad=10).upscale_tensor(x)
+    seams = Upscaler(net, device="cpu", precision="fp32", tile=32, tile_pad=0).upscale_tensor(x)
     assert (padded - whole).abs().max() > 1e-6
     assert _psnr_float(padded, whole) >= 45
     assert _psnr_float(seams, whole) < 45
@@ -145,11 +145,11 @@ def test_tiled_vs_whole_rrdbnet_natural_image(natural_image: np.ndarray) -> None
             return F.interpolate(x, scale_factor=4, mode="nearest") + rrdb(x)
 
     img = _img(natural_image, 64, 64)
-    whole = Upscaler(WithResidual(), device="cpu").upscale_tensor(_t(img))
-    tiled = Upscaler(WithResidual(), device="cpu", tile=24, tile_pad=10).upscale_tensor(_t(img))
+    whole = Upscaler(WithResidual(), device="cpu", precision="fp32").upscale_tensor(_t(img))
+    tiled = Upscaler(WithResidual(), device="cpu", precision="fp32", tile=24, tile_pad=10).upscale_tensor(_t(img))
     assert whole.std() > 0.1 and (tiled - whole).abs().max() > 0
     assert _psnr_float(tiled, whole) >= 45
-    tiled_img = Upscaler(WithResidual(), device="cpu", tile=24, tile_pad=10).upscale(img)
+    tiled_img = Upscaler(WithResidual(), device="cpu", precision="fp32", tile=24, tile_pad=10).upscale(img)
     assert tiled_img.shape == (256, 256, 3)
     whole_img = whole[0].permute(1, 2, 0).mul(255).round().numpy()
     assert np.abs(tiled_img - whole_img).max() <= 1
@@ -158,16 +158,16 @@ def test_tiled_vs_whole_rrdbnet_natural_image(natural_image: np.ndarray) -> None
 def test_batch_tiles_and_channels_last_do_not_change_results(natural_image: np.ndarray) -> None:
     net = TinySR(depth=2)
     x = _t(_img(natural_image, 40, 56))
-    ref = Upscaler(net, device="cpu", tile=16, tile_pad=4, batch_tiles=1, channels_last=False).upscale_tensor(x)
+    ref = Upscaler(net, device="cpu", precision="fp32", tile=16, tile_pad=4, batch_tiles=1, channels_last=False).upscale_tensor(x)
     for batch, cl in [(5, False), (64, True), (2, True)]:
-        out = Upscaler(net, device="cpu", tile=16, tile_pad=4, batch_tiles=batch, channels_last=cl).upscale_tensor(x)
+        out = Upscaler(net, device="cpu", precision="fp32", tile=16, tile_pad=4, batch_tiles=batch, channels_last=cl).upscale_tensor(x)
         torch.testing.assert_close(out, ref, atol=2e-6, rtol=0)
 
 
 def test_upscale_tensor_batch_and_clamp() -> None:
     net = TinySR(depth=1)
     x = torch.rand(3, 3, 20, 24)
-    up = Upscaler(net, device="cpu", tile=8, tile_pad=2)
+    up = Upscaler(net, device="cpu", precision="fp32", tile=8, tile_pad=2)
     out = up.upscale_tensor(x)
     with torch.inference_mode():
         ref = net(x).clamp(0, 1)
@@ -206,16 +206,16 @@ class OOMAbove(nn.Module):
 def test_out_of_memory_halves_tile_and_retries(natural_image: np.ndarray, caplog: pytest.LogCaptureFixture) -> None:
     base = TinySR(depth=2)
     x = _t(_img(natural_image, 64, 64))
-    up = Upscaler(OOMAbove(base, limit=48 * 48), device="cpu", tile=0, tile_pad=4, batch_tiles=1)
+    up = Upscaler(OOMAbove(base, limit=48 * 48), device="cpu", precision="fp32", tile=0, tile_pad=4, batch_tiles=1)
     with caplog.at_level(logging.WARNING, logger="esrgan.inference"):
         out = up.upscale_tensor(x)
     # whole 64x64 fails -> tiles <= 32 (2 x 2 windows of ceil(56 / 2) + 8 = 36 px: 1296 px) fit
     assert "retrying this image with 32-pixel tiles" in caplog.text
     assert {s[-2:] for s in up.model.sizes[-4:]} == {(36, 36)}
-    ref = Upscaler(base, device="cpu", tile=32, tile_pad=4).upscale_tensor(x)
+    ref = Upscaler(base, device="cpu", precision="fp32", tile=32, tile_pad=4).upscale_tensor(x)
     torch.testing.assert_close(out, ref, atol=2e-6, rtol=0)
 
-    hopeless = Upscaler(OOMAbove(base, limit=30 * 30), device="cpu", tile=0, tile_pad=10)  # probes (<= 24 px) fit
+    hopeless = Upscaler(OOMAbove(base, limit=30 * 30), device="cpu", precision="fp32", tile=0, tile_pad=10)  # probes (<= 24 px) fit
     with pytest.raises(RuntimeError, match="out of memory on cpu even with 16-pixel tiles"):
         hopeless.upscale_tensor(x)
 
@@ -223,7 +223,7 @@ def test_out_of_memory_halves_tile_and_retries(natural_image: np.ndarray, caplog
 def test_network_input_is_bounded_by_the_tile(natural_image: np.ndarray) -> None:
     # what bounds memory: the network never sees more than batch_tiles windows of tile + 2 * tile_pad pixels
     recorder = OOMAbove(TinySR(depth=1), limit=10**9)
-    up = Upscaler(recorder, device="cpu", tile=16, tile_pad=4, batch_tiles=3)
+    up = Upscaler(recorder, device="cpu", precision="fp32", tile=16, tile_pad=4, batch_tiles=3)
     recorder_in_upscaler = up.model
     recorder_in_upscaler.sizes.clear()
     out = up.upscale(np.ascontiguousarray(natural_image[:100, :130]))
@@ -241,30 +241,79 @@ def test_other_runtime_errors_are_not_retried() -> None:
             return F.interpolate(x, scale_factor=2)
 
     with pytest.raises(RuntimeError, match="something else"):
-        Upscaler(Broken(), device="cpu").upscale_tensor(torch.rand(1, 3, 32, 32))
+        Upscaler(Broken(), device="cpu", precision="fp32").upscale_tensor(torch.rand(1, 3, 32, 32))
 
 
 # --------------------------------------------------------------------------- precision and device
 
 
-def test_resolve_precision(caplog: pytest.LogCaptureFixture) -> None:
+def _mock_cpu(monkeypatch: pytest.MonkeyPatch, **features: bool) -> None:
+    """Pretend the CPU has (or lacks) the given features, as torch._C._cpu._get_cpu_capability() reports them."""
+    from esrgan.utils import hardware
+    from esrgan.inference import upscaler
+
+    monkeypatch.setattr(hardware, "cpu_features", lambda: {"avx2": True, **features})
+    monkeypatch.setattr(upscaler, "_LOGGED", set())  # the choice is logged once per process: once per test here
+
+
+def test_resolve_precision_auto_from_cpu_capabilities(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert resolve_precision("auto", cpu) == torch.float32
+    # a CPU with native bf16 matrix instructions (AMX or AVX512-BF16): bf16, logged once
+    for native in ({"amx_bf16": True, "amx_tile": True}, {"avx512_bf16": True}):
+        _mock_cpu(monkeypatch, **native)
+        with caplog.at_level(logging.INFO, logger="esrgan.inference"):
+            caplog.clear()
+            assert resolve_precision("auto", cpu) == torch.bfloat16
+            assert resolve_precision("auto", cpu) == torch.bfloat16
+        assert caplog.text.count("precision auto: bf16") == 1 and next(iter(native)) in caplog.text
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="esrgan.inference"):
+            assert resolve_precision("bf16", cpu) == torch.bfloat16
+        assert caplog.text == ""  # native: no warning
+    # AVX2 / AVX512 without the bf16 extensions (or with the flags reported False): fp32
+    for features in ({}, {"avx512_f": True, "avx512_bf16": False, "amx_bf16": False}):
+        _mock_cpu(monkeypatch, **features)
+        with caplog.at_level(logging.INFO, logger="esrgan.inference"):
+            caplog.clear()
+            assert resolve_precision("auto", cpu) == torch.float32
+        assert caplog.text.count("precision auto: fp32") == 1
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="esrgan.inference"):
+            assert resolve_precision("bf16", cpu) == torch.bfloat16  # asked for explicitly: runs, with a warning
+        assert "without native bf16" in caplog.text and "slower" in caplog.text
     assert resolve_precision("auto", cuda) == torch.float16
     assert resolve_precision("fp32", cuda) == torch.float32
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="esrgan.inference"):
         assert resolve_precision("fp32", cpu) == torch.float32
-        assert caplog.text == ""
-        assert resolve_precision("bf16", cpu) == torch.bfloat16
-    assert "bf16 on the CPU" in caplog.text and "slower" in caplog.text
+    assert caplog.text == ""
     with pytest.raises(ValueError, match="auto, fp32, fp16, bf16; got 'half'"):
         resolve_precision("half", cpu)
+
+
+def test_upscaler_default_precision_follows_the_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    _mock_cpu(monkeypatch, amx_bf16=True)
+    assert Upscaler(TinySR(depth=1), device="cpu").dtype == torch.bfloat16
+    _mock_cpu(monkeypatch)
+    assert Upscaler(TinySR(depth=1), device="cpu").dtype == torch.float32
+
+
+def test_cpu_features_come_from_torch() -> None:
+    from esrgan.utils.hardware import cpu_features, cpu_native_bf16, cpu_summary
+
+    caps = cpu_features()
+    assert isinstance(caps, dict)
+    if caps:  # torch 2.14 reports the CPU's flags; native bf16 is read from them
+        assert set(cpu_native_bf16()) == {f for f in ("amx_bf16", "avx512_bf16") if caps.get(f)}
+    assert "native bf16:" in cpu_summary()
 
 
 def test_explicit_bf16_on_cpu_runs_close_to_fp32(natural_image: np.ndarray) -> None:
     net = TinySR(depth=2)
     img = _img(natural_image, 24, 24)
-    fp32 = Upscaler(net, device="cpu").upscale(img)
+    fp32 = Upscaler(net, device="cpu", precision="fp32").upscale(img)
     bf16 = Upscaler(net, device="cpu", precision="bf16")
     assert bf16.dtype == torch.bfloat16 and next(bf16.model.parameters()).dtype == torch.bfloat16
     # bf16 keeps 8 bits of mantissa: within a few levels of 255
@@ -287,7 +336,7 @@ def test_probe_model_rrdbnet_scales() -> None:
 
 
 def test_concurrent_calls_from_threads_match_sequential(natural_image: np.ndarray) -> None:
-    up = Upscaler(TinySR(depth=2), device="cpu", tile=12, tile_pad=3, batch_tiles=2)
+    up = Upscaler(TinySR(depth=2), device="cpu", precision="fp32", tile=12, tile_pad=3, batch_tiles=2)
     images = [np.ascontiguousarray(natural_image[i * 40 : i * 40 + 28 + 4 * i, 100 : 130 + 2 * i]) for i in range(6)]
     expected = [up.upscale(im) for im in images]
     results: dict[int, np.ndarray] = {}
@@ -313,7 +362,7 @@ def test_concurrent_calls_from_threads_match_sequential(natural_image: np.ndarra
 def test_rgb_uint8_matches_tensor_path(natural_image: np.ndarray) -> None:
     net = TinySR(depth=2)
     img = _img(natural_image, 20, 28)
-    up = Upscaler(net, device="cpu")
+    up = Upscaler(net, device="cpu", precision="fp32")
     out = up.upscale(img)
     assert out.dtype == np.uint8 and out.shape == (80, 112, 3)
     with torch.inference_mode():
@@ -324,7 +373,7 @@ def test_rgb_uint8_matches_tensor_path(natural_image: np.ndarray) -> None:
 def test_grey_runs_as_rgb_and_comes_back_grey(natural_image: np.ndarray) -> None:
     net = TinySR(depth=2)
     grey = cv2.cvtColor(_img(natural_image, 20, 24), cv2.COLOR_RGB2GRAY)
-    up = Upscaler(net, device="cpu")
+    up = Upscaler(net, device="cpu", precision="fp32")
     out = up.upscale(grey)
     assert out.shape == (80, 96) and out.dtype == np.uint8
     with torch.inference_mode():
@@ -339,7 +388,7 @@ def test_grey_runs_as_rgb_and_comes_back_grey(natural_image: np.ndarray) -> None
 def test_grey_network_runs_each_colour_channel(natural_image: np.ndarray) -> None:
     net = TinySR(depth=2, in_ch=1)
     img = _img(natural_image, 16, 20)
-    up = Upscaler(net, device="cpu")
+    up = Upscaler(net, device="cpu", precision="fp32")
     assert up.info.in_ch == 1
     out = up.upscale(img)
     assert out.shape == (64, 80, 3)
@@ -353,7 +402,7 @@ def test_rgba_keeps_alpha(natural_image: np.ndarray, alpha_upsampler: str) -> No
     yy, xx = np.mgrid[:20, :24]
     alpha = np.clip(xx * 12 + yy * 3, 0, 255).astype(np.uint8)
     rgba = np.dstack([img, alpha])
-    up = Upscaler(TinySR(depth=2), device="cpu", tile=12, tile_pad=3, alpha_upsampler=alpha_upsampler)
+    up = Upscaler(TinySR(depth=2), device="cpu", precision="fp32", tile=12, tile_pad=3, alpha_upsampler=alpha_upsampler)
     out = up.upscale(rgba)
     assert out.shape == (80, 96, 4) and out.dtype == np.uint8
     np.testing.assert_array_equal(out[:, :, :3], up.upscale(img))
@@ -366,7 +415,7 @@ def test_rgba_keeps_alpha(natural_image: np.ndarray, alpha_upsampler: str) -> No
 def test_uint16_stays_16_bit(natural_image: np.ndarray) -> None:
     net = TinySR(depth=2)
     img16 = _img(natural_image, 16, 16).astype(np.uint16) * 257 + np.arange(16, dtype=np.uint16)[:, None, None] * 7
-    up = Upscaler(net, device="cpu", tile=8, tile_pad=3)
+    up = Upscaler(net, device="cpu", precision="fp32", tile=8, tile_pad=3)
     out = up.upscale(img16)
     assert out.dtype == np.uint16 and out.shape == (64, 64, 3)
     with torch.inference_mode():
@@ -375,13 +424,13 @@ def test_uint16_stays_16_bit(natural_image: np.ndarray) -> None:
     assert np.abs(out.astype(np.int64) - ref).max() <= 1
     assert np.unique(out % 257).size > 200  # real 16-bit values, not 8-bit ones scaled by 257
     rgba16 = np.dstack([img16, np.full((16, 16), 40000, np.uint16)])
-    out_rgba = Upscaler(net, device="cpu", alpha_upsampler="bicubic").upscale(rgba16)
+    out_rgba = Upscaler(net, device="cpu", precision="fp32", alpha_upsampler="bicubic").upscale(rgba16)
     assert out_rgba.dtype == np.uint16 and (out_rgba[:, :, 3] == 40000).all()
 
 
 def test_outscale_resizes_with_area_or_lanczos(natural_image: np.ndarray) -> None:
     img = _img(natural_image, 21, 27)
-    up = Upscaler(TinySR(depth=1), device="cpu")
+    up = Upscaler(TinySR(depth=1), device="cpu", precision="fp32")
     full = up.upscale(img)
     np.testing.assert_array_equal(up.upscale(img, outscale=4), full)
     down = up.upscale(img, outscale=2.5)
@@ -397,7 +446,7 @@ def test_outscale_resizes_with_area_or_lanczos(natural_image: np.ndarray) -> Non
 def test_passes_chain_the_network_in_float(natural_image: np.ndarray) -> None:
     net = TinySR(depth=1, scale=2)
     img = _img(natural_image, 12, 10)
-    up = Upscaler(net, device="cpu", tile=8, tile_pad=2)
+    up = Upscaler(net, device="cpu", precision="fp32", tile=8, tile_pad=2)
     out = up.upscale(img, passes=2)
     assert out.shape == (48, 40, 3)
     twice = up.upscale_tensor(up.upscale_tensor(_t(img)))
@@ -407,7 +456,7 @@ def test_passes_chain_the_network_in_float(natural_image: np.ndarray) -> None:
 
 
 def test_bad_inputs_are_named() -> None:
-    up = Upscaler(TinySR(depth=1), device="cpu")
+    up = Upscaler(TinySR(depth=1), device="cpu", precision="fp32")
     with pytest.raises(ValueError, match="uint8 or uint16 image array; got float32"):
         up.upscale(np.zeros((8, 8, 3), np.float32))
     with pytest.raises(ValueError, match="1, 3 or 4 channels; got shape"):
@@ -419,7 +468,7 @@ def test_bad_inputs_are_named() -> None:
     with pytest.raises(ValueError, match="precision must be one of"):
         Upscaler(TinySR(depth=1), device="cpu", precision="fp8")
     with pytest.raises(ValueError, match="batch_tiles must be >= 1"):
-        Upscaler(TinySR(depth=1), device="cpu", batch_tiles=0)
+        Upscaler(TinySR(depth=1), device="cpu", precision="fp32", batch_tiles=0)
 
 
 def test_progress_counts_every_forward_pass_of_the_call(natural_image: np.ndarray) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import logging
 import os
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -23,18 +24,31 @@ from tqdm import tqdm
 
 from esrgan.data.image import max_value
 from esrgan.inference.tiling import tile_grid
+from esrgan.utils.hardware import cpu_native_bf16, free_memory
 
 logger = logging.getLogger("esrgan.inference")
 
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 ALPHA_UPSAMPLERS = ("model", "bicubic")
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+_NAMES = {v: k for k, v in _DTYPES.items()}
+_LOGGED: set[str] = set()
 # Grey from RGB as OpenCV's RGB2GRAY (BT.601 luma), used to fold a 3-channel output of a grey input back.
 _LUMA = (0.299, 0.587, 0.114)
 # How a colour network's output is folded back to grey for a grey input (also printed by the tester).
 GREY_FROM_RGB = "BT.601 luma (0.299 R + 0.587 G + 0.114 B)"
 # A tile never gets smaller than this when halving after an out-of-memory error.
 MIN_TILE = 16
+# Context read around each tile, in input pixels. Tiles differ from the whole-image output by the
+# error a border at this distance leaves: with real weights (RealESRGAN anime_6B, Set14 crops) 10 px
+# leave up to 146 levels of 255, 32 px up to 13, 48 px at most 3 (benchmarks/bench_tiling.py).
+DEFAULT_TILE_PAD = 48
+# Automatic tiles: the whole image when its activations fit in this share of the free memory,
+# else the largest tiles that do (other processes and the output image need the rest).
+MEMORY_SHARE = 0.5
+# Peak memory of a forward pass / the largest activation of the network (measured 3.0x in fp32 and
+# 2.3x in bf16 for RRDBNet x4 on the CPU): the margin covers allocator and convolution workspaces.
+PEAK_PER_ACTIVATION = 4.0
 
 # Receives (batch index, output rows y0:y1, output columns x0:x1, float NCHW block of one image) per piece.
 Sink = Callable[[int, int, int, int, int, torch.Tensor], None]
@@ -82,30 +96,50 @@ def default_device() -> str:
     return "cpu"
 
 
+def _log_once(message: str) -> None:
+    if message not in _LOGGED:
+        _LOGGED.add(message)
+        logger.info("%s", message)
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype for ``precision`` on ``device``.
 
-    ``auto`` is fp16 on a GPU and fp32 on the CPU. Half precision is never chosen silently on a
-    CPU: fp16 convolutions there are slow (5x slower than fp32 on our test CPU), and bf16 is fast
-    only with native bf16 instructions (2x faster than fp32 with AVX512-BF16 here; bf16 autocast
-    has been seen running RRDBNet 150x slower on CPUs without them), and it moves outputs by a
-    few levels of 255. Asked for explicitly, it runs, with a warning.
+    ``auto``: fp16 on a GPU; on the CPU bf16 when it has native bf16 matrix instructions (AMX-BF16
+    or AVX512-BF16, as torch reports them: about 4x faster than fp32 there, outputs ~48 dB from
+    fp32), else fp32 (bf16 is emulated there and many times slower). The choice is logged once.
+    fp16 on a CPU, or bf16 on a CPU without native support, runs when asked for, with a warning.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision == "auto":
-        return torch.float16 if device.type in ("cuda", "mps") else torch.float32
+        if device.type in ("cuda", "mps"):
+            _log_once(f"precision auto: fp16 on {device.type}")
+            return torch.float16
+        native = cpu_native_bf16()
+        if native:
+            _log_once(f"precision auto: bf16 (this CPU has native bf16: {', '.join(native)}; fp32 on request)")
+            return torch.bfloat16
+        _log_once("precision auto: fp32 (this CPU has no native bf16 instructions: AMX-BF16 / AVX512-BF16)")
+        return torch.float32
     dtype = _DTYPES[precision]
     if device.type == "cpu" and dtype == torch.float16:
         logger.warning("precision fp16 on the CPU: usually several times slower than fp32 (no fast fp16 convolutions)")
-    elif device.type == "cpu" and dtype == torch.bfloat16:
+    elif device.type == "cpu" and dtype == torch.bfloat16 and not cpu_native_bf16():
         logger.warning(
-            "precision bf16 on the CPU: fast only with native bf16 instructions (AVX512-BF16, AMX), many times "
-            "slower than fp32 without them; outputs differ from fp32 by a few levels"
+            "precision bf16 on a CPU without native bf16 instructions (AMX-BF16, AVX512-BF16): many times "
+            "slower than fp32 here"
         )
     if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ValueError(f"precision bf16 is not supported by this GPU ({torch.cuda.get_device_name(device)})")
     return dtype
+
+
+def bf16_is_fast(device: torch.device) -> bool:
+    """Whether bf16 runs natively on ``device`` (a fallback for fp16 overflows worth trying before fp32)."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    return device.type == "cpu" and bool(cpu_native_bf16())
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -114,6 +148,10 @@ def is_out_of_memory(exc: BaseException) -> bool:
         return True
     msg = str(exc).lower()
     return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+
+
+class NonFiniteOutputError(RuntimeError):
+    """The network produced NaN or Inf values (broken weights, or an overflow no precision avoids)."""
 
 
 @dataclass(frozen=True)
@@ -125,15 +163,22 @@ class ModelInfo:
     out_ch: int
     # Input height/width must be a multiple of this (4 for RRDBNet x1, 2 for x2: pixel-unshuffle).
     multiple: int
+    # Elements of the largest activation per input pixel (64 x 16 = 1024 for RRDBNet x4): what memory grows with.
+    activation_per_pixel: float = 0.0
 
 
 def probe_model(model: nn.Module, device: torch.device, dtype: torch.dtype) -> ModelInfo:
-    """Find a network's scale, channels and input-size multiple by running it on tiny inputs.
+    """Find a network's scale, channels, input-size multiple and activation size by running it on tiny inputs.
 
     Works for any architecture, including ones that pixel-unshuffle their input (whose
     first convolution's channel count is not the image's).
     """
     base = 16
+    largest = [0]
+
+    def record(_module: nn.Module, _inputs: object, output: object) -> None:
+        if isinstance(output, torch.Tensor):
+            largest[0] = max(largest[0], output.numel())
 
     def attempt(channels: int, size: int) -> torch.Tensor | None:
         x = torch.zeros(1, channels, size, size, device=device, dtype=dtype)
@@ -161,7 +206,21 @@ def probe_model(model: nn.Module, device: torch.device, dtype: torch.dtype) -> M
             )
         scale = out.shape[-1] // base
         multiple = next((m for m in (1, 2, 4, 8) if attempt(in_ch, base + m) is not None), base)
-    return ModelInfo(scale=scale, in_ch=in_ch, out_ch=int(out.shape[1]), multiple=multiple)
+        # The largest module output on a 32x32 input (borders are a small share there) sizes the memory need.
+        size = 32 + (-32 % multiple)
+        hooks = [m.register_forward_hook(record) for m in model.modules()]
+        try:
+            final = attempt(in_ch, size)
+        except (torch.OutOfMemoryError, RuntimeError):  # even a 32x32 input fails: size from the 16x16 output
+            final = None
+        finally:
+            for h in hooks:
+                h.remove()
+        largest[0] = max(largest[0], final.numel() if final is not None else out.numel() * 4)
+    return ModelInfo(
+        scale=scale, in_ch=in_ch, out_ch=int(out.shape[1]), multiple=multiple,
+        activation_per_pixel=largest[0] / (size * size),
+    )  # fmt: skip
 
 
 def _counter(progress: Progress | None) -> _StepCounter | None:
@@ -179,12 +238,16 @@ class Upscaler:
     """Upscale images and tensors with a super-resolution network.
 
     ``model``: an ``nn.Module`` (copied, never modified) or a checkpoint path / zoo name
-    (``esrgan.load_model``). ``tile``: core tile size in input pixels (0 = whole image,
-    falling back to tiles after an out-of-memory error); ``tile_pad``: context read around
-    each tile; ``batch_tiles``: tiles (or whole images of a batch, untiled) per forward pass.
-    ``precision``: auto|fp32|fp16|bf16 (auto = fp16 on GPU, fp32 on CPU).
+    (``esrgan.load_model``). ``tile``: core tile size in input pixels; ``0`` (the default) =
+    automatic: the whole image when the network's activations for it fit in half the device's
+    free memory, else the largest tiles that do (and smaller ones after an out-of-memory error).
+    ``tile_pad``: context read around each tile (default 48: seams within a few levels of 255).
+    ``batch_tiles``: tiles (or whole images of a batch, untiled) per forward pass.
+    ``precision``: auto|fp32|fp16|bf16 (auto = fp16 on GPU; bf16 on CPUs with native bf16, else fp32).
     ``channels_last``: default on for CPU and CUDA. ``alpha_upsampler``: "model" (alpha run
     through the network as a grey image) or "bicubic". ``show_progress``: a tqdm bar over tiles.
+    A NaN/Inf output is redone at a wider precision (fp16 -> bf16 -> fp32) with one warning, and
+    raises ``NonFiniteOutputError`` naming the model when even fp32 gives one.
     """
 
     def __init__(
@@ -193,15 +256,18 @@ class Upscaler:
         *,
         device: str | torch.device | None = None,
         tile: int = 0,
-        tile_pad: int = 10,
+        tile_pad: int = DEFAULT_TILE_PAD,
         precision: str = "auto",
         channels_last: bool | None = None,
-        batch_tiles: int = 4,
+        batch_tiles: int = 1,
         alpha_upsampler: str = "model",
         show_progress: bool = False,
     ) -> None:
         if tile < 0 or tile_pad < 0:
-            raise ValueError(f"tile and tile_pad must be >= 0; got tile={tile}, tile_pad={tile_pad}")
+            raise ValueError(
+                f"tile must be >= 0 (0 = automatic, N = N-pixel tiles) and tile_pad >= 0; got tile={tile}, "
+                f"tile_pad={tile_pad}"
+            )
         if batch_tiles < 1:
             raise ValueError(f"batch_tiles must be >= 1; got {batch_tiles}")
         if alpha_upsampler not in ALPHA_UPSAMPLERS:
@@ -218,29 +284,62 @@ class Upscaler:
 
         if isinstance(model, nn.Module):
             net = copy.deepcopy(model)
+            self.name = type(model).__name__
         else:
             from esrgan import load_model
 
             net = load_model(str(model), device="cpu")
+            self.name = str(model)
         net.eval().requires_grad_(False)
-        self.model = net.to(device=self.device, dtype=self.dtype, memory_format=self.memory_format)
+        # The full-precision weights, kept on the host for redoing a NaN/Inf output at a wider precision.
+        self._reference = net if self.dtype != torch.float32 else None
+        self.model = (copy.deepcopy(net) if self._reference is not None else net).to(
+            device=self.device, dtype=self.dtype, memory_format=self.memory_format
+        )
+        self._wider: dict[torch.dtype, nn.Module] = {}
+        self._lock = threading.Lock()
+        self._warned_non_finite = False
         self.info = probe_model(self.model, self.device, self.dtype)
         self.scale = self.info.scale
 
     def __repr__(self) -> str:
+        tile = self.tile or "auto"
         return (
             f"Upscaler({type(self.model).__name__} x{self.scale}, device={self.device}, dtype={self.dtype}, "
-            f"tile={self.tile}, tile_pad={self.tile_pad}, batch_tiles={self.batch_tiles}, "
+            f"tile={tile}, tile_pad={self.tile_pad}, batch_tiles={self.batch_tiles}, "
             f"channels_last={self.channels_last})"
         )
+
+    # ----------------------------------------------------------------- memory
+
+    def bytes_per_pixel(self) -> float:
+        """Estimated peak memory of a forward pass per input pixel (largest activation x margin)."""
+        size = torch.empty((), dtype=self.dtype).element_size()
+        return max(self.info.activation_per_pixel, 1.0) * size * PEAK_PER_ACTIVATION
+
+    def auto_tile(self, height: int, width: int, images: int = 1, budget: float | None = None) -> int:
+        """The tile size ``tile=0`` uses for ``images`` images of ``height x width`` per pass: 0 = whole images.
+
+        ``budget``: bytes the network may use (default: ``MEMORY_SHARE`` of the device's free memory now).
+        Tiles are as large as fit (fewest seams, least overlap work), a multiple of 8 input pixels.
+        """
+        if budget is None:
+            budget = MEMORY_SHARE * free_memory(self.device)
+        per_pixel = self.bytes_per_pixel()
+        if images * height * width * per_pixel <= budget:
+            return 0
+        window = int((budget / (self.batch_tiles * per_pixel)) ** 0.5)
+        tile = (window - 2 * self.tile_pad) // 8 * 8
+        return max(tile, MIN_TILE, self.info.multiple)
 
     # ----------------------------------------------------------------- tensors
 
     def upscale_tensor(self, x: torch.Tensor, *, progress: Progress | None = None) -> torch.Tensor:
         """NCHW float in [0, 1] -> NCHW float in [0, 1] (clamped), ``scale`` times larger, on ``x``'s device.
 
-        Tiled when ``tile > 0`` or after an out-of-memory error; the network's input only
-        ever holds one batch of tiles, so its memory is bounded by the tile size.
+        Tiled when ``tile > 0``, when the whole image does not fit in memory (``tile=0``) or after
+        an out-of-memory error; the network's input only ever holds one batch of tiles, so its
+        memory is bounded by the tile size.
         ``progress(done, total)`` is called after every forward pass; an exception raised in it stops the call.
         """
         return self._upscale_tensor(x, _counter(progress))
@@ -266,6 +365,8 @@ class Upscaler:
     def forward_passes(self, n: int, height: int, width: int, tile: int | None = None) -> int:
         """How many forward passes a batch of ``n`` images of ``height`` x ``width`` takes at ``tile``."""
         tile = self.tile if tile is None else tile
+        if tile == 0:
+            tile = self.auto_tile(height, width, images=min(self.batch_tiles, n))
         m = self.info.multiple
         hp, wp = height + (-height % m), width + (-width % m)
         if tile == 0 or (tile >= hp and tile >= wp):
@@ -275,6 +376,11 @@ class Upscaler:
     def _run(self, x: torch.Tensor, sink: Sink, counter: _StepCounter | None = None) -> None:
         """Run the whole batch, halving the tile and starting again after an out-of-memory error."""
         tile = self.tile
+        if tile == 0:
+            h, w = x.shape[-2:]
+            tile = self.auto_tile(h, w, images=min(self.batch_tiles, x.shape[0]))
+            if tile:
+                logger.debug("%dx%d input: %d-pixel tiles (the whole image does not fit in memory)", w, h, tile)
         retry = False
         while True:
             if counter is not None:
@@ -305,8 +411,41 @@ class Upscaler:
                 tile,
             )
 
-    def _to_model(self, x: torch.Tensor) -> torch.Tensor:
-        return x.to(device=self.device, dtype=self.dtype).contiguous(memory_format=self.memory_format)
+    def _to_model(self, x: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+        return x.to(device=self.device, dtype=dtype or self.dtype).contiguous(memory_format=self.memory_format)
+
+    def _wider_model(self, dtype: torch.dtype) -> nn.Module:
+        with self._lock:
+            if dtype not in self._wider:
+                assert self._reference is not None
+                self._wider[dtype] = copy.deepcopy(self._reference).to(
+                    device=self.device, dtype=dtype, memory_format=self.memory_format
+                )
+            return self._wider[dtype]
+
+    def _infer(self, x: torch.Tensor) -> torch.Tensor:
+        """The network on one batch (float32 result); a NaN/Inf output is redone at wider precisions."""
+        result = self.model(self._to_model(x)).float()
+        if bool(torch.isfinite(result).all()):
+            return result
+        wider = [torch.bfloat16] if self.dtype == torch.float16 and bf16_is_fast(self.device) else []
+        wider += [torch.float32] if self.dtype != torch.float32 else []
+        for dtype in wider:
+            result = self._wider_model(dtype)(self._to_model(x, dtype)).float()
+            if bool(torch.isfinite(result).all()):
+                with self._lock:
+                    warn, self._warned_non_finite = not self._warned_non_finite, True
+                if warn:
+                    logger.warning(
+                        "%s: NaN/Inf output in %s (overflow); redone in %s (this and any later such tile or frame)",
+                        self.name, _NAMES[self.dtype], _NAMES[dtype],
+                    )  # fmt: skip
+                return result
+        tried = ", ".join(_NAMES[d] for d in [self.dtype, *wider])
+        raise NonFiniteOutputError(
+            f"model {self.name} produced NaN/Inf values (tried {tried}): its weights are probably broken "
+            "(NaN/Inf in the checkpoint, or a diverged training run)"
+        )
 
     def _forward(self, x: torch.Tensor, tile: int, sink: Sink, counter: _StepCounter | None = None) -> None:
         n, _, h, w = x.shape
@@ -319,7 +458,7 @@ class Upscaler:
         hp, wp = x.shape[-2:]
         if tile == 0 or (tile >= hp and tile >= wp):
             for start in range(0, n, self.batch_tiles):  # whole images, up to batch_tiles per forward pass
-                result = self.model(self._to_model(x[start : start + self.batch_tiles])).float()
+                result = self._infer(x[start : start + self.batch_tiles])
                 for j in range(result.shape[0]):
                     sink(start + j, 0, h * s, 0, w * s, result[j : j + 1, :, : h * s, : w * s])
                 if counter is not None:
@@ -334,7 +473,7 @@ class Upscaler:
                 windows = torch.cat(
                     [x[i : i + 1, :, t.y.win_start : t.y.win_end, t.x.win_start : t.x.win_end] for i, t in chunk]
                 )
-                result = self.model(self._to_model(windows)).float()
+                result = self._infer(windows)
                 for j, (i, t) in enumerate(chunk):
                     y0, y1 = t.y.core_start * s, min(t.y.core_end, h) * s
                     x0, x1 = t.x.core_start * s, min(t.x.core_end, w) * s
