@@ -112,6 +112,33 @@ ZOO: dict[str, ZooEntry] = {
             "Real-ESRNet x4 (the PSNR stage of Real-ESRGAN; smoother)",
             hash_source="no published digest found: download needs --no-verify and prints the digest",
         ),
+        ZooEntry(
+            "realesr-animevideov3",
+            f"{_REAL}/v0.2.5.0/realesr-animevideov3.pth",
+            "realesr-animevideov3.pth",
+            "SRVGGNetCompact",
+            4,
+            "Real-ESRGAN compact x4 for anime video (SRVGGNetCompact, 16 convs, 0.6 M parameters; fast)",
+            hash_source="no published digest found: download needs --no-verify and prints the digest",
+        ),
+        ZooEntry(
+            "realesr-general-x4v3",
+            f"{_REAL}/v0.2.5.0/realesr-general-x4v3.pth",
+            "realesr-general-x4v3.pth",
+            "SRVGGNetCompact",
+            4,
+            "Real-ESRGAN compact x4 for general real-world images (SRVGGNetCompact, 32 convs, 1.2 M parameters)",
+            hash_source="no published digest found: download needs --no-verify and prints the digest",
+        ),
+        ZooEntry(
+            "realesr-general-wdn-x4v3",
+            f"{_REAL}/v0.2.5.0/realesr-general-wdn-x4v3.pth",
+            "realesr-general-wdn-x4v3.pth",
+            "SRVGGNetCompact",
+            4,
+            "realesr-general-x4v3 trained with stronger denoising (Real-ESRGAN mixes the two for its -dn strength)",
+            hash_source="no published digest found: download needs --no-verify and prints the digest",
+        ),
     )
 }
 

@@ -11,6 +11,7 @@ import torch
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+SHARED_MODELS = REPO_ROOT.parent / "shared" / "models"
 
 # Under pytest-xdist each worker gets one thread, so 2 workers on 2 cores do not oversubscribe.
 if os.environ.get("PYTEST_XDIST_WORKER"):
@@ -23,6 +24,16 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "Set5" / "HR").is_dir():
         pytest.skip(f"benchmark images not present: {SHARED_DATA} (Set5/Set14 HR and LR_bicubic/X4)")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_models() -> Path:
+    """Real trained Real-ESRGAN generators beside the checkout (../shared/models; see its README)."""
+    needed = ("RealESRGAN_x4plus_anime_6B.pth", "realesr-animevideov3_x4.pth")
+    missing = [name for name in needed if not (SHARED_MODELS / name).is_file()]
+    if missing:
+        pytest.skip(f"real weights not present in {SHARED_MODELS}: {', '.join(missing)}")
+    return SHARED_MODELS
 
 
 @pytest.fixture(scope="session")

@@ -187,16 +187,21 @@ def test_select_crop_finds_the_worst_window() -> None:
 
 
 def test_large_images_go_through_tiles(monkeypatch: pytest.MonkeyPatch, natural_image: np.ndarray) -> None:
-    model = eval_models.NetworkModel(tiny_rrdbnet(2), "n", 4, device="cpu")
+    from esrgan.inference import upscaler as upscaler_module
+
+    model = eval_models.NetworkModel(tiny_rrdbnet(2), "n", 4, device="cpu", tile_pad=4)
+    assert model.upscaler.tile == 0 and model.upscaler.dtype == torch.float32  # automatic tiles, fp32 scores
     lr = natural_image[:40, :48]
     whole = model.upscale(lr)
-    assert model._tiled is None
-    monkeypatch.setattr(eval_models, "AUTO_TILE_PIXELS", 40 * 48 - 1)
-    monkeypatch.setattr(eval_models, "AUTO_TILE_SIZE", 24)
+    assert model.upscaler.forward_passes(1, 40, 48) == 1
+    # Free memory for one 32x32 window only: the 40x48 image goes through 24-pixel tiles (+ 2 x 4 context).
+    per_pixel = model.upscaler.bytes_per_pixel()
+    free = 32 * 32 * per_pixel / upscaler_module.MEMORY_SHARE
+    monkeypatch.setattr(upscaler_module, "free_memory", lambda device: free)
+    assert model.upscaler.auto_tile(40, 48) == 24 and model.upscaler.forward_passes(1, 40, 48) == 4
     tiled = model.upscale(lr)
-    assert model._tiled is not None and model._tiled.tile == 24
-    assert tiled.shape == whole.shape == (160, 192, 3)
-    # 10 px of context per tile: the seams differ little from the whole-image result
+    assert tiled.shape == whole.shape == (160, 192, 3) and (tiled != whole).any()
+    # 4 px of context per tile for a tiny random network: the seams differ little from the whole-image result
     assert np.abs(tiled.astype(int) - whole.astype(int)).mean() < 1.0
 
 

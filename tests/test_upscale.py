@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import logging
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -112,7 +113,8 @@ def test_tiled_equals_whole_when_context_covers_receptive_field(natural_image: n
     net = TinySR(depth=3, scale=4 // unshuffle if unshuffle < 4 else 1, unshuffle=unshuffle)
     x = _t(_img(natural_image, 52, 76))  # not multiples of 8: size padding to the unshuffle factor is exercised
     whole = Upscaler(net, device="cpu", precision="fp32").upscale_tensor(x)
-    tiled = Upscaler(net, device="cpu", precision="fp32", tile=16, tile_pad=3 * unshuffle, batch_tiles=3).upscale_tensor(x)
+    tiled = Upscaler(net, device="cpu", precision="fp32", tile=16, tile_pad=3 * unshuffle, batch_tiles=3)
+    tiled = tiled.upscale_tensor(x)
     assert whole.shape == (1, 3, 52 * net.scale, 76 * net.scale)
     torch.testing.assert_close(tiled, whole, atol=2e-6, rtol=0)
 
@@ -158,9 +160,10 @@ def test_tiled_vs_whole_rrdbnet_natural_image(natural_image: np.ndarray) -> None
 def test_batch_tiles_and_channels_last_do_not_change_results(natural_image: np.ndarray) -> None:
     net = TinySR(depth=2)
     x = _t(_img(natural_image, 40, 56))
-    ref = Upscaler(net, device="cpu", precision="fp32", tile=16, tile_pad=4, batch_tiles=1, channels_last=False).upscale_tensor(x)
+    kw = dict(device="cpu", precision="fp32", tile=16, tile_pad=4)
+    ref = Upscaler(net, **kw, batch_tiles=1, channels_last=False).upscale_tensor(x)
     for batch, cl in [(5, False), (64, True), (2, True)]:
-        out = Upscaler(net, device="cpu", precision="fp32", tile=16, tile_pad=4, batch_tiles=batch, channels_last=cl).upscale_tensor(x)
+        out = Upscaler(net, **kw, batch_tiles=batch, channels_last=cl).upscale_tensor(x)
         torch.testing.assert_close(out, ref, atol=2e-6, rtol=0)
 
 
@@ -215,7 +218,8 @@ def test_out_of_memory_halves_tile_and_retries(natural_image: np.ndarray, caplog
     ref = Upscaler(base, device="cpu", precision="fp32", tile=32, tile_pad=4).upscale_tensor(x)
     torch.testing.assert_close(out, ref, atol=2e-6, rtol=0)
 
-    hopeless = Upscaler(OOMAbove(base, limit=30 * 30), device="cpu", precision="fp32", tile=0, tile_pad=10)  # probes (<= 24 px) fit
+    # probes (<= 24 px) fit, the 32x32 memory probe fails: sized from the 16x16 output then
+    hopeless = Upscaler(OOMAbove(base, limit=30 * 30), device="cpu", precision="fp32", tile=0, tile_pad=10)
     with pytest.raises(RuntimeError, match="out of memory on cpu even with 16-pixel tiles"):
         hopeless.upscale_tensor(x)
 
@@ -249,8 +253,8 @@ def test_other_runtime_errors_are_not_retried() -> None:
 
 def _mock_cpu(monkeypatch: pytest.MonkeyPatch, **features: bool) -> None:
     """Pretend the CPU has (or lacks) the given features, as torch._C._cpu._get_cpu_capability() reports them."""
-    from esrgan.utils import hardware
     from esrgan.inference import upscaler
+    from esrgan.utils import hardware
 
     monkeypatch.setattr(hardware, "cpu_features", lambda: {"avx2": True, **features})
     monkeypatch.setattr(upscaler, "_LOGGED", set())  # the choice is logged once per process: once per test here
@@ -513,3 +517,82 @@ def test_progress_after_out_of_memory_restart_ends_at_the_new_total(natural_imag
     calls: list[tuple[int, int]] = []
     up.upscale_tensor(_t(_img(natural_image, 64, 64)), progress=lambda d, t: calls.append((d, t)))
     assert calls == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+# --------------------------------------------------------------------------- non-finite outputs
+
+
+class NaNInHalf(nn.Module):
+    """An fp16 overflow as some models have on GPUs: Inf/NaN in fp16, fine in bf16 and fp32."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+        self.dtypes: list[torch.dtype] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.dtypes.append(x.dtype)
+        y = self.net(x)
+        if x.dtype == torch.float16 and x.shape[-1] > 16:  # the probes pass; real tiles overflow
+            y = y * torch.tensor(float("nan"), dtype=y.dtype)
+        return y
+
+
+def test_fp16_nan_output_is_redone_wider_with_one_warning(
+    natural_image: np.ndarray, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = TinySR(depth=2)
+    img = _img(natural_image, 40, 56)
+    ref = Upscaler(net, device="cpu", precision="fp32", tile=16, tile_pad=4).upscale(img)
+    for native, wider in ((True, torch.bfloat16), (False, torch.float32)):
+        _mock_cpu(monkeypatch, amx_bf16=native)
+        up = Upscaler(NaNInHalf(net), device="cpu", precision="fp16", tile=16, tile_pad=4)
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="esrgan.inference"):
+            out = up.upscale(img)
+            again = up.upscale(img)
+        warnings = [r for r in caplog.records if "NaN/Inf" in r.getMessage()]
+        assert len(warnings) == 1 and "NaInHalf" not in warnings[0].getMessage()
+        assert f"redone in {'bf16' if native else 'fp32'}" in warnings[0].getMessage()
+        # every tile was redone (the fp16 copy still runs first), and the result is the wider run's
+        assert up._wider[wider].dtypes.count(wider) == 2 * len(tile_grid(40, 56, 16, 4))
+        assert np.abs(out.astype(int) - ref).max() <= (3 if native else 1)
+        np.testing.assert_array_equal(out, again)
+
+
+def test_nan_weights_are_an_error_naming_the_model(tmp_path: Path, natural_image: np.ndarray) -> None:
+    from esrgan.checkpoint import save_network
+    from esrgan.inference.upscaler import NonFiniteOutputError
+
+    net = RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=4, scale=4)
+    with torch.no_grad():
+        net.conv_body.weight[0, 0, 1, 1] = float("nan")
+    path = tmp_path / "diverged.pth"
+    save_network(path, {"params": net.state_dict()})
+    for precision in ("fp32", "bf16"):
+        up = Upscaler(str(path), device="cpu", precision=precision)
+        with pytest.raises(NonFiniteOutputError, match=r"model .*diverged\.pth produced NaN/Inf values"):
+            up.upscale(_img(natural_image, 24, 24))
+    with pytest.raises(NonFiniteOutputError, match=r"model RRDBNet produced NaN/Inf values \(tried fp32\)"):
+        Upscaler(net, device="cpu", precision="fp32", tile=8, tile_pad=2).upscale_tensor(torch.rand(1, 3, 24, 24))
+
+
+# --------------------------------------------------------------------------- automatic tiles
+
+
+def test_auto_tile_whole_when_it_fits_else_largest_tiles(monkeypatch: pytest.MonkeyPatch) -> None:
+    from esrgan.inference import upscaler as upscaler_module
+
+    up = Upscaler(RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=4, scale=4), device="cpu", precision="fp32")
+    # the largest activation of RRDBNet x4 is num_feat channels at the output size: 8 x 16 per input pixel
+    assert up.info.activation_per_pixel == pytest.approx(8 * 16)
+    per_pixel = up.bytes_per_pixel()
+    assert per_pixel == pytest.approx(8 * 16 * 4 * upscaler_module.PEAK_PER_ACTIVATION)
+    assert up.auto_tile(100, 100, budget=100 * 100 * per_pixel) == 0
+    assert up.auto_tile(100, 100, images=2, budget=100 * 100 * per_pixel) > 0
+    # windows of tile + 2 pad fit the budget; tiles are multiples of 8
+    tile = up.auto_tile(1000, 1000, budget=400 * 400 * per_pixel)
+    assert tile == (400 - 2 * up.tile_pad) // 8 * 8
+    # the budget is a share of the free memory now
+    monkeypatch.setattr(upscaler_module, "free_memory", lambda device: 1000 * 1000 * per_pixel)
+    assert up.auto_tile(700, 700) == 0 and up.auto_tile(800, 800) > 0

@@ -13,12 +13,14 @@ from torch import nn
 from esrgan.archs.discriminators import UNetDiscriminatorSN, VGGStyleDiscriminator
 from esrgan.archs.rrdbnet import RRDB, ResidualDenseBlock, RRDBNet
 from esrgan.archs.srresnet import MSRResNet
+from esrgan.archs.srvgg import SRVGGNetCompact
 from esrgan.archs.vgg import VGGFeatureExtractor
 from esrgan.utils.factory import accepted_args, build_from_table
 
 GENERATORS: dict[str, type[nn.Module]] = {
     "RRDBNet": RRDBNet,
     "MSRResNet": MSRResNet,
+    "SRVGGNetCompact": SRVGGNetCompact,
 }
 
 DISCRIMINATORS: dict[str, type[nn.Module]] = {
@@ -47,6 +49,7 @@ __all__ = [
     "MSRResNet",
     "RRDBNet",
     "ResidualDenseBlock",
+    "SRVGGNetCompact",
     "UNetDiscriminatorSN",
     "VGGFeatureExtractor",
     "VGGStyleDiscriminator",

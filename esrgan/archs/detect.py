@@ -18,7 +18,8 @@ old        ``model.1.sub.N.RDB1.conv1.0``         model.0 (first), model.1.sub.B
                                                   model.<3i>; HRconv model.<3n+2>, last model.<3n+4>
 ========== ====================================== ====================================================
 
-MSRResNet is recognised in BasicSR's layout (conv_first, body.N.conv1, upconv1, conv_hr, conv_last).
+MSRResNet is recognised in BasicSR's layout (conv_first, body.N.conv1, upconv1, conv_hr, conv_last),
+SRVGGNetCompact in BasicSR's / Real-ESRGAN's (body.0 first conv, body.1 PReLU, ..., body.<2n+2> last conv).
 """
 
 from __future__ import annotations
@@ -109,6 +110,7 @@ LAYOUTS: tuple[KeyLayout, ...] = (
     KeyLayout("official", "RRDBNet", "RRDB_trunk.0.RDB1.conv1.weight", _official_to_ours),
     KeyLayout("old", "RRDBNet", "model.1.sub.0.RDB1.conv1.0.weight", _old_to_ours),
     KeyLayout("basicsr", "MSRResNet", "body.0.conv1.weight", dict),
+    KeyLayout("basicsr", "SRVGGNetCompact", "body.0.weight", dict),
 )
 
 
@@ -175,6 +177,39 @@ def msrresnet_kwargs(sd: StateDict) -> dict:
     }
 
 
+def srvgg_kwargs(sd: StateDict) -> dict:
+    """SRVGGNetCompact constructor kwargs from a BasicSR-layout state dict.
+
+    The activation is PReLU when ``body.1.weight`` exists; ReLU and LeakyReLU have no weights to tell
+    them apart, so such checkpoints need ``network_g`` with their ``act_type``.
+    """
+    convs = sorted(int(m.group(1)) for k in sd if (m := re.match(r"^body\.(\d+)\.weight$", k)) and sd[k].ndim == 4)
+    first, last = _conv(sd, "body.0"), _conv(sd, f"body.{convs[-1]}")
+    if convs != list(range(0, convs[-1] + 1, 2)):
+        raise CheckpointError(f"SRVGGNetCompact: convs expected at body.0, body.2, ...; found body.{convs}")
+    prelu = sd.get("body.1.weight")
+    if prelu is None or prelu.ndim != 1:
+        raise CheckpointError(
+            "SRVGGNetCompact without PReLU weights: its activation (relu or leakyrelu) cannot be read from the "
+            "weights; build it with network_g: {type: SRVGGNetCompact, act_type: ...}"
+        )
+    num_feat, num_in_ch = int(first.shape[0]), int(first.shape[1])
+    # The last conv makes num_out_ch * upscale^2 channels; the residual is the input, so out = in channels.
+    upscale = round((int(last.shape[0]) / num_in_ch) ** 0.5)
+    if upscale < 1 or num_in_ch * upscale * upscale != int(last.shape[0]):
+        raise CheckpointError(
+            f"SRVGGNetCompact: the last conv has {int(last.shape[0])} output channels, not {num_in_ch} x upscale^2"
+        )
+    return {
+        "num_in_ch": num_in_ch,
+        "num_out_ch": num_in_ch,
+        "num_feat": num_feat,
+        "num_conv": len(convs) - 2,
+        "upscale": upscale,
+        "act_type": "prelu",
+    }
+
+
 def detect_generator(sd: Mapping[str, torch.Tensor]) -> tuple[str, dict, StateDict]:
     """``(arch name, constructor kwargs, state dict in our layout)`` for a generator state dict."""
     sd = _strip_prefix(sd)
@@ -182,4 +217,6 @@ def detect_generator(sd: Mapping[str, torch.Tensor]) -> tuple[str, dict, StateDi
     ours = layout.to_ours(sd)
     if layout.arch == "RRDBNet":
         return "RRDBNet", rrdbnet_kwargs(ours, layout.has_unshuffle), ours
+    if layout.arch == "SRVGGNetCompact":
+        return layout.arch, srvgg_kwargs(ours), ours
     return layout.arch, msrresnet_kwargs(ours), ours

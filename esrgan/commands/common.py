@@ -9,12 +9,12 @@ import sys
 import torch
 from tqdm import tqdm
 
-from esrgan.inference.upscaler import ALPHA_UPSAMPLERS, PRECISIONS, Upscaler
+from esrgan.inference.upscaler import ALPHA_UPSAMPLERS, DEFAULT_TILE_PAD, PRECISIONS, Upscaler
 
 DEFAULT_MODEL = "RRDB_ESRGAN_x4"
 
 
-def add_model_args(parser: argparse.ArgumentParser, *, default_tile: int = 0, default_batch_tiles: int = 4) -> None:
+def add_model_args(parser: argparse.ArgumentParser) -> None:
     g = parser.add_argument_group("model and device")
     g.add_argument(
         "--model",
@@ -27,20 +27,26 @@ def add_model_args(parser: argparse.ArgumentParser, *, default_tile: int = 0, de
         "--precision",
         choices=PRECISIONS,
         default="auto",
-        help="auto = fp16 on GPU, fp32 on CPU (fp16/bf16 on a CPU only when asked: speed depends on the CPU)",
+        help="auto = fp16 on GPU; on CPU bf16 where it has native bf16 (AMX / AVX512-BF16), else fp32 (default: auto)",
     )
     g.add_argument(
         "--tile",
         type=int,
-        default=default_tile,
-        help=f"tile size in input pixels, 0 = whole image (tiles anyway after out-of-memory) (default: {default_tile})",
+        default=0,
+        help="tile size in input pixels; 0 = automatic: the whole image when it fits in half the free memory, "
+        "else the largest tiles that do (default: 0)",
     )
-    g.add_argument("--tile-pad", type=int, default=10, help="context pixels around each tile (default: 10)")
+    g.add_argument(
+        "--tile-pad",
+        type=int,
+        default=DEFAULT_TILE_PAD,
+        help=f"context pixels around each tile (default: {DEFAULT_TILE_PAD}: seams within a few levels of 255)",
+    )
     g.add_argument(
         "--batch-tiles",
         type=int,
-        default=default_batch_tiles,
-        help=f"tiles per forward pass (default: {default_batch_tiles})",
+        default=1,
+        help="tiles per forward pass (default: 1)",
     )
     g.add_argument(
         "--channels-last",

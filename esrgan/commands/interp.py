@@ -40,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated, scored at every alpha: psnr, ssim, niqe, lpips (default psnr,ssim or the "
                    "option file's); with niqe or lpips a perception-distortion plot is written too")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda if available)")
-    p.add_argument("--tile", type=int, default=None, help="-1 auto, 0 whole image, N-pixel tiles (default -1)")
+    p.add_argument("--tile", type=int, default=None, help="0 automatic (whole image if it fits), N: N-pixel tiles")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
 
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             report = run_sweep(
                 args.psnr, args.gan, args.sweep, sets, args.scale, args.name,
                 experiments_root=args.experiments_root or "experiments", save_models=args.save_models,
-                device=args.device, tile=-1 if args.tile is None else args.tile, strip_image=args.strip_image,
+                device=args.device, tile=args.tile or 0, strip_image=args.strip_image,
                 progress=not args.quiet, metrics=parse_metric_list(args.metrics) if args.metrics else ("psnr", "ssim"),
             )
     except (ConfigError, FileNotFoundError, IsADirectoryError, ValueError) as exc:

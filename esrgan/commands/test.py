@@ -35,7 +35,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiments-root", default=None, metavar="DIR", help="default: experiments")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda if available)")
     p.add_argument("--tile", type=int, default=None,
-                   help="-1 auto (tiles for large images), 0 whole image, N: N-pixel tiles (default -1)")
+                   help="0 automatic (whole image when it fits in half the free memory, else tiles), N: N-pixel "
+                        "tiles (default 0)")
     p.add_argument("--precision", default=None, choices=("fp32", "fp16", "bf16", "auto"),
                    help="network precision (default fp32: scores are not affected by half-precision rounding)")
     p.add_argument("--metrics", default=None, metavar="LIST",
@@ -87,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
             sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl)
             name = args.name or f"test_{_label(models[0])}_x{scale}"
             extra = dict(save_images=not args.no_save_img, comparisons=not args.no_compare, device=args.device,
-                         tile=-1 if args.tile is None else args.tile, precision=args.precision or "fp32",
+                         tile=args.tile or 0, precision=args.precision or "fp32",
                          experiments_root=args.experiments_root or "experiments")
         if args.experiments_root:
             extra["experiments_root"] = args.experiments_root

@@ -46,10 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--recursive", "-r", action="store_true", help="look into sub-folders of folder inputs")
     add_alpha_arg(p)
-    # Tiles by default: whole-image activations grow with the image (a 1024x1024 photo through RRDBNet x4
-    # needs over 10 GB in fp32). 512-pixel tiles, one per pass, bound them (about 3 GB peak for the full
-    # RRDBNet x4 in fp32) while their overlap adds under 10% of work (256-pixel tiles: +12-15%).
-    add_model_args(p, default_tile=512, default_batch_tiles=1)
+    add_model_args(p)
     p.add_argument("--verbose", "-v", action="store_true")
     return p
 

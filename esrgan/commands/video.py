@@ -35,7 +35,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="on a damaged input (truncated, corrupt frames) write the frames that decode and report those "
         "lost (default: fail and write nothing)",
     )
-    p.add_argument("--batch", type=int, default=4, help="frames per forward pass (default: 4)")
+    p.add_argument(
+        "--batch",
+        type=int,
+        help="frames per forward pass (default: from the frame size, device, precision and free memory: "
+        "1 on a CPU, up to 8 on a GPU)",
+    )
     add_model_args(p)
     p.add_argument("--verbose", "-v", action="store_true")
     return p
@@ -49,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_cli_logging(args.verbose)
-    if args.batch < 1:
+    if args.batch is not None and args.batch < 1:
         parser.error(f"--batch must be >= 1, got {args.batch}")
     if args.start is not None and args.start < 0:
         parser.error(f"--start must be >= 0, got {args.start}")
@@ -60,9 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not src.is_file():
         logger.error("%s: no such video file", src)
         return 1
-    if args.tile == 0:
-        args.batch_tiles = args.batch  # whole frames: --batch of them per forward pass
-
     try:
         upscaler = build_upscaler(args, show_progress=False)
     except (OSError, ValueError, RuntimeError) as exc:

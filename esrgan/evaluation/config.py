@@ -46,7 +46,7 @@ class EvalConfig:
     experiments_root: Path = Path("experiments")
     save_img: bool = True
     comparisons: bool = True
-    tile: int = -1
+    tile: int = 0
     precision: str = "fp32"
     device: str | None = None
     metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim"])
@@ -162,7 +162,9 @@ def load_eval_config(path: str | os.PathLike[str], *, require_interp: bool = Fal
                 raise ConfigError(f"{file}: interp.{key} is required (the {key.upper()} checkpoint)")
     elif not models:
         raise ConfigError(f"{file}: no models: give a models list or path.pretrain_network_g")
-    tile = _typed(val.get("tile", -1), int, "val.tile", file, "an integer (-1 auto, 0 off, N pixels)")
+    tile = _typed(val.get("tile", 0), int, "val.tile", file, "an integer (0 automatic, N pixels)")
+    if tile < 0:
+        raise ConfigError(f"{file}: val.tile must be 0 (automatic) or a tile size N > 0 in pixels, got {tile}")
     cfg = EvalConfig(
         name=name,
         scale=scale,

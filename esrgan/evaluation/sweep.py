@@ -177,7 +177,7 @@ def run_sweep(
     experiments_root: str | Path = "experiments",
     save_models: bool = False,
     device: str | None = None,
-    tile: int = -1,
+    tile: int = 0,
     precision: str = "fp32",
     strip_image: str | None = None,
     save_images: bool = True,

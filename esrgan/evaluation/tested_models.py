@@ -19,10 +19,6 @@ from esrgan.evaluation.testsets import matlab_resize
 logger = logging.getLogger("esrgan.evaluation.tested_models")
 
 BICUBIC = "bicubic"
-# Auto tiling: LR images above this many pixels go through Upscaler tiles (RRDBNet x4 activations
-# for a 512x512 LR need ~10 GB in fp32); smaller ones run whole, with Upscaler's OOM fallback to tiles.
-AUTO_TILE_PIXELS = 512 * 512
-AUTO_TILE_SIZE = 256
 
 
 class TestedModel(Protocol):
@@ -74,10 +70,10 @@ class BicubicModel:
 
 
 class NetworkModel:
-    """A generator run through ``Upscaler``: whole image when small, tiles when large or out of memory.
+    """A generator run through ``Upscaler``: whole image when it fits in memory, else tiles.
 
-    ``tile``: -1 automatic (tiles of ``AUTO_TILE_SIZE`` above ``AUTO_TILE_PIXELS`` LR pixels),
-    0 never (except Upscaler's out-of-memory fallback), N always N-pixel tiles.
+    ``tile``: as ``Upscaler``'s: 0 automatic (the whole image when it fits in half the free memory,
+    else the largest tiles that do), N always N-pixel tiles.
     Grey inputs are given to the network as RGB replicas; the output is folded back to grey
     as BT.601 luma (``Upscaler``'s convention), so a grey image is scored on grey values.
     """
@@ -89,32 +85,24 @@ class NetworkModel:
         scale: int,
         *,
         device: str | None = None,
-        tile: int = -1,
-        tile_pad: int = 10,
+        tile: int = 0,
+        tile_pad: int | None = None,
         precision: str = "fp32",
     ) -> None:
-        from esrgan.inference.upscaler import Upscaler
+        from esrgan.inference.upscaler import DEFAULT_TILE_PAD, Upscaler
 
         self.name = name
         self.scale = scale
-        self._make = lambda t: Upscaler(net, device=device, tile=t, tile_pad=tile_pad, precision=precision)
+        pad = DEFAULT_TILE_PAD if tile_pad is None else tile_pad
+        self.upscaler = Upscaler(net, device=device, tile=tile, tile_pad=pad, precision=precision)
+        if self.upscaler.scale != scale:
+            raise ValueError(f"model {name} upscales x{self.upscaler.scale}, but the test scale is x{scale}")
         self.tile = tile
-        self._whole = self._make(max(tile, 0))
-        if self._whole.scale != scale:
-            raise ValueError(f"model {name} upscales x{self._whole.scale}, but the test scale is x{scale}")
-        self._tiled: Any = None
-        self.device = self._whole.device
-
-    def _upscaler(self, pixels: int) -> Any:
-        if self.tile < 0 and pixels > AUTO_TILE_PIXELS:
-            if self._tiled is None:
-                self._tiled = self._make(AUTO_TILE_SIZE)
-            return self._tiled
-        return self._whole
+        self.device = self.upscaler.device
 
     def upscale(self, lr: np.ndarray) -> np.ndarray:
         # The Upscaler owns the grey/colour conventions, so test scores match what users get.
-        return self._upscaler(lr.shape[0] * lr.shape[1]).upscale(lr)
+        return self.upscaler.upscale(lr)
 
 
 def load_network(spec: str, network_g: dict[str, Any] | None = None, strict: bool = True) -> tuple[nn.Module, int]:
@@ -149,7 +137,7 @@ def build_models(
     scale: int,
     *,
     device: str | None = None,
-    tile: int = -1,
+    tile: int = 0,
     precision: str = "fp32",
     network_g: dict[str, Any] | None = None,
     strict: bool = True,

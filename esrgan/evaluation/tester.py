@@ -328,7 +328,7 @@ def run_tests(
     *,
     experiments_root: str | Path = "experiments",
     device: str | None = None,
-    tile: int = -1,
+    tile: int = 0,
     precision: str = "fp32",
     network_g: dict[str, Any] | None = None,
     strict_load_g: bool = True,

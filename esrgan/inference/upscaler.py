@@ -310,6 +310,14 @@ class Upscaler:
             f"channels_last={self.channels_last})"
         )
 
+    def batched(self, batch_tiles: int) -> Upscaler:
+        """The same network (shared, not copied) run ``batch_tiles`` tiles or whole images per forward pass."""
+        if batch_tiles < 1:
+            raise ValueError(f"batch_tiles must be >= 1; got {batch_tiles}")
+        view = copy.copy(self)
+        view.batch_tiles = int(batch_tiles)
+        return view
+
     # ----------------------------------------------------------------- memory
 
     def bytes_per_pixel(self) -> float:
