@@ -29,8 +29,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--experiments-root", default="experiments", metavar="DIR",
                    help="experiments folder whose checkpoints are offered (default: experiments)")
     p.add_argument("--device", choices=("cpu", "cuda", "mps"), help="default: cuda, else mps, else cpu")
-    p.add_argument("--tile", type=int, default=512, help="default tile size in input pixels, 0 = whole image "
-                   "(default: 512, as esrgan upscale)")
+    p.add_argument("--tile", type=int, default=0, help="default tile size in input pixels, 0 = automatic "
+                   "(whole image when it fits in half the free memory, else the largest tiles that do) (default: 0)")
     p.add_argument("--max-upload-mb", type=float, default=50.0, help="largest file accepted, MB (default: 50)")
     p.add_argument("--max-pixels", type=int, default=4096 * 4096,
                    help="largest input image, in pixels (default: 16777216 = 4096 x 4096)")

@@ -51,7 +51,7 @@ class ServeConfig:
     max_upload_mb: float = 50.0
     max_pixels: int = 4096 * 4096  # input pixels per image
     max_files: int = 64
-    tile: int = 512  # as `esrgan upscale`
+    tile: int = 0  # automatic (whole image when it fits in memory), as `esrgan upscale`
     work_dir: str | None = None  # results; default a temporary folder removed at exit
 
     @property
@@ -165,7 +165,7 @@ class ServeState:
         try:
             tile = int(form.get("tile", "") or self.config.tile)
         except ValueError:
-            raise BadRequest(f"tile must be a whole number of pixels (0 = whole image), got {form.get('tile')!r}") \
+            raise BadRequest(f"tile must be a whole number of pixels (0 = automatic), got {form.get('tile')!r}") \
                 from None
         if tile < 0:
             raise BadRequest(f"tile must be >= 0, got {tile}")

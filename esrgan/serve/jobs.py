@@ -35,7 +35,7 @@ class Settings:
     model_b: str | None = None  # with alpha: network interpolation between model and model_b
     alpha: float | None = None
     outscale: float | None = None
-    tile: int = 512
+    tile: int = 0  # automatic, as everywhere
     precision: str = "auto"
 
     def describe(self) -> str:
