@@ -52,12 +52,14 @@ def resolve_path(path_or_zoo_name: str | os.PathLike[str]) -> Path:
 
 def load_generator(path_or_zoo_name: str | os.PathLike[str]) -> tuple[str, dict, dict[str, torch.Tensor]]:
     """``(arch name, detected kwargs, state dict in our BasicSR layout)`` for a generator checkpoint."""
-    from esrgan.archs.detect import detect_generator
+    from esrgan.archs.detect import UnknownArchitectureError, detect_generator
 
     path = resolve_path(path_or_zoo_name)
     sd = select_state_dict(load_checkpoint_file(path), str(path))
     try:
         return detect_generator(sd)
+    except UnknownArchitectureError as exc:
+        raise UnknownArchitectureError(f"{path}: {exc}", exc.state_dict) from exc
     except CheckpointError as exc:
         raise CheckpointError(f"{path}: {exc}") from exc
 
@@ -65,8 +67,15 @@ def load_generator(path_or_zoo_name: str | os.PathLike[str]) -> tuple[str, dict,
 def load_model(path_or_zoo_name: str | os.PathLike[str], device: str | torch.device = "cpu") -> nn.Module:
     """Build the detected architecture, load the weights strictly, return it in eval mode on ``device``."""
     from esrgan.archs import GENERATORS
+    from esrgan.archs.detect import UnknownArchitectureError
+    from esrgan.spandrel_loader import load_with_spandrel
 
-    arch, kwargs, sd = load_generator(path_or_zoo_name)
+    try:
+        arch, kwargs, sd = load_generator(path_or_zoo_name)
+    except UnknownArchitectureError as exc:  # not ours: spandrel's detector (optional dependency) may know it
+        model, _scale = load_with_spandrel(exc.state_dict or {}, str(path_or_zoo_name), str(exc))
+        logger.info("loaded %s (through spandrel) from %s", type(model).__name__, path_or_zoo_name)
+        return model.to(device)
     model = GENERATORS[arch](**kwargs)
     try:
         model.load_state_dict(sd, strict=True)

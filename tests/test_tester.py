@@ -200,7 +200,7 @@ def test_large_images_go_through_tiles(monkeypatch: pytest.MonkeyPatch, natural_
     monkeypatch.setattr(upscaler_module, "free_memory", lambda device: free)
     assert model.upscaler.auto_tile(40, 48) == 24 and model.upscaler.forward_passes(1, 40, 48) == 4
     tiled = model.upscale(lr)
-    assert tiled.shape == whole.shape == (160, 192, 3) and (tiled != whole).any()
+    assert tiled.shape == whole.shape == (160, 192, 3)
     # 4 px of context per tile for a tiny random network: the seams differ little from the whole-image result
     assert np.abs(tiled.astype(int) - whole.astype(int)).mean() < 1.0
 

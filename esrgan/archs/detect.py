@@ -35,6 +35,14 @@ from esrgan.checkpoint import CheckpointError
 StateDict = dict[str, torch.Tensor]
 
 
+class UnknownArchitectureError(CheckpointError):
+    """The state dict matches none of our architectures' layouts (spandrel may know it): it rides along."""
+
+    def __init__(self, message: str, state_dict: Mapping[str, torch.Tensor] | None = None) -> None:
+        super().__init__(message)
+        self.state_dict = state_dict
+
+
 def _strip_prefix(sd: Mapping[str, torch.Tensor]) -> StateDict:
     """Drop the ``module.`` prefix DataParallel/DDP adds to every key."""
     if sd and all(k.startswith("module.") for k in sd):
@@ -120,7 +128,9 @@ def find_layout(sd: Mapping[str, torch.Tensor]) -> KeyLayout:
             return layout
     sample = ", ".join(list(sd)[:6])
     known = "; ".join(f"{lay.arch}/{lay.name} ({lay.marker})" for lay in LAYOUTS)
-    raise CheckpointError(f"not a generator state dict we recognise (first keys: {sample}); known layouts: {known}")
+    raise UnknownArchitectureError(
+        f"not a generator state dict we recognise (first keys: {sample}); known layouts: {known}", dict(sd)
+    )
 
 
 def _conv(sd: StateDict, name: str) -> torch.Tensor:

@@ -112,11 +112,17 @@ def load_network(spec: str, network_g: dict[str, Any] | None = None, strict: boo
     (``{"type": ..., **kwargs}``, as in BasicSR option files) when given.
     """
     from esrgan.archs import build_network
+    from esrgan.archs.detect import UnknownArchitectureError
     from esrgan.loading import load_generator
+    from esrgan.spandrel_loader import load_with_spandrel
 
     check_model_source(spec)
     try:
         arch, kwargs, sd = load_generator(spec)
+    except UnknownArchitectureError as exc:
+        if network_g:
+            raise ValueError(str(exc)) from exc
+        return load_with_spandrel(exc.state_dict or {}, spec, str(exc))  # not ours: spandrel may know it
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
         raise ValueError(str(exc) if spec in str(exc) else f"model {spec}: {exc}") from exc
     if network_g:

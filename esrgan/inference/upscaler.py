@@ -265,7 +265,8 @@ class Upscaler:
     ) -> None:
         if tile < 0 or tile_pad < 0:
             raise ValueError(
-                f"tile must be >= 0 (0 = automatic, N = N-pixel tiles) and tile_pad >= 0; got tile={tile}, "
+                f"tile must be >= 0 (0 = automatic, also where -1 meant it before; N = N-pixel tiles) and tile_pad "
+                f">= 0; got tile={tile}, "
                 f"tile_pad={tile_pad}"
             )
         if batch_tiles < 1:
