@@ -188,12 +188,13 @@ def test_build_network():
     model = build_network({"type": "RRDBNet", "num_feat": 8, "num_block": 1, "num_grow_ch": 4, "scale": 2})
     assert isinstance(model, RRDBNet) and model.scale == 2
     assert isinstance(build_network({"type": "VGGStyleDiscriminator", "num_feat": 4}), VGGStyleDiscriminator)
-    assert set(GENERATORS) == {"RRDBNet", "MSRResNet"}
+    assert set(GENERATORS) == {"RRDBNet", "MSRResNet", "SRVGGNetCompact"}
     assert set(DISCRIMINATORS) == {"VGGStyleDiscriminator", "UNetDiscriminatorSN"}
 
 
 def test_build_network_errors():
-    with pytest.raises(ValueError, match=r"unknown network type 'RRDB_Net'; known types: RRDBNet, MSRResNet"):
+    known = "RRDBNet, MSRResNet, SRVGGNetCompact"
+    with pytest.raises(ValueError, match=rf"unknown network type 'RRDB_Net'; known types: {known}"):
         build_network({"type": "RRDB_Net"})
     with pytest.raises(ValueError, match=r"RRDBNet: unknown argument\(s\) \['nf'\]; accepted: num_in_ch, num_out_ch"):
         build_network({"type": "RRDBNet", "nf": 64})
