@@ -8,7 +8,6 @@ Each sub-command ``NAME`` is the module ``esrgan.commands.NAME`` exposing
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 
 # sub-command -> one-line help. Each command is the module ``esrgan.commands.<name>`` with
@@ -46,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"esrgan {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
-    # Passive OpenMP waits unless the user chose: spinning threads slow CPU convolutions 1.5-3x whenever
-    # the cores are shared, and cost little when they are free. Must be set before torch is imported.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    # OMP_WAIT_POLICY is left to the user and the OpenMP runtime (libgomp spins briefly, then sleeps, and
+    # spins less when threads outnumber cores): forcing PASSIVE cost 17% per GAN iteration on an idle
+    # machine (benchmarks/bench_omp.py). On a machine shared with other jobs, OMP_WAIT_POLICY=PASSIVE helps.
     if name not in COMMANDS:
         print(f"esrgan: unknown command {name!r}; known commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2

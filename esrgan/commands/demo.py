@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
 
-# On a busy machine (or with more threads than free cores) OpenMP's spinning workers slow small
-# convolutions several-fold; passive waiting costs little when the cores are free. Must be set
-# before torch is imported, which is why the imports below are inside the functions.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OMP_WAIT_POLICY is not forced (see esrgan/cli.py and benchmarks/bench_omp.py); the imports below stay
+# inside the functions so that `import esrgan.commands.demo` stays light.
 
 logger = logging.getLogger("esrgan.demo")
 

@@ -13,10 +13,6 @@ import os
 import re
 import sys
 
-# Passive OpenMP waits (unless the user sets OMP_WAIT_POLICY): spinning worker threads make CPU
-# training several times slower whenever the cores are shared. Must precede the torch import.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 from torch.distributed.elastic.multiprocessing.errors import record
 
 
