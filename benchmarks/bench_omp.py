@@ -27,6 +27,10 @@ POLICIES = ("unset", "PASSIVE", "ACTIVE")
 
 
 def child(args: argparse.Namespace) -> int:
+    # torch (and with it the OpenMP runtime, which reads OMP_WAIT_POLICY once, when it loads) before
+    # bench_train, which sets PASSIVE for itself when the variable is unset.
+    import torch  # noqa: F401
+
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from bench_train import SMALL, options, summarize, time_ours
