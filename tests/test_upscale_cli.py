@@ -130,3 +130,18 @@ def test_bmp_tiff_webp_inputs_as_they_are(tmp_path: Path, natural_image: np.ndar
     np.testing.assert_array_equal(imread(src / "e.webp"), rgb)
     webp = imread(out / "e_x4.webp")  # written lossy at --quality 95
     assert webp.shape == (64, 80, 3) and psnr(webp, up.upscale(rgb)) > 35
+
+
+def test_nan_weights_fail_naming_the_model_instead_of_a_black_image(
+    inputs: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = MSRResNet(3, 3, num_feat=8, num_block=1, upscale=4)
+    with torch.no_grad():
+        net.conv_first.weight[0, 0, 0, 0] = float("nan")
+    broken = tmp_path / "diverged.pth"
+    save_network(broken, {"params": net.state_dict()})
+    out = tmp_path / "out"
+    assert run(inputs / "a.png", "-o", out, "--model", broken) == 1
+    err = capsys.readouterr().err
+    assert "a.png" in err and "diverged.pth produced NaN/Inf values" in err
+    assert not (out / "a_x4.png").exists()

@@ -179,3 +179,21 @@ def test_progress_counts_frames_and_its_exception_stops_the_run(clips: dict[str,
         upscale_video(up, clips["mkv_aac"], tmp_path / "cancelled.mkv", batch=4, show_progress=False,
                       progress=stop_at_eight)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.mkv"]  # a cancelled run writes nothing
+
+
+def test_frames_per_pass_from_device_and_free_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    from esrgan.inference import upscaler as upscaler_module
+
+    # RRDBNet x4 with 64 features: the largest activation (64 channels at the output size) is what a full
+    # 23-block model has too; one block keeps the test fast.
+    up = Upscaler(RRDBNet(3, 3, num_feat=64, num_block=1, num_grow_ch=32), device="cpu", precision="fp32")
+    assert video_mod.frames_per_pass(up, 1080, 1920) == 1  # a CPU: one frame per pass, whatever the memory
+    gib = 1 << 30
+    monkeypatch.setattr(up, "device", torch.device("cuda"))  # decided from the device type and free memory only
+    monkeypatch.setattr(upscaler_module, "free_memory", lambda device: 22 * gib)  # a 24 GB GPU, 22 GB free
+    assert video_mod.frames_per_pass(up, 180, 320) == video_mod.MAX_FRAMES_PER_PASS  # small frames: a full batch
+    assert 1 < video_mod.frames_per_pass(up, 360, 640) < video_mod.MAX_FRAMES_PER_PASS
+    # 1080p: one frame per pass, in tiles whose windows stay within the memory share
+    assert video_mod.frames_per_pass(up, 1080, 1920) == 1
+    tile = up.auto_tile(1080, 1920)
+    assert tile > 0 and (tile + 2 * up.tile_pad) ** 2 * up.bytes_per_pixel() <= upscaler_module.MEMORY_SHARE * 22 * gib
