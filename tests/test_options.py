@@ -306,7 +306,7 @@ def test_unknown_names_list_the_allowed_values() -> None:
     msg = error_of(minimal(network_g={"type": "RRDB"}))
     assert msg == (
         "x.yml: network_g.type: unknown network type 'RRDB' (did you mean 'RRDBNet'?); "
-        "allowed generators: RRDBNet, MSRResNet"
+        "allowed generators: RRDBNet, MSRResNet, SRVGGNetCompact"
     )
     msg = error_of(minimal(network_d={"type": "RRDBNet"}))
     assert "network_d.type: unknown network type 'RRDBNet'; allowed discriminators: VGGStyleDiscriminator" in msg

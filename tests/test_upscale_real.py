@@ -51,3 +51,13 @@ def test_bf16_stays_close_to_fp32_with_real_weights(anime_6b: torch.nn.Module, b
     fp32 = Upscaler(anime_6b, device="cpu", precision="fp32").upscale(baboon[:96, :96])
     bf16 = Upscaler(anime_6b, device="cpu", precision="bf16").upscale(baboon[:96, :96])
     assert 45 <= _psnr(bf16, fp32) < float("inf")
+
+
+def test_default_pad_tiles_are_seamless_with_the_compact_model(shared_models: Path, baboon: np.ndarray) -> None:
+    # SRVGGNetCompact (16 convs): receptive radius 18 input pixels, inside the default pad: exact up to rounding
+    net = load_model(shared_models / "realesr-animevideov3_x4.pth")
+    whole = Upscaler(net, device="cpu", precision="fp32").upscale(baboon)
+    tiled = Upscaler(net, device="cpu", precision="fp32", tile=40).upscale(baboon)
+    assert np.abs(tiled.astype(int) - whole).max() <= 1 and _psnr(tiled, whole) >= 60
+    old = Upscaler(net, device="cpu", precision="fp32", tile=40, tile_pad=10).upscale(baboon)
+    assert np.abs(old.astype(int) - whole).max() >= 2  # 10 px of context is too little even here (3 levels)
