@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 import torch
 
+from esrgan.archs import MSRResNet
+from esrgan.checkpoint import save_network
 from esrgan.cli import main as esrgan_main
 from esrgan.commands.upscale import expand_inputs, scale_suffix
 from esrgan.data.image import imread, imwrite
