@@ -116,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
         best: dict[str, tuple[float, float | None]] = {}
         names = ["ours fp32", "ours AMP bf16 + channels_last"] + (["BasicSR 1.4.2 fp32"] if args.basicsr else [])
         rounds = [names] if args.quick else [names, names[::-1]]
-        for order in rounds:
+        for r, order in enumerate(rounds):
             for name in order:
+                base["path"]["experiments_root"] = str(Path(tmp) / f"exp_{r}_{names.index(name)}")
                 if name.startswith("BasicSR"):
                     steps = time_basicsr(args.basicsr, base, total, batches)
                     row = (statistics.median(steps[warmup:]), None)
