@@ -47,7 +47,7 @@ def client(tmp_path: Path, model_dir: Path):
     config = ServeConfig(model_dirs=[str(model_dir)], experiments_root=str(tmp_path / "experiments"),
                          zoo_cache=str(tmp_path / "zoo"), device="cpu", work_dir=str(tmp_path / "work"),
                          max_upload_mb=1.0, max_pixels=200 * 200, tile=32)
-    with TestClient(create_app(config)) as c:
+    with TestClient(create_app(config), base_url="http://127.0.0.1:7860") as c:
         yield c
 
 
@@ -273,3 +273,20 @@ def test_missing_web_stack_is_one_line_with_the_install_command(monkeypatch: pyt
     assert serve_cmd.main([]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "esrgan serve: " + serve_cmd.INSTALL_HINT and "pip install 'esrgan[serve]'" in err
+
+
+def test_other_sites_cannot_drive_the_server_through_a_browser(client: TestClient, model_dir: Path,
+                                                               png: bytes) -> None:
+    model = str(model_dir / "a.pth")
+    # a cross-site form post (another origin) and DNS rebinding (a foreign Host name on localhost)
+    r = client.post("/api/jobs", files=[("files", ("a.png", png))], data={"model": model},
+                    headers={"origin": "http://evil.example"})
+    assert r.status_code == 403 and "evil.example" in r.json()["error"]
+    r = client.get("/api/info", headers={"host": "evil.example:7860"})
+    assert r.status_code == 403 and "not this machine" in r.json()["error"]
+    r = client.post("/api/jobs", files=[("files", ("a.png", png))], data={"model": model},
+                    headers={"origin": "http://127.0.0.1:7860"})
+    assert r.status_code == 200  # the page itself
+    assert wait(client, r.json()["job"])["state"] == "done"
+    for host in ("localhost:7860", "[::1]:7860"):
+        assert client.get("/api/info", headers={"host": host}).status_code == 200

@@ -254,6 +254,20 @@ class ServeState:
         }
 
 
+def request_problem(config: ServeConfig, headers: dict[str, str], method: str) -> str | None:
+    """Why a request must be refused (see ``create_app``'s guard), or None."""
+    from urllib.parse import urlsplit
+
+    host = headers.get("host", "")
+    name = urlsplit(f"//{host}").hostname or ""
+    if not config.exposed and name not in ("localhost", "127.0.0.1", "::1"):
+        return f"refused: Host {host!r} is not this machine (esrgan serve listens on {config.host} only)"
+    origin = headers.get("origin")
+    if method not in ("GET", "HEAD") and origin is not None and urlsplit(origin).netloc != host:
+        return f"refused: a page of {origin} may not send requests to esrgan serve"
+    return None
+
+
 def create_app(config: ServeConfig) -> Any:
     """The ASGI application (Starlette)."""
     from starlette.applications import Starlette
@@ -414,7 +428,26 @@ def create_app(config: ServeConfig) -> Any:
         yield
         state.close()
 
-    app = Starlette(routes=routes, exception_handlers={Exception: on_error}, lifespan=lifespan)
+    class Guard:
+        """Refuses requests another web site makes through the user's browser: a Host that is not this
+        machine while bound to localhost (DNS rebinding), and a POST from a page of another origin (a
+        cross-site form can post to localhost without asking)."""
+
+        def __init__(self, app: Any) -> None:
+            self.app = app
+
+        async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+            if scope["type"] == "http":
+                problem = request_problem(config, dict(Request(scope).headers), scope["method"])
+                if problem:
+                    await error(problem, 403)(scope, receive, send)
+                    return
+            await self.app(scope, receive, send)
+
+    from starlette.middleware import Middleware
+
+    app = Starlette(routes=routes, exception_handlers={Exception: on_error}, lifespan=lifespan,
+                    middleware=[Middleware(Guard)])
     app.state.serve = state
     return app
 

@@ -131,7 +131,8 @@ class JobQueue:
             elif job.state == "running":
                 job.cancel_requested = True
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 30.0) -> None:
+        """Cancel what waits and what runs, and wait for the worker (a network stops at its next tile)."""
         with self.cond:
             self.stopped = True
             for job_id in self.pending:
@@ -141,6 +142,8 @@ class JobQueue:
             if running is not None:
                 running.cancel_requested = True
             self.cond.notify_all()
+        if self.thread is not threading.current_thread():
+            self.thread.join(timeout)
 
     def _prune(self) -> None:
         done = [j for j in self.jobs.values() if j.state in ("done", "error", "cancelled")]
