@@ -167,7 +167,7 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
     from esrgan.commands import upscale as upscale_cmd
 
     photo = tmp_path / "upload" / "astronaut_crop.png"
-    imwrite(photo, natural_image[120:168, 180:244])  # a real photograph, 64x48
+    imwrite(photo, natural_image[120:232, 180:308])  # a real photograph, 128x112
     p = Page(browser)
     page = p.page
     statuses: list[dict] = []
@@ -182,7 +182,7 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
     page.set_input_files("#files", str(photo))
     page.select_option("#model", str(real_model))
     page.click("details.more summary")
-    page.fill("#tile", "32")  # two tiles, so the progress has steps
+    page.fill("#tile", "16")  # two windows (16-pixel cores with the default 48 pixels of context): progress steps
     page.click("#run")
     page.wait_for_selector("#status[data-state='done']", timeout=120_000)
     assert page.get_attribute("#progress", "aria-valuenow") == "100"
@@ -203,9 +203,9 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
     download = info.value
     assert download.suggested_filename == "astronaut_crop_x4.png"
     got = Path(download.path()).read_bytes()
-    assert upscale_cmd.main([str(photo), "-o", str(tmp_path / "cli"), "--model", str(real_model), "--tile", "32"]) == 0
+    assert upscale_cmd.main([str(photo), "-o", str(tmp_path / "cli"), "--model", str(real_model), "--tile", "16"]) == 0
     assert got == (tmp_path / "cli" / "astronaut_crop_x4.png").read_bytes()
-    assert imread(tmp_path / "cli" / "astronaut_crop_x4.png").shape == (192, 256, 3)
+    assert imread(tmp_path / "cli" / "astronaut_crop_x4.png").shape == (448, 512, 3)
 
     # A file that is not an image: the page names it, the server stays up
     bad = tmp_path / "upload" / "notes.png"
@@ -218,7 +218,7 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
     shoot(page, shots / "serve_bad_upload.png", record_property)
     # Cancel while it runs: the job stops between two tiles, the bar stays where it was
     long_job = tmp_path / "upload" / "long.png"
-    imwrite(long_job, natural_image[100:228, 150:278])  # 128x128 in 16-pixel tiles: 7 x 7 forward passes
+    imwrite(long_job, natural_image[100:356, 150:406])  # 256x256 in 16-pixel tiles (+ 48 context): 10 x 10 passes
     page.set_input_files("#files", str(long_job))
     page.fill("#tile", "16")
     page.click("#run")
