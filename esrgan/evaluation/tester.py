@@ -81,10 +81,10 @@ def _as_255(img: np.ndarray) -> np.ndarray:
 
 
 def score(
-    sr: np.ndarray, hr: np.ndarray, crop_border: int, metrics: Sequence[str] = DEFAULT_METRICS
+    sr: np.ndarray, hr: np.ndarray, crop_border: int, metrics: Sequence[str] = DEFAULT_METRICS, device: Any = "cpu"
 ) -> dict[str, float]:
     """The requested metrics with the tester's conventions: PSNR/SSIM on Y and on RGB (grey: its own
-    values for both), NIQE on Y, LPIPS (AlexNet) on RGB; ``crop_border`` pixels cropped for all."""
+    values for both), NIQE on Y, LPIPS (AlexNet, on ``device``) on RGB; ``crop_border`` pixels cropped for all."""
     from esrgan.metrics import lpips, niqe, psnr, ssim
 
     if sr.shape != hr.shape:
@@ -101,7 +101,7 @@ def score(
     if "niqe" in metrics:
         out["niqe"] = float(niqe(sr, crop_border=crop_border))
     if "lpips" in metrics:
-        out["lpips"] = float(lpips(sr, hr, crop_border=crop_border))
+        out["lpips"] = float(lpips(sr, hr, crop_border=crop_border, device=device))
     return {k: out[k] for k in ALL_KEYS if k in out}
 
 
@@ -246,9 +246,12 @@ def evaluate(
     report = TestReport(name=name, scale=scale, out_dir=out_dir, models=[m.name for m in models],
                         sets=[t.name for t in test_sets], metrics=metrics)
 
+    # LPIPS runs where the networks do (the first network's device; CPU for bicubic alone).
+    metric_device = next((m.device for m in models if getattr(m, "device", None) is not None), "cpu")
+
     def scored(sr: np.ndarray, item: TestImage, model_name: str) -> dict[str, float]:
         try:
-            return score(sr, item.hr, scale, metrics)
+            return score(sr, item.hr, scale, metrics, metric_device)
         except ValueError as exc:  # e.g. an image smaller than one NIQE block
             raise ValueError(f"{model_name} on {item.hr_path}: {exc}") from exc
 

@@ -186,11 +186,15 @@ def _to_tensor(img: np.ndarray, what: str) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
 
 
-def lpips(img: np.ndarray, ref: np.ndarray, net: str = "alex", crop_border: int = 0) -> float:
+def lpips(
+    img: np.ndarray, ref: np.ndarray, net: str = "alex", crop_border: int = 0, device: str | torch.device = "cpu"
+) -> float:
     """LPIPS v0.1 distance of ``img`` to ``ref``: HWC RGB or HW grey numpy arrays in [0, 255]
-    (uint8 or float; uint16 in [0, 65535]), ``crop_border`` pixels removed on each side. Lower is better."""
+    (uint8 or float; uint16 in [0, 65535]), ``crop_border`` pixels removed on each side, computed on
+    ``device``. Lower is better."""
     _check_net(net)
     if getattr(img, "shape", None) != getattr(ref, "shape", None):
         raise ValueError(f"lpips: image shape {getattr(img, 'shape', None)} does not match reference shape "
                          f"{getattr(ref, 'shape', None)}")
-    return float(lpips_torch(_to_tensor(img, "image"), _to_tensor(ref, "reference"), crop_border, net=net)[0])
+    x, y = _to_tensor(img, "image").to(device), _to_tensor(ref, "reference").to(device)
+    return float(lpips_torch(x, y, crop_border, net=net)[0])
