@@ -73,3 +73,11 @@ def test_niqe_bad_input_errors(natural_image):
         niqe(np.zeros((128, 128, 4), np.uint8))
     with pytest.raises(ValueError, match="crop_border"):
         niqe(natural_image, crop_border=-1)
+
+
+def test_niqe_of_a_flat_image_is_nan_without_warnings():
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert np.isnan(niqe(np.full((200, 200, 3), 128, np.uint8)))

@@ -166,11 +166,10 @@ def niqe(img: np.ndarray, crop_border: int = 0, convert_to: str = "y") -> float:
     # MATLAB works on the rounded (integer) image.
     feats = niqe_features(np.round(plane))
     mu_p, cov_p = _params()["mu_pris_param"], _params()["cov_pris_param"]
-    with np.errstate(invalid="ignore"):
-        mu_d = np.nanmean(feats, axis=0)
     valid = feats[~np.isnan(feats).any(axis=1)]
     if valid.shape[0] == 0:
         return math.nan  # no block has defined statistics (a flat image)
+    mu_d = np.nanmean(feats, axis=0)
     cov_d = np.cov(valid, rowvar=False) if valid.shape[0] > 1 else np.zeros_like(cov_p)
     d = mu_p - mu_d
     quality = d @ np.linalg.pinv((cov_p + cov_d) / 2) @ d
