@@ -142,7 +142,11 @@ def server(tmp_path: Path, real_model: Path) -> Iterator[str]:
 
     from esrgan.serve import ServeConfig, create_app
 
-    config = ServeConfig(model_dirs=[str(real_model.parent)], experiments_root=str(tmp_path / "experiments"),
+    bad_models = tmp_path / "bad_models"
+    bad_models.mkdir()
+    (bad_models / "broken.pth").write_bytes(b"not a checkpoint")
+    config = ServeConfig(model_dirs=[str(real_model.parent), str(bad_models)],
+                         experiments_root=str(tmp_path / "experiments"),
                          zoo_cache=str(tmp_path / "zoo"), device="cpu", work_dir=str(tmp_path / "work"), tile=512)
     app = create_app(config)
     sock = socket.socket()
@@ -216,6 +220,13 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
     message = page.text_content("#messages .error")
     assert message.startswith("notes.png:") and "cannot decode" in message
     shoot(page, shots / "serve_bad_upload.png", record_property)
+    # A model that does not load: said in the page, and the next job runs
+    page.set_input_files("#files", str(photo))
+    page.select_option("#model", str((tmp_path / "bad_models" / "broken.pth").resolve()))
+    page.click("#run")
+    page.wait_for_selector("#status[data-state='error']", timeout=60_000)
+    assert "cannot load model broken" in page.text_content("#messages")
+    page.select_option("#model", str(real_model))
     # Cancel while it runs: the job stops between two tiles, the bar stays where it was
     long_job = tmp_path / "upload" / "long.png"
     imwrite(long_job, natural_image[100:356, 150:406])  # 256x256 in 16-pixel tiles (+ 48 context): 10 x 10 passes
