@@ -78,8 +78,9 @@ def _numbers(row: dict[str, Any], keys: list[str]) -> dict[str, float]:
     return {k: float(row[k]) for k in keys if isinstance(row.get(k), int | float) and not isinstance(row.get(k), bool)}
 
 
-def _asset(name: str) -> str:
-    return (resources.files("esrgan.report") / "assets" / name).read_text(encoding="utf-8")
+def asset(name: str, package: str = "esrgan.report") -> str:
+    """A page asset shipped in ``package``'s ``assets/`` folder (package data)."""
+    return (resources.files(package) / "assets" / name).read_text(encoding="utf-8")
 
 
 def _script_json(data: Any) -> str:
@@ -93,13 +94,13 @@ def render_page(title: str, data: dict[str, Any]) -> str:
     from html import escape
 
     parts = {
-        "STYLE": _asset("common.css") + _asset("report.css"),
-        "SCRIPT": "\n".join(_asset(n) for n in ("compare.js", "widgets.js", "report.js")),
+        "STYLE": asset("common.css") + asset("report.css"),
+        "SCRIPT": "\n".join(asset(n) for n in ("compare.js", "widgets.js", "report.js")),
         "DATA": _script_json(data),
         "TITLE": escape(title),
     }
     # One pass, so text inside the data (an image called '{{SCRIPT}}') is never substituted.
-    return re.sub(r"\{\{(STYLE|SCRIPT|DATA|TITLE)\}\}", lambda m: parts[m.group(1)], _asset("report.html"))
+    return re.sub(r"\{\{(STYLE|SCRIPT|DATA|TITLE)\}\}", lambda m: parts[m.group(1)], asset("report.html"))
 
 
 def _rel(out_dir: Path, path: Path) -> str | None:

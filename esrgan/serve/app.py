@@ -22,11 +22,8 @@ import tempfile
 import time
 import zipfile
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from esrgan.data.image import imdecode, imwrite
 from esrgan.serve.jobs import Item, Job, JobQueue, Settings, bicubic_preview
@@ -73,14 +70,13 @@ def _safe_name(name: str, taken: set[str]) -> str:
     return candidate
 
 
-def _asset(package: str, name: str) -> str:
-    return (resources.files(package) / "assets" / name).read_text(encoding="utf-8")
-
-
 def render_index(config: ServeConfig) -> str:
-    style = _asset("esrgan.report", "common.css") + _asset("esrgan.serve", "app.css")
-    script = _asset("esrgan.report", "compare.js") + "\n" + _asset("esrgan.serve", "app.js")
-    page = _asset("esrgan.serve", "index.html")
+    """The page: the report's shared styles and comparison viewer, and the app's own, inlined."""
+    from esrgan.report.pages import asset
+
+    style = asset("common.css") + asset("app.css", "esrgan.serve")
+    script = asset("compare.js") + "\n" + asset("app.js", "esrgan.serve")
+    page = asset("index.html", "esrgan.serve")
     parts = {"STYLE": style, "SCRIPT": script}
     return re.sub(r"\{\{(STYLE|SCRIPT)\}\}", lambda m: parts[m.group(1)], page)
 
@@ -217,8 +213,6 @@ class ServeState:
         if h * w > self.config.max_pixels:
             raise BadRequest(f"{name}: {w}x{h} = {h * w / 1e6:.1f} MP is over the limit of "
                              f"{self.config.max_pixels / 1e6:.1f} MP per image (esrgan serve --max-pixels)")
-        if not isinstance(img, np.ndarray):
-            raise BadRequest(f"{name}: not an image")
         return w, h
 
     def status(self, job: Job) -> dict[str, Any]:
