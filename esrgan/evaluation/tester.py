@@ -189,8 +189,11 @@ class TestReport:
             for model in per_model:
                 m = self.mean(set_name, model)
                 lines.append(f"{model:<{width}}" + "".join(f"  {m[k]:>8{_FORMATS[k]}}" for k in self.keys))
-        if any(k in self.keys for k in ("niqe", "lpips")):
-            lines += ["", "PSNR, SSIM: higher is better; NIQE, LPIPS: lower is better"]
+        lower = [_HEADS[k] for k in ("niqe", "lpips") if k in self.keys]
+        if lower:
+            higher = [h for k, h in (("psnr_y", "PSNR"), ("ssim_y", "SSIM")) if k in self.keys]
+            lines += ["", f"{', '.join(higher) + ': higher is better; ' if higher else ''}"
+                          f"{', '.join(lower)}: lower is better"]
         return "\n".join(lines)
 
     def write(self, out_dir: Path) -> None:
