@@ -256,6 +256,7 @@ def test_temporaries_of_a_killed_save_are_removed_on_the_next_start(data_root: P
 
     trainer = Trainer(_opt(data_root, tmp_path, "val.val_freq=0", total_iter=3), auto_resume=True, interactive=False)
     assert not stray[0].exists() and unrelated.read_text() == "mine"
+    assert "removed 1 temporary file(s) left by an interrupted save" in trainer.log_file.read_text()
     assert trainer.start_iter == 2
     trainer.release_lock()
     assert remove_stale_temporaries(models) == []

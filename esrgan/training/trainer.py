@@ -184,7 +184,6 @@ class Trainer:
             if not resume_path:
                 archived = archive_if_exists(self.paths.root)
             self.paths.make()
-            remove_stale_temporaries(self.paths.root)
         dist_utils.barrier()
 
         self.log_file = self.paths.root / f"train_{timestamp()}.log"
@@ -195,6 +194,8 @@ class Trainer:
                     handler.handle(record)
         if archived is not None:
             logger.warning("experiment folder %s existed: archived it as %s", self.paths.root, archived)
+        if self.is_main:  # a run killed mid-save left its hidden temporary (we hold the folder's lock)
+            remove_stale_temporaries(self.paths.root)
         if self.is_main:
             self._save_options()
 
