@@ -370,6 +370,20 @@ def test_sweep_report_alpha_slider_and_plots(browser, tmp_path: Path, photos: Pa
     assert page.text_content("#alpha-value").startswith(f"\u03b1 = {float(best_alpha):g}")
     # no perceptual metric in this sweep: the page says so instead of drawing an empty plot
     assert "no perceptual metric" in page.text_content("#plot-pd")
+    # with NIQE in sweep.json (as `--metrics psnr,niqe` writes it) the perception-distortion plane is drawn,
+    # one labelled point per alpha, the current one marked
+    sweep = json.loads((report.parent / "sweep.json").read_text())
+    for k, row in enumerate(sweep["results"]):
+        row["Photos"]["niqe"] = 9.0 - k * 0.5
+    (report.parent / "sweep.json").write_text(json.dumps(sweep))
+    from esrgan.report import write_sweep_report
+
+    write_sweep_report(report.parent)
+    page.reload()
+    page.wait_for_selector("#plot-pd svg")
+    labels = page.locator("#plot-pd svg text.pt-label").all_text_contents()
+    assert labels == [f"\u03b1={a}" for a in ("0", "0.25", "0.5", "0.75", "1")]
+    assert page.locator("#plot-pd svg circle[r='6']").count() == 1
     shoot(page, shots / "sweep_report.png", record_property)
     assert p.errors == [] and p.outside == []
     p.close()
