@@ -290,3 +290,22 @@ def test_other_sites_cannot_drive_the_server_through_a_browser(client: TestClien
     assert wait(client, r.json()["job"])["state"] == "done"
     for host in ("localhost:7860", "[::1]:7860"):
         assert client.get("/api/info", headers={"host": host}).status_code == 200
+
+
+def test_image_over_the_pixel_limit_is_refused_from_its_header(client: TestClient, model_dir: Path, png: bytes,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """A small upload can declare a huge image: refused from the PNG header, never decoded."""
+    import struct
+
+    import esrgan.serve.app as serve_app
+
+    bomb = bytearray(png)
+    bomb[16:24] = struct.pack(">II", 20000, 20000)  # IHDR width and height
+
+    def no_decode(*args: object, **kwargs: object) -> None:
+        raise AssertionError("decoded an image over the limit")
+
+    monkeypatch.setattr(serve_app, "imdecode", no_decode)
+    r = submit(client, [("bomb.png", bytes(bomb))], model=str(model_dir / "a.pth"))
+    assert r.status_code == 400
+    assert r.json()["error"].startswith("bomb.png: 20000x20000 = 400.0 MP is over the limit")

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from esrgan.data.image import imdecode, imwrite
+from esrgan.data.image import imdecode, imwrite, probe_image
 from esrgan.serve.jobs import Item, Job, JobQueue, Settings, bicubic_preview
 from esrgan.serve.models import ModelCatalog, ModelNotAllowed, UpscalerCache
 
@@ -204,16 +204,22 @@ class ServeState:
                              "(esrgan serve --max-pixels)")
 
     def check_image(self, name: str, data: bytes) -> tuple[int, int]:
+        probe = probe_image(data)  # the header's size: a small file can declare a huge image
+        if probe is not None:
+            self._check_pixels(name, *probe[:2])
         try:
             img = imdecode(data, name)
         except (ValueError, OSError) as exc:
             msg = str(exc)
             raise BadRequest(msg if name in msg else f"{name}: {msg}") from None
         h, w = img.shape[:2]
+        self._check_pixels(name, w, h)
+        return w, h
+
+    def _check_pixels(self, name: str, w: int, h: int) -> None:
         if h * w > self.config.max_pixels:
             raise BadRequest(f"{name}: {w}x{h} = {h * w / 1e6:.1f} MP is over the limit of "
                              f"{self.config.max_pixels / 1e6:.1f} MP per image (esrgan serve --max-pixels)")
-        return w, h
 
     def status(self, job: Job) -> dict[str, Any]:
         base = f"/api/jobs/{job.id}"
