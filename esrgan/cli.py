@@ -51,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"esrgan: unknown command {name!r}; known commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    module = importlib.import_module(f"esrgan.commands.{name}")
-    return int(module.main(rest) or 0)
+    try:
+        module = importlib.import_module(f"esrgan.commands.{name}")
+        return int(module.main(rest) or 0)
+    except KeyboardInterrupt:
+        # Ctrl-C: outputs are written atomically, so nothing half-written is left; one line, no traceback.
+        print(f"esrgan {name}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

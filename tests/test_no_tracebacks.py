@@ -362,3 +362,27 @@ def test_real_world_hr_set_is_checked_before_step_1(tmp_path: Path, natural_imag
     )
     with pytest.raises(ImageReadError, match=r"1 bad training image\(s\) .*b\.png: truncated"):
         build_dataset(opt)
+
+
+def test_ctrl_c_in_any_command_is_one_line(tmp_path: Path, natural_image: np.ndarray, model_file: Path) -> None:
+    """A real `esrgan upscale` process interrupted mid-batch: exit 130, one line, no partial output."""
+    for i in range(40):
+        imwrite(tmp_path / "in" / f"{i:02d}.png", natural_image[:96, :96])
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "esrgan", "upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
+         "--model", str(model_file), "--tile", "16"],
+        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        t0 = time.monotonic()
+        while not (tmp_path / "out").is_dir() or not any((tmp_path / "out").glob("*_x4.png")):
+            assert proc.poll() is None and time.monotonic() - t0 < 120
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "esrgan upscale: interrupted" in err
+    assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporaries
