@@ -348,6 +348,9 @@ def test_image_check_reads_past_large_jpeg_metadata(tmp_path: Path) -> None:
     photo.write_bytes(data[:-100])
     with pytest.raises(ImageReadError, match=r"photo\.jpg: truncated"):
         inspect_image_file(photo)
+    # data after the end of the image (a phone's motion photo appends its video) is not a truncation
+    photo.write_bytes(data + b"ftypmp42" + bytes(range(256)) * 100)
+    assert inspect_image_file(photo) == (50, 30)
 
 
 def test_real_world_hr_set_is_checked_before_step_1(tmp_path: Path, natural_image: np.ndarray) -> None:

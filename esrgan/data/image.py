@@ -12,6 +12,7 @@ import io
 import os
 import struct
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
@@ -77,12 +78,12 @@ def _exif_orientation_from_tiff(tiff: bytes | memoryview) -> int:
     return 1
 
 
-def _probe_jpeg(data: bytes | memoryview) -> tuple[int, int, int] | None:
-    """(width, height, EXIF orientation) from the JPEG markers before the image data."""
-    pos, orientation = 2, 1
+def _jpeg_segments(data: bytes | memoryview) -> Iterator[tuple[int, int, bytes | memoryview]]:
+    """(marker, position, body) of each JPEG segment up to the first scan (SOS, whose position is last)."""
+    pos = 2
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
-            return None
+            return
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
@@ -91,16 +92,29 @@ def _probe_jpeg(data: bytes | memoryview) -> tuple[int, int, int] | None:
             pos += 2
             continue
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
-        body = data[pos + 4 : pos + 2 + length]
+        yield marker, pos, data[pos + 4 : pos + 2 + length]
+        if marker in (0xDA, 0xD9):
+            return
+        pos += 2 + length
+
+
+def _probe_jpeg(data: bytes | memoryview) -> tuple[int, int, int] | None:
+    """(width, height, EXIF orientation) from the JPEG markers before the image data."""
+    orientation = 1
+    for marker, _, body in _jpeg_segments(data):
         if marker == 0xE1 and bytes(body[:6]) == b"Exif\0\0":
             orientation = _exif_orientation_from_tiff(body[6:])
         elif marker in _SOF_MARKERS and len(body) >= 5:
             height, width = struct.unpack(">HH", body[1:5])
             return width, height, orientation
-        elif marker in (0xDA, 0xD9):  # image data or the end before any frame header
-            return None
-        pos += 2 + length
     return None
+
+
+def _jpeg_complete(data: bytes) -> bool:
+    """Whether the main image's scan data reach an EOI marker (data appended after it, as in phones'
+    motion photos, is allowed; an EXIF thumbnail's own EOI, before the scan, does not count)."""
+    sos = next((pos for marker, pos, _ in _jpeg_segments(data) if marker == 0xDA), None)
+    return sos is not None and data.find(b"\xff\xd9", sos) != -1
 
 
 def probe_image(data: bytes | memoryview) -> tuple[int, int, int] | None:
@@ -172,7 +186,11 @@ def inspect_image_file(path: str | os.PathLike[str], *, max_pixels: int | None =
         raise ImageReadError(f"{path}: cannot read image file ({exc})") from exc
     if probe is None:
         raise ImageReadError(f"{path}: not an image or its header is damaged ({size} bytes)")
-    if not _ends_complete(head, tail, size):
+    complete = _ends_complete(head, tail, size)
+    if not complete and head[:2] == b"\xff\xd8":  # data after the JPEG's end? then the whole file
+        with open(path, "rb") as f:
+            complete = _jpeg_complete(f.read())
+    if not complete:
         raise ImageReadError(f"{path}: truncated ({size} bytes; the file ends before its image data does)")
     w, h, orientation = probe
     _check_pixels(str(path), w, h, max_pixels)
