@@ -284,3 +284,10 @@ def test_paired_finetuning_without_degradation(hr_folder, tmp_path, natural_imag
     assert " l_g_gan: " in log and " l_d_real: " in log
     state = load_checkpoint_file(tmp_path / "exp" / "training_states" / "2.state")
     assert state["rank_states"][0]["degradation"]["queue"]["ptr"] == 0  # given pairs: nothing degraded or queued
+
+
+def test_x2_stage_degrades_to_half_size(hr_folder, tmp_path):
+    exp = tmp_path / "x2"
+    _train(NET, hr_folder, exp, 2, "scale=2", "network_g.scale=2")
+    queue = load_checkpoint_file(exp / "training_states" / "2.state")["rank_states"][0]["degradation"]["queue"]
+    assert tuple(queue["lq"].shape) == (4, 3, 16, 16) and tuple(queue["gt"].shape) == (4, 3, 32, 32)
