@@ -291,3 +291,15 @@ def test_x2_stage_degrades_to_half_size(hr_folder, tmp_path):
     _train(NET, hr_folder, exp, 2, "scale=2", "network_g.scale=2")
     queue = load_checkpoint_file(exp / "training_states" / "2.state")["rank_states"][0]["degradation"]["queue"]
     assert tuple(queue["lq"].shape) == (4, 3, 16, 16) and tuple(queue["gt"].shape) == (4, 3, 32, 32)
+
+
+def test_dataset_and_model_types_must_fit(hr_folder, tmp_path):
+    sets = _overrides(hr_folder, tmp_path / "x", 2)
+    with pytest.raises(OptionsError, match="cannot train on") as info:
+        load_options(FIXTURES / NET, [*sets, "model_type=SRModel"])
+    assert info.value.key == "datasets.train.type"
+    paired = [*sets, "datasets.train.type=RealESRGANPairedDataset", f"datasets.train.dataroot_lq={hr_folder}"]
+    with pytest.raises(OptionsError, match="high_order_degradation: false") as info:
+        load_options(FIXTURES / NET, paired)
+    assert info.value.key == "datasets.train.type"
+    assert load_options(FIXTURES / NET, [*paired, "high_order_degradation=false"]).high_order_degradation is False

@@ -1035,13 +1035,27 @@ def _check_training(opt: Options) -> None:
 
 def _check_realesrgan(opt: Options) -> None:
     """Real-ESRGAN's degradation keys against each other and the training set, before anything starts."""
+    train = opt.datasets_of("train")
+    for phase, ds in train.items():
+        if ds.type == "RealESRGANDataset" and not opt.is_real:
+            raise OptionsError(
+                f"type RealESRGANDataset gives HR crops and blur kernels, which model_type {opt.model_type} cannot "
+                "train on; use model_type RealESRNetModel or RealESRGANModel (or a paired dataset type)",
+                key=f"datasets.{phase}.type",
+            )
+        real = RealESRGANOptions.from_options(opt)
+        if opt.is_real and real.high_order_degradation and ds.type != "RealESRGANDataset":
+            raise OptionsError(
+                f"model_type {opt.model_type} degrades HR crops of type RealESRGANDataset, got {ds.type}; set "
+                "high_order_degradation: false to train on the dataset's LR/HR pairs instead",
+                key=f"datasets.{phase}.type",
+            )
     if not opt.is_real:
         given = sorted(k for k in REAL_KEYS if getattr(opt, k) is not None)
         if given:
             logger.warning("options: model_type %s makes no degraded LR: %s ignored (RealESRNetModel and "
                            "RealESRGANModel use them)", opt.model_type, ", ".join(given))
         return
-    train = opt.datasets_of("train")
     ds = next(iter(train.values()), None)
     try:
         RealESRGANOptions.from_options(opt).check(
