@@ -197,3 +197,16 @@ def test_frames_per_pass_from_device_and_free_memory(monkeypatch: pytest.MonkeyP
     assert video_mod.frames_per_pass(up, 1080, 1920) == 1
     tile = up.auto_tile(1080, 1920)
     assert tile > 0 and (tile + 2 * up.tile_pad) ** 2 * up.bytes_per_pixel() <= upscaler_module.MEMORY_SHARE * 22 * gib
+
+
+def test_nan_weights_fail_the_video_naming_the_model(
+    clips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    net = RRDBNet(3, 3, num_feat=4, num_block=1, num_grow_ch=4, scale=2)
+    with torch.no_grad():
+        net.conv_last.bias[0] = float("nan")
+    model = tmp_path / "diverged.pth"
+    save_network(model, {"params": net.state_dict()})
+    out = tmp_path / "out.mp4"
+    assert esrgan_main(["video", str(clips["mp4_aac"]), "-o", str(out), "--model", str(model)]) == 1
+    assert "diverged.pth produced NaN/Inf values" in capsys.readouterr().err and not out.exists()
