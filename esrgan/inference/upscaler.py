@@ -41,7 +41,7 @@ GREY_FROM_RGB = "BT.601 luma (0.299 R + 0.587 G + 0.114 B)"
 MIN_TILE = 16
 # Context read around each tile, in input pixels. Tiles differ from the whole-image output by the
 # error a border at this distance leaves: with real weights (RealESRGAN anime_6B, Set14 crops) 10 px
-# leave up to 146 levels of 255, 32 px up to 13, 48 px at most 3 (benchmarks/bench_tiling.py).
+# leave up to 146 levels of 255, 32 px up to 13, 48 px at most 3 (benchmarks/bench_upscale_real.py).
 DEFAULT_TILE_PAD = 48
 # Automatic tiles: the whole image when its activations fit in this share of the free memory,
 # else the largest tiles that do (other processes and the output image need the rest).
