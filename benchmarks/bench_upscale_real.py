@@ -81,8 +81,15 @@ def seams(args: argparse.Namespace, nets: dict[str, torch.nn.Module], images: di
             print(f"{label:<24} {name:<10} " + " ".join(f"{c:>14}" for c in cells), flush=True)
 
 
-def overhead(args: argparse.Namespace, nets: dict[str, torch.nn.Module], images: dict[str, np.ndarray]) -> None:
-    img = next(iter(images.values()))
+def overhead(args: argparse.Namespace, nets: dict[str, torch.nn.Module]) -> None:
+    size = args.overhead_size
+    path = Path(args.image) if args.image else SET14 / "baboon.png"
+    if path.is_file():
+        img = imread(path)[:size, :size]
+    else:
+        from skimage import data
+
+        img = np.ascontiguousarray(data.astronaut()[:size, :size])
     print(f"\n== tiling overhead at the default pad ({DEFAULT_TILE_PAD}), {img.shape[1]}x{img.shape[0]} input, "
           f"precision auto; interleaved, best of {args.repeats}")  # fmt: skip
     for label, net in nets.items():
@@ -121,13 +128,13 @@ def precision(args: argparse.Namespace, nets: dict[str, torch.nn.Module], images
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="one model, one 128-pixel crop, two pads")
+    p.add_argument("--quick", action="store_true", help="one model, one 160-pixel crop, two pads")
     p.add_argument("--image", help="a photo instead of the Set14 crops")
     p.add_argument("--skip", nargs="*", default=[], choices=["seams", "overhead", "precision"])
     args = p.parse_args(argv)
-    args.crop, args.images, args.tile = (128, 1, 32) if args.quick else (200, 4, 64)
+    args.crop, args.images, args.tile = (160, 1, 32) if args.quick else (200, 4, 64)
     args.pads = [10, DEFAULT_TILE_PAD] if args.quick else [10, 16, 24, 32, 40, DEFAULT_TILE_PAD, 64]
-    args.overhead_tiles = [64] if args.quick else [128, 96]
+    args.overhead_size, args.overhead_tiles = (256, [64]) if args.quick else (480, [256, 128])
     args.repeats = 1 if args.quick else 3
     print(f"CPU: {cpu_summary()}")
     missing = [f for f in WEIGHTS.values() if not (MODELS / f).is_file()]
@@ -140,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     if "seams" not in args.skip:
         seams(args, nets, images)
     if "overhead" not in args.skip:
-        overhead(args, nets, images)
+        overhead(args, nets)
     if "precision" not in args.skip:
         precision(args, nets, images)
     return 0
