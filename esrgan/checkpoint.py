@@ -29,6 +29,24 @@ class CheckpointError(ValueError):
     """A checkpoint file is missing, truncated, unsafe or not in a layout we know."""
 
 
+# Wrappers that prefix every key of the state dict they save: DataParallel/DDP and torch.compile.
+WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+def strip_wrapper_prefixes(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Keys without the ``module.`` / ``_orig_mod.`` prefixes wrappers add (in any order, any number)."""
+    out = {}
+    for key, value in sd.items():
+        stripped = True
+        while stripped:
+            stripped = False
+            for prefix in WRAPPER_PREFIXES:
+                if key.startswith(prefix):
+                    key, stripped = key[len(prefix) :], True
+        out[key] = value
+    return out
+
+
 def _cpu_tensors(sd: Mapping[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in sd.items():

@@ -1,4 +1,12 @@
-"""``load_model``: any supported generator checkpoint (or zoo name) -> a ready nn.Module.
+"""The one way to read network weights: checkpoint (or zoo name) -> state dict -> network.
+
+- :func:`select_state_dict`: the weights inside a loaded checkpoint (``param_key``, else EMA first),
+  wrapper prefixes (``module.``, ``_orig_mod.``) stripped;
+- :func:`load_generator`: ``(arch, kwargs, state dict in our layout)`` detected from the weights; the
+  place where architectures we do not build ourselves would be recognised;
+- :func:`load_weights_into`: weights into a network built from options (``pretrain_network_g/d``,
+  the tester's ``network_g``), shapes compared first so a mismatch is one line naming file and keys;
+- :func:`load_model`: ``esrgan.load_model``, a ready generator in eval mode.
 
 Imports only the networks and checkpoint code: no trainer, TensorBoard or data pipeline.
 """
@@ -14,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from esrgan.checkpoint import CheckpointError, load_checkpoint_file
+from esrgan.checkpoint import CheckpointError, load_checkpoint_file, strip_wrapper_prefixes
 
 logger = logging.getLogger("esrgan.loading")
 
@@ -27,13 +35,26 @@ def _is_state_dict(obj: Any) -> bool:
     return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
 
 
-def select_state_dict(ckpt: Mapping[str, Any], source: str = "<checkpoint>") -> dict[str, torch.Tensor]:
-    """The generator state dict inside a loaded checkpoint (``params_ema`` preferred over ``params``)."""
+def select_state_dict(
+    ckpt: Mapping[str, Any], source: str = "<checkpoint>", param_key: str | None = None
+) -> dict[str, torch.Tensor]:
+    """The state dict inside a loaded checkpoint, wrapper prefixes stripped.
+
+    ``param_key`` (BasicSR's ``param_key_g``): that entry, or an error listing the entries there are;
+    None: the first of :data:`PARAM_KEYS` present (``params_ema`` before ``params``), or the
+    checkpoint itself when it is a bare state dict.
+    """
+    if param_key is not None:
+        if _is_state_dict(ckpt.get(param_key)):
+            return strip_wrapper_prefixes(ckpt[param_key])
+        if not _is_state_dict(ckpt):
+            held = [k for k, v in ckpt.items() if _is_state_dict(v)]
+            raise CheckpointError(f"{source}: no weights under {param_key!r}; the checkpoint holds {held}")
     for key in PARAM_KEYS:
         if _is_state_dict(ckpt.get(key)):
-            return dict(ckpt[key])
+            return strip_wrapper_prefixes(ckpt[key])
     if _is_state_dict(ckpt):
-        return dict(ckpt)
+        return strip_wrapper_prefixes(ckpt)
     raise CheckpointError(
         f"{source}: no generator weights found: expected a state dict, or one under one of the keys "
         f"{list(PARAM_KEYS)}; top-level keys are {list(ckpt)[:10]}"
@@ -50,12 +71,14 @@ def resolve_path(path_or_zoo_name: str | os.PathLike[str]) -> Path:
     return resolve_model_path(path_or_zoo_name)
 
 
-def load_generator(path_or_zoo_name: str | os.PathLike[str]) -> tuple[str, dict, dict[str, torch.Tensor]]:
+def load_generator(
+    path_or_zoo_name: str | os.PathLike[str], param_key: str | None = None
+) -> tuple[str, dict, dict[str, torch.Tensor]]:
     """``(arch name, detected kwargs, state dict in our BasicSR layout)`` for a generator checkpoint."""
     from esrgan.archs.detect import UnknownArchitectureError, detect_generator
 
     path = resolve_path(path_or_zoo_name)
-    sd = select_state_dict(load_checkpoint_file(path), str(path))
+    sd = select_state_dict(load_checkpoint_file(path), str(path), param_key)
     try:
         return detect_generator(sd)
     except UnknownArchitectureError as exc:
@@ -83,3 +106,75 @@ def load_model(path_or_zoo_name: str | os.PathLike[str], device: str | torch.dev
         raise CheckpointError(f"{path_or_zoo_name}: weights do not fit the detected {arch}({kwargs}): {exc}") from exc
     logger.info("loaded %s %s from %s", arch, kwargs, path_or_zoo_name)
     return model.eval().to(device)
+
+
+def _fits(net: nn.Module, sd: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str], list[str]]:
+    """(missing, unexpected, shape-mismatched) keys of ``sd`` against ``net``."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in sd]
+    unexpected = [k for k in sd if k not in own]
+    shapes = [
+        f"{k} {tuple(sd[k].shape)} vs {tuple(own[k].shape)}" for k in own if k in sd and sd[k].shape != own[k].shape
+    ]
+    return missing, unexpected, shapes
+
+
+def _first(keys: list[str], n: int = 3) -> str:
+    return ", ".join(keys[:n]) + (f" (+{len(keys) - n} more)" if len(keys) > n else "")
+
+
+def load_weights_into(
+    net: nn.Module,
+    path_or_zoo_name: str | os.PathLike[str],
+    *,
+    param_key: str | None = None,
+    strict: bool = True,
+    what: str = "network_g",
+) -> None:
+    """Load a checkpoint into ``net`` (built from options); ``what`` names the option section in errors.
+
+    A generator checkpoint in a foreign key layout (official ESRGAN, old BasicSR) is mapped onto ours.
+    Shapes are compared before anything is loaded: a checkpoint of another width or depth is one
+    :class:`CheckpointError` naming the file and the first keys that differ. ``strict=False`` (BasicSR's
+    ``strict_load_g: false``) loads the keys that fit, skips the rest (other shapes too) and logs them.
+    """
+    path = resolve_path(path_or_zoo_name)
+    sd = select_state_dict(load_checkpoint_file(path), str(path), param_key)
+    missing, unexpected, shapes = _fits(net, sd)
+    if (missing or unexpected) and what == "network_g":
+        from esrgan.archs.detect import detect_generator
+
+        try:
+            _, _, mapped = detect_generator(sd)
+        except CheckpointError:
+            pass  # not a layout we know: report the keys as they are
+        else:
+            sd = mapped
+            missing, unexpected, shapes = _fits(net, sd)
+    name = type(net).__name__
+    if shapes and not strict:
+        # BasicSR's strict_load false also skips tensors of another shape, e.g. the first convolution when
+        # an x2 network (pixel-unshuffled input) starts from x4 weights.
+        reshaped = [k for k in net.state_dict() if k in sd and sd[k].shape != net.state_dict()[k].shape]
+        logger.warning("%s: %s not loaded from %s (other shape)", what, ", ".join(reshaped), path)
+        sd = {k: v for k, v in sd.items() if k not in reshaped}
+        missing = [*missing, *reshaped]
+        shapes = []
+    if shapes:
+        raise CheckpointError(
+            f"{path} does not fit {what} ({name}): shapes differ (checkpoint vs network) for {_first(shapes)}; "
+            f"are {what}'s arguments (num_feat, num_block, ...) the ones it was trained with?"
+        )
+    if strict and (missing or unexpected):
+        parts = [f"missing keys {_first(missing)}" if missing else "", f"unexpected keys {_first(unexpected)}"
+                 if unexpected else ""]
+        raise CheckpointError(
+            f"{path} does not fit {what} ({name}): {'; '.join(p for p in parts if p)} "
+            f"(strict_load false loads the keys that fit)"
+        )
+    net.load_state_dict({k: v for k, v in sd.items() if k not in unexpected}, strict=False)
+    if missing or unexpected:
+        logger.warning("%s: loaded %s non-strictly (%d missing, %d unexpected keys)", what, path, len(missing),
+                       len(unexpected))
+    logger.info("%s: loaded weights from %s [%s]", what, path, param_key or "auto")
+

@@ -68,7 +68,7 @@ def test_options_defaults_and_io_backend_mapping():
     ("values", "message"),
     [
         ({"io_backend": {"type": "hdf5"}}, "datasets.train.io_backend.type: 'hdf5' is not one of disk, lmdb"),
-        ({"io_backend": {"type": "disk", "db_paths": "x"}}, "datasets.train.io_backend: unknown key(s) db_paths"),
+        ({"io_backend": {"type": "disk", "db_paths": "x"}}, "io_backend.db_paths: unknown key; allowed keys: type"),
         ({"gt_size": 130}, "datasets.train.gt_size: 130 is not divisible by scale 4"),
         ({"gt_size": None}, "datasets.train.gt_size: required for a training dataset"),
         ({"dataroot_lq": None}, "use type SingleHRDataset"),
@@ -79,7 +79,7 @@ def test_options_defaults_and_io_backend_mapping():
         ({"batch_size_per_gpu": 0}, "datasets.train.batch_size_per_gpu: expected an integer >= 1, got 0"),
         ({"filename_tmpl": "x4"}, "datasets.train.filename_tmpl: 'x4' must contain '{}'"),
         ({"use_hflip": "yes"}, "datasets.train.use_hflip: expected true or false, got 'yes'"),
-        ({"bogus": 1}, "datasets.train: unknown key(s) bogus; allowed keys: name, type, dataroot_gt"),
+        ({"bogus": 1}, "datasets.train.bogus: unknown key; allowed keys: name, type, dataroot_gt"),
     ],
 )
 def test_options_errors_name_key_and_allowed_values(values, message):

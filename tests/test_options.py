@@ -17,6 +17,7 @@ from esrgan.options import (
     parse_yaml,
     save_options,
 )
+from esrgan.options.sections import WandbOptions
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -137,12 +138,13 @@ def test_basicsr_psnr_file_parses(write, text: str) -> None:
     assert opt.network_g.spec()["num_grow_ch"] == 32
 
 
-def test_basicsr_wandb_project_is_warned_about(write, caplog) -> None:
+def test_basicsr_wandb_section_is_read(write) -> None:
+    # BasicSR's files carry logger.wandb: {project: ~, resume_id: ~}; a project turns W&B logging on
+    # (tests/test_train.py::test_wandb_logs_offline runs it).
     text = BASICSR_PSNR_X4.replace("    project: ~", "    project: my_project")
-    with caplog.at_level(logging.WARNING, logger="esrgan.options"):
-        opt = load_options(write(text))
-    assert opt.logger.wandb == {"project": "my_project", "resume_id": None}
-    assert "Weights & Biases" in caplog.text
+    opt = load_options(write(text))
+    assert opt.logger.wandb == WandbOptions(project="my_project", resume_id=None)
+    assert load_options(write(BASICSR_PSNR_X4)).logger.wandb == WandbOptions(project=None, resume_id=None)
 
 
 def test_old_and_new_key_together_is_an_error(write) -> None:
@@ -155,7 +157,7 @@ def test_old_and_new_key_together_is_an_error(write) -> None:
 # our configs
 # ---------------------------------------------------------------------------------------------
 
-# test_*.yml and interp_*.yml are the evaluation tools' own formats (esrgan.evaluation.config).
+# test_*.yml and interp_*.yml are the evaluation tools' own formats (esrgan.options.testing).
 TRAIN_CONFIGS = sorted(p for p in CONFIGS.glob("*.yml") if not p.name.startswith(("test_", "interp_")))
 
 
@@ -470,10 +472,17 @@ def test_resolution_of_paths_phases_scale_and_seed() -> None:
     assert options_from_dict(msr).network_g.kwargs["upscale"] == 2
 
 
-def test_given_paths_are_kept() -> None:
-    raw = minimal(path={"experiments_root": "/runs/x", "models": "/ckpt"})
-    p = options_from_dict(raw).path
-    assert (p.experiments_root, p.models, p.training_states) == ("/runs/x", "/ckpt", "/runs/x/training_states")
+def test_given_experiments_root_is_kept_and_sub_folders_follow_it() -> None:
+    p = options_from_dict(minimal(path={"experiments_root": "/runs/x"})).path
+    assert (p.experiments_root, p.models, p.training_states) == ("/runs/x", "/runs/x/models", "/runs/x/training_states")
+    # path.models / training_states / log / visualization: the trainer keeps them under the experiment's root
+    # (BasicSR overwrites them there too); a value that says otherwise is refused, not ignored.
+    for key, value in (("models", "/ckpt"), ("training_states", "/st"), ("log", "/logs"), ("visualization", "v")):
+        message = error_of(minimal(path={"experiments_root": "/runs/x", key: value}))
+        assert f"path.{key}: {value!r}: the experiment keeps this in" in message
+        assert "set path.experiments_root" in message
+    same = {"experiments_root": "/runs/x", "models": "/runs/x/models/", "log": "/runs/x"}  # a resolved file
+    assert options_from_dict(minimal(path=same)).path.models == "/runs/x/models"
 
 
 def test_test_mode_needs_no_training_section() -> None:
@@ -612,3 +621,69 @@ def test_basicsr_test_file_parses_in_test_mode(write) -> None:
         "psnr": ("psnr", 4, False),
         "ssim": ("ssim", 4, False),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile files and values: one OptionsError naming the file / key
+# ---------------------------------------------------------------------------------------------
+
+
+def test_option_file_that_is_not_utf8_is_one_line(tmp_path) -> None:
+    path = tmp_path / "latin1.yml"
+    path.write_bytes("name: caf\u00e9\nscale: 4\n".encode("latin-1"))
+    with pytest.raises(OptionsError) as info:
+        load_options(path)
+    assert str(info.value) == f"{path}: not UTF-8 text (byte 0xe9 at line 1); save the option file as UTF-8"
+
+
+def test_yaml_alias_bomb_is_refused_before_expanding(tmp_path) -> None:
+    lines = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    path = tmp_path / "bomb.yml"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size < 1024  # 9**9 = 387 million strings once expanded
+    with pytest.raises(OptionsError, match=r"bomb.yml: YAML aliases expand to more than 100,000 values"):
+        load_options(path)
+    # ordinary anchors (BasicSR files use a few) still load
+    assert parse_yaml("base: &b {lr: 1e-4}\nother: *b\n") == {"base": {"lr": 1e-4}, "other": {"lr": 1e-4}}
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("train.optim_g.lr=.inf", "train.optim_g.lr: expected a finite number, got inf"),
+        ("train.optim_g.lr=.nan", "train.optim_g.lr: expected a finite number, got nan"),
+        ("train.optim_g.lr=-1e-4", "train.optim_g.lr: must be > 0, got -0.0001"),
+        ("train.pixel_opt.loss_weight=-1", "train.pixel_opt.loss_weight: must be >= 0 (0 = off), got -1.0"),
+        ("train.pixel_opt.loss_weight=.nan", "train.pixel_opt.loss_weight: expected a finite number, got nan"),
+        ("train.ema_decay=.nan", "train.ema_decay: expected a finite number, got nan"),
+    ],
+)
+def test_numbers_are_finite_and_in_range(override: str, message: str) -> None:
+    assert message in error_of(minimal(), (override,))
+
+
+def test_negative_weights_of_gan_and_perceptual_losses_are_refused() -> None:
+    raw = gan_raw({"gan_type": "vanilla", "loss_weight": -5e-3})
+    assert "train.gan_opt.loss_weight: must be >= 0 (0 = off), got -0.005" in error_of(raw)
+    raw = gan_raw({"gan_type": "vanilla"})
+    raw["train"]["perceptual_opt"] = {"type": "PerceptualLoss", "layer_weights": {"conv5_4": -1}}
+    assert "train.perceptual_opt.layer_weights.conv5_4: must be >= 0 (0 = off), got -1.0" in error_of(raw)
+
+
+def test_a_second_training_dataset_is_refused() -> None:
+    raw = minimal()
+    raw["datasets"]["train_1"] = dict(raw["datasets"]["train"])
+    assert "datasets.train_1: one training dataset, under the key 'train'" in error_of(raw)
+
+
+def test_duplicate_keys_and_float_spelling_in_test_option_files(tmp_path) -> None:
+    from esrgan.options.testing import load_test_options
+
+    path = tmp_path / "t.yml"
+    path.write_text("name: t\nscale: 4\nmodels: [bicubic]\nscale: 2\ndatasets: {test_1: {dataroot_gt: hr}}\n")
+    with pytest.raises(OptionsError, match=r"t.yml: invalid YAML at line 4.*duplicate key 'scale'"):
+        load_test_options(path)
+    path.write_text("name: t\nscale: 1e0\nmodels: [bicubic]\ndatasets: {test_1: {dataroot_gt: hr}}\n")
+    assert load_test_options(path).scale == 1

@@ -76,7 +76,7 @@ def test_paired_dataset_reads_realesrgan_meta_info(tmp_path, natural_image):
         ({"blur_kernel_size": 20}, "datasets.train.blur_kernel_size", "odd"),
         ({"blur_kernel_size2": 801}, "datasets.train.blur_kernel_size2", "too large"),
         ({"blur_sigma": [3.0, 0.2]}, "datasets.train.blur_sigma", "min 3.0 > max 0.2"),
-        ({"betap_range2": [2, 1]}, "datasets.train.betap_range2", "min 2 > max 1"),
+        ({"betap_range2": [2, 1]}, "datasets.train.betap_range2", "min 2.0 > max 1.0"),
         ({"kernel_list": ["iso", "box"], "kernel_prob": [0.5, 0.5]}, "datasets.train.kernel_list", "box"),
         ({"final_sinc_prob": 1.5}, "datasets.train.final_sinc_prob", "probability"),
         ({"gt_size": 512}, "datasets.train.gt_size", "crop_pad_size"),

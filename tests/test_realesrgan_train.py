@@ -190,18 +190,18 @@ def test_x2_network_starts_from_x4_weights_non_strictly(tmp_path):
     """Real-ESRGAN's x2 recipe starts from RealESRGAN_x4plus: strict_load false skips the reshaped first layer."""
     from esrgan.archs import build_network
     from esrgan.checkpoint import save_network
-    from esrgan.training.models import load_network_weights
+    from esrgan.loading import load_weights_into
 
     small = {"type": "RRDBNet", "num_feat": 8, "num_block": 1, "num_grow_ch": 8}
     x4 = build_network({**small, "scale": 4})
     save_network(tmp_path / "x4.pth", {"params_ema": x4.state_dict()})
     x2 = build_network({**small, "scale": 2})
     first = x2.conv_first.weight.detach().clone()
-    load_network_weights(x2, str(tmp_path / "x4.pth"), "params_ema", False, "network_g")
+    load_weights_into(x2, tmp_path / "x4.pth", param_key="params_ema", strict=False)
     assert torch.equal(x2.conv_first.weight, first)  # 12 input channels at x2: kept as initialised
     assert torch.equal(x2.conv_body.weight, x4.conv_body.weight)
     with pytest.raises((ValueError, RuntimeError)):
-        load_network_weights(x2, str(tmp_path / "x4.pth"), "params_ema", True, "network_g")
+        load_weights_into(x2, tmp_path / "x4.pth", param_key="params_ema", strict=True)
 
 
 DDP_CHILD = """

@@ -18,10 +18,11 @@ from esrgan.data.image import img2tensor, imread, imwrite, mod_crop, tensor2img
 from esrgan.data.imresize import imresize
 from esrgan.evaluation import tested_models as eval_models
 from esrgan.evaluation.compare import CAPTION_HEIGHT, GAP, default_crop_size, display_zoom, select_crop
-from esrgan.evaluation.config import ConfigError, load_eval_config
 from esrgan.evaluation.tester import run_tests
-from esrgan.evaluation.testsets import iter_test_images, make_test_set
+from esrgan.evaluation.testsets import iter_test_images, make_test_set, sets_from_options
 from esrgan.metrics import psnr, ssim
+from esrgan.options import OptionsError
+from esrgan.options.testing import load_test_options
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -287,8 +288,8 @@ def test_option_file(tmp_path: Path, small_set: tuple[Path, Path], monkeypatch: 
     assert test_command.main(["-opt", str(opt)]) == 1
     assert "datasets.test_1: test set" in capsys.readouterr().err
     opt.write_text("name: s\nscale: 4\nmodels: [bicubic]\nvall: {}\ndatasets: {t: {dataroot_gt: Small/HR}}\n")
-    with pytest.raises(ConfigError, match=r"unknown key vall; allowed: .*val"):
-        load_eval_config(opt)
+    with pytest.raises(OptionsError, match=r"vall: unknown key; did you mean 'val'\? allowed keys: .*val"):
+        load_test_options(opt)
 
 
 def test_repository_configs_point_at_the_documented_layout(shared_data: Path, tmp_path: Path,
@@ -300,14 +301,14 @@ def test_repository_configs_point_at_the_documented_layout(shared_data: Path, tm
     configs = sorted((REPO / "configs").glob("test_*.yml"))
     assert configs
     for path in configs:
-        cfg = load_eval_config(path)
-        assert [t.name for t in cfg.test_sets] == ["Set5", "Set14"] and cfg.scale == 4
-    sweep = load_eval_config(REPO / "configs" / "interp_sweep_x4.yml", require_interp=True)
-    assert sweep.psnr and sweep.gan and sweep.alphas == "0:1:0.1"
+        cfg = load_test_options(path)
+        assert [t.name for t in sets_from_options(cfg)] == ["Set5", "Set14"] and cfg.scale == 4
+    sweep = load_test_options(REPO / "configs" / "interp_sweep_x4.yml", require_interp=True)
+    assert sweep.interp.psnr and sweep.interp.gan and sweep.interp.alphas == "0:1:0.1"
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")  # no datasets/ here: the error names the folder
-    with pytest.raises(ConfigError, match=r"HR folder not found: datasets/Set5/HR"):
-        load_eval_config(REPO / "configs" / "test_bicubic_x4.yml")
+    with pytest.raises(OptionsError, match=r"HR folder not found: datasets/Set5/HR"):
+        sets_from_options(load_test_options(REPO / "configs" / "test_bicubic_x4.yml"))
 
 
 def test_test_py_without_data_names_the_folder_and_the_download(tmp_path: Path) -> None:
@@ -338,3 +339,31 @@ def test_a_second_run_archives_the_first_instead_of_overwriting(tmp_path: Path, 
     archived = [p for p in tmp_path.iterdir() if p.name.startswith("again_archived_")]
     assert len(archived) == 1 and (archived[0] / "results.json").read_text() == first
     assert (tmp_path / "again" / "results.json").is_file()
+
+
+def test_option_file_val_keys_work_or_are_refused(tmp_path: Path, small_set: tuple[Path, Path],
+                                                  monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture) -> None:
+    monkeypatch.chdir(tmp_path)
+    head = ("name: v\nscale: 4\nmodels: [bicubic]\n"
+            "datasets:\n  test_1:\n    name: Small\n    dataroot_gt: Small/HR\n    dataroot_lq: Small/LR\n"
+            "    filename_tmpl: '{}x4'\n")
+    opt = tmp_path / "v.yml"
+    # val.pbar: false turns the progress bars off (as -q does); BasicSR's metric section is read
+    opt.write_text(head + "val:\n  save_img: false\n  pbar: false\n  metrics:\n"
+                   "    psnr: {type: calculate_psnr, crop_border: 4, test_y_channel: true}\n")
+    assert test_command.main(["-opt", str(opt)]) == 0
+    err = capsys.readouterr().err
+    assert "%|" not in err  # no tqdm bar
+    cfg = load_test_options(opt)
+    assert (cfg.val.pbar, cfg.val.metrics["psnr"].type) == (False, "psnr")
+    refused = {
+        "  suffix: esrgan\n": "val.suffix: not supported",
+        "  metrics: {niqe: {type: psnr, crop_border: 0}}\n": "val.metrics.niqe.crop_border: 0: the tester crops scale",
+        "  metrics: {p: {type: psnrr}}\n": "val.metrics.p.type: 'psnrr' is not allowed (did you mean 'psnr'?)",
+    }
+    for line, message in refused.items():
+        opt.write_text(head + "val:\n" + line)
+        assert test_command.main(["-opt", str(opt)]) == 1
+        err = capsys.readouterr().err
+        assert message in err and str(opt) in err, err

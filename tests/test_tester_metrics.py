@@ -14,11 +14,12 @@ from esrgan.commands import test as test_command
 from esrgan.data.image import imread, imwrite, mod_crop
 from esrgan.data.imresize import imresize
 from esrgan.evaluation.compare import CAPTION_HEIGHT, default_crop_size, display_zoom
-from esrgan.evaluation.config import ConfigError, load_eval_config
 from esrgan.evaluation.tester import run_tests
 from esrgan.evaluation.testsets import make_test_set
 from esrgan.metrics import lpips, niqe, psnr
 from esrgan.metrics.lpips_metric import backbone_weights_path
+from esrgan.options import OptionsError
+from esrgan.options.testing import load_test_options
 
 
 @pytest.fixture
@@ -111,15 +112,15 @@ def test_cli_metrics_flag_and_option_file(tmp_path, niqe_set, capsys) -> None:
     opt = tmp_path / "test.yml"
     opt.write_text(f"name: fromfile\nscale: 4\nmodels: [bicubic]\nmetrics: [ssim, niqe]\n"
                    f"datasets:\n  test_1:\n    name: Mid\n    dataroot_gt: {hr_dir}\n    dataroot_lq: {lr_dir}\n")
-    assert load_eval_config(opt).metrics == ["ssim", "niqe"]
+    assert load_test_options(opt).metric_names == ["ssim", "niqe"]
     opt2 = tmp_path / "basicsr.yml"
     opt2.write_text(f"name: b\nscale: 4\nmodels: [bicubic]\nval:\n  metrics:\n    psnr: {{type: calculate_psnr}}\n"
                     f"    niqe: {{type: calculate_niqe, crop_border: 4}}\n"
                     f"datasets:\n  test_1:\n    dataroot_gt: {hr_dir}\n")
-    assert load_eval_config(opt2).metrics == ["psnr", "ssim", "niqe"]
+    assert load_test_options(opt2).metric_names == ["psnr", "ssim", "niqe"]
     opt2.write_text(opt2.read_text().replace("calculate_niqe", "calculate_fid"))
-    with pytest.raises(ConfigError, match=r"val\.metrics: unknown metric type 'calculate_fid'; known types"):
-        load_eval_config(opt2)
+    with pytest.raises(OptionsError, match=r"val\.metrics\.niqe\.type: 'calculate_fid' is not allowed; allowed values"):
+        load_test_options(opt2)
 
 
 def test_small_image_and_missing_backbone_errors_name_the_file(tmp_path, natural_image, monkeypatch, capsys):

@@ -6,6 +6,7 @@ import os
 import re
 import shutil
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -456,3 +457,87 @@ def test_cli_auto_resume_continues_from_the_latest_state(data_root: Path, tmp_pa
     # without --auto-resume the same command starts over, archiving the folder
     assert main([*base, "--set", "train.total_iter=1"]) == 0
     assert len(list(tmp_path.glob("tiny_archived_*"))) == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Hostile option files at the command line: one line, exit 2, nothing touched
+# ---------------------------------------------------------------------------------------------
+
+
+def _write_options(tmp_path: Path, raw: dict) -> Path:
+    import yaml
+
+    path = tmp_path / "opt.yml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def test_cli_num_gpu_without_a_launcher_names_the_torchrun_command(data_root: Path, tmp_path: Path, capsys) -> None:
+    from esrgan.commands.train import main
+
+    raw = tiny_options_dict(data_root, tmp_path / "exp", total_iter=2)
+    raw["num_gpu"] = 4
+    path = _write_options(tmp_path, raw)
+    assert main(["-opt", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert "num_gpu: 4 asks for 4 GPUs" in err
+    assert f"torchrun --standalone --nproc_per_node 4 train.py -opt {path} --launcher pytorch" in err
+    assert not (tmp_path / "exp").exists()  # refused before the experiment folder was made
+
+
+@pytest.mark.parametrize("change", [{"num_feat": 16}, {"num_block": 2}])
+def test_cli_pretrain_of_another_width_or_depth_is_one_line(
+    data_root: Path, tmp_path: Path, capsys, change: dict
+) -> None:
+    from esrgan.archs import build_network
+    from esrgan.checkpoint import save_network
+    from esrgan.commands.train import main
+
+    raw = tiny_options_dict(data_root, tmp_path / "exp", total_iter=2)
+    other = build_network({**raw["network_g"], **change})
+    ckpt = save_network(tmp_path / "other.pth", {"params": other.state_dict()})
+    raw["path"]["pretrain_network_g"] = str(ckpt)
+    assert main(["-opt", str(_write_options(tmp_path, raw))]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    (line,) = [x for x in err.splitlines() if "does not fit" in x]  # the log's last line, the whole story
+    assert err.rstrip().endswith(line) and f"{ckpt} does not fit network_g (RRDBNet)" in line
+    err = line
+    if "num_feat" in change:  # every layer is wider: the first keys are named with both shapes
+        assert "shapes differ (checkpoint vs network) for conv_first.weight (16, 3, 3, 3) vs (8, 3, 3, 3)" in err
+    else:  # a deeper network: its extra block's keys are named
+        assert "unexpected keys body.1." in err
+
+
+def test_wandb_logs_offline_what_tensorboard_gets(data_root: Path, tmp_path: Path, monkeypatch) -> None:
+    pytest.importorskip("wandb")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    raw = tiny_options_dict(data_root, tmp_path / "exp", total_iter=2)
+    raw["logger"]["wandb"] = {"project": "esrgan-tests", "resume_id": None}
+    opt = options_from_dict(raw)
+    assert Trainer(opt, interactive=False).run() == 0
+    runs = list((tmp_path / "exp" / "tiny" / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert len(runs) == 1  # the run lives in the experiment folder
+    keys = (b"esrgan-tests", b"losses/l_pix", b"lr/g", b"time/iter", b"metrics/tinyval/psnr", b"manual_seed")
+    # wandb's service process may still be writing the file when finish() returns: wait for it (bounded).
+    deadline = time.monotonic() + 60
+    while not all(k in runs[0].read_bytes() for k in keys) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    data = runs[0].read_bytes()
+    for key in keys:
+        assert key in data, key
+
+
+def test_wandb_without_the_package_is_refused_before_anything_is_touched(
+    data_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "wandb", None)  # import wandb -> ImportError
+    raw = tiny_options_dict(data_root, tmp_path / "exp", total_iter=2)
+    raw["logger"]["wandb"] = {"project": "p"}
+    with pytest.raises(ValueError, match=r"logger.wandb.project is set but the wandb package is not installed: pip"):
+        Trainer(options_from_dict(raw), interactive=False)
+    assert not (tmp_path / "exp").exists()

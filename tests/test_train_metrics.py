@@ -12,9 +12,13 @@ from tiny_training import make_tiny_data, tiny_options_dict
 from esrgan.checkpoint import load_checkpoint_file
 from esrgan.data.image import imread
 from esrgan.metrics import niqe
-from esrgan.options import options_from_dict
+from esrgan.options import MetricOptions, from_mapping, options_from_dict
 from esrgan.training.trainer import Trainer
 from esrgan.training.validation import BestTracker, metric_specs
+
+
+def _metrics(raw: dict) -> dict[str, MetricOptions]:
+    return {k: from_mapping(MetricOptions, v, f"val.metrics.{k}") for k, v in raw.items()}
 
 
 def test_metric_specs_take_the_direction_from_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,12 +29,12 @@ def test_metric_specs_take_the_direction_from_the_table(tmp_path: Path, monkeypa
     monkeypatch.setenv("ESRGAN_OFFLINE", "1")
     # a missing LPIPS backbone fails when the metrics are set up, before any training
     with pytest.raises(VGGWeightsNotFoundError, match=r"vgg16-397923af\.pth"):
-        metric_specs({"l": {"type": "lpips", "net": "vgg"}}, 4)
+        metric_specs(_metrics({"l": {"type": "lpips", "net": "vgg"}}), 4)
     path = backbone_weights_path("alex")
     path.parent.mkdir(parents=True)
     torch.save({f"features.{k}": v for k, v in LPIPS("alex", backbone=False).features.state_dict().items()}, path)
-    specs = metric_specs({"p": {"type": "calculate_psnr"}, "n": {"type": "calculate_niqe"},
-                          "l": {"type": "lpips"}, "n2": {"type": "niqe", "better": "higher"}}, 4)
+    specs = metric_specs(_metrics({"p": {"type": "calculate_psnr"}, "n": {"type": "calculate_niqe"},
+                                   "l": {"type": "lpips"}, "n2": {"type": "niqe", "better": "higher"}}), 4)
     assert [s.higher_is_better for s in specs] == [True, False, False, True]
     assert [s.on_device for s in specs] == [False, False, True, False]
     assert specs[2].fn.keywords == {"net": "alex"}
@@ -38,8 +42,9 @@ def test_metric_specs_take_the_direction_from_the_table(tmp_path: Path, monkeypa
     assert tracker.update("set", specs[1], 5.0, 1) and tracker.update("set", specs[1], 4.0, 2)
     assert not tracker.update("set", specs[1], 4.5, 3)
     assert tracker.best["set"]["n"] == {"val": 4.0, "iter": 2}
-    with pytest.raises(ValueError, match=r"val.metrics.x.type: unknown metric type 'fid'; known types: psnr, ss"):
-        metric_specs({"x": {"type": "fid"}}, 4)
+    # an unknown type is refused when the options are read, naming the key and the known types
+    with pytest.raises(ValueError, match=r"val.metrics.x.type: 'fid' is not allowed; allowed values: lpips"):
+        _metrics({"x": {"type": "fid"}})
 
 
 def test_options_accept_niqe_and_lpips_types(tmp_path: Path) -> None:

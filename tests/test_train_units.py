@@ -11,6 +11,7 @@ import pytest
 import torch
 from torch import nn
 
+from esrgan.options import OptionsError, SchedulerOptions, from_mapping
 from esrgan.training.ema import ModelEMA
 from esrgan.training.experiment import archive_if_exists, latest_state, prune
 from esrgan.training.models import SRModel
@@ -65,24 +66,25 @@ def test_cosine_restart_schedule_matches_the_formula_at_every_step() -> None:
 
 def test_multistep_schedule_and_unknown_scheduler() -> None:
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = build_scheduler(opt, "MultiStepLR", milestones=[2, 4], gamma=0.5, periods=None)
+    sched = build_scheduler(opt, SchedulerOptions("MultiStepLR", milestones=[2, 4], gamma=0.5))
     seen = []
     for _ in range(5):
         seen.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
     assert seen == [1.0, 1.0, 0.5, 0.5, 0.25]
-    with pytest.raises(ValueError, match="unknown scheduler 'Step'"):
-        build_scheduler(opt, "Step")
-    with pytest.raises(ValueError, match=r"unknown key\(s\) \['step_size'\]"):
-        build_scheduler(opt, "MultiStepLR", milestones=[1], step_size=3)
+    # Unknown schedulers and keys are refused when the options are read, naming the key.
+    with pytest.raises(OptionsError, match=r"train.scheduler.type: 'Step' is not allowed"):
+        from_mapping(SchedulerOptions, {"type": "Step"}, "train.scheduler")
+    with pytest.raises(OptionsError, match=r"train.scheduler.step_size: unknown key"):
+        from_mapping(SchedulerOptions, {"type": "MultiStepLR", "milestones": [1], "step_size": 3}, "train.scheduler")
 
 
 def test_warmup_scales_the_scheduled_lr_and_puts_it_back() -> None:
     model = SRModel.__new__(SRModel)  # only the lr bookkeeping is exercised
     opt = torch.optim.SGD([nn.Parameter(torch.zeros(1))], lr=1.0)
     model.optimizers, model.warmup_iter = [opt], 4
-    model.schedulers = [build_scheduler(opt, "MultiStepLR", milestones=[2], gamma=0.1)]
+    model.schedulers = [build_scheduler(opt, SchedulerOptions("MultiStepLR", milestones=[2], gamma=0.1))]
     seen = []
     for it in range(1, 6):
         model.update_learning_rate(it)

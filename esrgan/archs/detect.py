@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from esrgan.checkpoint import CheckpointError
+from esrgan.checkpoint import CheckpointError, strip_wrapper_prefixes
 
 StateDict = dict[str, torch.Tensor]
 
@@ -41,13 +41,6 @@ class UnknownArchitectureError(CheckpointError):
     def __init__(self, message: str, state_dict: Mapping[str, torch.Tensor] | None = None) -> None:
         super().__init__(message)
         self.state_dict = state_dict
-
-
-def _strip_prefix(sd: Mapping[str, torch.Tensor]) -> StateDict:
-    """Drop the ``module.`` prefix DataParallel/DDP adds to every key."""
-    if sd and all(k.startswith("module.") for k in sd):
-        return {k[len("module.") :]: v for k, v in sd.items()}
-    return dict(sd)
 
 
 def _rename(sd: StateDict, rules: list[tuple[str, str]], layout: str) -> StateDict:
@@ -222,7 +215,7 @@ def srvgg_kwargs(sd: StateDict) -> dict:
 
 def detect_generator(sd: Mapping[str, torch.Tensor]) -> tuple[str, dict, StateDict]:
     """``(arch name, constructor kwargs, state dict in our layout)`` for a generator state dict."""
-    sd = _strip_prefix(sd)
+    sd = strip_wrapper_prefixes(sd)
     layout = find_layout(sd)
     ours = layout.to_ours(sd)
     if layout.arch == "RRDBNet":

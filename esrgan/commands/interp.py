@@ -12,8 +12,9 @@ import argparse
 import logging
 import sys
 
-from esrgan.evaluation.config import ConfigError, load_eval_config
-from esrgan.evaluation.testsets import sets_from_folders
+from esrgan.evaluation.testsets import sets_from_folders, sets_from_options
+from esrgan.options.errors import OptionsError
+from esrgan.options.testing import load_test_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,17 +56,17 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.opt:
-            cfg = load_eval_config(args.opt, require_interp=True)
-            sets = cfg.test_sets
-            if args.hr:
-                sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl)
+            cfg = load_test_options(args.opt, require_interp=True)
+            assert cfg.interp is not None  # required above
+            sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl) if args.hr else sets_from_options(cfg)
             report = run_sweep(
-                args.psnr or cfg.psnr, args.gan or cfg.gan, args.sweep or cfg.alphas, sets, args.scale or cfg.scale,
-                args.name or cfg.name, experiments_root=args.experiments_root or cfg.experiments_root,
-                save_models=args.save_models or cfg.save_models, device=args.device or cfg.device,
-                tile=cfg.tile if args.tile is None else args.tile, precision=cfg.precision,
-                strip_image=args.strip_image, progress=not args.quiet,
-                metrics=parse_metric_list(args.metrics) if args.metrics else cfg.metrics,
+                args.psnr or cfg.interp.psnr, args.gan or cfg.interp.gan, args.sweep or cfg.interp.alphas, sets,
+                args.scale or cfg.scale, args.name or cfg.name,
+                experiments_root=args.experiments_root or cfg.experiments_root,
+                save_models=args.save_models or cfg.interp.save_models, device=args.device or cfg.device,
+                tile=cfg.val.tile if args.tile is None else args.tile, precision=cfg.val.precision,
+                strip_image=args.strip_image, progress=not args.quiet and cfg.val.pbar,
+                metrics=parse_metric_list(args.metrics) if args.metrics else cfg.metric_names,
             )
         else:
             if not args.psnr or not args.gan:
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
                 device=args.device, tile=args.tile or 0, strip_image=args.strip_image,
                 progress=not args.quiet, metrics=parse_metric_list(args.metrics) if args.metrics else ("psnr", "ssim"),
             )
-    except (ConfigError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
+    except (OptionsError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
         print(f"esrgan interp: error: {exc}", file=sys.stderr)
         return 1
     print(report.format_table())

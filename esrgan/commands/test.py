@@ -10,8 +10,9 @@ import argparse
 import logging
 import sys
 
-from esrgan.evaluation.config import ConfigError, load_eval_config
-from esrgan.evaluation.testsets import sets_from_folders
+from esrgan.evaluation.testsets import sets_from_folders, sets_from_options
+from esrgan.options.errors import OptionsError
+from esrgan.options.testing import load_test_options
 
 logger = logging.getLogger("esrgan.evaluation")
 
@@ -63,20 +64,19 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         if args.opt:
-            cfg = load_eval_config(args.opt)
-            models = [_model_spec(m) for m in args.model] or cfg.models
+            cfg = load_test_options(args.opt)
+            models = [_model_spec(m) for m in args.model] or cfg.models_to_test
             scale = args.scale or cfg.scale
-            sets = cfg.test_sets
-            if args.hr:
-                sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl)
+            sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl) if args.hr else sets_from_options(cfg)
             name = args.name or cfg.name
-            extra = dict(network_g=cfg.network_g, strict_load_g=cfg.strict_load_g,
-                         experiments_root=cfg.experiments_root,
-                         save_images=cfg.save_img and not args.no_save_img,
-                         comparisons=cfg.comparisons and not args.no_compare,
+            quiet = args.quiet or not cfg.val.pbar
+            extra = dict(network_g=cfg.network_g, strict_load_g=cfg.path.strict_load_g,
+                         param_key_g=cfg.path.param_key_g, experiments_root=cfg.experiments_root,
+                         save_images=cfg.val.save_img and not args.no_save_img,
+                         comparisons=cfg.val.comparisons and not args.no_compare,
                          device=args.device or cfg.device,
-                         tile=cfg.tile if args.tile is None else args.tile,
-                         precision=args.precision or cfg.precision)
+                         tile=cfg.val.tile if args.tile is None else args.tile,
+                         precision=args.precision or cfg.val.precision)
         else:
             given = (("--model", args.model), ("--scale", args.scale), ("--hr", args.hr))
             missing = [flag for flag, v in given if not v]
@@ -85,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             models = [_model_spec(m) for m in args.model]
             scale = args.scale
+            quiet = args.quiet
             sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl)
             name = args.name or f"test_{_label(models[0])}_x{scale}"
             extra = dict(save_images=not args.no_save_img, comparisons=not args.no_compare, device=args.device,
@@ -92,10 +93,10 @@ def main(argv: list[str] | None = None) -> int:
                          experiments_root=args.experiments_root or "experiments")
         if args.experiments_root:
             extra["experiments_root"] = args.experiments_root
-        extra["metrics"] = parse_metric_list(args.metrics) if args.metrics else (cfg.metrics if args.opt else
+        extra["metrics"] = parse_metric_list(args.metrics) if args.metrics else (cfg.metric_names if args.opt else
                                                                                   ["psnr", "ssim"])
-        report = run_tests(models, sets, scale, name, progress=not args.quiet, **extra)
-    except (ConfigError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
+        report = run_tests(models, sets, scale, name, progress=not quiet, **extra)
+    except (OptionsError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
         print(f"esrgan test: error: {exc}", file=sys.stderr)
         return 1
     print(report.format_table())

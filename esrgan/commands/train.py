@@ -69,6 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, ValueError) as exc:  # e.g. --launcher pytorch outside torchrun: say so, no traceback
         print(f"esrgan train: {exc}", file=sys.stderr)
         return 2
+    if isinstance(opt.num_gpu, int) and opt.num_gpu > 1 and not info.distributed:
+        # BasicSR trains such a file on one device at a fraction of its batch; start one process per GPU.
+        print(
+            f"esrgan train: num_gpu: {opt.num_gpu} asks for {opt.num_gpu} GPUs, but this is a single process; run "
+            f"'torchrun --standalone --nproc_per_node {opt.num_gpu} train.py -opt {args.opt} --launcher pytorch' "
+            "(or set num_gpu: 1 to train on one device)",
+            file=sys.stderr,
+        )
+        return 2
     opt.dist, opt.rank, opt.world_size = info.distributed, info.rank, info.world_size
     from esrgan.training.trainer import EXIT_NO_SPACE
     from esrgan.utils.atomic import DiskFullError

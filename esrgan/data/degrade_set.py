@@ -38,9 +38,9 @@ def settings_from_file(
     """``(RealESRGANOptions, dataset options)`` from a Real-ESRGAN option file, or the recipe's defaults."""
     raw: Mapping[str, Any] = {}
     if path is not None:
-        import yaml
+        from esrgan.options.yaml_io import read_option_file
 
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        raw = read_option_file(path) or {}
     real = RealESRGANOptions.from_options(raw)
     real.check(str(path or ""), scale=scale)
     train = dict((raw.get("datasets") or {}).get("train") or {})

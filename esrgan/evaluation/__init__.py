@@ -25,7 +25,6 @@ _LAZY = {
     "load_pair": "esrgan.evaluation.interpolation",
     "run_sweep": "esrgan.evaluation.sweep",
     "SweepReport": "esrgan.evaluation.sweep",
-    "load_eval_config": "esrgan.evaluation.config",
 }
 
 

@@ -105,35 +105,36 @@ class NetworkModel:
         return self.upscaler.upscale(lr)
 
 
-def load_network(spec: str, network_g: dict[str, Any] | None = None, strict: bool = True) -> tuple[nn.Module, int]:
+def load_network(
+    spec: str, network_g: dict[str, Any] | None = None, strict: bool = True, param_key: str | None = None
+) -> tuple[nn.Module, int]:
     """A generator from a checkpoint path or zoo name, and its scale.
 
     The architecture is detected from the weights, or built from ``network_g``
-    (``{"type": ..., **kwargs}``, as in BasicSR option files) when given.
+    (``{"type": ..., **kwargs}``, as in BasicSR option files) when given. ``param_key``: which
+    weights of the checkpoint (BasicSR's ``param_key_g``; None: ``params_ema`` first).
     """
     from esrgan.archs import build_network
     from esrgan.archs.detect import UnknownArchitectureError
-    from esrgan.loading import load_generator
+    from esrgan.loading import load_generator, load_weights_into
     from esrgan.spandrel_loader import load_with_spandrel
 
     check_model_source(spec)
     try:
-        arch, kwargs, sd = load_generator(spec)
+        if network_g:
+            net = build_network(network_g)
+            kwargs = {k: v for k, v in network_g.items() if k != "type"}
+            load_weights_into(net, spec, param_key=param_key, strict=strict)
+        else:
+            arch, kwargs, sd = load_generator(spec, param_key)
+            net = build_network({"type": arch, **kwargs})
+            net.load_state_dict(sd, strict=True)  # built from these very weights
     except UnknownArchitectureError as exc:
         if network_g:
             raise ValueError(str(exc)) from exc
         return load_with_spandrel(exc.state_dict or {}, spec, str(exc))  # not ours: spandrel may know it
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
         raise ValueError(str(exc) if spec in str(exc) else f"model {spec}: {exc}") from exc
-    if network_g:
-        net = build_network(network_g)
-        kwargs = {k: v for k, v in network_g.items() if k != "type"}
-    else:
-        net = build_network({"type": arch, **kwargs})
-    try:
-        net.load_state_dict(sd, strict=strict)
-    except RuntimeError as exc:
-        raise ValueError(f"model {spec}: weights do not fit {type(net).__name__}: {exc}") from exc
     scale = int(kwargs.get("scale", kwargs.get("upscale", 0)) or 0)
     return net.eval(), scale
 
@@ -147,6 +148,7 @@ def build_models(
     precision: str = "fp32",
     network_g: dict[str, Any] | None = None,
     strict: bool = True,
+    param_key: str | None = None,
 ) -> list[TestedModel]:
     """Models from specs: ``bicubic``, a checkpoint path, a zoo name, or ``(label, spec)``.
 
@@ -169,7 +171,7 @@ def build_models(
         if spec == BICUBIC:
             models.append(BicubicModel(scale, label))
             continue
-        net, _ = load_network(spec, network_g, strict=strict)
+        net, _ = load_network(spec, network_g, strict=strict, param_key=param_key)
         models.append(NetworkModel(net, label, scale, device=device, tile=tile, precision=precision))
         logger.info("model %s: %s on %s", label, spec, models[-1].device)
     return models

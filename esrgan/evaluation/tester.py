@@ -338,6 +338,7 @@ def run_tests(
     precision: str = "fp32",
     network_g: dict[str, Any] | None = None,
     strict_load_g: bool = True,
+    param_key_g: str | None = None,
     save_images: bool = True,
     comparisons: bool = True,
     progress: bool = True,
@@ -355,7 +356,7 @@ def run_tests(
 
     metrics = parse_metric_list(list(metrics))  # unknown names fail before any model is loaded
     built = build_models(list(models), scale, device=device, tile=tile, precision=precision, network_g=network_g,
-                         strict=strict_load_g)
+                         strict=strict_load_g, param_key=param_key_g)
     out_dir = fresh_output_dir(experiment_dir(experiments_root, name))
     return evaluate(built, test_sets, scale, out_dir=out_dir, save_images=save_images, comparisons=comparisons,
                     progress=progress, name=name, metrics=metrics)

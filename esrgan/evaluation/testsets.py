@@ -13,10 +13,15 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from esrgan.data.image import IMAGE_EXTENSIONS, imread, list_images, mod_crop
+from esrgan.options.errors import OptionsError
+
+if TYPE_CHECKING:
+    from esrgan.options.testing import TestOptions
 
 logger = logging.getLogger("esrgan.evaluation.testsets")
 
@@ -82,6 +87,17 @@ def _download_hint(folder: Path) -> str:
 
     known = next((part for part in folder.parts if part in DATASETS), None)
     return f"; get it with: esrgan prepare download {known}" if known else ""
+
+
+def sets_from_options(opt: TestOptions) -> list[TestSet]:
+    """The test sets of a test or sweep option file, folders checked now; errors name the file and key."""
+    sets = []
+    for key, ds in opt.datasets.items():
+        try:
+            sets.append(make_test_set(ds.name, ds.dataroot_gt, ds.dataroot_lq, ds.filename_tmpl))
+        except (FileNotFoundError, ValueError) as exc:
+            raise OptionsError(str(exc), key=f"datasets.{key}", file=opt.source) from None
+    return sets
 
 
 def sets_from_folders(hr_dirs: list[str], lr_dirs: list[str], filename_tmpl: str | None = None) -> list[TestSet]:

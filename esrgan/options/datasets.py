@@ -20,12 +20,15 @@ which the dataset builder calls too.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from esrgan.data.degradations.kernel_draws import BlurRound
 from esrgan.data.degradations.kernels import KERNEL_TYPES
+from esrgan.options.convert import from_mapping
+from esrgan.options.errors import OptionsError
 
 DATASET_TYPES = ("PairedImageDataset", "SingleHRDataset", "RealESRGANDataset", "RealESRGANPairedDataset")
 IO_BACKENDS = ("disk", "lmdb")
@@ -41,7 +44,7 @@ class IOBackendOptions:
 
     def validate(self, key_path: str = "io_backend") -> None:
         if self.type not in IO_BACKENDS:
-            raise ValueError(f"{key_path}.type: {self.type!r} is not one of {', '.join(IO_BACKENDS)}")
+            raise OptionsError(key=f"{key_path}.type", reason=f"{self.type!r} is not one of {', '.join(IO_BACKENDS)}")
 
 
 @dataclass
@@ -73,35 +76,28 @@ class DatasetOptions:
     persistent_workers: bool = True
 
     def __post_init__(self) -> None:
-        if isinstance(self.io_backend, Mapping):
-            self.io_backend = _io_backend_from_mapping(self.io_backend, f"datasets.{self.name}.io_backend")
-        self._check_values(f"datasets.{self.name}")
+        if isinstance(self.io_backend, Mapping):  # DatasetOptions(io_backend={"type": "lmdb"}) in code
+            self.io_backend = from_mapping(IOBackendOptions, self.io_backend, "io_backend")
 
     @classmethod
     def from_dict(cls, mapping: Mapping[str, Any], key_path: str = "dataset") -> DatasetOptions:
-        """Build from a YAML mapping; unknown keys are an error listing the known ones."""
-        if not isinstance(mapping, Mapping):
-            raise ValueError(f"{key_path}: expected a mapping of dataset options, got {type(mapping).__name__}")
-        known = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(set(mapping) - set(known))
-        if unknown:
-            raise ValueError(f"{key_path}: unknown key(s) {', '.join(unknown)}; allowed keys: {', '.join(known)}")
-        values = dict(mapping)
-        if "io_backend" in values:
-            values["io_backend"] = _io_backend_from_mapping(values["io_backend"], f"{key_path}.io_backend")
-        try:
-            opt = cls(**values)
-        except ValueError as exc:
-            # __post_init__ cannot know the YAML key path; put the caller's in front instead.
-            message, default_prefix = str(exc), f"datasets.{values.get('name', 'dataset')}"
-            if message.startswith(default_prefix):
-                message = key_path + message[len(default_prefix) :]
-            raise ValueError(message) from None
+        """Build from a YAML mapping and validate; every error names ``key_path.key``."""
+        opt = from_mapping(cls, mapping, key_path)
         opt.validate(key_path)
         return opt
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def input_paths(self) -> dict[str, str | None]:
+        """The files and folders this dataset reads, by key (checked before a run touches anything)."""
+        return {"dataroot_gt": self.dataroot_gt, "dataroot_lq": self.dataroot_lq, "meta_info_file": self.meta_info_file}
+
+    def expand_user_paths(self) -> None:
+        """``~`` in the paths of :meth:`input_paths` -> the home folder."""
+        for key, value in self.input_paths().items():
+            if value is not None:
+                setattr(self, key, os.path.expanduser(value))
 
     @property
     def is_train(self) -> bool:
@@ -111,68 +107,59 @@ class DatasetOptions:
         """All checks, including those that depend on ``phase`` and ``scale``; errors name ``key_path.key``."""
         self._check_values(key_path)
         if not self.dataroot_gt:
-            raise ValueError(f"{key_path}.dataroot_gt: required (folder or .lmdb of HR/GT images)")
+            raise OptionsError(key=f"{key_path}.dataroot_gt", reason="required (folder or .lmdb of HR/GT images)")
         if self.is_train:
             if self.gt_size is None:
-                raise ValueError(f"{key_path}.gt_size: required for a training dataset (GT patch size, e.g. 128)")
+                raise OptionsError(
+                    key=f"{key_path}.gt_size",
+                    reason="required for a training dataset (GT patch size, e.g. 128)",
+                )
             if self.gt_size % self.scale:
-                raise ValueError(
-                    f"{key_path}.gt_size: {self.gt_size} is not divisible by scale {self.scale} "
-                    f"(the LR patch is gt_size / scale pixels)"
+                raise OptionsError(
+                    key=f"{key_path}.gt_size",
+                    reason=f"{self.gt_size} is not divisible by scale {self.scale} "
+                    f"(the LR patch is gt_size / scale pixels)",
                 )
         if self.type in ("PairedImageDataset", "RealESRGANPairedDataset") and not self.dataroot_lq:
-            raise ValueError(
-                f"{key_path}.dataroot_lq: required for type {self.type}; "
-                f"use type SingleHRDataset to make LR images from HR on the fly"
+            raise OptionsError(
+                key=f"{key_path}.dataroot_lq",
+                reason=f"required for type {self.type}; use type SingleHRDataset to make LR images from HR on the fly",
             )
         if self.type == "SingleHRDataset" and self.dataroot_lq:
-            raise ValueError(
-                f"{key_path}.dataroot_lq: type SingleHRDataset makes LR images from HR; "
-                f"remove dataroot_lq or use type PairedImageDataset"
+            raise OptionsError(
+                key=f"{key_path}.dataroot_lq",
+                reason="type SingleHRDataset makes LR images from HR; "
+                "remove dataroot_lq or use type PairedImageDataset",
             )
 
     def _check_values(self, key_path: str) -> None:
         if self.type not in DATASET_TYPES:
-            raise ValueError(f"{key_path}.type: {self.type!r} is not one of {', '.join(DATASET_TYPES)}")
-        if not isinstance(self.io_backend, IOBackendOptions):
-            raise ValueError(f"{key_path}.io_backend: expected a mapping like {{type: disk}}, got {self.io_backend!r}")
+            raise OptionsError(f"{self.type!r} is not one of {', '.join(DATASET_TYPES)}", key=f"{key_path}.type")
         self.io_backend.validate(f"{key_path}.io_backend")
         if self.phase not in PHASES:
-            raise ValueError(f"{key_path}.phase: {self.phase!r} is not one of {', '.join(PHASES)}")
+            raise OptionsError(f"{self.phase!r} is not one of {', '.join(PHASES)}", key=f"{key_path}.phase")
         if self.prefetch_mode not in PREFETCH_MODES:
             allowed = ", ".join("null" if m is None else m for m in PREFETCH_MODES)
-            raise ValueError(f"{key_path}.prefetch_mode: {self.prefetch_mode!r} is not one of {allowed}")
+            raise OptionsError(f"{self.prefetch_mode!r} is not one of {allowed}", key=f"{key_path}.prefetch_mode")
         if self.prefetch_mode == "cuda" and not self.pin_memory:
-            raise ValueError(f"{key_path}.pin_memory: must be true with prefetch_mode cuda (async copies need it)")
+            raise OptionsError(
+                "must be true with prefetch_mode cuda (async copies need it)",
+                key=f"{key_path}.pin_memory",
+            )
         if "{}" not in self.filename_tmpl:
-            raise ValueError(f"{key_path}.filename_tmpl: {self.filename_tmpl!r} must contain '{{}}' (the HR name)")
-        for key in ("scale", "batch_size_per_gpu", "dataset_enlarge_ratio"):
-            value = getattr(self, key)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key_path}.{key}: expected an integer >= 1, got {value!r}")
-        value = self.num_worker_per_gpu
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{key_path}.num_worker_per_gpu: expected an integer >= 0, got {value!r}")
-        if self.gt_size is not None and (
-            isinstance(self.gt_size, bool) or not isinstance(self.gt_size, int) or self.gt_size < 1
+            raise OptionsError(
+                f"{self.filename_tmpl!r} must contain '{{}}' (the HR name)",
+                key=f"{key_path}.filename_tmpl",
+            )
+        for key, low in (
+            ("scale", 1),
+            ("batch_size_per_gpu", 1),
+            ("dataset_enlarge_ratio", 1),
+            ("num_worker_per_gpu", 0),
         ):
-            raise ValueError(f"{key_path}.gt_size: expected an integer >= 1 or null, got {self.gt_size!r}")
-        for key in ("use_hflip", "use_rot", "use_shuffle", "pin_memory", "persistent_workers"):
-            if not isinstance(getattr(self, key), bool):
-                raise ValueError(f"{key_path}.{key}: expected true or false, got {getattr(self, key)!r}")
-
-
-def _io_backend_from_mapping(value: Any, key_path: str) -> IOBackendOptions:
-    if isinstance(value, IOBackendOptions):
-        return value
-    if not isinstance(value, Mapping):
-        raise ValueError(f"{key_path}: expected a mapping like {{type: disk}}, got {value!r}")
-    unknown = sorted(set(value) - {"type"})
-    if unknown:
-        raise ValueError(f"{key_path}: unknown key(s) {', '.join(unknown)}; allowed keys: type")
-    backend = IOBackendOptions(**value)
-    backend.validate(key_path)
-    return backend
+            _check_int(getattr(self, key), f"{key_path}.{key}", low)
+        if self.gt_size is not None:
+            _check_int(self.gt_size, f"{key_path}.gt_size", 1)
 
 
 @dataclass
@@ -205,26 +192,32 @@ class RealESRGANDatasetOptions(DatasetOptions):
     final_sinc_prob: float = 0.8
     crop_pad_size: int = 400
 
+    def input_paths(self) -> dict[str, str | None]:
+        return {**super().input_paths(), "meta_info": self.meta_info}
+
     def validate(self, key_path: str = "dataset") -> None:
         super().validate(key_path)
         if self.type == "RealESRGANDataset":
             if self.dataroot_lq:
-                raise ValueError(
-                    f"{key_path}.dataroot_lq: type RealESRGANDataset makes the LR on the training device; "
-                    f"remove dataroot_lq or use type RealESRGANPairedDataset"
+                raise OptionsError(
+                    key=f"{key_path}.dataroot_lq",
+                    reason="type RealESRGANDataset makes the LR on the training device; "
+                    "remove dataroot_lq or use type RealESRGANPairedDataset",
                 )
             if not self.is_train:
-                raise ValueError(
-                    f"{key_path}.type: RealESRGANDataset is for training; validate on a fixed LR set "
-                    f"('esrgan prepare degrade') with type PairedImageDataset"
+                raise OptionsError(
+                    key=f"{key_path}.type",
+                    reason="RealESRGANDataset is for training; validate on a fixed LR set "
+                    "('esrgan prepare degrade') with type PairedImageDataset",
                 )
             if self.gt_size is not None and self.gt_size > self.crop_pad_size:
-                raise ValueError(
-                    f"{key_path}.gt_size: {self.gt_size} is larger than crop_pad_size {self.crop_pad_size} "
-                    f"(the HR crop that is degraded); expected gt_size <= crop_pad_size"
+                raise OptionsError(
+                    key=f"{key_path}.gt_size",
+                    reason=f"{self.gt_size} is larger than crop_pad_size {self.crop_pad_size} "
+                    f"(the HR crop that is degraded); expected gt_size <= crop_pad_size",
                 )
         if self.type not in ("RealESRGANDataset", "RealESRGANPairedDataset"):
-            raise ValueError(f"{key_path}.type: {self.type!r} does not take Real-ESRGAN options")
+            raise OptionsError(key=f"{key_path}.type", reason=f"{self.type!r} does not take Real-ESRGAN options")
         _check_int(self.crop_pad_size, f"{key_path}.crop_pad_size", 1)
         for suffix in ("", "2"):
             self._check_round(key_path, suffix)
@@ -237,20 +230,28 @@ class RealESRGANDatasetOptions(DatasetOptions):
         size = getattr(self, f"blur_kernel_size{suffix}")
         _check_int(size, key("blur_kernel_size"), 1)
         if size % 2 == 0 or size < 7:
-            raise ValueError(f"{key('blur_kernel_size')}: expected an odd size >= 7 (kernels are centred), got {size}")
+            raise OptionsError(
+                key=key("blur_kernel_size"),
+                reason=f"expected an odd size >= 7 (kernels are centred), got {size}",
+            )
         if size // 2 >= self.crop_pad_size:
-            raise ValueError(
-                f"{key('blur_kernel_size')}: {size} is too large for crop_pad_size {self.crop_pad_size} "
-                f"(reflected borders need images larger than half the kernel)"
+            raise OptionsError(
+                key=key("blur_kernel_size"),
+                reason=f"{size} is too large for crop_pad_size {self.crop_pad_size} "
+                f"(reflected borders need images larger than half the kernel)",
             )
         kinds, probs = getattr(self, f"kernel_list{suffix}"), getattr(self, f"kernel_prob{suffix}")
         unknown = [k for k in kinds if k not in KERNEL_TYPES]
         if unknown or not kinds:
-            raise ValueError(f"{key('kernel_list')}: {unknown or kinds!r} not kernel types; known: "
-                             f"{', '.join(KERNEL_TYPES)}")
+            raise OptionsError(
+                key=key("kernel_list"),
+                reason=f"{unknown or kinds!r} not kernel types; known: {', '.join(KERNEL_TYPES)}",
+            )
         if len(probs) != len(kinds):
-            raise ValueError(f"{key('kernel_prob')}: {len(probs)} probabilities for {len(kinds)} kernel types "
-                             f"in {key('kernel_list')}")
+            raise OptionsError(
+                key=key("kernel_prob"),
+                reason=f"{len(probs)} probabilities for {len(kinds)} kernel types in {key('kernel_list')}",
+            )
         check_distribution(probs, key("kernel_prob"))
         _check_probability(getattr(self, f"sinc_prob{suffix}"), key("sinc_prob"))
         for name in ("blur_sigma", "betag_range", "betap_range"):
@@ -261,9 +262,12 @@ class RealESRGANDatasetOptions(DatasetOptions):
 
         def round_(s: str) -> BlurRound:
             return BlurRound(
-                getattr(self, f"blur_kernel_size{s}"), tuple(getattr(self, f"kernel_list{s}")),
-                tuple(getattr(self, f"kernel_prob{s}")), getattr(self, f"sinc_prob{s}"),
-                tuple(getattr(self, f"blur_sigma{s}")), tuple(getattr(self, f"betag_range{s}")),
+                getattr(self, f"blur_kernel_size{s}"),
+                tuple(getattr(self, f"kernel_list{s}")),
+                tuple(getattr(self, f"kernel_prob{s}")),
+                getattr(self, f"sinc_prob{s}"),
+                tuple(getattr(self, f"blur_sigma{s}")),
+                tuple(getattr(self, f"betag_range{s}")),
                 tuple(getattr(self, f"betap_range{s}")),
             )
 
@@ -272,7 +276,7 @@ class RealESRGANDatasetOptions(DatasetOptions):
 
 def _check_int(value: Any, key: str, low: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ValueError(f"{key}: expected an integer >= {low}, got {value!r}")
+        raise OptionsError(key=key, reason=f"expected an integer >= {low}, got {value!r}")
 
 
 def _is_number(value: Any) -> bool:
@@ -281,32 +285,34 @@ def _is_number(value: Any) -> bool:
 
 def _check_probability(value: Any, key: str) -> None:
     if not _is_number(value) or not 0 <= value <= 1:
-        raise ValueError(f"{key}: expected a probability in [0, 1], got {value!r}")
+        raise OptionsError(key=key, reason=f"expected a probability in [0, 1], got {value!r}")
 
 
 def check_distribution(probs: Any, key: str, length: int | None = None) -> None:
     """Probabilities that sum to 1 (within 1e-6), each in [0, 1]; ``length`` entries when given."""
     if not isinstance(probs, list | tuple) or not all(_is_number(p) for p in probs):
-        raise ValueError(f"{key}: expected a list of probabilities, got {probs!r}")
+        raise OptionsError(key=key, reason=f"expected a list of probabilities, got {probs!r}")
     if length is not None and len(probs) != length:
-        raise ValueError(f"{key}: expected {length} probabilities, got {len(probs)} ({list(probs)})")
+        raise OptionsError(key=key, reason=f"expected {length} probabilities, got {len(probs)} ({list(probs)})")
     if any(p < 0 or p > 1 for p in probs) or abs(sum(probs) - 1) > 1e-6:
-        raise ValueError(f"{key}: probabilities must be in [0, 1] and sum to 1, got {list(probs)} "
-                         f"(sum {sum(probs):g})")
+        raise OptionsError(
+            key=key, reason=f"probabilities must be in [0, 1] and sum to 1, got {list(probs)} (sum {sum(probs):g})"
+        )
 
 
-def check_range(value: Any, key: str, low: float | None = None, high: float | None = None,
-                strict_low: bool = False) -> None:
+def check_range(
+    value: Any, key: str, low: float | None = None, high: float | None = None, strict_low: bool = False
+) -> None:
     """A ``[min, max]`` pair of numbers with min <= max, inside ``[low, high]`` when given."""
     if not isinstance(value, list | tuple) or len(value) != 2 or not all(_is_number(v) for v in value):
-        raise ValueError(f"{key}: expected [min, max], got {value!r}")
+        raise OptionsError(key=key, reason=f"expected [min, max], got {value!r}")
     lo, hi = value
     if lo > hi:
-        raise ValueError(f"{key}: min {lo} > max {hi}; expected [min, max]")
+        raise OptionsError(key=key, reason=f"min {lo} > max {hi}; expected [min, max]")
     if low is not None and (lo < low or (strict_low and lo == low)):
-        raise ValueError(f"{key}: expected values {'>' if strict_low else '>='} {low}, got {list(value)}")
+        raise OptionsError(key=key, reason=f"expected values {'>' if strict_low else '>='} {low}, got {list(value)}")
     if high is not None and hi > high:
-        raise ValueError(f"{key}: expected values <= {high}, got {list(value)}")
+        raise OptionsError(key=key, reason=f"expected values <= {high}, got {list(value)}")
 
 
 DATASET_OPTION_CLASSES: dict[str, type[DatasetOptions]] = {

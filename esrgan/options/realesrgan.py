@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from esrgan.data.degradations.pipeline import DegradationSettings, NoiseRound
 from esrgan.options.datasets import check_distribution, check_range
+from esrgan.options.errors import OptionsError
+
+if TYPE_CHECKING:
+    from esrgan.options.sections import Options
 
 
 @dataclass
@@ -44,14 +48,11 @@ class RealESRGANOptions:
     queue_size: int = 180
 
     @classmethod
-    def from_options(cls, opt: Any) -> RealESRGANOptions:
-        """The keys from a (typed or mapping) options object; absent ones take the defaults."""
-        get = opt.get if isinstance(opt, Mapping) else (lambda k, d: getattr(opt, k, d))
-        values = {}
-        for f in fields(cls):
-            value = get(f.name, None)
-            if value is not None:
-                values[f.name] = list(value) if isinstance(value, tuple) else value
+    def from_options(cls, opt: Options | Mapping[str, Any]) -> RealESRGANOptions:
+        """The keys from the options (or a mapping of them); absent ones take the published recipe's values."""
+        given = opt if isinstance(opt, Mapping) else opt.real_esrgan_keys()
+        names = {f.name for f in fields(cls)}
+        values = {k: list(v) if isinstance(v, tuple) else v for k, v in given.items() if k in names and v is not None}
         return cls(**values)
 
     def check(self, path: str = "", *, scale: int = 4, batch_size: int | None = None,
@@ -66,7 +67,7 @@ class RealESRGANOptions:
             check_range(getattr(self, f"resize_range{s}"), key(f"resize_range{s}"), low=0.0, strict_low=True)
             lo, hi = getattr(self, f"resize_range{s}")
             if lo > 1 or hi < 1:
-                raise ValueError(f"{key(f'resize_range{s}')}: expected [down, up] around 1, got {[lo, hi]}")
+                raise OptionsError(key=key(f'resize_range{s}'), reason=f"expected [down, up] around 1, got {[lo, hi]}")
             check_range(getattr(self, f"noise_range{s}"), key(f"noise_range{s}"), low=0.0)
             check_range(getattr(self, f"poisson_scale_range{s}"), key(f"poisson_scale_range{s}"), low=0.0)
             check_range(getattr(self, f"jpeg_range{s}"), key(f"jpeg_range{s}"), low=1.0, high=100.0)
@@ -76,31 +77,35 @@ class RealESRGANOptions:
         for name in ("gt_size", "queue_size"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{key(name)}: expected an integer >= 1, got {value!r}")
+                raise OptionsError(key=key(name), reason=f"expected an integer >= 1, got {value!r}")
         if self.gt_size % scale:
-            raise ValueError(f"{key('gt_size')}: {self.gt_size} is not divisible by scale {scale}")
+            raise OptionsError(key=key('gt_size'), reason=f"{self.gt_size} is not divisible by scale {scale}")
         if batch_size is not None and self.queue_size % batch_size:
-            raise ValueError(
-                f"{key('queue_size')}: {self.queue_size} is not divisible by the batch size {batch_size} "
+            raise OptionsError(
+                key=key('queue_size'), reason=f"{self.queue_size} is not divisible by the batch size {batch_size} "
                 f"(datasets.train.batch_size_per_gpu); the queue swaps whole batches"
             )
         if crop_pad_size is not None:
             if self.gt_size > crop_pad_size:
-                raise ValueError(f"{key('gt_size')}: {self.gt_size} is larger than the dataset's HR crop "
+                raise OptionsError(key=key('gt_size'), reason=f"{self.gt_size} is larger than the dataset's HR crop "
                                  f"(crop_pad_size {crop_pad_size})")
             # The second blur filters the image after the first round, whose smallest size is the crop
             # times resize_range[0]; the final sinc (21) filters the LR.
             smallest = int(crop_pad_size * self.resize_range[0])
             if blur_kernel_size2 is not None and blur_kernel_size2 // 2 >= smallest:
-                raise ValueError(
-                    f"datasets.train.blur_kernel_size2: {blur_kernel_size2} is too large for the patch: after "
+                raise OptionsError(
+                    key="datasets.train.blur_kernel_size2",
+                    reason=f"{blur_kernel_size2} is too large for the patch: after "
                     f"the first resize (resize_range {self.resize_range}) a {crop_pad_size}-pixel crop can be "
                     f"{smallest} pixels, and reflected borders need more than half the kernel"
                 )
             lr = crop_pad_size // scale
             if lr <= 21 // 2:
-                raise ValueError(f"{key('gt_size')}: the LR of a {crop_pad_size}-pixel crop ({lr} pixels) is too "
-                                 "small for the final 21-pixel sinc filter; raise crop_pad_size")
+                raise OptionsError(
+                    key=key("gt_size"),
+                    reason=f"the LR of a {crop_pad_size}-pixel crop ({lr} pixels) is too small for the final "
+                    "21-pixel sinc filter; raise crop_pad_size",
+                )
 
     def settings(self, scale: int) -> DegradationSettings:
         def round_(s: str) -> NoiseRound:
@@ -115,7 +120,7 @@ class RealESRGANOptions:
 
 def _probability(value: Any, key: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1:
-        raise ValueError(f"{key}: expected a probability in [0, 1], got {value!r}")
+        raise OptionsError(f"expected a probability in [0, 1], got {value!r}", key=key)
 
 
 REAL_KEYS = frozenset(f.name for f in fields(RealESRGANOptions))

@@ -9,12 +9,11 @@ The loop around it (data, logging, validation, checkpoints) is in ``trainer.py``
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 import warnings
 from collections.abc import Iterator, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
@@ -25,9 +24,12 @@ from esrgan.training import dist as dist_utils
 from esrgan.training.ema import ModelEMA
 from esrgan.training.schedulers import build_scheduler
 
+if TYPE_CHECKING:
+    from esrgan.options import LossOptions, OptimizerOptions, Options, TrainOptions
+
 logger = logging.getLogger("esrgan.training.models")
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16}
+AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.amp_dtype
 
 
 class NonFiniteLossError(RuntimeError):
@@ -41,138 +43,51 @@ class NonFiniteLossError(RuntimeError):
         self.values = dict(values)
 
 
-def _spec(section: Any) -> dict[str, Any] | None:
-    """An options section (dataclass with ``spec()``/``to_dict()``, or a mapping) as ``{"type": ..., **kwargs}``."""
-    if section is None:
-        return None
-    if hasattr(section, "spec"):
-        return dict(section.spec())
-    if dataclasses.is_dataclass(section):
-        return dataclasses.asdict(section)
-    if hasattr(section, "spec"):
-        return dict(section.spec())
-    if hasattr(section, "to_dict"):
-        return dict(section.to_dict())
-    return dict(section)
+def build_optimizer(params: Iterator[nn.Parameter], optim_opt: OptimizerOptions) -> torch.optim.Optimizer:
+    """The ``torch.optim`` optimizer of an ``optim_g`` / ``optim_d`` section, over the trainable ``params``."""
+    return optim_opt.build([p for p in params if p.requires_grad])
 
 
-def build_optimizer(params: Iterator[nn.Parameter], optim_opt: Any, key_path: str) -> torch.optim.Optimizer:
-    """A ``torch.optim`` optimizer from an ``optim_g``/``optim_d`` section (type, lr, betas, weight_decay...)."""
-    params = [p for p in params if p.requires_grad]
-    if hasattr(optim_opt, "build"):  # esrgan.options.OptimizerOptions
-        return optim_opt.build(params)
-    spec = _spec(optim_opt)
-    if spec is None:
-        raise ValueError(f"{key_path}: required (e.g. {{type: Adam, lr: 1.0e-4, betas: [0.9, 0.99]}})")
-    spec = {k: v for k, v in spec.items() if v is not None}
-    kind = spec.pop("type", "Adam")
-    classes = {"Adam": torch.optim.Adam, "AdamW": torch.optim.AdamW, "SGD": torch.optim.SGD}
-    if kind not in classes:
-        raise ValueError(f"{key_path}.type: unknown optimizer {kind!r}; known: {', '.join(classes)}")
-    if "betas" in spec:
-        spec["betas"] = tuple(spec["betas"])
-    try:
-        return classes[kind](params, **spec)
-    except TypeError as exc:
-        raise ValueError(f"{key_path}: {exc}") from exc
-
-
-def _scheduler(optimizer: torch.optim.Optimizer, sched_opt: Any) -> torch.optim.lr_scheduler.LRScheduler | None:
-    spec = _spec(sched_opt)
-    if spec is None or spec.get("type") in (None, "none"):
-        return None
-    kind = spec.pop("type")
-    return build_scheduler(optimizer, kind, **{k: v for k, v in spec.items() if v is not None})
-
-
-def _strip_module_prefix(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    # DDP / torch.compile wrappers save "module." / "_orig_mod." prefixed keys.
-    out = {}
-    for k, v in sd.items():
-        for prefix in ("module.", "_orig_mod."):
-            if k.startswith(prefix):
-                k = k[len(prefix) :]
-        out[k] = v
-    return out
-
-
-def load_network_weights(net: nn.Module, path: str, param_key: str | None, strict: bool, what: str) -> None:
-    """Load ``path`` (``params``/``params_ema``/bare state dict; .pth or .safetensors) into ``net``."""
-    from esrgan.checkpoint import load_checkpoint_file
-
-    ckpt = load_checkpoint_file(path)
-    if param_key and param_key in ckpt and isinstance(ckpt[param_key], Mapping):
-        sd = ckpt[param_key]
-    elif all(isinstance(v, torch.Tensor) for v in ckpt.values()):
-        sd = ckpt
-    else:
-        nested = [k for k, v in ckpt.items() if isinstance(v, Mapping)]
-        if param_key and param_key not in ckpt and nested:
-            raise ValueError(f"{path}: no {param_key!r} in the checkpoint ({what}); it holds {nested}")
-        sd = ckpt[nested[0]]
-    sd = _strip_module_prefix(sd)
-    if not strict:
-        # strict_load false also skips tensors of another shape (BasicSR's behaviour), e.g. the first
-        # convolution when an x2 network (pixel-unshuffled input) starts from x4 weights.
-        own = net.state_dict()
-        reshaped = [k for k, v in sd.items() if k in own and own[k].shape != v.shape]
-        if reshaped:
-            logger.warning("%s: %s not loaded from %s (other shape)", what, ", ".join(reshaped), path)
-            sd = {k: v for k, v in sd.items() if k not in reshaped}
-    missing, unexpected = net.load_state_dict(sd, strict=False)
-    if (missing or unexpected) and what == "network_g":
-        # A foreign layout (official ESRGAN, old BasicSR): let the loader map it onto ours.
-        try:
-            from esrgan.loading import load_generator
-
-            _, _, mapped = load_generator(path)
-            missing, unexpected = net.load_state_dict(mapped, strict=False)
-        except Exception as exc:  # keep the first, more direct error below
-            logger.debug("layout mapping of %s failed: %s", path, exc)
-    if strict and (missing or unexpected):
-        raise ValueError(
-            f"{path} does not fit {what} ({type(net).__name__}): missing keys {missing[:5]}"
-            f"{'...' if len(missing) > 5 else ''}, unexpected keys {unexpected[:5]}"
-            f"{'...' if len(unexpected) > 5 else ''} (set strict_load false to load what fits)"
-        )
-    if missing or unexpected:
-        logger.warning("%s: loaded %s non-strictly (%d missing, %d unexpected keys)", what, path, len(missing),
-                       len(unexpected))
-    logger.info("%s: loaded weights from %s [%s]", what, path, param_key or "state dict")
+def _train_section(opt: Options) -> TrainOptions:
+    if opt.train is None:
+        raise ValueError("train: required section for training (optim_g, total_iter, losses...)")
+    return opt.train
 
 
 class SRModel:
     """PSNR-oriented stage: generator, pixel loss, optional EMA, AMP, channels_last, clipping, compile, DDP."""
 
-    def __init__(self, opt: Any, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> None:
+    def __init__(self, opt: Options, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> None:
+        from esrgan.loading import load_weights_into
+
         self.opt = opt
         self.device = device
         self.dist_info = dist_info or dist_utils.DistInfo()
-        t = opt.train
-        self.channels_last = bool(getattr(t, "channels_last", False))
-        self.grad_clip = float(getattr(t, "grad_clip", 0) or 0)
-        self.warmup_iter = int(getattr(t, "warmup_iter", -1) or -1)
+        t = _train_section(opt)
+        self.channels_last = t.channels_last
+        self.grad_clip = t.grad_clip
+        self.warmup_iter = t.warmup_iter
+        self._scheduled_lr: list[list[float]] | None = None
 
+        if opt.network_g is None:
+            raise ValueError("network_g: required (type and arguments of the generator)")
         self.net_g = self._prepare(build_network(opt.network_g.spec()))
-        path_opt = opt.path
-        if getattr(path_opt, "pretrain_network_g", None):
-            load_network_weights(
-                self.net_g,
-                path_opt.pretrain_network_g,
-                getattr(path_opt, "param_key_g", "params"),
-                bool(getattr(path_opt, "strict_load_g", True)),
-                "network_g",
+        p = opt.path
+        if p.pretrain_network_g:
+            load_weights_into(
+                self.net_g, p.pretrain_network_g, param_key=p.param_key_g, strict=p.strict_load_g, what="network_g"
             )
-        ema_decay = float(getattr(t, "ema_decay", 0) or 0)
-        self.ema = ModelEMA(self.net_g, ema_decay) if ema_decay > 0 else None
-        self.net_g_train = self._wrap(self.net_g, compile_it=bool(getattr(t, "compile_g", False)))
+        self.ema = ModelEMA(self.net_g, t.ema_decay) if t.ema_decay > 0 else None
+        self.net_g_train = self._wrap(self.net_g, compile_it=t.compile_g)
 
-        self.cri_pix = self._loss(getattr(t, "pixel_opt", None))
-        self.optimizer_g = build_optimizer(self.net_g.parameters(), t.optim_g, "train.optim_g")
+        self.cri_pix = self._loss(t.pixel_opt)
+        if t.optim_g is None:
+            raise ValueError("train.optim_g: required for training (type, lr, ...)")
+        self.optimizer_g = build_optimizer(self.net_g.parameters(), t.optim_g)
         self.optimizers: list[torch.optim.Optimizer] = [self.optimizer_g]
-        self.schedulers = [s for s in [_scheduler(self.optimizer_g, getattr(t, "scheduler", None))] if s]
+        self.schedulers = [build_scheduler(self.optimizer_g, t.scheduler)] if t.scheduler is not None else []
 
-        self.amp_dtype = self._amp_dtype(t)
+        self.amp_dtype = AMP_DTYPES[t.amp_dtype] if t.use_amp else None
         # A grad scaler only for fp16: bf16 has fp32's exponent range and needs none.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
 
@@ -194,19 +109,8 @@ class SRModel:
             wrapped = torch.compile(wrapped)
         return wrapped
 
-    def _loss(self, loss_opt: Any) -> nn.Module | None:
-        spec = _spec(loss_opt)
-        if spec is None or not spec.get("type"):
-            return None
-        return build_loss(spec).to(self.device)
-
-    def _amp_dtype(self, t: Any) -> torch.dtype | None:
-        if not getattr(t, "use_amp", False):
-            return None
-        name = str(getattr(t, "amp_dtype", "bf16"))
-        if name not in AMP_DTYPES:
-            raise ValueError(f"train.amp_dtype: {name!r} is not one of {', '.join(AMP_DTYPES)}")
-        return AMP_DTYPES[name]
+    def _loss(self, loss_opt: LossOptions | None) -> nn.Module | None:
+        return None if loss_opt is None else build_loss(loss_opt.spec()).to(self.device)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -236,7 +140,7 @@ class SRModel:
                     group["lr"] = group["lr"] * current_iter / self.warmup_iter
 
     def step_schedulers(self) -> None:
-        if getattr(self, "_scheduled_lr", None) is not None:
+        if self._scheduled_lr is not None:
             for opt, lrs in zip(self.optimizers, self._scheduled_lr, strict=True):
                 for group, lr in zip(opt.param_groups, lrs, strict=True):
                     group["lr"] = lr
@@ -356,42 +260,34 @@ class ESRGANModel(SRModel):
     the WGAN-GP gradient penalty is added to D's loss.
     """
 
-    def __init__(self, opt: Any, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> None:
+    def __init__(self, opt: Options, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> None:
+        from esrgan.loading import load_weights_into
+
         super().__init__(opt, device, dist_info)
-        t = opt.train
-        if getattr(opt, "network_d", None) is None:
-            raise ValueError("network_d: required for model_type ESRGANModel (e.g. {type: VGGStyleDiscriminator})")
+        t = _train_section(opt)
+        if opt.network_d is None or t.gan_opt is None or t.optim_d is None:
+            raise ValueError("network_d, train.gan_opt and train.optim_d: required for model_type ESRGANModel")
         self.net_d = self._prepare(build_network(opt.network_d.spec()))
-        path_opt = opt.path
-        if getattr(path_opt, "pretrain_network_d", None):
-            load_network_weights(
-                self.net_d,
-                path_opt.pretrain_network_d,
-                getattr(path_opt, "param_key_d", "params"),
-                bool(getattr(path_opt, "strict_load_d", True)),
-                "network_d",
+        p = opt.path
+        if p.pretrain_network_d:
+            load_weights_into(
+                self.net_d, p.pretrain_network_d, param_key=p.param_key_d, strict=p.strict_load_d, what="network_d"
             )
         # G's step calls the plain D (its weights are frozen there, nothing to synchronise) so
         # that DDP's reducer only ever sees D's own backward.
         self.net_d_train = self._wrap(self.net_d)
-        self.cri_perceptual = self._loss(getattr(t, "perceptual_opt", None))
-        gan_spec = _spec(getattr(t, "gan_opt", None))
-        if not gan_spec or not gan_spec.get("type"):
-            raise ValueError(
-                "train.gan_opt: required for model_type ESRGANModel (e.g. {type: GANLoss, gan_type: ragan})"
-            )
-        # "relativistic" is the trainer's switch, not an argument of the criterion.
-        self.relativistic = bool(gan_spec.pop("relativistic", getattr(t.gan_opt, "relativistic", True)))
-        self.cri_gan = build_loss(gan_spec).to(device)
-        self.net_d_iters = int(getattr(t, "net_d_iters", 1) or 1)
-        self.net_d_init_iters = int(getattr(t, "net_d_init_iters", 0) or 0)
-        self.g_warmup_iter = int(getattr(t, "g_warmup_iter", 0) or 0)
-        self.gp_weight = float(getattr(t.gan_opt, "gp_weight", 0.0) or 0.0)
-        self.optimizer_d = build_optimizer(self.net_d.parameters(), t.optim_d, "train.optim_d")
+        self.cri_perceptual = self._loss(t.perceptual_opt)
+        # "relativistic" and "gp_weight" are the trainer's switches, not arguments of the criterion.
+        self.relativistic = bool(t.gan_opt.relativistic)
+        self.cri_gan = build_loss(t.gan_opt.spec()).to(device)
+        self.net_d_iters = t.net_d_iters
+        self.net_d_init_iters = t.net_d_init_iters
+        self.g_warmup_iter = t.g_warmup_iter
+        self.gp_weight = t.gan_opt.gp_weight
+        self.optimizer_d = build_optimizer(self.net_d.parameters(), t.optim_d)
         self.optimizers.append(self.optimizer_d)
-        sched_d = _scheduler(self.optimizer_d, getattr(t, "scheduler", None))
-        if sched_d is not None:
-            self.schedulers.append(sched_d)
+        if t.scheduler is not None:
+            self.schedulers.append(build_scheduler(self.optimizer_d, t.scheduler))
 
     def loss_targets(self, gt: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The targets of the pixel, perceptual and GAN losses (Real-ESRGAN sharpens some of them)."""
@@ -486,7 +382,7 @@ class ESRGANModel(SRModel):
 MODELS: dict[str, type[SRModel]] = {"SRModel": SRModel, "ESRGANModel": ESRGANModel}
 
 
-def build_model(opt: Any, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> SRModel:
+def build_model(opt: Options, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> SRModel:
     """``MODELS[opt.model_type](opt, device, dist_info)``; unknown types list the known ones."""
     # Real-ESRGAN's models build on these classes: their module is imported here, not above.
     from esrgan.training.realesrgan import REAL_MODELS

@@ -15,7 +15,7 @@ The top-level option keys are BasicSR's (:class:`esrgan.options.realesrgan.RealE
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -30,6 +30,9 @@ from esrgan.data.degradations.pair_queue import TrainingPairQueue
 from esrgan.options.realesrgan import RealESRGANOptions
 from esrgan.training import dist as dist_utils
 from esrgan.training.models import ESRGANModel, SRModel
+
+if TYPE_CHECKING:
+    from esrgan.options import Options
 
 
 class RealDegrader:
@@ -79,14 +82,13 @@ class RealDegrader:
         self.queue.load_state_dict(state["queue"], self.device)
 
 
-def _degrader(model: SRModel, opt: Any, *, gan: bool) -> RealDegrader:
+def _degrader(model: SRModel, opt: Options, *, gan: bool) -> RealDegrader:
     real = RealESRGANOptions.from_options(opt)
-    train = [d for d in dict(opt.datasets).values() if getattr(d, "phase", "train") == "train"]
-    ds = train[0] if train else None
-    real.check(scale=int(opt.scale), batch_size=getattr(ds, "batch_size_per_gpu", None),
-               crop_pad_size=getattr(ds, "crop_pad_size", None),
+    ds = opt.datasets.get("train")
+    real.check(scale=opt.scale, batch_size=None if ds is None else ds.batch_size_per_gpu,
+               crop_pad_size=getattr(ds, "crop_pad_size", None),  # RealESRGANDatasetOptions' own keys
                blur_kernel_size2=getattr(ds, "blur_kernel_size2", None))
-    seed = int(getattr(opt, "manual_seed", 0) or 0) + model.dist_info.rank
+    seed = (opt.manual_seed or 0) + model.dist_info.rank
     if gan:
         return RealDegrader(real, int(opt.scale), model.device, seed, sharpen_input=True, sharpened_target=False)
     return RealDegrader(real, int(opt.scale), model.device, seed, sharpen_input=real.gt_usm,
@@ -96,7 +98,7 @@ def _degrader(model: SRModel, opt: Any, *, gan: bool) -> RealDegrader:
 class RealESRNetModel(SRModel):
     """PSNR stage of Real-ESRGAN: L1 towards the (``gt_usm``: sharpened) GT of degraded LR."""
 
-    def __init__(self, opt: Any, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> None:
+    def __init__(self, opt: Options, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> None:
         super().__init__(opt, device, dist_info)
         self.degrader = _degrader(self, opt, gan=False)
 
@@ -114,7 +116,7 @@ class RealESRNetModel(SRModel):
 class RealESRGANModel(ESRGANModel):
     """GAN stage of Real-ESRGAN; ``l1_gt_usm`` / ``percep_gt_usm`` / ``gan_gt_usm`` pick sharpened targets."""
 
-    def __init__(self, opt: Any, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> None:
+    def __init__(self, opt: Options, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> None:
         super().__init__(opt, device, dist_info)
         self.degrader = _degrader(self, opt, gan=True)
         self._gt_usm: torch.Tensor | None = None

@@ -5,10 +5,13 @@ from __future__ import annotations
 import bisect
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
+
+if TYPE_CHECKING:
+    from esrgan.options import SchedulerOptions
 
 
 class CosineAnnealingRestartLR(LRScheduler):
@@ -53,34 +56,13 @@ class CosineAnnealingRestartLR(LRScheduler):
         return [self.eta_min + weight * 0.5 * (base - self.eta_min) * cos for base in self.base_lrs]
 
 
-_KNOWN_KEYS = {"milestones", "gamma", "restarts", "periods", "restart_weights", "eta_min"}
-
-
-def build_scheduler(optimizer: Optimizer, sched_type: str, **kwargs: Any) -> LRScheduler:
-    """``MultiStepLR`` (milestones, gamma) or ``CosineAnnealingRestartLR`` (periods, restart_weights, eta_min).
-
-    Keys of the other type are ignored (an options dataclass carries both sets of fields);
-    keys of neither are an error.
-    """
+def build_scheduler(optimizer: Optimizer, opt: SchedulerOptions) -> LRScheduler:
+    """The schedule of a (validated) ``train.scheduler`` section: ``MultiStepLR`` (milestones, gamma) or
+    ``CosineAnnealingRestartLR`` (periods, restart_weights, eta_min)."""
     from torch.optim.lr_scheduler import MultiStepLR
 
-    extra = set(kwargs) - _KNOWN_KEYS
-    if extra:
-        raise ValueError(f"train.scheduler: unknown key(s) {sorted(extra)}; allowed: {sorted(_KNOWN_KEYS)}")
-    if sched_type in ("MultiStepLR", "MultiStepRestartLR"):
-        restarts = kwargs.get("restarts")
-        if restarts not in (None, [], [0], (0,)):
-            raise ValueError("train.scheduler.restarts is not supported for MultiStepLR; use milestones only")
-        if kwargs.get("milestones") is None:
-            raise ValueError("train.scheduler.milestones: required for MultiStepLR")
-        gamma = kwargs.get("gamma")
-        return MultiStepLR(optimizer, milestones=list(kwargs["milestones"]), gamma=0.5 if gamma is None else gamma)
-    if sched_type == "CosineAnnealingRestartLR":
-        if not kwargs.get("periods"):
-            raise ValueError("train.scheduler.periods: required for CosineAnnealingRestartLR")
-        periods = list(kwargs["periods"])
-        weights = list(kwargs.get("restart_weights") or [1.0] * len(periods))
-        return CosineAnnealingRestartLR(optimizer, periods, weights, float(kwargs.get("eta_min") or 0.0))
-    raise ValueError(
-        f"train.scheduler.type: unknown scheduler {sched_type!r}; known: MultiStepLR, CosineAnnealingRestartLR"
-    )
+    if opt.type == "MultiStepLR":
+        return MultiStepLR(optimizer, milestones=list(opt.milestones or []), gamma=opt.gamma)
+    periods = list(opt.periods or [])
+    weights = list(opt.restart_weights or [1.0] * len(periods))
+    return CosineAnnealingRestartLR(optimizer, periods, weights, opt.eta_min)

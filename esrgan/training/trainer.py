@@ -15,27 +15,29 @@ from __future__ import annotations
 
 import logging
 import math
-import random
 import signal
 import sys
 import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch.utils.data import DataLoader
 
 from esrgan.training import dist as dist_utils
+from esrgan.training import wandb_run
 from esrgan.training.experiment import ExperimentPaths, archive_if_exists, latest_state, prune, timestamp
 from esrgan.training.models import NonFiniteLossError, SRModel, build_model
 from esrgan.training.rng import get_rng_state, seed_everything, set_rng_state
 from esrgan.training.sampling import EpochSampler, SeededDataset
 from esrgan.training.validation import BestTracker, metric_specs, validate_dataset
 from esrgan.utils.atomic import DiskFullError, remove_stale_temporaries
-from esrgan.utils.folders import experiment_dir
 from esrgan.utils.lock import ExperimentInUseError, ExperimentLock
+
+if TYPE_CHECKING:
+    from esrgan.options import Options
 
 logger = logging.getLogger("esrgan.training")
 
@@ -59,7 +61,7 @@ def pick_device(num_gpu: int | str | None, dist_info: dist_utils.DistInfo) -> to
     return torch.device("cpu")
 
 
-def check_inputs_exist(opt: Any) -> None:
+def check_inputs_exist(opt: Options) -> None:
     """Every file and folder the option file names must exist and be of the right kind (folder or file).
 
     The error names each wrong path with its key. Runs before the experiment folder is touched.
@@ -77,14 +79,14 @@ def check_inputs_exist(opt: Any) -> None:
         elif not want_dir and path.is_dir():
             problems.append(f"{key}: {value} is a folder, expected a file")
 
-    for phase, ds in dict(opt.datasets).items():
-        # Image folders and LMDBs (a folder holding data.mdb) alike are folders.
-        check(f"datasets.{phase}.dataroot_gt", getattr(ds, "dataroot_gt", None), True)
-        check(f"datasets.{phase}.dataroot_lq", getattr(ds, "dataroot_lq", None), True)
-        check(f"datasets.{phase}.meta_info_file", getattr(ds, "meta_info_file", None), False)
-        check(f"datasets.{phase}.meta_info", getattr(ds, "meta_info", None), False)  # Real-ESRGAN's datasets
-    for key in ("pretrain_network_g", "pretrain_network_d", "resume_state"):
-        check(f"path.{key}", getattr(opt.path, key, None), False)
+    for phase, ds in opt.datasets.items():
+        # Image folders and LMDBs (a folder holding data.mdb) alike are folders; lists are files.
+        for key, value in ds.input_paths().items():
+            check(f"datasets.{phase}.{key}", value, key.startswith("dataroot"))
+    p = opt.path
+    for key, value in (("pretrain_network_g", p.pretrain_network_g), ("pretrain_network_d", p.pretrain_network_d),
+                       ("resume_state", p.resume_state)):
+        check(f"path.{key}", value, False)
     if problems:
         hint = "see datasets/README.md for the data layout and the 'esrgan prepare' commands that build it"
         raise FileNotFoundError("; ".join(problems) + f" ({hint})")
@@ -106,7 +108,7 @@ class Trainer:
 
     def __init__(
         self,
-        opt: Any,
+        opt: Options,
         *,
         dist_info: dist_utils.DistInfo | None = None,
         auto_resume: bool = False,
@@ -117,14 +119,16 @@ class Trainer:
         self.rank = self.dist_info.rank
         self.world_size = self.dist_info.world_size
         self.is_main = self.rank == 0
-        self.device = pick_device(getattr(opt, "num_gpu", "auto"), self.dist_info)
+        self.device = pick_device(opt.num_gpu, self.dist_info)
         self.interactive = sys.stderr.isatty() if interactive is None else interactive
         self._stop_signal: int | None = None
 
-        root = getattr(opt.path, "experiments_root", None)
-        self.paths = ExperimentPaths.at(Path(root) if root else experiment_dir("experiments", opt.name))
+        if opt.train is None or opt.path.experiments_root is None or opt.manual_seed is None:
+            raise ValueError("options not resolved for training: load them with load_options(..., is_train=True)")
+        self.paths = ExperimentPaths.at(Path(opt.path.experiments_root))
         # Before the experiment folder is touched: a run that cannot start archives nothing.
         check_inputs_exist(opt)
+        wandb_run.check_installed(opt)
         # One run per experiment folder (rank 0 holds the lock for the job); every rank learns the outcome.
         self._lock: ExperimentLock | None = None
         in_use = None
@@ -158,7 +162,7 @@ class Trainer:
 
         opt = self.opt
         # ---- resume or fresh start (decided before touching the folder)
-        resume_path = getattr(opt.path, "resume_state", None)
+        resume_path = opt.path.resume_state
         if not resume_path and auto_resume:
             found = latest_state(self.paths.training_states)
             resume_path = str(found) if found else None
@@ -199,8 +203,9 @@ class Trainer:
         if self.is_main:
             self._save_options()
 
+        self.wandb = wandb_run.start(opt, self.paths.root) if self.is_main else None
         self.tb = None
-        if self.is_main and getattr(opt.logger, "use_tb_logger", True):
+        if self.is_main and opt.logger.use_tb_logger:
             from torch.utils.tensorboard import SummaryWriter
 
             # purge_step: after a resume, drop events the old run wrote past the resumed iteration.
@@ -210,13 +215,9 @@ class Trainer:
         opt = self.opt
         # ---- seeds: identical on all ranks while building the networks (DDP broadcasts rank 0's
         # weights anyway, but the EMA copy is taken before wrapping), then per rank.
-        seed = getattr(opt, "manual_seed", None)
-        if seed is None:
-            seed = random.randrange(2**31)
-            logger.info("manual_seed not set: using %d", seed)
-        # Rank 0's seed everywhere: a seed drawn per process (no manual_seed in the file) would give
-        # every rank its own epoch order, and the ranks' shares would overlap.
-        self.seed = int(dist_utils.broadcast_object(int(seed)))
+        # Rank 0's seed everywhere: a seed drawn per process (no manual_seed in the file, drawn at load)
+        # would give every rank its own epoch order, and the ranks' shares would overlap.
+        self.seed = int(dist_utils.broadcast_object(int(opt.manual_seed or 0)))
         seed_everything(self.seed)
 
         # ---- data
@@ -227,7 +228,7 @@ class Trainer:
         seed_everything(self.seed + self.rank)
 
         # ---- loop state
-        self.total_iter = int(opt.train.total_iter)
+        self.total_iter = opt.train.total_iter if opt.train is not None else 0
         self.start_iter = 0
         self.epoch = 0
         self.batches_in_epoch = 0
@@ -259,7 +260,7 @@ class Trainer:
         self.sampler = EpochSampler(
             len(train_set),
             seed=self.seed,
-            shuffle=bool(getattr(train_opt, "use_shuffle", True)),
+            shuffle=train_opt.use_shuffle,
             enlarge_ratio=int(train_opt.dataset_enlarge_ratio),
             rank=self.rank,
             world_size=self.world_size,
@@ -279,7 +280,7 @@ class Trainer:
             num_workers=workers,
             drop_last=True,
             pin_memory=bool(train_opt.pin_memory) and self.device.type == "cuda",
-            persistent_workers=workers > 0 and bool(getattr(train_opt, "persistent_workers", True)),
+            persistent_workers=workers > 0 and train_opt.persistent_workers,
             # A private generator: creating the epoch's iterator must not draw from the global RNG.
             generator=torch.Generator().manual_seed(self.seed),
         )
@@ -301,8 +302,7 @@ class Trainer:
                 ds = build_dataset(dopt)
                 self.val_loaders.append((dopt.name, build_dataloader(ds, dopt)))
                 logger.info("validation set %s (%s): %d images", dopt.name, phase, len(ds))
-        val_opt = getattr(opt, "val", None)
-        self.metrics = metric_specs(getattr(val_opt, "metrics", None), int(opt.scale)) if val_opt else []
+        self.metrics = metric_specs(opt.val.metrics, opt.scale) if opt.val is not None else []
 
     def _resume(self, path: Path) -> None:
         from esrgan.checkpoint import load_checkpoint_file
@@ -376,7 +376,7 @@ class Trainer:
             "model": self.model.state_dict(),
         }
         save_torch_atomic(self.paths.training_states / f"{current_iter}.state", state)
-        keep = int(getattr(self.opt.logger, "keep_last", 0) or 0)
+        keep = self.opt.logger.keep_last
         if keep > 0:
             prune(self.paths.models, r"^net_g_(\d+)\.pth$", keep)
             prune(self.paths.models, r"^net_d_(\d+)\.pth$", keep)
@@ -385,10 +385,11 @@ class Trainer:
 
     # ---- validation ----------------------------------------------------------------------------
     def validate(self, current_iter: int) -> None:
-        if self.is_main and self.val_loaders and self.metrics:
+        val_opt = self.opt.val
+        if self.is_main and val_opt is not None and self.val_loaders and self.metrics:
             from esrgan.checkpoint import save_network
 
-            save_img = bool(getattr(self.opt.val, "save_img", False))
+            save_img = val_opt.save_img
             for i, (name, loader) in enumerate(self.val_loaders):
                 t0 = time.perf_counter()
                 values, images = validate_dataset(
@@ -398,6 +399,8 @@ class Trainer:
                     save_dir=self.paths.visualization / name if save_img else None,
                     iteration=current_iter,
                     max_images_out=3 if self.tb is not None else 0,
+                    progress=val_opt.pbar and self.interactive,
+                    desc=f"validation {name}",
                 )
                 parts = []
                 for m in self.metrics:
@@ -407,6 +410,8 @@ class Trainer:
                     parts.append(f"{m.name}: {value:.4f} (best {best['val']:.4f} @ {best['iter']})")
                     if self.tb is not None:
                         self.tb.add_scalar(f"metrics/{name}/{m.name}", value, current_iter)
+                    if self.wandb is not None:
+                        self.wandb.log({f"metrics/{name}/{m.name}": value}, step=current_iter)
                     if improved:
                         suffix = m.name if i == 0 else f"{name}_{m.name}"
                         save_network(self.paths.models / f"net_g_best_{suffix}.pth",
@@ -439,10 +444,9 @@ class Trainer:
         from esrgan.data.loader import build_prefetcher
 
         opt = self.opt
-        print_freq = int(getattr(opt.logger, "print_freq", 100) or 100)
-        save_freq = int(getattr(opt.logger, "save_checkpoint_freq", 5000) or 0)
-        val_opt = getattr(opt, "val", None)
-        val_freq = int(getattr(val_opt, "val_freq", 0) or 0) if val_opt is not None else 0
+        print_freq = opt.logger.print_freq
+        save_freq = opt.logger.save_checkpoint_freq
+        val_freq = opt.val.val_freq if opt.val is not None else 0
         current_iter = self.start_iter
         logger.info("start training from iteration %d to %d", current_iter, self.total_iter)
 
@@ -525,6 +529,8 @@ class Trainer:
                 signal.signal(sig, handler)
             if self.tb is not None:
                 self.tb.close()
+            if self.wandb is not None:
+                self.wandb.finish(exit_code=exit_code)
             from esrgan.utils.logger import close_logger
 
             close_logger("esrgan")  # the run set it up; the log file is complete
@@ -564,9 +570,15 @@ class Trainer:
                 self.tb.add_scalar(f"lr/{names[i] if i < 2 else i}", lr, current_iter)
             self.tb.add_scalar("time/iter", time_per_iter, current_iter)
             self.tb.add_scalar("time/data", data_time, current_iter)
+        if self.wandb is not None:
+            names = ["g", "d"]
+            scalars = {f"losses/{k}": v for k, v in means.items() if math.isfinite(v)}
+            scalars.update({f"lr/{names[i] if i < 2 else i}": lr for i, lr in enumerate(lrs)})
+            scalars.update({"time/iter": time_per_iter, "time/data": data_time})
+            self.wandb.log(scalars, step=current_iter)
 
 
-def train(opt: Any, *, auto_resume: bool = False, dist_info: dist_utils.DistInfo | None = None) -> int:
+def train(opt: Options, *, auto_resume: bool = False, dist_info: dist_utils.DistInfo | None = None) -> int:
     """Run one training job described by ``opt`` (an ``esrgan.options.Options``); returns the exit code."""
     trainer = Trainer(opt, dist_info=dist_info, auto_resume=auto_resume)
     return trainer.run()

@@ -14,11 +14,14 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from esrgan.data.image import imwrite, tensor2img
+
+if TYPE_CHECKING:
+    from esrgan.options import MetricOptions
 
 logger = logging.getLogger("esrgan.training.validation")
 
@@ -33,38 +36,29 @@ class MetricSpec:
     on_device: bool = False  # scored where the network ran (LPIPS) rather than on the CPU copy
 
 
-def metric_specs(metrics: Mapping[str, Any] | None, scale: int) -> list[MetricSpec]:
-    """``val.metrics`` entries as callables; ``crop_border`` defaults to ``scale`` and Y channel to true."""
+def metric_specs(metrics: Mapping[str, MetricOptions], scale: int) -> list[MetricSpec]:
+    """``val.metrics`` (validated options) as callables; a metric without ``crop_border`` crops ``scale``."""
     import functools
 
     from esrgan.metrics import metric_info
 
     specs = []
-    for name, m in (metrics or {}).items():
-        get = m.get if isinstance(m, Mapping) else lambda k, d=None, m=m: getattr(m, k, d)
-        kind = get("type") or name
-        try:
-            info = metric_info(kind)
-        except ValueError as exc:
-            raise ValueError(f"val.metrics.{name}.type: {exc}") from None
+    for name, m in metrics.items():
+        info = metric_info(m.type)
         fn = info.fn_torch
         if info.name == "lpips":
             from esrgan.metrics.lpips_metric import get_lpips_model
 
-            net = get("net") or "alex"
             # Load (or download) the backbone now: a missing file fails before training, not hours into it.
-            get_lpips_model(net)
-            fn = functools.partial(fn, net=net)
-        crop = get("crop_border")
-        y = get("test_y_channel")
-        better = get("better")
+            get_lpips_model(m.net)
+            fn = functools.partial(fn, net=m.net)
         specs.append(
             MetricSpec(
                 name=name,
                 fn=fn,
-                crop_border=scale if crop is None else int(crop),
-                y_channel=True if y is None else bool(y),
-                higher_is_better=info.higher_is_better if better is None else better != "lower",
+                crop_border=scale if m.crop_border is None else m.crop_border,
+                y_channel=m.test_y_channel,
+                higher_is_better=info.higher_is_better if m.better is None else m.better != "lower",
                 on_device=info.name == "lpips",
             )
         )
@@ -107,6 +101,8 @@ def validate_dataset(
     save_dir: Path | None,
     iteration: int,
     max_images_out: int = 0,
+    progress: bool = False,
+    desc: str = "validation",
 ) -> tuple[dict[str, float], list[tuple[str, torch.Tensor]]]:
     """Average metrics over ``loader`` (batch 1), on images rounded to 8 bits as the SR literature scores.
 
@@ -115,7 +111,9 @@ def validate_dataset(
     sums = {m.name: 0.0 for m in metrics}
     count = 0
     images: list[tuple[str, torch.Tensor]] = []
-    for batch in loader:
+    from tqdm import tqdm
+
+    for batch in tqdm(loader, desc=desc, unit="img", leave=False, disable=not progress):
         name = _image_name(batch)
         # Score what is saved: the 8-bit image (BasicSR computes metrics on tensor2img's uint8).
         sr_dev = test_fn(batch["lq"]).clamp_(0, 1).mul_(255).round_().div_(255)
