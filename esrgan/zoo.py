@@ -1,7 +1,7 @@
 """Model zoo: public pretrained generators by name, downloaded once into a cache with a checksum.
 
 Cache folder: ``$ESRGAN_HOME/models`` (default ``~/.cache/esrgan/models``, or ``$XDG_CACHE_HOME/esrgan/models``).
-A download goes to a temporary file in that folder, is hashed while it arrives, and is renamed to
+A download (``esrgan.utils.download.fetch``) goes to a temporary file in that folder and is renamed to
 its final name only when the SHA-256 matches; a mismatch is refused and the partial file removed.
 A file placed there by hand (offline machines) is checked the same way on first use.
 
@@ -13,16 +13,12 @@ Environment: ``ESRGAN_ZOO_URL_PREFIX`` replaces every entry's address by ``<pref
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import logging
 import os
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from esrgan.utils.atomic import atomic_path
+from esrgan.utils.download import DownloadError, fetch, offline, sha256_file
 
 logger = logging.getLogger("esrgan.zoo")
 
@@ -164,18 +160,6 @@ def entry_url(entry: ZooEntry, base_url: str | None = None) -> str:
     return f"{prefix.rstrip('/')}/{entry.filename}" if prefix else entry.url
 
 
-def _offline() -> bool:
-    return os.environ.get("ESRGAN_OFFLINE", "") not in ("", "0")
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _check_digest(entry: ZooEntry, digest: str, what: str) -> None:
     expected = entry.expected
     if expected and not digest.startswith(expected):
@@ -204,37 +188,21 @@ def _marker_ok(path: Path) -> bool:
 
 
 def _download(entry: ZooEntry, url: str, dst: Path, *, verify: bool, progress: bool) -> str:
-    from tqdm import tqdm
-
     hint = f"download {url} yourself and place it at {dst} (or set ESRGAN_ZOO_URL_PREFIX to a mirror)"
-    if _offline():
+    if offline():
         raise ZooError(f"offline (ESRGAN_OFFLINE is set): {entry.name} is not in the cache; {hint}")
     logger.info("downloading %s from %s", entry.name, url)
-    request = urllib.request.Request(url, headers={"User-Agent": "esrgan-zoo"})
+
+    def check(digest: str, _part: Path) -> None:
+        if verify:
+            _check_digest(entry, digest, f"download of {url}")
+
     try:
-        response = urllib.request.urlopen(request, timeout=60)
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        # a fresh download each time: a zoo file is small next to a data set, and never half-trusted
+        return fetch(url, dst, check=check, progress=progress, resume=False, user_agent="esrgan-zoo")
+    except DownloadError as exc:
+        dst.with_name(dst.name + ".part").unlink(missing_ok=True)  # nothing half-downloaded stays in the cache
         raise ZooError(f"cannot download {entry.name} from {url} ({exc}); {hint}") from exc
-    with contextlib.closing(response):
-        if "text/html" in (response.headers.get("Content-Type") or ""):
-            raise ZooError(f"{url} returned a web page instead of the file (the host asks for a confirmation); {hint}")
-        total = int(response.headers.get("Content-Length") or 0) or None
-        h = hashlib.sha256()
-        # temp file in the cache folder + rename: an interrupted download never looks like a model file
-        with atomic_path(dst, suffix=".part") as tmp:
-            with open(tmp, "wb") as f, tqdm(
-                total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=entry.filename, disable=not progress
-            ) as bar:
-                while block := response.read(1 << 20):
-                    f.write(block)
-                    h.update(block)
-                    bar.update(len(block))
-                f.flush()
-                os.fsync(f.fileno())
-            digest = h.hexdigest()
-            if verify:
-                _check_digest(entry, digest, f"download of {url}")
-    return digest
 
 
 def download(

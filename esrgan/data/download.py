@@ -13,8 +13,6 @@ Set5/Set14 images as in the PAN repository at a pinned commit (the same files as
 
 from __future__ import annotations
 
-import contextlib
-import http.client
 import logging
 import os
 import shutil
@@ -27,17 +25,14 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from esrgan.zoo import sha256_file
+from esrgan.utils.download import DownloadError, offline, sha256_file
+from esrgan.utils.download import fetch as download_file
 
 logger = logging.getLogger("esrgan.data.download")
 
 _DIV2K = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 _PAN = "https://raw.githubusercontent.com/zhaohengyuan1/PAN/4d045d18592c5771cd3990da88f292812774e538/datasets/"
 _EDSR = "https://cv.snu.ac.kr/research/EDSR/"
-
-
-class DownloadError(RuntimeError):
-    """A data set file could not be fetched or did not verify."""
 
 
 @dataclass(frozen=True)
@@ -159,80 +154,27 @@ def _offline_hint(url: str, dest: Path) -> str:
     )
 
 
-def _open(url: str, offset: int):
-    """(stream, total size or None, resumed?) for ``url`` from byte ``offset``."""
-    if "://" not in url or url.startswith("file://"):
-        path = Path(urllib.request.url2pathname(urllib.parse.urlparse(url).path)) if "://" in url else Path(url)
-        stream = open(path, "rb")  # noqa: SIM115 - closed by the caller
-        size = path.stat().st_size
-        stream.seek(min(offset, size))
-        return stream, size, offset > 0
-    headers = {"User-Agent": "esrgan-prepare"}
-    if offset:
-        headers["Range"] = f"bytes={offset}-"
-    response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60)
-    resumed = offset > 0 and response.status == 206
-    length = response.headers.get("Content-Length")
-    total = (int(length) + (offset if resumed else 0)) if length else None
-    return response, total, resumed
-
-
 def fetch(url: str, dest: Path, sha256: str | None = None, size: int | None = None, progress: bool = True) -> str:
     """Download ``url`` to ``dest`` (resuming ``dest.part``), check it, and return its SHA-256.
 
     An existing ``dest`` is only verified. A checksum mismatch removes the file and raises.
     """
-    from tqdm import tqdm
-
     if dest.is_file():
         digest = sha256_file(dest)
         _verify(dest, digest, sha256, size, remove=False)
         return digest
-    if os.environ.get("ESRGAN_OFFLINE", "") not in ("", "0"):
+    if offline():
         raise DownloadError("offline (ESRGAN_OFFLINE is set): " + _offline_hint(url, dest))
-    part = dest.with_name(dest.name + ".part")
-    offset = part.stat().st_size if part.is_file() else 0
-    opened = None
+
+    def check(digest: str, part: Path) -> None:
+        _verify(part, digest, sha256, size, remove=True, url=url)
+
     try:
-        opened = _open(url, offset)
-    except FileNotFoundError as exc:
-        raise DownloadError(f"source file not found: {exc.filename}") from exc
-    except urllib.error.HTTPError as exc:
-        if exc.code != 416 or not offset:  # 416 on a resume: the .part is already whole
-            raise DownloadError(f"cannot download {url}: HTTP {exc.code} {exc.reason}") from exc
-    except (urllib.error.URLError, OSError) as exc:
-        raise DownloadError(f"{_offline_hint(url, dest)} ({exc})") from exc
-    if opened is not None:
-        stream, total, resumed = opened
-        # Only now: a failed (offline) attempt must not leave an empty datasets/Set5/HR behind, which
-        # the tester would take for a test set without images.
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        if not resumed:
-            offset = 0  # the server ignored the range: start over
-        elif offset:
-            logger.info("resuming %s at %d bytes", dest.name, offset)
-        with contextlib.closing(stream), open(part, "ab" if offset else "wb") as f, tqdm(
-            total=total, initial=offset, unit="B", unit_scale=True, unit_divisor=1024, desc=dest.name,
-            disable=not progress,
-        ) as bar:
-            try:
-                while block := stream.read(1 << 20):
-                    f.write(block)
-                    bar.update(len(block))
-            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-                raise DownloadError(
-                    f"download of {url} interrupted after {f.tell()} bytes ({exc}); run again to resume"
-                ) from exc
-            f.flush()
-            os.fsync(f.fileno())
-            if total is not None and f.tell() < total:  # the server closed early: keep the .part to resume
-                raise DownloadError(
-                    f"download of {url} interrupted after {f.tell()} of {total} bytes; run again to resume"
-                )
-    digest = sha256_file(part)
-    _verify(part, digest, sha256, size, remove=True, url=url)
-    os.replace(part, dest)
-    return digest
+        return download_file(url, dest, check=check, progress=progress, user_agent="esrgan-prepare")
+    except DownloadError as exc:
+        if str(exc).startswith(f"cannot download {url} ("):  # no connection: say what to do without one
+            raise DownloadError(f"{_offline_hint(url, dest)} ({exc.__cause__ or exc})") from exc
+        raise
 
 
 def _verify(path: Path, digest: str, sha256: str | None, size: int | None, remove: bool, url: str = "") -> None:
