@@ -98,6 +98,7 @@ def _resolve(opt: Options, *, is_train: bool, debug: bool) -> None:
             opt.logger.save_checkpoint_freq = 8
         _check_training(opt)
         _check_realesrgan(opt)
+        _check_accumulation(opt)
     else:
         root = p.results_root or os.path.join("results", opt.name)
         p.results_root = root
@@ -142,6 +143,15 @@ def _check_training(opt: Options) -> None:
                 opt.model_type,
                 ", ".join(unused),
             )
+
+
+def _check_accumulation(opt: Options) -> None:
+    if opt.train is not None and opt.train.accumulate_grad_batches > 1 and opt.model_type == "RealESRGANModel":
+        raise OptionsError(
+            "RealESRGANModel trains on one batch per step (its sharpened targets belong to the last batch "
+            "drawn); use 1, or a larger batch_size_per_gpu",
+            key="train.accumulate_grad_batches",
+        )
 
 
 def _check_realesrgan(opt: Options) -> None:

@@ -311,11 +311,16 @@ class TrainOptions:
     channels_last: bool = False
     grad_clip: float = 0.0  # max gradient norm for G and D, 0 = off
     compile_g: bool = False
+    # Batches whose gradients are summed into one optimizer step: the step sees batch_size_per_gpu x
+    # accumulate_grad_batches images per process with the memory of one batch. Iterations (total_iter,
+    # schedules, val_freq, checkpoints) count optimizer steps.
+    accumulate_grad_batches: int = 1
 
     def check(self, path: str) -> None:
         if not 0 <= self.ema_decay < 1:
             raise OptionsError(f"must be in [0, 1) (0 = off), got {self.ema_decay}", key=_join(path, "ema_decay"))
-        _at_least(self, path, ("net_d_iters", 1), ("net_d_init_iters", 0), ("g_warmup_iter", 0), ("grad_clip", 0))
+        _at_least(self, path, ("net_d_iters", 1), ("net_d_init_iters", 0), ("g_warmup_iter", 0), ("grad_clip", 0),
+                  ("accumulate_grad_batches", 1))
 
 
 @dataclass

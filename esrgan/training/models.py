@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -30,6 +30,22 @@ if TYPE_CHECKING:
 logger = logging.getLogger("esrgan.training.models")
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.amp_dtype
+
+
+# One batch, or the micro-batches of one optimizer step (train.accumulate_grad_batches).
+Batch = torch.Tensor | Sequence[torch.Tensor]
+
+
+def _micro_batches(lq: Batch, gt: Batch) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    if isinstance(lq, torch.Tensor) and isinstance(gt, torch.Tensor):
+        return [(lq, gt)]
+    return list(zip(lq, gt, strict=True))
+
+
+def _add(sums: dict[str, torch.Tensor], losses: Mapping[str, torch.Tensor]) -> None:
+    for name, value in losses.items():
+        value = value.detach()
+        sums[name] = sums[name] + value if name in sums else value
 
 
 class NonFiniteLossError(RuntimeError):
@@ -163,31 +179,38 @@ class SRModel:
         if not dist_utils.all_true(ok):
             raise NonFiniteLossError(current_iter, {k: float(v.detach()) for k, v in losses.items()})
 
-    def _backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:
-        self.scaler.scale(loss).backward()
+    def _step(self, optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:
+        """Clip (``grad_clip``) and apply the gradients accumulated since ``zero_grad``."""
         if self.grad_clip > 0:
             self.scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
         self.scaler.step(optimizer)
 
-    def optimize_parameters(self, lq: torch.Tensor, gt: torch.Tensor, current_iter: int) -> dict[str, torch.Tensor]:
-        """One step on a batch; returns the detached losses (scalars) for logging."""
-        self.optimizer_g.zero_grad(set_to_none=True)
-        with self.autocast():
-            output = self.net_g_train(lq)
-            losses: dict[str, torch.Tensor] = {}
-            total = output.new_zeros((), dtype=torch.float32)
-            if self.cri_pix is not None:
-                losses["l_pix"] = self.cri_pix(output.float(), gt)
-                total = total + losses["l_pix"]
-        if not losses:
+    def _backward_step(self, loss: torch.Tensor, optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:
+        self.scaler.scale(loss).backward()
+        self._step(optimizer, params)
+
+    def optimize_parameters(self, lq: Batch, gt: Batch, current_iter: int) -> dict[str, torch.Tensor]:
+        """One optimizer step on a batch, or on a list of micro-batches whose gradients are accumulated
+        (``train.accumulate_grad_batches``: each loss is divided by their number, so k micro-batches of
+        b images step as one batch of k*b would with a mean-reduced loss). Returns the mean losses."""
+        micro = _micro_batches(lq, gt)
+        if self.cri_pix is None:
             raise ValueError("train.pixel_opt: the PSNR stage needs a pixel loss (e.g. {type: L1Loss})")
-        self._check_finite(losses, current_iter)
-        self._backward_step(total, self.optimizer_g, list(self.net_g.parameters()))
+        self.optimizer_g.zero_grad(set_to_none=True)
+        sums: dict[str, torch.Tensor] = {}
+        for lq_i, gt_i in micro:
+            with self.autocast():
+                output = self.net_g_train(lq_i)
+                losses = {"l_pix": self.cri_pix(output.float(), gt_i)}
+            self._check_finite(losses, current_iter)
+            self.scaler.scale(losses["l_pix"] / len(micro)).backward()
+            _add(sums, losses)
+        self._step(self.optimizer_g, list(self.net_g.parameters()))
         self.scaler.update()
         if self.ema is not None:
             self.ema.update(self.net_g)
-        return {k: v.detach() for k, v in losses.items()}
+        return {k: v / len(micro) for k, v in sums.items()}
 
     # ---- evaluation -----------------------------------------------------------------------------
     def eval_network(self) -> nn.Module:
@@ -297,72 +320,95 @@ class ESRGANModel(SRModel):
         for p in self.net_d.parameters():
             p.requires_grad_(flag)
 
-    def optimize_parameters(self, lq: torch.Tensor, gt: torch.Tensor, current_iter: int) -> dict[str, torch.Tensor]:
+    def _generator_losses(
+        self, output: torch.Tensor, gt: torch.Tensor, warming_up: bool
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        pix_gt, percep_gt, gan_gt = self.loss_targets(gt)
+        with self.autocast():
+            out32 = output.float()
+            g_losses: dict[str, torch.Tensor] = {}
+            if self.cri_pix is not None:
+                g_losses["l_g_pix"] = self.cri_pix(out32, pix_gt)
+            if self.cri_perceptual is not None and not warming_up:
+                percep, style = self.cri_perceptual(out32, percep_gt)
+                if percep is not None:
+                    g_losses["l_g_percep"] = percep
+                if style is not None:
+                    g_losses["l_g_style"] = style
+            if not warming_up:
+                # The plain D: its weights are frozen here, there is nothing for DDP to synchronise.
+                # D(real) only enters the relativistic loss.
+                real_pred = self.net_d(gan_gt).detach() if self.relativistic else None
+                fake_pred = self.net_d(output)
+                g_losses["l_g_gan"] = g_adversarial_loss(
+                    self.cri_gan, None if real_pred is None else real_pred.float(), fake_pred.float(),
+                    self.relativistic,
+                )
+        if not g_losses:
+            raise ValueError("train: no generator loss is active (set pixel_opt, or end g_warmup_iter)")
+        return g_losses, gan_gt
+
+    def _discriminator_losses(
+        self, fake: torch.Tensor, gan_gt: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, dict[str, torch.Tensor]]:
+        """(D's loss terms, their sum, D's mean outputs on real and fake for the log)."""
+        with self.autocast():
+            real_pred = self.net_d_train(gan_gt)
+            fake_pred = self.net_d_train(fake)
+            l_d_real, l_d_fake = d_adversarial_terms(
+                self.cri_gan, real_pred.float(), fake_pred.float(), self.relativistic
+            )
+        d_losses = {"l_d_real": l_d_real, "l_d_fake": l_d_fake}
+        total_d = l_d_real + l_d_fake
+        if self.gp_weight > 0:
+            d_losses["l_d_gp"] = gradient_penalty(self.net_d_train, gan_gt, fake.float()) * self.gp_weight
+            total_d = total_d + d_losses["l_d_gp"]
+        return d_losses, total_d, {
+            "out_d_real": real_pred.detach().float().mean(), "out_d_fake": fake_pred.detach().float().mean()
+        }
+
+    def optimize_parameters(self, lq: Batch, gt: Batch, current_iter: int) -> dict[str, torch.Tensor]:
+        micro = _micro_batches(lq, gt)
+        k = len(micro)
         warming_up = current_iter <= self.g_warmup_iter
         optimize_g = warming_up or (current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters)
-        losses: dict[str, torch.Tensor] = {}
-        pix_gt, percep_gt, gan_gt = self.loss_targets(gt)
+        sums: dict[str, torch.Tensor] = {}
 
-        # ---- generator
+        # ---- generator (gradients of the micro-batches accumulate, each loss divided by k)
         self._set_d_grad(False)
         self.optimizer_g.zero_grad(set_to_none=True)
-        # Without a G update, run G without a graph: DDP would otherwise wait for G's gradients.
-        with torch.set_grad_enabled(optimize_g), self.autocast():
-            output = self.net_g_train(lq)
+        for_d: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for lq_i, gt_i in micro:
+            # Without a G update, run G without a graph: DDP would otherwise wait for G's gradients.
+            with torch.set_grad_enabled(optimize_g), self.autocast():
+                output = self.net_g_train(lq_i)
+            gan_gt = self.loss_targets(gt_i)[2]
+            if optimize_g:
+                g_losses, gan_gt = self._generator_losses(output, gt_i, warming_up)
+                self._check_finite(g_losses, current_iter)
+                total_g = torch.stack([v.float() for v in g_losses.values()]).sum()
+                self.scaler.scale(total_g / k).backward()
+                _add(sums, g_losses)
+            for_d.append((output.detach(), gan_gt))
         if optimize_g:
-            with self.autocast():
-                out32 = output.float()
-                g_losses: dict[str, torch.Tensor] = {}
-                if self.cri_pix is not None:
-                    g_losses["l_g_pix"] = self.cri_pix(out32, pix_gt)
-                if self.cri_perceptual is not None and not warming_up:
-                    percep, style = self.cri_perceptual(out32, percep_gt)
-                    if percep is not None:
-                        g_losses["l_g_percep"] = percep
-                    if style is not None:
-                        g_losses["l_g_style"] = style
-                if not warming_up:
-                    # The plain D: its weights are frozen here, there is nothing for DDP to synchronise.
-                    # D(real) only enters the relativistic loss.
-                    real_pred = self.net_d(gan_gt).detach() if self.relativistic else None
-                    fake_pred = self.net_d(output)
-                    g_losses["l_g_gan"] = g_adversarial_loss(
-                        self.cri_gan, None if real_pred is None else real_pred.float(), fake_pred.float(),
-                        self.relativistic,
-                    )
-            if not g_losses:
-                raise ValueError("train: no generator loss is active (set pixel_opt, or end g_warmup_iter)")
-            self._check_finite(g_losses, current_iter)
-            total_g = torch.stack([v.float() for v in g_losses.values()]).sum()
-            self._backward_step(total_g, self.optimizer_g, list(self.net_g.parameters()))
-            losses.update(g_losses)
+            self._step(self.optimizer_g, list(self.net_g.parameters()))
 
         # ---- discriminator
         if not warming_up:
             self._set_d_grad(True)
             self.optimizer_d.zero_grad(set_to_none=True)
-            fake = output.detach()
-            with self.autocast():
-                real_pred = self.net_d_train(gan_gt)
-                fake_pred = self.net_d_train(fake)
-                l_d_real, l_d_fake = d_adversarial_terms(
-                    self.cri_gan, real_pred.float(), fake_pred.float(), self.relativistic
-                )
-            d_losses = {"l_d_real": l_d_real, "l_d_fake": l_d_fake}
-            total_d = l_d_real + l_d_fake
-            if self.gp_weight > 0:
-                d_losses["l_d_gp"] = gradient_penalty(self.net_d_train, gan_gt, fake.float()) * self.gp_weight
-                total_d = total_d + d_losses["l_d_gp"]
-            self._check_finite(d_losses, current_iter)
-            self._backward_step(total_d, self.optimizer_d, list(self.net_d.parameters()))
-            losses.update(d_losses)
-            losses["out_d_real"] = real_pred.detach().float().mean()
-            losses["out_d_fake"] = fake_pred.detach().float().mean()
+            for fake, gan_gt in for_d:
+                d_losses, total_d, outputs = self._discriminator_losses(fake, gan_gt)
+                self._check_finite(d_losses, current_iter)
+                self.scaler.scale(total_d / k).backward()
+                _add(sums, d_losses)
+                _add(sums, outputs)
+            self._step(self.optimizer_d, list(self.net_d.parameters()))
         self.scaler.update()
 
         if self.ema is not None:
             self.ema.update(self.net_g)
-        return {k: v.detach() for k, v in losses.items()}
+        return {name: v / k for name, v in sums.items()}
 
     def network_files(self) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
         files = super().network_files()

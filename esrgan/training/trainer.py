@@ -265,8 +265,9 @@ class Trainer:
             rank=self.rank,
             world_size=self.world_size,
         )
-        self.iters_per_epoch = self.sampler.num_samples // self.batch_size
-        if self.iters_per_epoch == 0:
+        self.accumulate = opt.train.accumulate_grad_batches if opt.train is not None else 1
+        self.iters_per_epoch = self.sampler.num_samples // self.batch_size // self.accumulate
+        if self.sampler.num_samples < self.batch_size:
             raise ValueError(
                 f"datasets.train: {self.sampler.num_samples} samples per process (dataset {len(train_set)} x "
                 f"dataset_enlarge_ratio {train_opt.dataset_enlarge_ratio}) is less than one batch of "
@@ -286,13 +287,14 @@ class Trainer:
         )
         self.train_set_len = len(train_set)
         logger.info(
-            "training set %s: %d images x %d, %d iterations per epoch; batch %d per process, global batch %d",
+            "training set %s: %d images x %d, %d iterations per epoch; batch %d per process, global batch %d"
+            + (f" ({self.accumulate} batches per step)" if self.accumulate > 1 else ""),
             train_opt.name,
             len(train_set),
             train_opt.dataset_enlarge_ratio,
             self.iters_per_epoch,
             self.batch_size,
-            self.batch_size * self.world_size,
+            self.batch_size * self.world_size * self.accumulate,
         )
         self.val_loaders: list[tuple[str, DataLoader]] = []
         if self.is_main:
@@ -465,15 +467,22 @@ class Trainer:
         loss_count = 0
         data_time_sum = iter_time_sum = 0.0
         exit_code = EXIT_OK
+        pending: list[tuple[torch.Tensor, torch.Tensor]] = []  # batches of the step being gathered
         try:
             while current_iter < self.total_iter:
                 self.sampler.set_epoch(self.epoch, start=self.batches_in_epoch * self.batch_size)
                 t_end = time.perf_counter()
                 for batch in build_prefetcher(self.train_loader, self.train_opt, self.device):
+                    self.batches_in_epoch += 1
+                    pending.append(self.model.prepare_batch(batch))
+                    if len(pending) < self.accumulate:
+                        continue  # a step's batches may span an epoch's end: pending carries over
                     t_data = time.perf_counter()
                     current_iter += 1
-                    self.batches_in_epoch += 1
-                    lq, gt = self.model.prepare_batch(batch)
+                    if self.accumulate == 1:
+                        (lq, gt), pending = pending[0], []
+                    else:
+                        (lq, gt), pending = [list(x) for x in zip(*pending, strict=True)], []
                     self.model.update_learning_rate(current_iter)
                     losses = self.model.optimize_parameters(lq, gt, current_iter)
                     self.model.step_schedulers()
