@@ -1,4 +1,4 @@
-"""Loaders: reproducible seeded workers, enlarged/distributed sampling, batch sizes, prefetchers."""
+"""Loaders: the trainer's loader (seeded samples, enlarged/distributed sampling, batch sizes), prefetchers."""
 
 from __future__ import annotations
 
@@ -8,18 +8,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from torch.utils.data import DistributedSampler, TensorDataset
 
 from esrgan.data.image import imwrite
 from esrgan.data.imresize import imresize
 from esrgan.data.loader import (
     CPUPrefetcher,
     CUDAPrefetcher,
-    EnlargedSampler,
     build_dataloader,
     build_prefetcher,
 )
 from esrgan.data.paired_dataset import PairedImageDataset
+from esrgan.data.sampling import EpochSampler, SeededDataset
 from esrgan.options.datasets import DatasetOptions
 
 
@@ -74,50 +73,33 @@ def test_seeded_workers_give_the_same_batches_twice(pair_dirs):
     assert batch["gt"].dtype == torch.float32 and batch["gt"].min() >= 0 and batch["gt"].max() <= 1
 
 
-def test_workers_of_different_ranks_draw_different_augmentations(pair_dirs):
-    opt = _opt(pair_dirs, use_shuffle=False, num_worker_per_gpu=1, batch_size_per_gpu=1)
-    ds = PairedImageDataset(opt)
-    a = list(build_dataloader(ds, opt, seed=5, rank=0))
-    b = list(build_dataloader(ds, opt, seed=5, rank=1))  # not dist: same order, different worker seeds
-    assert [x["gt_path"] for x in a] == [x["gt_path"] for x in b]
-    assert any(not torch.equal(x["gt"], y["gt"]) for x, y in zip(a, b, strict=True))
-
-
 def test_enlarged_sampler_counts_and_partition():
-    ds = TensorDataset(torch.arange(10))
-    single = EnlargedSampler(ds, ratio=3, seed=0)
+    single = EpochSampler(10, enlarge_ratio=3, seed=0)
     single.set_epoch(0)
-    indices = list(single)
+    indices = [i for i, _ in single]
     assert len(single) == len(indices) == 30
     assert np.bincount(indices).tolist() == [3] * 10  # each image exactly ratio times per epoch
-    ranks = [EnlargedSampler(ds, num_replicas=4, rank=r, ratio=3, seed=7) for r in range(4)]
-    shares = [list(s) for s in ranks]
+    ranks = [EpochSampler(10, world_size=4, rank=r, enlarge_ratio=3, seed=7) for r in range(4)]
+    shares = [[i for i, _ in s] for s in ranks]
     assert [len(s) for s in shares] == [8, 8, 8, 8]  # ceil(30 / 4), padded like DistributedSampler
     everything = [i for share in shares for i in share]
-    # 30 positions over the dataset 3 times, padded to 32 with positions 30, 31 (= images 0, 1), as BasicSR.
-    assert np.bincount(everything).tolist() == [4, 4] + [3] * 8
+    # 30 positions over the dataset 3 times, padded to 32 by wrapping around: two images come 4 times
+    assert sorted(np.bincount(everything).tolist()) == [3] * 8 + [4, 4]
     assert len(set(map(tuple, shares))) == 4
     single.set_epoch(1)
-    assert list(single) != indices
-    assert list(EnlargedSampler(ds, ratio=1, shuffle=False)) == list(range(10))
+    assert [i for i, _ in single] != indices
+    assert [i for i, _ in EpochSampler(10, seed=0, shuffle=False)] == list(range(10))
 
 
-def test_dist_loader_uses_distributed_sampler_and_splits_the_data(pair_dirs):
+def test_dist_loader_splits_the_data_between_ranks(pair_dirs):
     opt = _opt(pair_dirs, num_worker_per_gpu=0, batch_size_per_gpu=1)
     ds = PairedImageDataset(opt)
-    loaders = [build_dataloader(ds, opt, dist=True, rank=r, world_size=2, seed=1, num_gpu=2) for r in range(2)]
-    assert all(isinstance(ld.sampler, DistributedSampler) for ld in loaders)
+    loaders = [build_dataloader(ds, opt, rank=r, world_size=2, seed=1) for r in range(2)]
+    assert all(isinstance(ld.sampler, EpochSampler) for ld in loaders)
     assert [ld.batch_size for ld in loaders] == [1, 1]  # per process, not times num_gpu
     paths = [[b["gt_path"][0] for b in ld] for ld in loaders]
     assert len(paths[0]) == len(paths[1]) == 3
     assert sorted(paths[0] + paths[1]) == sorted(str(p) for p in Path(pair_dirs[0]).iterdir())
-
-
-def test_batch_and_workers_scale_with_num_gpu_without_dist(pair_dirs):
-    opt = _opt(pair_dirs, num_worker_per_gpu=0, batch_size_per_gpu=1)
-    loader = build_dataloader(PairedImageDataset(opt), opt, num_gpu=3)
-    assert loader.batch_size == 3 and loader.drop_last
-    assert len(loader) == 2
 
 
 def test_validation_loader_in_order_batch_one(pair_dirs):
@@ -184,7 +166,8 @@ def test_worker_options_reach_the_dataloader(pair_dirs):
     opt = _opt(pair_dirs, num_worker_per_gpu=2, batch_size_per_gpu=2, pin_memory=True)
     loader = build_dataloader(PairedImageDataset(opt), opt, seed=0)
     assert loader.num_workers == 2 and loader.persistent_workers and loader.drop_last
-    assert loader.worker_init_fn is not None  # every worker seeded (same batches twice: test above)
+    # every sample is loaded with its own seed, in a worker or not (same batches twice: test above)
+    assert isinstance(loader.dataset, SeededDataset) and isinstance(loader.sampler, EpochSampler)
     assert loader.pin_memory == torch.cuda.is_available()  # pinned memory only where a CUDA copy can use it
     opt = _opt(pair_dirs, num_worker_per_gpu=2, persistent_workers=False, pin_memory=False)
     loader = build_dataloader(PairedImageDataset(opt), opt, seed=0)

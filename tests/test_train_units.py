@@ -16,7 +16,7 @@ from esrgan.training.ema import ModelEMA
 from esrgan.training.experiment import archive_if_exists, latest_state, prune
 from esrgan.training.models import SRModel
 from esrgan.training.rng import get_rng_state, set_rng_state
-from esrgan.training.sampling import EpochSampler, SeededDataset
+from esrgan.data.sampling import EpochSampler, SeededDataset
 from esrgan.training.schedulers import CosineAnnealingRestartLR, build_scheduler
 
 

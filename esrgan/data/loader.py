@@ -1,147 +1,75 @@
-"""Data loaders: samplers, worker seeding, and prefetchers that overlap host-to-device copies.
+"""Data loaders (the trainer's and validation's) and prefetchers that overlap host-to-device copies.
 
-Reproducibility: with a ``seed``, the sampler order depends only on (seed, epoch) and every
-worker's ``random``/``numpy``/``torch`` state on (seed, rank, worker id, the loader's
-per-epoch base seed), so two runs produce the same batches. With ``num_workers=0`` the
-augmentations draw from the main process's ``random`` module, which the trainer seeds.
-Call ``loader.sampler.set_epoch(epoch)`` at the start of every epoch (as with
+Reproducibility: the training order depends only on (seed, epoch) and every sample's augmentation on
+its own seed (``esrgan.data.sampling``), so two runs produce the same batches whatever the number of
+workers. Call ``loader.sampler.set_epoch(epoch)`` at the start of every epoch (as with
 ``DistributedSampler``), so that each epoch sees a new order.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
-import math
-import random
 from collections.abc import Iterator
 from typing import Any
 
-import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
-from torch.utils.data.distributed import DistributedSampler
 
+from esrgan.data.sampling import EpochSampler, SeededDataset
 from esrgan.options.datasets import DatasetOptions
 
 logger = logging.getLogger("esrgan.data.loader")
-
-
-class EnlargedSampler(DistributedSampler):
-    """A ``DistributedSampler`` over the dataset repeated ``ratio`` times (BasicSR's ``dataset_enlarge_ratio``).
-
-    Training on a few thousand sub-images, an "epoch" would otherwise last only a few
-    iterations; repeating the index list makes epochs (and worker restarts) rarer. With
-    ``num_replicas=1`` it is a plain seeded shuffler, used when not distributed too.
-    """
-
-    def __init__(
-        self,
-        dataset: Dataset,
-        num_replicas: int = 1,
-        rank: int = 0,
-        ratio: int = 1,
-        shuffle: bool = True,
-        seed: int = 0,
-    ) -> None:
-        super().__init__(dataset, num_replicas=num_replicas, rank=rank, shuffle=shuffle, seed=seed, drop_last=False)
-        self.ratio = ratio
-        self.num_samples = math.ceil(len(dataset) * ratio / num_replicas)  # type: ignore[arg-type]
-        self.total_size = self.num_samples * num_replicas
-
-    def __iter__(self) -> Iterator[int]:
-        n = len(self.dataset)  # type: ignore[arg-type]
-        if self.shuffle:
-            g = torch.Generator()
-            g.manual_seed(self.seed + self.epoch)
-            indices = torch.randperm(self.total_size, generator=g)
-        else:
-            indices = torch.arange(self.total_size)
-        # Positions beyond len*ratio wrap around, padding the last rank's share like DistributedSampler.
-        indices = (indices % n).tolist()
-        return iter(indices[self.rank : self.total_size : self.num_replicas])
-
-    def __len__(self) -> int:
-        return self.num_samples
-
-
-def seed_worker(worker_id: int, *, base_seed: int | None, rank: int) -> None:
-    """``worker_init_fn``: seed ``random``, ``numpy`` and ``torch`` from (seed, rank, worker, epoch).
-
-    ``torch.initial_seed()`` inside a worker is the loader's base seed (new every epoch,
-    drawn from the loader's generator) plus the worker id, so augmentations differ
-    between epochs but repeat between runs with the same seed.
-    """
-    entropy = [torch.initial_seed() % 2**32, worker_id, rank]
-    if base_seed is not None:
-        entropy.append(base_seed)
-    ss = np.random.SeedSequence(entropy)
-    seed32, seed64 = ss.generate_state(1, np.uint32)[0], ss.generate_state(1, np.uint64)[0]
-    random.seed(int(seed64))
-    np.random.seed(int(seed32))
-    torch.manual_seed(int(seed64) & ((1 << 63) - 1))
 
 
 def build_dataloader(
     dataset: Dataset,
     opt: DatasetOptions,
     *,
-    num_gpu: int = 1,
-    dist: bool = False,
+    seed: int | None = None,
     rank: int = 0,
     world_size: int = 1,
-    seed: int | None = None,
+    pin_memory: bool | None = None,
 ) -> DataLoader:
-    """A DataLoader for ``opt.phase``.
+    """The loader of one dataset: the trainer's for ``opt.phase == "train"``, in-order batches of 1 otherwise.
 
-    Training: shuffled by an :class:`EnlargedSampler` (distributed over ``world_size`` ranks
-    when ``dist``), ``drop_last``, seeded persistent workers. Per process the batch is
-    ``batch_size_per_gpu`` (times ``num_gpu`` without ``dist``, as in BasicSR's DataParallel mode).
+    Training: ``batch_size_per_gpu`` samples per batch, drawn by an :class:`EpochSampler` whose order is
+    a pure function of (``seed``, epoch, position) and split between ``world_size`` ranks, each sample
+    loaded with its own seed (:class:`SeededDataset`): the batches and their augmentations do not depend
+    on ``num_worker_per_gpu``, and resuming mid-epoch (``loader.sampler.set_epoch(epoch, start)``) gives
+    the remaining batches exactly. ``drop_last``; persistent workers. Call ``set_epoch`` every epoch.
     Validation/test: batch 1 (images differ in size), in order, no workers.
+    ``pin_memory``: default ``opt.pin_memory`` when CUDA is available.
     """
-    if opt.is_train:
-        multiplier = 1 if dist else max(num_gpu, 1)
-        batch_size = opt.batch_size_per_gpu * multiplier
-        num_workers = opt.num_worker_per_gpu * multiplier
-        sampler = EnlargedSampler(
-            dataset,
-            num_replicas=world_size if dist else 1,
-            rank=rank if dist else 0,
-            ratio=opt.dataset_enlarge_ratio,
-            shuffle=opt.use_shuffle,
-            seed=seed if seed is not None else 0,
+    pin = opt.pin_memory and torch.cuda.is_available() if pin_memory is None else pin_memory
+    if not opt.is_train:
+        return DataLoader(dataset, batch_size=1, shuffle=False, num_workers=0, pin_memory=pin, drop_last=False)
+    seed = 0 if seed is None else seed
+    sampler = EpochSampler(
+        len(dataset),  # type: ignore[arg-type]
+        seed=seed,
+        shuffle=opt.use_shuffle,
+        enlarge_ratio=opt.dataset_enlarge_ratio,
+        rank=rank,
+        world_size=world_size,
+    )
+    batch_size = opt.batch_size_per_gpu
+    if sampler.num_samples < batch_size:
+        raise ValueError(
+            f"datasets.{opt.phase}: {sampler.num_samples} samples per process (dataset {len(dataset)} "  # type: ignore[arg-type]
+            f"x dataset_enlarge_ratio {opt.dataset_enlarge_ratio}) is less than one batch of {batch_size}; "
+            f"lower batch_size_per_gpu or raise dataset_enlarge_ratio"
         )
-        if len(sampler) < batch_size:
-            raise ValueError(
-                f"datasets.{opt.phase}: {len(sampler)} samples per process (dataset {len(dataset)} "  # type: ignore[arg-type]
-                f"x dataset_enlarge_ratio {opt.dataset_enlarge_ratio}) is less than one batch of {batch_size}; "
-                f"lower batch_size_per_gpu or raise dataset_enlarge_ratio"
-            )
-        drop_last = True
-    else:
-        batch_size, num_workers, sampler, drop_last = 1, 0, None, False
-
-    generator = None
-    if seed is not None:
-        generator = torch.Generator()
-        generator.manual_seed(seed)
-    cuda = torch.cuda.is_available()
-    if opt.pin_memory and not cuda:
-        logger.debug("pin_memory ignored: no CUDA device")
-    kwargs: dict[str, Any] = {}
-    if num_workers > 0:
-        kwargs["persistent_workers"] = opt.persistent_workers
-        kwargs["worker_init_fn"] = functools.partial(seed_worker, base_seed=seed, rank=rank)
+    workers = opt.num_worker_per_gpu
     return DataLoader(
-        dataset,
+        SeededDataset(dataset),
         batch_size=batch_size,
-        shuffle=False,
         sampler=sampler,
-        num_workers=num_workers,
-        pin_memory=opt.pin_memory and cuda,
-        drop_last=drop_last,
-        generator=generator,
-        **kwargs,
+        num_workers=workers,
+        drop_last=True,
+        pin_memory=pin,
+        persistent_workers=workers > 0 and opt.persistent_workers,
+        # A private generator: creating the epoch's iterator must not draw from the global RNG.
+        generator=torch.Generator().manual_seed(seed),
     )
 
 

@@ -17,7 +17,7 @@ _LAZY = {
     "build_model": "esrgan.training.models",
     "NonFiniteLossError": "esrgan.training.models",
     "ModelEMA": "esrgan.training.ema",
-    "EpochSampler": "esrgan.training.sampling",
+    "EpochSampler": "esrgan.data.sampling",
     "init_dist": "esrgan.training.dist",
 }
 

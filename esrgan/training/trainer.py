@@ -7,7 +7,7 @@ validate (every ``val_freq``) -> checkpoint (every ``save_checkpoint_freq``).
 
 Exact resume: the training state holds the networks, EMA, optimizers, schedulers, grad
 scaler, iteration, epoch, the position inside the epoch, best metrics and every rank's RNG
-states; the sampler (``sampling.EpochSampler``) makes the remaining batches of the epoch a
+states; the sampler (``esrgan.data.sampling.EpochSampler``) makes the remaining batches of the epoch a
 pure function of (seed, epoch, position), so 10 + resume + 10 iterations equal 20.
 """
 
@@ -31,7 +31,6 @@ from esrgan.training import wandb_run
 from esrgan.training.experiment import ExperimentPaths, archive_if_exists, latest_state, prune, timestamp
 from esrgan.training.models import NonFiniteLossError, SRModel, build_model
 from esrgan.training.rng import get_rng_state, seed_everything, set_rng_state
-from esrgan.training.sampling import EpochSampler, SeededDataset
 from esrgan.training.validation import BestTracker, metric_specs, validate_dataset
 from esrgan.utils.atomic import DiskFullError, remove_stale_temporaries
 from esrgan.utils.lock import ExperimentInUseError, ExperimentLock
@@ -257,34 +256,13 @@ class Trainer:
         train_set = build_dataset(train_opt)
         self.train_opt = train_opt
         self.batch_size = int(train_opt.batch_size_per_gpu)
-        self.sampler = EpochSampler(
-            len(train_set),
-            seed=self.seed,
-            shuffle=train_opt.use_shuffle,
-            enlarge_ratio=int(train_opt.dataset_enlarge_ratio),
-            rank=self.rank,
-            world_size=self.world_size,
-        )
+        self.train_loader = build_dataloader(
+            train_set, train_opt, seed=self.seed, rank=self.rank, world_size=self.world_size,
+            pin_memory=train_opt.pin_memory and self.device.type == "cuda",
+        )  # fmt: skip
+        self.sampler = self.train_loader.sampler
         self.accumulate = opt.train.accumulate_grad_batches if opt.train is not None else 1
         self.iters_per_epoch = self.sampler.num_samples // self.batch_size // self.accumulate
-        if self.sampler.num_samples < self.batch_size:
-            raise ValueError(
-                f"datasets.train: {self.sampler.num_samples} samples per process (dataset {len(train_set)} x "
-                f"dataset_enlarge_ratio {train_opt.dataset_enlarge_ratio}) is less than one batch of "
-                f"{self.batch_size}; lower batch_size_per_gpu or raise dataset_enlarge_ratio"
-            )
-        workers = int(train_opt.num_worker_per_gpu)
-        self.train_loader = DataLoader(
-            SeededDataset(train_set),
-            batch_size=self.batch_size,
-            sampler=self.sampler,
-            num_workers=workers,
-            drop_last=True,
-            pin_memory=bool(train_opt.pin_memory) and self.device.type == "cuda",
-            persistent_workers=workers > 0 and train_opt.persistent_workers,
-            # A private generator: creating the epoch's iterator must not draw from the global RNG.
-            generator=torch.Generator().manual_seed(self.seed),
-        )
         self.train_set_len = len(train_set)
         logger.info(
             "training set %s: %d images x %d, %d iterations per epoch; batch %d per process, global batch %d"
