@@ -1,13 +1,8 @@
-"""Dataset preparation behind ``esrgan prepare`` (``esrgan.commands.prepare``): sub-images, LR images, LMDBs.
+"""Dataset preparation behind ``esrgan prepare`` (``esrgan.commands.prepare`` lists the commands).
 
-Commands (``--help`` on each):
-
-- ``extract-subimages``: cut images into overlapping crops (DIV2K HR: 480 px, step 240, thresh 48;
-  LR at scale s: the same with ``--scale s``, which divides the three sizes so the crops stay aligned);
-- ``make-lr``: MATLAB-bicubic LR images (x2/x3/x4) from HR, mod-cropping HR first;
-- ``create-lmdb`` / ``verify-lmdb``: folder -> BasicSR-compatible LMDB, and a full decode check;
-- ``download``: DIV2K, Flickr2K, Set5, Set14 (resume, checksums, ``--source`` for mirrors);
-- ``demo``: the small built-in data set from scikit-image's images.
+``extract_subimages`` (overlapping crops; at scale s the sizes are divided so LR crops stay aligned with
+HR ones), ``make_lr`` (MATLAB-bicubic LR from mod-cropped HR), ``create_lmdb`` / ``verify_lmdb``
+(BasicSR-compatible LMDB and a full decode check); downloads are in ``esrgan.data.download``.
 """
 
 from __future__ import annotations
