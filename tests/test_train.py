@@ -501,10 +501,11 @@ def test_cli_pretrain_of_another_width_or_depth_is_one_line(
     assert main(["-opt", str(_write_options(tmp_path, raw))]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    # the log's last line tells the whole story (a console handler left by an earlier test may repeat it)
-    (line,) = {x for x in err.splitlines() if "does not fit" in x}
-    assert err.rstrip().endswith(line) and f"{ckpt} does not fit network_g (RRDBNet)" in line
-    err = line
+    # the log's last line tells the whole story (a console handler left by an earlier test may repeat it,
+    # with its own time stamp)
+    (message,) = {x[x.index(str(ckpt)):] for x in err.splitlines() if "does not fit" in x}
+    assert err.rstrip().endswith(message) and message.startswith(f"{ckpt} does not fit network_g (RRDBNet)")
+    err = message
     if "num_feat" in change:  # every layer is wider: the first keys are named with both shapes
         assert "shapes differ (checkpoint vs network) for conv_first.weight (16, 3, 3, 3) vs (8, 3, 3, 3)" in err
     else:  # a deeper network: its extra block's keys are named

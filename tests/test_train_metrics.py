@@ -104,7 +104,7 @@ def test_validation_scores_lpips_and_niqe_on_the_8bit_output(tmp_path: Path, mon
     torch.save({f"features.{k}": v for k, v in LPIPS("alex", backbone=False).features.state_dict().items()}, path)
     gt = img2tensor(natural_image[:112, :112]).unsqueeze(0)
     noisy = (gt + 0.05 * torch.randn_like(gt)).clamp(0, 1)
-    specs = metric_specs({"lpips": {"type": "calculate_lpips"}, "niqe": {"type": "niqe"}}, 4)
+    specs = metric_specs(_metrics({"lpips": {"type": "calculate_lpips"}, "niqe": {"type": "niqe"}}), 4)
     loader = [{"lq": noisy, "gt": gt, "lq_path": ["x.png"]}]
     values, _ = validate_dataset(lambda lq: lq.clone(), loader, specs, save_dir=None, iteration=1)
     sr8 = tensor2img(noisy[0])

@@ -11,12 +11,12 @@ import pytest
 import torch
 from torch import nn
 
+from esrgan.data.sampling import EpochSampler, SeededDataset
 from esrgan.options import OptionsError, SchedulerOptions, from_mapping
 from esrgan.training.ema import ModelEMA
 from esrgan.training.experiment import archive_if_exists, latest_state, prune
 from esrgan.training.models import SRModel
 from esrgan.training.rng import get_rng_state, set_rng_state
-from esrgan.data.sampling import EpochSampler, SeededDataset
 from esrgan.training.schedulers import CosineAnnealingRestartLR, build_scheduler
 
 
