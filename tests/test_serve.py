@@ -309,3 +309,11 @@ def test_image_over_the_pixel_limit_is_refused_from_its_header(client: TestClien
     r = submit(client, [("bomb.png", bytes(bomb))], model=str(model_dir / "a.pth"))
     assert r.status_code == 400
     assert r.json()["error"].startswith("bomb.png: 20000x20000 = 400.0 MP is over the limit")
+
+
+def test_missing_model_dir_is_named(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from esrgan.commands import serve as serve_cmd
+
+    with pytest.raises(SystemExit) as exc:
+        serve_cmd.main(["--model-dir", str(tmp_path / "nope")])
+    assert exc.value.code == 2 and f"--model-dir {tmp_path / 'nope'}: no such folder" in capsys.readouterr().err

@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 logger = logging.getLogger("esrgan.serve")
 
@@ -69,6 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{flag} must be > 0, got {value}")
     if args.tile < 0:
         parser.error(f"--tile must be >= 0, got {args.tile}")
+    for folder in args.model_dir:
+        if not Path(folder).expanduser().is_dir():
+            parser.error(f"--model-dir {folder}: no such folder")
     from esrgan.commands.common import check_device, setup_cli_logging
     from esrgan.serve.app import ServeConfig, create_app
 
