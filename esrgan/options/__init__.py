@@ -12,6 +12,18 @@ unknown keys are refused with the allowed ones and a did-you-mean. Network and l
 checked against the constructors in ``esrgan.archs`` and ``esrgan.losses`` (type names, argument
 names and the arguments' annotations), so a typo fails at load, not hours into a run.
 
+Modules, one job each: ``errors`` (:class:`OptionsError`), ``yaml_io`` (the one YAML loader: duplicate
+keys refused, ``1e-4`` a float, alias bombs and non-UTF-8 files refused, ``--set`` overrides), ``convert``
+(annotations -> checked values, finite numbers), ``sections`` (the training file's dataclasses),
+``datasets`` (one dataset), ``realesrgan`` (Real-ESRGAN's top-level keys), ``basicsr`` (legacy names and
+what BasicSR fills in), ``load`` (:func:`load_options`), ``testing`` (test and sweep files).
+
+Extending: a new section is a dataclass in ``sections`` plus a field of :class:`Options` (ranges in its
+``check(path)``); a new dataset type is an entry of ``datasets.DATASET_TYPES`` (and of
+``DATASET_OPTION_CLASSES`` when it has keys of its own); a new metric name is an entry of
+``esrgan.metrics.METRIC_TABLE`` only; networks and losses come from the name -> class tables of
+``esrgan.archs`` and ``esrgan.losses``. The trainer reads the typed values and keeps no defaults.
+
 Differences from BasicSR's option handling (its files still load unchanged):
 - unknown keys, wrong types and unknown network/loss/optimizer/scheduler names are errors
   (BasicSR ignores unknown keys or fails late); duplicate YAML keys are errors; ``1e-4`` is a float
