@@ -593,3 +593,12 @@ def test_accumulate_grad_batches_is_checked() -> None:
     raw["train"]["accumulate_grad_batches"] = 0
     with pytest.raises(OptionsError, match=r"train.accumulate_grad_batches: must be >= 1, got 0"):
         options_from_dict(raw)
+
+
+@pytest.mark.parametrize("pbar", [True, False])
+def test_val_pbar_shows_a_progress_bar_over_the_validation_images(data_root: Path, tmp_path: Path, capsys,
+                                                                  pbar: bool) -> None:
+    opt = _opt(data_root, tmp_path, ("train.total_iter=1", "val.val_freq=1", f"val.pbar={str(pbar).lower()}"))
+    assert Trainer(opt, interactive=True).run() == 0
+    err = capsys.readouterr().err
+    assert ("validation tinyval" in err and "2/2" in err) == pbar
