@@ -672,6 +672,12 @@ def test_negative_weights_of_gan_and_perceptual_losses_are_refused() -> None:
     assert "train.perceptual_opt.layer_weights.conv5_4: must be >= 0 (0 = off), got -1.0" in error_of(raw)
 
 
+def test_val_suffix_is_refused_not_ignored() -> None:
+    raw = minimal(val={"val_freq": 5, "suffix": "x"})
+    assert "val.suffix: not supported: validation images are saved as <image>_<iteration>.png" in error_of(raw)
+    assert options_from_dict(minimal(val={"val_freq": 5, "suffix": None})).val.suffix is None  # BasicSR's "~"
+
+
 def test_a_second_training_dataset_is_refused() -> None:
     raw = minimal()
     raw["datasets"]["train_1"] = dict(raw["datasets"]["train"])

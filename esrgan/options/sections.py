@@ -369,12 +369,18 @@ class ValOptions:
 
     val_freq: int = 5000  # 0: no periodic validation
     save_img: bool = False
-    suffix: str | None = None  # appended to saved image names (test mode)
-    pbar: bool = False
+    suffix: str | None = None  # BasicSR's test-mode file-name suffix: refused when set (see check)
+    pbar: bool = False  # a progress bar over the validation images (on a terminal)
     metrics: dict[str, MetricOptions] = field(default_factory=dict, metadata={"parse": _parse_metrics})
 
     def check(self, path: str) -> None:
         _at_least(self, path, ("val_freq", 0))
+        if self.suffix is not None:
+            raise OptionsError(
+                "not supported: validation images are saved as <image>_<iteration>.png (esrgan test option "
+                "files do not take it either); remove val.suffix",
+                key=_join(path, "suffix"),
+            )
 
 
 @dataclass
