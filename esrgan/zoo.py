@@ -1,7 +1,7 @@
 """Model zoo: public pretrained generators by name, downloaded once into a cache with a checksum.
 
 Cache folder: ``$ESRGAN_HOME/models`` (default ``~/.cache/esrgan/models``, or ``$XDG_CACHE_HOME/esrgan/models``).
-A download (``esrgan.utils.download.fetch``) goes to a temporary file in that folder and is renamed to
+A download (``esrgan.utils.fetch.fetch``) goes to a temporary file in that folder and is renamed to
 its final name only when the SHA-256 matches; a mismatch is refused and the partial file removed.
 A file placed there by hand (offline machines) is checked the same way on first use.
 
@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from esrgan.utils.download import DownloadError, fetch, offline, sha256_file
+from esrgan.utils.fetch import DownloadError, fetch, offline, sha256_file
 
 logger = logging.getLogger("esrgan.zoo")
 

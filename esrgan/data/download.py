@@ -25,8 +25,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from esrgan.utils.download import DownloadError, offline, sha256_file
-from esrgan.utils.download import fetch as download_file
+from esrgan.utils.fetch import DownloadError, offline, sha256_file
+from esrgan.utils.fetch import fetch as download_file
 
 logger = logging.getLogger("esrgan.data.download")
 

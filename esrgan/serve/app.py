@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from esrgan.data.image import imdecode, imwrite, probe_image
+from esrgan.serve.catalog import ModelCatalog, ModelNotAllowed, UpscalerCache
 from esrgan.serve.jobs import Item, Job, JobQueue, Settings, bicubic_preview
-from esrgan.serve.models import ModelCatalog, ModelNotAllowed, UpscalerCache
 
 logger = logging.getLogger("esrgan.serve")
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-logger = logging.getLogger("esrgan.download")
+logger = logging.getLogger("esrgan.fetch")
 
 
 class DownloadError(RuntimeError):
