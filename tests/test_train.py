@@ -512,6 +512,7 @@ def test_cli_pretrain_of_another_width_or_depth_is_one_line(
         assert "unexpected keys body.1." in err
 
 
+@pytest.mark.slow
 def test_wandb_logs_offline_what_tensorboard_gets(data_root: Path, tmp_path: Path, monkeypatch) -> None:
     pytest.importorskip("wandb")
     monkeypatch.setenv("WANDB_MODE", "offline")
@@ -559,6 +560,7 @@ def _train_accumulating(data_root: Path, exp: Path, batch: int, accumulate: int,
     return Path(opt.path.experiments_root)
 
 
+@pytest.mark.slow
 def test_accumulating_two_batches_of_b_equals_one_batch_of_2b(data_root: Path, tmp_path: Path) -> None:
     # Same samples in the same order and crops (per-sample seeds), so each step sees the same 4 images:
     # the L1 gradients of 2 x 2 images, each loss halved, sum to the gradient of the 4-image mean.
@@ -574,6 +576,7 @@ def test_accumulating_two_batches_of_b_equals_one_batch_of_2b(data_root: Path, t
     assert "global batch 4 (2 batches per step)" in log
 
 
+@pytest.mark.slow
 def test_accumulation_resumes_exactly(data_root: Path, tmp_path: Path) -> None:
     sets = ("train.scheduler.milestones=[3]",)  # the same schedule for the 6-step run and its two halves
     straight = _train_accumulating(data_root, tmp_path / "s", batch=1, accumulate=3, total=6, extra=sets)
