@@ -8,6 +8,7 @@ Each sub-command ``NAME`` is the module ``esrgan.commands.NAME`` exposing
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 # sub-command -> one-line help. Each command is the module ``esrgan.commands.<name>`` with
@@ -45,9 +46,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"esrgan {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
-    # OMP_WAIT_POLICY is left to the user and the OpenMP runtime (libgomp spins briefly, then sleeps, and
-    # spins less when threads outnumber cores): forcing PASSIVE cost 17% per GAN iteration on an idle
-    # machine (benchmarks/bench_omp.py). On a machine shared with other jobs, OMP_WAIT_POLICY=PASSIVE helps.
+    # Passive OpenMP waits unless the user chose (set before torch is imported). The bounded risk: PASSIVE
+    # cost 17% per GAN iteration on an idle machine against ACTIVE, while with other jobs running the
+    # runtime's default was 2.7-5x and ACTIVE up to 2x slower than PASSIVE (benchmarks/bench_omp.py).
+    # On a dedicated machine, OMP_WAIT_POLICY=ACTIVE is the faster choice.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if name not in COMMANDS:
         print(f"esrgan: unknown command {name!r}; known commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
