@@ -4,7 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
-PYTEST_ARGS ?=
+# Two workers on two cores (pytest-xdist; each worker runs torch on one thread): the suite in about half the time.
+PYTEST_ARGS ?= -n auto
 
 .PHONY: setup demo test lint bench clean-demo
 
