@@ -268,3 +268,33 @@ def test_lock_is_exclusive_between_open_files_and_released_on_close(tmp_path: Pa
             ExperimentLock(folder).acquire()
     assert not lock_path(folder).exists()
     ExperimentLock(folder).acquire().release()
+
+
+def test_test_runs_and_sweeps_refuse_a_folder_in_use(tmp_path: Path, natural_image: np.ndarray) -> None:
+    from tiny_nets import tiny_rrdbnet
+
+    from esrgan.checkpoint import save_network
+    from esrgan.evaluation.sweep import run_sweep
+    from esrgan.evaluation.tester import run_tests
+    from esrgan.evaluation.testsets import make_test_set
+
+    hr_dir = tmp_path / "hr"
+    imwrite(hr_dir / "a.png", natural_image[:64, :64])
+    test_set = make_test_set("s", hr_dir, None)
+    ckpt = tmp_path / "g.pth"
+    save_network(ckpt, {"params": tiny_rrdbnet(0).state_dict()})
+    root = tmp_path / "experiments"
+    for name, run in (
+        ("t", lambda: run_tests(["bicubic"], [test_set], 4, "t", experiments_root=root, progress=False)),
+        ("sw", lambda: run_sweep(str(ckpt), str(ckpt), "0,1", [test_set], 4, "sw", experiments_root=root,
+                                 progress=False)),
+    ):
+        run()  # a finished run leaves its folder and no lock
+        assert (root / name).is_dir() and not lock_path(root / name).exists()
+        # e.g. a training of the same name is running
+        with ExperimentLock(root / name), pytest.raises(ExperimentInUseError,
+                                                        match=r"in use by another training run \(pid \d+ on "):
+            run()
+        assert not list(root.glob(f"{name}_archived_*")), "a refused run must not archive the folder in use"
+        run()  # free again: the finished folder is archived as before
+        assert len(list(root.glob(f"{name}_archived_*"))) == 1

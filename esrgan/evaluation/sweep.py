@@ -31,6 +31,7 @@ from esrgan.evaluation.tester import HR_FOLDER, conventions, evaluate, metric_ke
 from esrgan.evaluation.testsets import TestImage, TestSet, hr_paths
 from esrgan.utils.atomic import atomic_path, atomic_write_text
 from esrgan.utils.folders import check_experiment_name, experiment_dir, fresh_output_dir
+from esrgan.utils.lock import ExperimentLock
 
 logger = logging.getLogger("esrgan.evaluation.sweep")
 
@@ -207,55 +208,59 @@ def run_sweep(
             raise ValueError(f"strip image {strip_image!r} is not in test set {t.name} ({t.hr_dir})")
         strip_names[t.name] = strip_image or stems[0]
     pair = psnr if isinstance(psnr, GeneratorPair) else load_pair(psnr, gan)  # type: ignore[arg-type]
-    out_dir = fresh_output_dir(experiment_dir(experiments_root, name))
-    report = SweepReport(name, scale, alpha_list, [], out_dir, metrics=metric_list)
-    strip_outputs: dict[str, dict[float, np.ndarray]] = {}
-    strip_psnr: dict[str, dict[float, float]] = {}
-    strip_hr: dict[str, np.ndarray] = {}
+    folder = experiment_dir(experiments_root, name)
+    with ExperimentLock(folder, what="sweep"):  # two runs of one name would archive each other's folder
+        out_dir = fresh_output_dir(folder)
+        report = SweepReport(name, scale, alpha_list, [], out_dir, metrics=metric_list)
+        strip_outputs: dict[str, dict[float, np.ndarray]] = {}
+        strip_psnr: dict[str, dict[float, float]] = {}
+        strip_hr: dict[str, np.ndarray] = {}
 
-    for alpha in alpha_list:
-        net = pair.build(alpha)
-        if save_models:
-            from esrgan.checkpoint import save_network
+        for alpha in alpha_list:
+            net = pair.build(alpha)
+            if save_models:
+                from esrgan.checkpoint import save_network
 
-            path = out_dir / "models" / f"net_g_alpha{alpha:.2f}.pth"
-            save_network(path, {"params": {k: v.detach().cpu() for k, v in net.state_dict().items()}})
-            report.files[f"model_{alpha:g}"] = path
-        model = NetworkModel(net, f"alpha={alpha:g}", scale, device=device, tile=tile, precision=precision)
+                path = out_dir / "models" / f"net_g_alpha{alpha:.2f}.pth"
+                save_network(path, {"params": {k: v.detach().cpu() for k, v in net.state_dict().items()}})
+                report.files[f"model_{alpha:g}"] = path
+            model = NetworkModel(net, f"alpha={alpha:g}", scale, device=device, tile=tile, precision=precision)
 
-        def keep(set_name: str, item: TestImage, _model: str, sr: np.ndarray, psnr_y: float, a: float = alpha) -> None:
-            if save_images:
-                imwrite(out_dir / set_name / f"alpha{a:.2f}" / f"{item.name}.png", sr)
-                hr_path = out_dir / set_name / HR_FOLDER / f"{item.name}.png"
-                if not hr_path.exists():
-                    imwrite(hr_path, item.hr)
-            if item.name == strip_names[set_name]:
-                strip_outputs.setdefault(set_name, {})[a] = sr
-                strip_psnr.setdefault(set_name, {})[a] = psnr_y
-                strip_hr[set_name] = item.hr
+            def keep(set_name: str, item: TestImage, _model: str, sr: np.ndarray, psnr_y: float,
+                     a: float = alpha) -> None:
+                if save_images:
+                    imwrite(out_dir / set_name / f"alpha{a:.2f}" / f"{item.name}.png", sr)
+                    hr_path = out_dir / set_name / HR_FOLDER / f"{item.name}.png"
+                    if not hr_path.exists():
+                        imwrite(hr_path, item.hr)
+                if item.name == strip_names[set_name]:
+                    strip_outputs.setdefault(set_name, {})[a] = sr
+                    strip_psnr.setdefault(set_name, {})[a] = psnr_y
+                    strip_hr[set_name] = item.hr
 
-        result = evaluate([model], test_sets, scale, out_dir=None, progress=progress, name=name, on_output=keep,
-                          metrics=metric_list)
-        report.sets = result.sets
-        report.means[alpha] = {s: result.mean(s, model.name) for s in result.sets}
-        for s in result.sets:
-            rows = [{"image": r.image, **r.metrics()} for r in result.scores[s][model.name]]
-            report.images.setdefault(s, {})[alpha] = rows
-        summary = ", ".join(
-            f"{s} {m['psnr_y']:.2f} dB" + "".join(f" {v} {m[k]:.3f}" for k, v in PERCEPTUAL_KEYS.items() if k in m)
-            for s, m in report.means[alpha].items()
-        )
-        logger.info("alpha %g: %s", alpha, summary)
+            result = evaluate([model], test_sets, scale, out_dir=None, progress=progress, name=name, on_output=keep,
+                              metrics=metric_list)
+            report.sets = result.sets
+            report.means[alpha] = {s: result.mean(s, model.name) for s in result.sets}
+            for s in result.sets:
+                rows = [{"image": r.image, **r.metrics()} for r in result.scores[s][model.name]]
+                report.images.setdefault(s, {})[alpha] = rows
+            summary = ", ".join(
+                f"{s} {m['psnr_y']:.2f} dB" + "".join(f" {v} {m[k]:.3f}" for k, v in PERCEPTUAL_KEYS.items() if k in m)
+                for s, m in report.means[alpha].items()
+            )
+            logger.info("alpha %g: %s", alpha, summary)
 
-    atomic_write_text(out_dir / "sweep.csv", report.to_csv())
-    atomic_write_text(out_dir / "sweep.json", json.dumps(report.to_dict(), indent=2) + "\n")
-    report.files.update(table=out_dir / "sweep.csv", json=out_dir / "sweep.json", plot=out_dir / "psnr_vs_alpha.png")
-    plot_sweep(report, report.files["plot"])
-    if any(k in report.keys for k in PERCEPTUAL_KEYS):
-        report.files["pd_plot"] = out_dir / "perception_distortion.png"
-        plot_perception_distortion(report, report.files["pd_plot"])
-    for set_name in report.sets:
-        strip = make_strip(strip_outputs[set_name], strip_psnr[set_name], strip_hr[set_name], border=scale)
-        report.files[f"strip_{set_name}"] = out_dir / f"strip_{set_name}.png"
-        imwrite(report.files[f"strip_{set_name}"], strip)
-    return report
+        atomic_write_text(out_dir / "sweep.csv", report.to_csv())
+        atomic_write_text(out_dir / "sweep.json", json.dumps(report.to_dict(), indent=2) + "\n")
+        report.files.update(table=out_dir / "sweep.csv", json=out_dir / "sweep.json",
+                            plot=out_dir / "psnr_vs_alpha.png")
+        plot_sweep(report, report.files["plot"])
+        if any(k in report.keys for k in PERCEPTUAL_KEYS):
+            report.files["pd_plot"] = out_dir / "perception_distortion.png"
+            plot_perception_distortion(report, report.files["pd_plot"])
+        for set_name in report.sets:
+            strip = make_strip(strip_outputs[set_name], strip_psnr[set_name], strip_hr[set_name], border=scale)
+            report.files[f"strip_{set_name}"] = out_dir / f"strip_{set_name}.png"
+            imwrite(report.files[f"strip_{set_name}"], strip)
+        return report

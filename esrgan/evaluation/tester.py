@@ -31,6 +31,7 @@ from esrgan.evaluation.testsets import TestImage, TestSet, iter_test_images
 from esrgan.inference.upscaler import GREY_FROM_RGB
 from esrgan.utils.atomic import atomic_write_text
 from esrgan.utils.folders import check_experiment_name, experiment_dir, fresh_output_dir
+from esrgan.utils.lock import ExperimentLock
 
 logger = logging.getLogger("esrgan.evaluation.tester")
 
@@ -357,8 +358,10 @@ def run_tests(
     metrics = parse_metric_list(list(metrics))  # unknown names fail before any model is loaded
     built = build_models(list(models), scale, device=device, tile=tile, precision=precision, network_g=network_g,
                          strict=strict_load_g, param_key=param_key_g)
-    out_dir = fresh_output_dir(experiment_dir(experiments_root, name))
-    return evaluate(built, test_sets, scale, out_dir=out_dir, save_images=save_images, comparisons=comparisons,
-                    progress=progress, name=name, metrics=metrics)
+    folder = experiment_dir(experiments_root, name)
+    with ExperimentLock(folder, what="test run"):  # two runs of one name would archive each other's folder
+        out_dir = fresh_output_dir(folder)
+        return evaluate(built, test_sets, scale, out_dir=out_dir, save_images=save_images,
+                        comparisons=comparisons, progress=progress, name=name, metrics=metrics)
 
 

@@ -34,8 +34,9 @@ def lock_path(folder: str | os.PathLike[str]) -> Path:
 class ExperimentLock:
     """An exclusive, non-blocking lock on one experiment folder; ``release()`` (or exit) frees it."""
 
-    def __init__(self, folder: str | os.PathLike[str]) -> None:
+    def __init__(self, folder: str | os.PathLike[str], what: str = "training run") -> None:
         self.folder = Path(folder)
+        self.what = what
         self.path = lock_path(self.folder)
         self._fd: int | None = None
 
@@ -51,7 +52,7 @@ class ExperimentLock:
                 holder = _read_holder(fd)
                 os.close(fd)
                 raise ExperimentInUseError(
-                    f"experiment folder {self.folder} is in use by another training run ({holder}); "
+                    f"experiment folder {self.folder} is in use by another {holder}; "
                     f"wait for it to end or stop it, or choose another name (lock: {self.path})"
                 ) from None
             # The holder before us may have unlinked the file between our open and our lock:
@@ -64,8 +65,8 @@ class ExperimentLock:
                 break
             os.close(fd)
         info = (
-            f"pid {os.getpid()} on {socket.gethostname()}, started "
-            f"{time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime())}: {' '.join(sys.argv)}\n"
+            f"{self.what} (pid {os.getpid()} on {socket.gethostname()}, started "
+            f"{time.strftime('%Y-%m-%d %H:%M:%S %Z', time.localtime())}): {' '.join(sys.argv)}\n"
         )
         os.ftruncate(fd, 0)
         os.pwrite(fd, info.encode("utf-8", "replace"), 0)
@@ -101,4 +102,4 @@ def _read_holder(fd: int) -> str:
         text = os.pread(fd, 4096, 0).decode("utf-8", "replace").strip()
     except OSError:
         text = ""
-    return text or "its details are not written yet"
+    return text or "run (its details are not written yet)"
