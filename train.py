@@ -1,8 +1,7 @@
 """Train a model: ``python train.py -opt configs/rrdb_psnr_x4.yml`` (see ``esrgan train --help``)."""
 
-import sys
-
+from esrgan.cli import exit_with
 from esrgan.commands.train import main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_with(main())

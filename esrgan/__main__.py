@@ -1,5 +1,3 @@
-import sys
+from esrgan.cli import run
 
-from esrgan.cli import main
-
-sys.exit(main())
+run()

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import importlib
 import os
+import signal
 import sys
+from typing import NoReturn
 
 # sub-command -> one-line help. Each command is the module ``esrgan.commands.<name>`` with
 # ``main(argv) -> int`` (argument parsing and exit codes only; the work is in the library modules).
@@ -63,5 +65,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
 
 
+def exit_with(code: int) -> NoReturn:
+    """Leave the program with ``code``. The command's outputs are written by now: a Ctrl-C landing while the
+    interpreter shuts down (the second of two, after a training saved its state) would only print a traceback
+    and turn the exit status into 1, so from here on it is ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
+
+
+def run() -> NoReturn:
+    """The ``esrgan`` program (console script and ``python -m esrgan``)."""
+    exit_with(main())
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()

@@ -288,9 +288,12 @@ def test_second_ctrl_c_stops_at_once_with_one_line(data_root: Path, tmp_path: Pa
     finally:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-    assert proc.returncode == 130
+    assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err
-    assert "esrgan train: interrupted; the last saved training state is kept" in err
+    # The second signal stops the run at once, or (on a fast machine) lands once the first one's state is
+    # saved: either way one line says what is kept.
+    assert ("esrgan train: interrupted; the last saved training state is kept" in err
+            or "continue with --auto-resume" in err), err
 
 
 # ---- training images checked before step 1 ---------------------------------------------------------
