@@ -11,14 +11,9 @@ Communication share = 1 - (time per iteration without gradient sync, DDP's ``no_
 
 from __future__ import annotations
 
-import os
-
-# Passive OpenMP waits: spinning threads make small CPU convolutions several times slower on a
-# machine that is not idle (set before torch is imported; both loops below get the same setting).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import argparse
 import json
+import os
 import subprocess
 import sys
 import tempfile

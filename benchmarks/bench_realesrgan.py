@@ -24,10 +24,6 @@ is downloaded; the arithmetic is what is timed, as for ours).
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the esrgan CLI; both sides get the same
-
 import argparse
 import copy
 import sys

@@ -16,12 +16,6 @@ takes 1.67 s per iteration of the small configuration on the project's 2-core ma
 
 from __future__ import annotations
 
-import os
-
-# Passive OpenMP waits: spinning threads make small CPU convolutions several times slower on a
-# machine that is not idle (set before torch is imported; both loops below get the same setting).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import argparse
 import copy
 import itertools

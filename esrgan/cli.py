@@ -8,7 +8,6 @@ Each sub-command ``NAME`` is the module ``esrgan.commands.NAME`` exposing
 from __future__ import annotations
 
 import importlib
-import os
 import signal
 import sys
 from typing import NoReturn
@@ -48,11 +47,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"esrgan {__version__}")
         return 0
     name, rest = argv[0], argv[1:]
-    # Passive OpenMP waits unless the user chose (set before torch is imported). The bounded risk: PASSIVE
-    # cost 17% per GAN iteration on an idle machine against ACTIVE, while with other jobs running the
-    # runtime's default was 2.7-5x and ACTIVE up to 2x slower than PASSIVE (benchmarks/bench_omp.py).
-    # On a dedicated machine, OMP_WAIT_POLICY=ACTIVE is the faster choice.
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if name not in COMMANDS:
         print(f"esrgan: unknown command {name!r}; known commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2

@@ -15,14 +15,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import time
 from pathlib import Path
-
-# Passive OpenMP waits unless the user chose (why: esrgan/cli.py). Must be set before torch is imported,
-# which is why the imports below are inside the functions.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 logger = logging.getLogger("esrgan.demo")
 

@@ -13,9 +13,6 @@ import os
 import re
 import sys
 
-# Passive OpenMP waits unless the user chose (why: esrgan/cli.py). Must precede the torch import.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 from torch.distributed.elastic.multiprocessing.errors import record
 
 
