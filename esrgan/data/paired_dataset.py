@@ -241,6 +241,25 @@ class PairedImageDataset(Dataset):
         return {"lq": img2tensor(img_lq), "gt": img2tensor(img_gt), "lq_path": lq_ref.path, "gt_path": gt_ref.path}
 
 
+def hr_image_refs(dataroot: str, lmdb: bool, meta_info: str | None) -> tuple[LmdbReader | None, list[ImageRef]]:
+    """The HR images of an HR-only dataset: an LMDB's keys (every one checked to be there), a ``meta_info``
+    list of names under ``dataroot``, or the image files of the folder. Returns the LMDB reader (None for
+    files) and the references; an empty set is an error naming ``dataroot``."""
+    reader = None
+    if lmdb:
+        reader = LmdbReader(dataroot)
+        refs = _refs_from_lmdb(dataroot)
+    elif meta_info:
+        refs = [ImageRef(str(Path(dataroot) / n)) for n in _read_names(meta_info)]
+    else:
+        refs = [ImageRef(str(p)) for p in _scan_folder(Path(dataroot)).values()]
+    if not refs:
+        raise ValueError(f"no HR images in {dataroot}")
+    if reader is not None:
+        reader.check_keys(ref.key for ref in refs)
+    return reader, refs
+
+
 class SingleHRDataset(Dataset):
     """HR images only; the LR input is ``imresize(HR, 1/scale)`` (MATLAB bicubic) computed on the fly.
 
@@ -253,19 +272,8 @@ class SingleHRDataset(Dataset):
         self.opt = opt
         self.scale = opt.scale
         self.lmdb = opt.io_backend.type == "lmdb"
-        self._reader: LmdbReader | None = None
-        if self.lmdb:
-            self._reader = LmdbReader(opt.dataroot_gt)
-            self.refs = _refs_from_lmdb(opt.dataroot_gt)
-        elif opt.meta_info_file:
-            self.refs = [ImageRef(str(Path(opt.dataroot_gt) / n)) for n in _read_names(opt.meta_info_file)]
-        else:
-            self.refs = [ImageRef(str(p)) for p in _scan_folder(Path(opt.dataroot_gt)).values()]
-        if not self.refs:
-            raise ValueError(f"no HR images in {opt.dataroot_gt}")
-        if self._reader is not None:
-            self._reader.check_keys(ref.key for ref in self.refs)  # type: ignore[misc]
-        elif opt.is_train:
+        self._reader, self.refs = hr_image_refs(opt.dataroot_gt, self.lmdb, opt.meta_info_file)
+        if self._reader is None and opt.is_train:
             check_image_files([(ref.path, None) for ref in self.refs], self.scale, opt.gt_size)
 
     def __len__(self) -> int:

@@ -23,14 +23,11 @@ from torch.utils.data import Dataset
 
 from esrgan.data.degradations.kernel_draws import draw_sample_kernels
 from esrgan.data.image import ImageReadError, img2tensor, imread, to_rgb
-from esrgan.data.lmdb_backend import LmdbReader
 from esrgan.data.paired_dataset import (
     ImageRef,
     PairedImageDataset,
-    _read_names,
-    _refs_from_lmdb,
-    _scan_folder,
     check_image_files,
+    hr_image_refs,
 )
 from esrgan.data.transforms import augment_pair
 from esrgan.options.datasets import RealESRGANDatasetOptions
@@ -59,20 +56,9 @@ class RealESRGANDataset(Dataset):
     def __init__(self, opt: RealESRGANDatasetOptions) -> None:
         opt.validate(f"datasets.{opt.phase}")
         self.opt = opt
-        self._reader: LmdbReader | None = None
-        if opt.io_backend.type == "lmdb":
-            self._reader = LmdbReader(opt.dataroot_gt)
-            self.refs = _refs_from_lmdb(opt.dataroot_gt)
-        elif opt.meta_info:
-            self.refs = [ImageRef(str(Path(opt.dataroot_gt) / n)) for n in _read_names(opt.meta_info)]
-        else:
-            self.refs = [ImageRef(str(p)) for p in _scan_folder(Path(opt.dataroot_gt)).values()]
-        if not self.refs:
-            raise ValueError(f"no HR images in {opt.dataroot_gt}")
         # Before step 1: every LMDB key there, or every file whole (headers and ends, no decoding).
-        if self._reader is not None:
-            self._reader.check_keys(ref.key for ref in self.refs)  # type: ignore[misc]
-        else:
+        self._reader, self.refs = hr_image_refs(opt.dataroot_gt, opt.io_backend.type == "lmdb", opt.meta_info)
+        if self._reader is None:
             check_image_files([(ref.path, None) for ref in self.refs], 1, None)
         self.first, self.second = opt.blur_rounds()
 
