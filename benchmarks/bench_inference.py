@@ -16,13 +16,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
+from timing import best_time
 from torch import nn
 
 from esrgan.archs import RRDBNet
@@ -31,17 +30,6 @@ from esrgan.data.image import imread, imwrite
 from esrgan.inference import Upscaler
 
 torch.set_grad_enabled(False)
-
-
-def best_time(fn: Callable[[], object], repeats: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
-        fn()
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def matmul_gflops(n: int = 2048, repeats: int = 5) -> float:

@@ -18,12 +18,12 @@ from __future__ import annotations
 import argparse
 import platform
 import sys
-import time
 import types
 from collections.abc import Callable
 
 import numpy as np
 import torch
+from timing import best_time
 
 from esrgan.data.image import img2tensor
 from esrgan.metrics import psnr, psnr_torch, ssim, ssim_torch
@@ -43,18 +43,6 @@ def _images(num: int, size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
         srs.append(np.clip(np.round(hr + noise), 0, 255).astype(np.uint8))
         hrs.append(hr)
     return srs, hrs
-
-
-def _best_time(fn: Callable[[], object], repeat: int, sync: Callable[[], None]) -> float:
-    fn()  # warm-up (kernel selection, caches)
-    sync()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 def cpu_description() -> str:
@@ -100,7 +88,7 @@ def bench_niqe(args: argparse.Namespace) -> None:
     srs, _ = _images(args.niqe_num, 512)
     reference = _basicsr_niqe(args.basicsr)
     print(f"\n== NIQE, {args.niqe_num} images of 512x512 (Y channel, crop 0): seconds per image")
-    t_ours = _best_time(lambda: [niqe(x) for x in srs], args.repeat, lambda: None) / len(srs)
+    t_ours = best_time(lambda: [niqe(x) for x in srs], args.repeat) / len(srs)
     print(f"ours               : {t_ours * 1e3:9.1f} ms")
     if reference is None:
         print("BasicSR calculate_niqe: not importable (see --basicsr); no ratio")
@@ -108,7 +96,7 @@ def bench_niqe(args: argparse.Namespace) -> None:
     bgr = [np.ascontiguousarray(x[:, :, ::-1]) for x in srs]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        t_ref = _best_time(lambda: [reference(x, 0) for x in bgr], args.repeat, lambda: None) / len(srs)
+        t_ref = best_time(lambda: [reference(x, 0) for x in bgr], args.repeat) / len(srs)
         diff = max(abs(niqe(x) - reference(b, 0)) for x, b in zip(srs, bgr))
     print(f"BasicSR 1.4.2      : {t_ref * 1e3:9.1f} ms")
     print(f"speed-up ours / BasicSR: {t_ref / t_ours:.2f}x; max |ours - BasicSR| {diff:.1e}")
@@ -147,8 +135,8 @@ def bench_lpips(args: argparse.Namespace, device: torch.device, sync: Callable[[
             with torch.no_grad():
                 return torch.cat([ref(x[i : i + 1], y[i : i + 1], normalize=True).flatten() for i in range(len(x))])
 
-        t_o = _best_time(run_ours, args.repeat, sync) / len(x)
-        t_r = _best_time(run_ref, args.repeat, sync) / len(x)
+        t_o = best_time(run_ours, args.repeat, sync=sync) / len(x)
+        t_r = best_time(run_ref, args.repeat, sync=sync) / len(x)
         diff = float((run_ours() - run_ref()).abs().max())
         print(f"{net:<5} ours {t_o * 1e3:8.1f} ms, lpips package {t_r * 1e3:8.1f} ms: "
               f"speed-up {t_r / t_o:.2f}x; max |diff| {diff:.1e}")
@@ -195,8 +183,8 @@ def bench_psnr_ssim(args: argparse.Namespace, device: torch.device, sync: Callab
     def run_torch() -> tuple[torch.Tensor, torch.Tensor]:
         return psnr_torch(sr_t, hr_t, **kw), ssim_torch(sr_t, hr_t, **kw)
 
-    t_np = _best_time(run_numpy, args.repeat, lambda: None)
-    t_torch = _best_time(run_torch, args.repeat, sync)
+    t_np = best_time(run_numpy, args.repeat)
+    t_torch = best_time(run_torch, args.repeat, sync=sync)
     p_np, s_np = run_numpy()
     p_t, s_t = run_torch()
     dp = float(np.max(np.abs(p_t.cpu().numpy() - np.array(p_np))))

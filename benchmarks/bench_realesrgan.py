@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_metrics import cpu_description  # noqa: E402
+from timing import best_time  # noqa: E402
 
 from esrgan.data.degradations.kernel_draws import BlurRound, draw_sample_kernels  # noqa: E402
 
@@ -52,6 +53,11 @@ DEGRADATION = {
 }  # fmt: skip
 SMALL = {"g": {"num_feat": 32, "num_block": 4, "num_grow_ch": 32}, "d": 32}
 FULL = {"g": {"num_feat": 64, "num_block": 23, "num_grow_ch": 32}, "d": 64}
+
+
+def _sync(device: torch.device) -> Callable[[], object] | None:
+    """What makes a timing wait for the device's queued work (nothing on the CPU)."""
+    return torch.cuda.synchronize if device.type == "cuda" else None
 
 
 def batch(n: int, crop: int, device: torch.device, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -70,23 +76,6 @@ def batch(n: int, crop: int, device: torch.device, seed: int = 0) -> dict[str, t
     for i, key in enumerate(("kernel1", "kernel2", "sinc_kernel")):
         out[key] = torch.stack([k[i] for k in ks])
     return {k: v.to(device) for k, v in out.items()}
-
-
-def best_time(fn: Callable[[], object], repeat: int, device: torch.device, warmup: int = 1) -> float:
-    def sync() -> None:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-
-    for _ in range(warmup):
-        fn()
-    sync()
-    best = float("inf")
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        sync()
-        best = min(best, time.perf_counter() - start)
-    return best
 
 
 # ---- ours ----------------------------------------------------------------------------------------
@@ -214,12 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     data = batch(n, crop, device)
     opt = our_options(SMALL, n, gt, crop, 2 * n)
     model = our_model(opt, device)
-    ours = [best_time(lambda: model.degrader(data), repeat, device, warmup=2)]
+    ours = [best_time(lambda: model.degrader(data), repeat, warmup=2, sync=_sync(device))]
     ref: list[float] = []
     if brm is not None:
         feed = _Feed(brm, basicsr_options(opt, device), device)
-        ref = [best_time(lambda: feed.feed_data(data), repeat, device, warmup=2) for _ in range(2)]
-    ours.append(best_time(lambda: model.degrader(data), repeat, device))
+        ref = [best_time(lambda: feed.feed_data(data), repeat, warmup=2, sync=_sync(device)) for _ in range(2)]
+    ours.append(best_time(lambda: model.degrader(data), repeat, sync=_sync(device)))
     t_ours = min(ours)
     print(f"\ndegradation, batch {n} of {crop}-pixel crops -> {gt}-pixel patches:")
     print(f"  ours    {t_ours * 1000:8.1f} ms/batch  {n / t_ours:8.1f} patches/s")
@@ -246,7 +235,7 @@ def main(argv: list[str] | None = None) -> int:
         model.optimize_parameters(lq, gt_, it[0])
         split["degrade"] = min(split["degrade"], t1 - t0)
 
-    iter_ours = [best_time(ours_step, repeat, device, warmup=3)]
+    iter_ours = [best_time(ours_step, repeat, warmup=3, sync=_sync(device))]
     iter_ref: list[float] = []
     if brm is not None:
         bmodel = basicsr_model(brm, basicsr_options(opt, device))
@@ -257,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
             bmodel.feed_data(data)
             bmodel.optimize_parameters(bit[0])
 
-        iter_ref = [best_time(ref_step, repeat, device, warmup=3) for _ in range(2)]
-    iter_ours.append(best_time(ours_step, repeat, device))
+        iter_ref = [best_time(ref_step, repeat, warmup=3, sync=_sync(device)) for _ in range(2)]
+    iter_ours.append(best_time(ours_step, repeat, sync=_sync(device)))
     t_ours = min(iter_ours)
     label = "recipe networks" if args.full else "32 features, 4 blocks, U-Net 32"
     print(f"\nRealESRGAN iteration ({label}), batch {n}, {crop}-pixel crops, {gt}-pixel patches:")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +22,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from timing import best_time  # noqa: E402
 
 from esrgan import load_model  # noqa: E402
 from esrgan.data.image import imread  # noqa: E402
@@ -41,15 +42,6 @@ WEIGHTS = {
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
-
-
-def best_time(fn: Callable[[], object], repeats: int) -> float:
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def crops(args: argparse.Namespace) -> dict[str, np.ndarray]:
@@ -97,9 +89,9 @@ def overhead(args: argparse.Namespace, nets: dict[str, torch.nn.Module]) -> None
         tiles = {t: Upscaler(net, device="cpu", tile=t) for t in args.overhead_tiles}
         best = {0: float("inf"), **{t: float("inf") for t in tiles}}
         for _ in range(args.repeats):
-            best[0] = min(best[0], best_time(lambda whole=whole: whole.upscale(img), 1))
+            best[0] = min(best[0], best_time(lambda whole=whole: whole.upscale(img), 1, warmup=0))
             for t, up in tiles.items():
-                best[t] = min(best[t], best_time(lambda up=up: up.upscale(img), 1))
+                best[t] = min(best[t], best_time(lambda up=up: up.upscale(img), 1, warmup=0))
         row = ", ".join(
             f"tile {t}: {100 * (best[t] / best[0] - 1):+.0f}% ({whole.forward_passes(1, *img.shape[:2], t)} windows)"
             for t in tiles
