@@ -72,18 +72,23 @@ def check_device(parser: argparse.ArgumentParser, device: str | None) -> None:
         parser.error("--device mps: Apple MPS is not available on this machine")
 
 
-def build_upscaler(args: argparse.Namespace, *, show_progress: bool) -> Upscaler:
-    return Upscaler(
-        args.model,
-        device=args.device,
-        tile=args.tile,
-        tile_pad=args.tile_pad,
-        precision=args.precision,
-        channels_last=args.channels_last,
-        batch_tiles=args.batch_tiles,
-        alpha_upsampler=getattr(args, "alpha_upsampler", "model"),
-        show_progress=show_progress,
-    )
+def build_upscaler(args: argparse.Namespace, *, show_progress: bool) -> Upscaler | None:
+    """The command's Upscaler, or None after logging why the model did not load (the command exits 1)."""
+    try:
+        return Upscaler(
+            args.model,
+            device=args.device,
+            tile=args.tile,
+            tile_pad=args.tile_pad,
+            precision=args.precision,
+            channels_last=args.channels_last,
+            batch_tiles=args.batch_tiles,
+            alpha_upsampler=getattr(args, "alpha_upsampler", "model"),
+            show_progress=show_progress,
+        )
+    except (OSError, ValueError, RuntimeError) as exc:
+        logging.getLogger("esrgan.inference").error("cannot load model %s: %s", args.model, exc)
+        return None
 
 
 class _TqdmHandler(logging.Handler):

@@ -199,10 +199,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logger.error("no input images found")
         return 1
 
-    try:
-        upscaler = build_upscaler(args, show_progress=True)
-    except (OSError, ValueError, RuntimeError) as exc:
-        logger.error("cannot load model %s: %s", args.model, exc)
+    upscaler = build_upscaler(args, show_progress=True)
+    if upscaler is None:
         return 1
     final_scale = args.outscale if args.outscale is not None else upscaler.scale**args.passes
     suffix = scale_suffix(final_scale) if args.suffix is None else args.suffix

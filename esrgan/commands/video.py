@@ -65,10 +65,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not src.is_file():
         logger.error("%s: no such video file", src)
         return 1
-    try:
-        upscaler = build_upscaler(args, show_progress=False)
-    except (OSError, ValueError, RuntimeError) as exc:
-        logger.error("cannot load model %s: %s", args.model, exc)
+    upscaler = build_upscaler(args, show_progress=False)
+    if upscaler is None:
         return 1
     dst = Path(args.output)
     if dst.is_dir() or not dst.suffix:
