@@ -15,7 +15,8 @@ import torch
 from esrgan import load_model
 from esrgan.data.image import imread
 from esrgan.inference import Upscaler
-from esrgan.inference.upscaler import DEFAULT_TILE_PAD
+from esrgan.inference.upscaler import TILE_PADS
+from esrgan.utils.hardware import cpu_native_bf16
 
 ANIME_6B = "RealESRGAN_x4plus_anime_6B.pth"
 
@@ -39,12 +40,25 @@ def test_default_pad_tiles_are_seamless_with_real_weights(anime_6b: torch.nn.Mod
     # 40-pixel tiles on a 176-pixel photo: 2 x 2 windows of (88 + 2 pad), every core border inside the image.
     whole = Upscaler(anime_6b, device="cpu", precision="fp32").upscale(baboon)
     tiled_up = Upscaler(anime_6b, device="cpu", precision="fp32", tile=40)
-    assert tiled_up.tile_pad == DEFAULT_TILE_PAD and tiled_up.forward_passes(1, *baboon.shape[:2]) == 4
+    assert tiled_up.tile_pad == TILE_PADS[torch.float32] and tiled_up.forward_passes(1, *baboon.shape[:2]) == 4
     tiled = tiled_up.upscale(baboon)
     assert np.abs(tiled.astype(int) - whole).max() <= 8 and _psnr(tiled, whole) >= 50
     # the old 10-pixel pad leaves visible seams on the same crop (so the check above is not vacuous)
     old = Upscaler(anime_6b, device="cpu", precision="fp32", tile=40, tile_pad=10).upscale(baboon)
     assert np.abs(old.astype(int) - whole).max() > 30
+
+
+@pytest.mark.skipif(
+    not cpu_native_bf16(), reason="bf16 is the default only on CPUs with native bf16 (emulated, this takes minutes)"
+)
+def test_default_pad_tiles_are_seamless_in_bf16_with_real_weights(anime_6b: torch.nn.Module, shared_data: Path) -> None:
+    # bf16, the default on this CPU, gets the wider bf16 pad: at the fp32 pad (48 px) this crop is 11 levels off.
+    comic = imread(shared_data / "Set14" / "HR" / "comic.png")[100:324, 30:254]  # line art: bf16 errors peak here
+    whole = Upscaler(anime_6b, device="cpu", precision="bf16").upscale(comic)
+    tiled_up = Upscaler(anime_6b, device="cpu", precision="bf16", tile=48)
+    assert tiled_up.tile_pad == TILE_PADS[torch.bfloat16] and tiled_up.forward_passes(1, *comic.shape[:2]) == 4
+    tiled = tiled_up.upscale(comic)
+    assert np.abs(tiled.astype(int) - whole).max() <= 8 and _psnr(tiled, whole) >= 50
 
 
 def test_bf16_stays_close_to_fp32_with_real_weights(anime_6b: torch.nn.Module, baboon: np.ndarray) -> None:

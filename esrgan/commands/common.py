@@ -9,7 +9,7 @@ import sys
 import torch
 from tqdm import tqdm
 
-from esrgan.inference.upscaler import ALPHA_UPSAMPLERS, DEFAULT_TILE_PAD, PRECISIONS, Upscaler
+from esrgan.inference.upscaler import ALPHA_UPSAMPLERS, PRECISIONS, TILE_PADS, Upscaler
 
 DEFAULT_MODEL = "RRDB_ESRGAN_x4"
 
@@ -39,8 +39,9 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--tile-pad",
         type=int,
-        default=DEFAULT_TILE_PAD,
-        help=f"context pixels around each tile (default: {DEFAULT_TILE_PAD}: seams within a few levels of 255)",
+        default=None,
+        help=f"context pixels around each tile (default: {TILE_PADS[torch.float32]}, {TILE_PADS[torch.bfloat16]} in "
+        "bf16: tiles within a few levels of the whole-image result)",
     )
     g.add_argument(
         "--batch-tiles",

@@ -89,12 +89,11 @@ class NetworkModel:
         tile_pad: int | None = None,
         precision: str = "fp32",
     ) -> None:
-        from esrgan.inference.upscaler import DEFAULT_TILE_PAD, Upscaler
+        from esrgan.inference.upscaler import Upscaler
 
         self.name = name
         self.scale = scale
-        pad = DEFAULT_TILE_PAD if tile_pad is None else tile_pad
-        self.upscaler = Upscaler(net, device=device, tile=tile, tile_pad=pad, precision=precision)
+        self.upscaler = Upscaler(net, device=device, tile=tile, tile_pad=tile_pad, precision=precision)
         if self.upscaler.scale != scale:
             raise ValueError(f"model {name} upscales x{self.upscaler.scale}, but the test scale is x{scale}")
         self.tile = tile

@@ -39,10 +39,13 @@ _LUMA = (0.299, 0.587, 0.114)
 GREY_FROM_RGB = "BT.601 luma (0.299 R + 0.587 G + 0.114 B)"
 # A tile never gets smaller than this when halving after an out-of-memory error.
 MIN_TILE = 16
-# Context read around each tile, in input pixels. Tiles differ from the whole-image output by the
-# error a border at this distance leaves: with real weights (RealESRGAN anime_6B, Set14 crops) 10 px
-# leave up to 146 levels of 255, 32 px up to 13, 48 px at most 3 (benchmarks/bench_upscale_real.py).
-DEFAULT_TILE_PAD = 48
+# Context read around each tile, in input pixels, by compute precision (``default_tile_pad``). Tiles differ
+# from the whole-image output by the error a border at this distance leaves: with real weights (RealESRGAN
+# anime_6B, Set14 crops, fp32) 10 px leave up to 146 levels of 255, 32 px up to 13, 48 px at most 3. bf16 needs
+# more: it rounds every activation to 8 significant bits, and the tiny difference a far border still makes
+# flips some of those roundings, which the network amplifies; at 48 px tiled bf16 is up to 11 levels from
+# whole-image bf16, at 80 px at most 4 (fp16, 11 bits: 4 levels at 48 px). benchmarks/bench_upscale_real.py.
+TILE_PADS = {torch.float32: 48, torch.float16: 48, torch.bfloat16: 80}
 # Automatic tiles: the whole image when its activations fit in this share of the free memory,
 # else the largest tiles that do (other processes and the output image need the rest).
 MEMORY_SHARE = 0.5
@@ -133,6 +136,11 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ValueError(f"precision bf16 is not supported by this GPU ({torch.cuda.get_device_name(device)})")
     return dtype
+
+
+def default_tile_pad(dtype: torch.dtype) -> int:
+    """Context pixels around each tile when none is asked for: 48 in fp32 and fp16, 80 in bf16 (``TILE_PADS``)."""
+    return TILE_PADS[dtype]
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -241,7 +249,8 @@ class Upscaler:
     (``esrgan.load_model``). ``tile``: core tile size in input pixels; ``0`` (the default) =
     automatic: the whole image when the network's activations for it fit in half the device's
     free memory, else the largest tiles that do (and smaller ones after an out-of-memory error).
-    ``tile_pad``: context read around each tile (default 48: seams within a few levels of 255).
+    ``tile_pad``: context read around each tile (default: 48 pixels, 80 in bf16, see ``TILE_PADS``: tiles
+    within a few levels of 255 of the whole-image output with real weights).
     ``batch_tiles``: tiles (or whole images of a batch, untiled) per forward pass.
     ``precision``: auto|fp32|fp16|bf16 (auto = fp16 on GPU; bf16 on CPUs with native bf16, else fp32).
     ``channels_last``: default on for CPU and CUDA. ``alpha_upsampler``: "model" (alpha run
@@ -256,14 +265,14 @@ class Upscaler:
         *,
         device: str | torch.device | None = None,
         tile: int = 0,
-        tile_pad: int = DEFAULT_TILE_PAD,
+        tile_pad: int | None = None,
         precision: str = "auto",
         channels_last: bool | None = None,
         batch_tiles: int = 1,
         alpha_upsampler: str = "model",
         show_progress: bool = False,
     ) -> None:
-        if tile < 0 or tile_pad < 0:
+        if tile < 0 or (tile_pad is not None and tile_pad < 0):
             raise ValueError(
                 f"tile must be >= 0 (0 = automatic, also where -1 meant it before; N = N-pixel tiles) and tile_pad "
                 f">= 0; got tile={tile}, "
@@ -278,7 +287,7 @@ class Upscaler:
         self.channels_last = self.device.type != "mps" if channels_last is None else bool(channels_last)
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.tile = int(tile)
-        self.tile_pad = int(tile_pad)
+        self.tile_pad = default_tile_pad(self.dtype) if tile_pad is None else int(tile_pad)
         self.batch_tiles = int(batch_tiles)
         self.alpha_upsampler = alpha_upsampler
         self.show_progress = show_progress
