@@ -99,8 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             src, lost, stats.frames, expected, "; ".join(stats.decode_problems),
         )  # fmt: skip
     share = stats.model_seconds / stats.seconds if stats.seconds else 0.0
+    # A CPU with a large model takes seconds per frame, where "0.01 frames/s" would say little.
+    rate = f"{stats.fps:.2f} frames/s" if stats.fps >= 1 or not stats.fps else f"{1 / stats.fps:.1f} s/frame"
     logger.info(
-        "%s: %d frames, %d audio packets, %.2f frames/s (network %.0f%% of the time)",
-        dst, stats.frames, stats.audio_packets, stats.fps, 100 * share,
+        "%s: %d frames, %d audio packets, %s (network %.0f%% of the time)",
+        dst, stats.frames, stats.audio_packets, rate, 100 * share,
     )  # fmt: skip
     return 0
