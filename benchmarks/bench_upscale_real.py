@@ -6,8 +6,11 @@
 Weights from ../shared/models (Real-ESRGAN anime_6B RRDBNet and realesr-animevideov3 SRVGGNetCompact),
 photos from ../shared/data/Set14 (or --image). Seams: tiled vs whole-image output of the same precision,
 max |difference| in levels of 255 and PSNR, for tile_pad values (tiles forced small so every crop has
-several). Overhead: tiled time / whole-image time at the default pad, interleaved, best of N. Precision:
-``auto`` (what this CPU gets) vs fp32, time ratio and PSNR between the outputs.
+several), in fp32 and, where it is the default, bf16; in bf16 also how far the whole-image output moves
+when the photo continues CONTEXT pixels further (bf16's sensitivity to far context, a tile border's
+effect). Overhead: tiled time / whole-image time at the default pad, interleaved, best of N, and what
+``tile=0`` picks for 1080p and 4K photos here. Precision: ``auto`` (what this CPU gets) vs fp32, time
+ratio and PSNR between the outputs.
 """
 
 from __future__ import annotations
@@ -28,11 +31,14 @@ from timing import best_time  # noqa: E402
 from esrgan import load_model  # noqa: E402
 from esrgan.data.image import imread  # noqa: E402
 from esrgan.inference import Upscaler  # noqa: E402
-from esrgan.inference.upscaler import DEFAULT_TILE_PAD, resolve_precision  # noqa: E402
-from esrgan.utils.hardware import cpu_summary  # noqa: E402
+from esrgan.inference.tiling import tile_grid  # noqa: E402
+from esrgan.inference.upscaler import TILE_PADS, default_tile_pad, resolve_precision  # noqa: E402
+from esrgan.utils.hardware import cpu_summary, free_memory  # noqa: E402
 
 MODELS = ROOT.parent / "shared" / "models"
 SET14 = ROOT.parent / "shared" / "data" / "Set14" / "HR"
+# Pixels of extra photo beyond a crop's right and bottom edges for the bf16 context check (see seams()).
+CONTEXT = 60
 WEIGHTS = {
     "anime_6B (RRDBNet)": "RealESRGAN_x4plus_anime_6B.pth",
     "animevideov3 (compact)": "realesr-animevideov3_x4.pth",
@@ -44,45 +50,63 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
 
 
-def crops(args: argparse.Namespace) -> dict[str, np.ndarray]:
-    size = args.crop
+def crops(args: argparse.Namespace) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """name -> (square crop, the same crop with CONTEXT more pixels of the photo to the right and below)."""
+    size, more = args.crop, args.crop + CONTEXT
     if args.image:
-        return {Path(args.image).stem: imread(args.image)[:size, :size]}
+        photo = imread(args.image)
+        return {Path(args.image).stem: (photo[:size, :size], photo[:more, :more])}
     out = {}
-    for name, y, x in (("baboon", 100, 100), ("comic", 100, 30), ("zebra", 100, 200), ("ppt3", 300, 200)):
+    for name, y, x in (("comic", 100, 30), ("baboon", 100, 100), ("zebra", 100, 200), ("ppt3", 300, 200)):
         path = SET14 / f"{name}.png"
         if path.is_file():
-            out[name] = imread(path)[y : y + size, x : x + size]
+            photo = imread(path)
+            out[name] = (photo[y : y + size, x : x + size], photo[y : y + more, x : x + more])
     if not out:
         from skimage import data
 
-        out["astronaut"] = np.ascontiguousarray(data.astronaut()[100 : 100 + size, 150 : 150 + size])
+        photo = data.astronaut()[100:, 150:]
+        out["astronaut"] = (np.ascontiguousarray(photo[:size, :size]), np.ascontiguousarray(photo[:more, :more]))
     return dict(list(out.items())[: args.images])
 
 
 def seams(args: argparse.Namespace, nets: dict[str, torch.nn.Module], images: dict[str, np.ndarray]) -> None:
-    print(f"\n== seams: {args.tile}-pixel tiles vs the whole image, fp32 (levels of 255 / dB)")
-    print(f"{'model':<24} {'image':<10} " + " ".join(f"{'pad ' + str(p):>14}" for p in args.pads))
-    for label, net in nets.items():
-        for name, img in images.items():
-            whole = Upscaler(net, device="cpu", precision="fp32").upscale(img)
-            cells = []
-            for pad in args.pads:
-                tiled = Upscaler(net, device="cpu", precision="fp32", tile=args.tile, tile_pad=pad).upscale(img)
-                cells.append(f"{np.abs(tiled.astype(int) - whole).max():>4d} / {psnr(tiled, whole):5.1f} dB")
-            print(f"{label:<24} {name:<10} " + " ".join(f"{c:>14}" for c in cells), flush=True)
+    for prec, pads in args.pads.items():
+        floor = f" | +{CONTEXT} px of photo" if prec != "fp32" else ""
+        print(f"\n== seams, {prec}: {args.tile}-pixel tiles vs the whole image, same precision (levels of 255 / dB)")
+        print(f"{'model':<24} {'image':<10} " + " ".join(f"{'pad ' + str(p):>14}" for p in pads) + floor)
+        for label, net in nets.items():
+            for name, (img, wider) in images.items():
+                up = Upscaler(net, device="cpu", precision=prec)
+                whole = up.upscale(img)
+                cells = []
+                for pad in pads:
+                    tiled = Upscaler(net, device="cpu", precision=prec, tile=args.tile, tile_pad=pad).upscale(img)
+                    cells.append(f"{np.abs(tiled.astype(int) - whole).max():>4d} / {psnr(tiled, whole):5.1f} dB")
+                if floor:
+                    # The same crop run inside a larger piece of the photo, compared where the extra photo is
+                    # >= CONTEXT px away: what far context alone moves in bf16, with no tile border at all.
+                    keep = 4 * (img.shape[0] - CONTEXT)
+                    inside = up.upscale(wider)[:keep, :keep]
+                    cells.append(f"{np.abs(inside.astype(int) - whole[:keep, :keep]).max():>4d} levels")
+                print(f"{label:<24} {name:<10} " + " ".join(f"{c:>14}" for c in cells), flush=True)
 
 
-def overhead(args: argparse.Namespace, nets: dict[str, torch.nn.Module]) -> None:
+def large_photo(args: argparse.Namespace) -> np.ndarray:
+    """The top-left ``overhead_size`` square of the photo (Set14 baboon unless --image)."""
     size = args.overhead_size
     path = Path(args.image) if args.image else SET14 / "baboon.png"
     if path.is_file():
-        img = imread(path)[:size, :size]
-    else:
-        from skimage import data
+        return imread(path)[:size, :size]
+    from skimage import data
 
-        img = np.ascontiguousarray(data.astronaut()[:size, :size])
-    print(f"\n== tiling overhead at the default pad ({DEFAULT_TILE_PAD}), {img.shape[1]}x{img.shape[0]} input, "
+    return np.ascontiguousarray(data.astronaut()[:size, :size])
+
+
+def overhead(args: argparse.Namespace, nets: dict[str, torch.nn.Module]) -> None:
+    img = large_photo(args)
+    pad = default_tile_pad(resolve_precision("auto", torch.device("cpu")))
+    print(f"\n== tiling overhead at the default pad ({pad}), {img.shape[1]}x{img.shape[0]} input, "
           f"precision auto; interleaved, best of {args.repeats}")  # fmt: skip
     for label, net in nets.items():
         whole = Upscaler(net, device="cpu")
@@ -97,25 +121,42 @@ def overhead(args: argparse.Namespace, nets: dict[str, torch.nn.Module]) -> None
             for t in tiles
         )
         print(f"{label:<24} whole {best[0]:.2f} s; {row}", flush=True)
+    # What tile=0 (the default) does with large photos on this machine: whole when they fit, else memory-sized tiles.
+    free = free_memory(torch.device("cpu"))
+    print(f"tile=0 on this machine ({free / 2**30:.1f} GiB free), by geometry (pixels the overlapping windows add):")
+    for label, net in nets.items():
+        up = Upscaler(net, device="cpu")
+        cells = []
+        for w, h in ((1920, 1080), (3840, 2160)):
+            tile = up.auto_tile(h, w)
+            if tile == 0:
+                cells.append(f"{w}x{h} whole (+0%)")
+                continue
+            m = up.info.multiple
+            windows = tile_grid(h + (-h % m), w + (-w % m), tile, up.tile_pad, m)
+            extra = sum((t.y.win_end - t.y.win_start) * (t.x.win_end - t.x.win_start) for t in windows) / (w * h) - 1
+            cells.append(f"{w}x{h} {tile}-px tiles, {len(windows)} windows (+{100 * extra:.1f}%)")
+        print(f"{label:<24} " + "; ".join(cells), flush=True)
 
 
 def precision(args: argparse.Namespace, nets: dict[str, torch.nn.Module], images: dict[str, np.ndarray]) -> None:
     auto = resolve_precision("auto", torch.device("cpu"))
-    img = next(iter(images.values()))
-    print(f"\n== precision auto on this CPU = {auto}; vs fp32, {img.shape[1]}x{img.shape[0]} whole image, "
-          f"interleaved, best of {args.repeats}")  # fmt: skip
-    for label, net in nets.items():
-        ups = {"auto": Upscaler(net, device="cpu"), "fp32": Upscaler(net, device="cpu", precision="fp32")}
-        best = dict.fromkeys(ups, float("inf"))
-        outs = {}
-        for _ in range(args.repeats):
-            for k, up in ups.items():
-                t = time.perf_counter()
-                outs[k] = up.upscale(img)
-                best[k] = min(best[k], time.perf_counter() - t)
-        print(f"{label:<24} fp32 {best['fp32']:.2f} s, auto {best['auto']:.2f} s: {best['fp32'] / best['auto']:.2f}x "
-              f"faster; auto output {psnr(outs['auto'], outs['fp32']):.1f} dB from fp32, max "
-              f"{np.abs(outs['auto'].astype(int) - outs['fp32']).max()} levels", flush=True)  # fmt: skip
+    for img in (next(iter(images.values()))[0], large_photo(args)):
+        print(f"\n== precision auto on this CPU = {auto}; vs fp32, {img.shape[1]}x{img.shape[0]} whole image, "
+              f"interleaved, best of {args.repeats}")  # fmt: skip
+        for label, net in nets.items():
+            ups = {"auto": Upscaler(net, device="cpu"), "fp32": Upscaler(net, device="cpu", precision="fp32")}
+            best = dict.fromkeys(ups, float("inf"))
+            outs = {}
+            for _ in range(args.repeats):
+                for k, up in ups.items():
+                    t = time.perf_counter()
+                    outs[k] = up.upscale(img)
+                    best[k] = min(best[k], time.perf_counter() - t)
+            gap = np.abs(outs["auto"].astype(int) - outs["fp32"]).max()
+            print(f"{label:<24} fp32 {best['fp32']:.2f} s, auto {best['auto']:.2f} s: "
+                  f"{best['fp32'] / best['auto']:.2f}x faster; auto output {psnr(outs['auto'], outs['fp32']):.1f} dB "
+                  f"from fp32, max {gap} levels", flush=True)  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,8 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--image", help="a photo instead of the Set14 crops")
     p.add_argument("--skip", nargs="*", default=[], choices=["seams", "overhead", "precision"])
     args = p.parse_args(argv)
-    args.crop, args.images, args.tile = (160, 1, 32) if args.quick else (200, 4, 64)
-    args.pads = [10, DEFAULT_TILE_PAD] if args.quick else [10, 16, 24, 32, 40, DEFAULT_TILE_PAD, 64]
+    # 224-pixel crops in 48-pixel tiles: 2 x 2 windows or more at every pad up to 80
+    args.crop, args.images, args.tile = (224, 1, 48) if args.quick else (224, 4, 48)
+    fp32_pad, bf16_pad = TILE_PADS[torch.float32], TILE_PADS[torch.bfloat16]
+    args.pads = {"fp32": [10, fp32_pad] if args.quick else [10, 16, 24, 32, 40, fp32_pad, 64]}
+    if resolve_precision("auto", torch.device("cpu")) == torch.bfloat16:  # bf16 only where it is the default
+        args.pads["bf16"] = [fp32_pad, bf16_pad] if args.quick else [fp32_pad, 64, bf16_pad]
     args.overhead_size, args.overhead_tiles = (256, [64]) if args.quick else (480, [256, 128])
     args.repeats = 1 if args.quick else 3
     print(f"CPU: {cpu_summary()}")
