@@ -32,7 +32,7 @@ from bench_inference import notebook_loop  # benchmarks/ is on sys.path when run
 
 from esrgan.archs import RRDBNet
 from esrgan.inference import Upscaler
-from esrgan.inference.synthetic_video import make_test_clip
+from esrgan.inference.synthetic_video import make_pan_clip, make_test_clip
 from esrgan.inference.video import frames_per_pass, upscale_video
 from esrgan.utils.hardware import cpu_summary
 
@@ -76,27 +76,13 @@ def count(path: Path) -> tuple[int, int]:
     return frames, audio
 
 
-def photo_clip(path: Path, frames: int, width: int, height: int) -> Path:
-    """A clip panning across a real photo (Set14 baboon, else scikit-image's astronaut), 8 pixels a frame."""
+def photo() -> np.ndarray:
+    """Set14 baboon (RGB), else scikit-image's astronaut."""
     if PHOTO.is_file():
-        photo = cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB)
-    else:
-        from skimage import data
+        return cv2.cvtColor(cv2.imread(str(PHOTO)), cv2.COLOR_BGR2RGB)
+    from skimage import data
 
-        photo = data.astronaut()
-    step = 8
-    grow = max((width + step * frames) / photo.shape[1], height / photo.shape[0])
-    photo = cv2.resize(photo, (round(photo.shape[1] * grow) + 1, round(photo.shape[0] * grow) + 1), cv2.INTER_CUBIC)
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=24)
-        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        stream.options = {"crf": "12"}
-        for i in range(frames):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(photo[:height, i * step : i * step + width]))
-            frame.pts = i
-            out.mux(stream.encode(frame))
-        out.mux(stream.encode())
-    return path
+    return data.astronaut()
 
 
 def real_weights(args: argparse.Namespace) -> int:
@@ -114,7 +100,7 @@ def real_weights(args: argparse.Namespace) -> int:
         precisions.append("auto")
     print(f"CPU: {cpu_summary()}")
     with tempfile.TemporaryDirectory() as tmp:
-        clip = photo_clip(Path(tmp) / "clip.mp4", args.frames, w, h)
+        clip = make_pan_clip(Path(tmp) / "clip.mp4", photo(), frames=args.frames, width=w, height=h)
         with av.open(str(clip)) as c:
             frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
         print(f"clip: {len(frames)} frames {w}x{h} panned over a photo; {REAL_WEIGHTS.name}; "

@@ -1,4 +1,4 @@
-"""A short synthetic video with sound, made with PyAV: test and benchmark input, no files from elsewhere."""
+"""Short videos made with PyAV for tests and benchmarks: synthetic bars with sound, or a pan across a photo."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from fractions import Fraction
 from pathlib import Path
 
 import av
+import cv2
 import numpy as np
 
 
@@ -60,4 +61,39 @@ def make_test_clip(
                 frame.sample_rate, frame.pts = sample_rate, start
                 out.mux(sound.encode(frame))
             out.mux(sound.encode())
+    return path
+
+
+def make_pan_clip(
+    path: str | os.PathLike[str],
+    picture: np.ndarray,
+    *,
+    frames: int = 4,
+    width: int = 640,
+    height: int = 360,
+    step: int = 8,
+    fps: int = 24,
+    crf: int = 12,
+) -> Path:
+    """Write an H.264 clip (no sound) panning across ``picture`` (HWC RGB uint8) ``step`` pixels a frame.
+
+    Real content for what synthetic bars hide (what a trained network does to texture); the picture
+    is enlarged (bicubic) when it is smaller than the pan needs. Returns the path.
+    """
+    path = Path(path)
+    need_w, need_h = width + step * (frames - 1), height
+    grow = max(need_w / picture.shape[1], need_h / picture.shape[0], 1.0)
+    if grow > 1:
+        size = (int(np.ceil(picture.shape[1] * grow)), int(np.ceil(picture.shape[0] * grow)))
+        picture = cv2.resize(picture, size, interpolation=cv2.INTER_CUBIC)
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.options = {"crf": str(crf)}
+        for i in range(frames):
+            crop = np.ascontiguousarray(picture[:height, i * step : i * step + width, :3])
+            frame = av.VideoFrame.from_ndarray(crop, format="rgb24")
+            frame.pts = i
+            out.mux(video.encode(frame))
+        out.mux(video.encode())
     return path
