@@ -186,7 +186,8 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
     page.set_input_files("#files", str(photo))
     page.select_option("#model", str(real_model))
     page.click("details.more summary")
-    page.fill("#tile", "16")  # two windows (16-pixel cores with the default 48 pixels of context): progress steps
+    page.fill("#tile", "16")  # two windows (16-pixel cores with fp32's 48 pixels of context): progress steps
+    page.select_option("#precision", "fp32")  # the default pad follows the precision (80 px in bf16: one window)
     page.click("#run")
     page.wait_for_selector("#status[data-state='done']", timeout=120_000)
     assert page.get_attribute("#progress", "aria-valuenow") == "100"
@@ -207,7 +208,8 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
     download = info.value
     assert download.suggested_filename == "astronaut_crop_x4.png"
     got = Path(download.path()).read_bytes()
-    assert upscale_cmd.main([str(photo), "-o", str(tmp_path / "cli"), "--model", str(real_model), "--tile", "16"]) == 0
+    cli = [str(photo), "-o", str(tmp_path / "cli"), "--model", str(real_model), "--tile", "16", "--precision", "fp32"]
+    assert upscale_cmd.main(cli) == 0
     assert got == (tmp_path / "cli" / "astronaut_crop_x4.png").read_bytes()
     assert imread(tmp_path / "cli" / "astronaut_crop_x4.png").shape == (448, 512, 3)
 
@@ -229,7 +231,7 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
     page.select_option("#model", str(real_model))
     # Cancel while it runs: the job stops between two tiles, the bar stays where it was
     long_job = tmp_path / "upload" / "long.png"
-    imwrite(long_job, natural_image[100:356, 150:406])  # 256x256 in 16-pixel tiles (+ 48 context): 10 x 10 passes
+    imwrite(long_job, natural_image[100:356, 150:406])  # 256x256 in 16-pixel tiles: 6 x 6 passes or more
     page.set_input_files("#files", str(long_job))
     page.fill("#tile", "16")
     page.click("#run")
