@@ -126,13 +126,14 @@ class ServeState:
         item.size = (int(out.shape[1]), int(out.shape[0]))
 
     def run_video(self, job: Job, item: Item, upscaler: Any, progress: Any) -> None:
-        """Through the video pipeline (`esrgan video`'s defaults), one frame per forward pass; audio is copied."""
+        """Through the video pipeline at `esrgan video`'s defaults (frames per pass from the device and free
+        memory: one on a CPU); audio is copied."""
         from esrgan.inference.video import upscale_video
 
         name = Path(item.name)
         dst = job.folder / "out" / f"{name.stem}_x{upscaler.scale}{name.suffix}"  # as `esrgan video IN -o DIR`
         dst.parent.mkdir(parents=True, exist_ok=True)
-        stats = upscale_video(upscaler, item.input_path, dst, batch=1, show_progress=False,
+        stats = upscale_video(upscaler, item.input_path, dst, show_progress=False,
                               progress=lambda done, total: progress(done, max(total or 0, done)))
         item.output_path, item.size = dst, (int(stats.size[0]), int(stats.size[1]))
 
