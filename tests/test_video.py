@@ -199,6 +199,34 @@ def test_frames_per_pass_from_device_and_free_memory(monkeypatch: pytest.MonkeyP
     assert tile > 0 and (tile + 2 * up.tile_pad) ** 2 * up.bytes_per_pixel() <= upscaler_module.MEMORY_SHARE * 22 * gib
 
 
+def test_one_tile_layout_for_every_frame(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from esrgan.inference import upscaler as upscaler_module
+
+    windows: list[tuple[int, int]] = []
+
+    class Recording(Sharpen):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            windows.append(tuple(x.shape[-2:]))
+            return super().forward(x)
+
+    up = Upscaler(Recording(), device="cpu", precision="fp32", tile_pad=2)  # tile 0: sized from free memory
+    per_pixel = up.bytes_per_pixel()
+    # Free memory shrinks at every look (as when the allocator keeps what earlier frames freed): windows of 60,
+    # 50, 40, 30 pixels fit, so tiles sized per frame would be 56, 40, 32 and 24 pixels.
+    sides = iter([60, 50, 40, 30, 30, 30])
+    monkeypatch.setattr(
+        upscaler_module, "free_memory", lambda device: int(next(sides) ** 2 * per_pixel / upscaler_module.MEMORY_SHARE)
+    )
+    clip = make_test_clip(tmp_path / "in.mkv", frames=4, width=96, height=64, audio=None)
+    windows.clear()
+    stats = upscale_video(up, clip, tmp_path / "out.mkv", show_progress=False)
+    assert stats.frames == 4 and len(windows) % 4 == 0
+    per_frame = len(windows) // 4
+    assert per_frame > 1  # tiled: the whole 96x64 frame does not fit
+    assert all(windows[i * per_frame : (i + 1) * per_frame] == windows[:per_frame] for i in range(4))
+    assert max(max(w) for w in windows) <= 60  # the layout sized from the memory free at the start
+
+
 def test_nan_weights_fail_the_video_naming_the_model(
     clips: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

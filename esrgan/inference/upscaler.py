@@ -324,8 +324,18 @@ class Upscaler:
         """The same network (shared, not copied) run ``batch_tiles`` tiles or whole images per forward pass."""
         if batch_tiles < 1:
             raise ValueError(f"batch_tiles must be >= 1; got {batch_tiles}")
+        return self._view(batch_tiles=int(batch_tiles))
+
+    def tiled(self, tile: int) -> Upscaler:
+        """The same network (shared, not copied) run in ``tile``-pixel tiles (0: automatic, per call)."""
+        if tile < 0:
+            raise ValueError(f"tile must be >= 0; got {tile}")
+        return self._view(tile=int(tile))
+
+    def _view(self, **settings: int) -> Upscaler:
         view = copy.copy(self)
-        view.batch_tiles = int(batch_tiles)
+        for name, value in settings.items():
+            setattr(view, name, value)
         return view
 
     # ----------------------------------------------------------------- memory

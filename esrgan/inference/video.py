@@ -239,6 +239,14 @@ def upscale_video(
             logger.info("%d frame(s) per forward pass (--batch)", batch)
         if upscaler.tile == 0:
             upscaler = upscaler.batched(batch)  # whole frames (tiles when they do not fit): batch per pass
+            # One tile layout for the whole video, sized from the memory free now. Sized per frame it moved (the
+            # allocator keeps what earlier frames freed: 1056- then 1024-pixel tiles on 1080p), and with the
+            # layout the rounding near tile borders changes from frame to frame: flicker where nothing moves.
+            h_in, w_in = vin.codec_context.height, vin.codec_context.width
+            tile = upscaler.auto_tile(h_in, w_in, images=batch)
+            if tile:
+                upscaler = upscaler.tiled(tile)
+                logger.info("%dx%d frames do not fit in memory whole: %d-pixel tiles for every frame", w_in, h_in, tile)
         if start:
             inp.seek(int(start * av.time_base))  # to the keyframe before; earlier frames are dropped below
 
