@@ -374,12 +374,23 @@ def test_ctrl_c_in_any_command_is_one_line(tmp_path: Path, natural_image: np.nda
     """A real `esrgan upscale` process interrupted mid-batch: exit 130, one line, no partial output."""
     for i in range(40):
         imwrite(tmp_path / "in" / f"{i:02d}.png", natural_image[:96, :96])
+    args = ["upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--model", str(model_file),
+            "--tile", "16", "--tile-pad", "4", "--passes", "2"]  # fmt: skip
+    # 36 + 576 small windows an image (x16 in two passes): about a minute for the 40, so it cannot end first.
+    # As from a terminal, Ctrl-C must reach the program: the pytest worker's children can inherit SIGINT ignored
+    # or blocked (twice in the full suite the run went on after the signal), so the child makes sure it is not,
+    # and notes what it inherited for the failure message.
+    inherited = tmp_path / "inherited.txt"
+    start = (
+        "import pathlib, runpy, signal, sys; "
+        f"pathlib.Path({str(inherited)!r}).write_text(f'{{signal.getsignal(signal.SIGINT)}} "
+        "{signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])}'); "
+        "signal.signal(signal.SIGINT, signal.default_int_handler); "
+        f"sys.argv = ['esrgan', *{args!r}]; runpy.run_module('esrgan', run_name='__main__')"
+    )
     proc = subprocess.Popen(
-        [sys.executable, "-m", "esrgan", "upscale", str(tmp_path / "in"), "-o", str(tmp_path / "out"),
-         "--model", str(model_file), "--tile", "16", "--tile-pad", "4", "--passes", "2"],
-        # 36 + 576 small windows an image (x16 in two passes): about a minute for the 40, so it cannot end first
-        env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+        [sys.executable, "-c", start], env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     try:
         t0 = time.monotonic()
         while not (tmp_path / "out").is_dir() or not any((tmp_path / "out").glob("*_x16.png")):
@@ -390,6 +401,6 @@ def test_ctrl_c_in_any_command_is_one_line(tmp_path: Path, natural_image: np.nda
     finally:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
-    assert proc.returncode == 130, err
+    assert proc.returncode == 130, f"inherited SIGINT handler, blocked signals: {inherited.read_text()}\n{err}"
     assert "Traceback" not in err and "esrgan upscale: interrupted" in err
     assert not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]  # no temporaries
