@@ -13,7 +13,6 @@ import logging
 import os
 import zlib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -105,17 +104,13 @@ def degrade_folder(
     """
     from tqdm import tqdm
 
-    from esrgan.data.prepare import _input_images, _prepare_output
+    from esrgan.data.prepare import _input_images, _low_and_high_outputs
 
     if scale < 1:
         raise ValueError(f"--scale {scale}: expected an integer >= 1")
     real, ds = settings_from_file(options_file, scale)
     images = _input_images(input_dir)
-    out = Path(output_dir)
-    _prepare_output(out, overwrite)
-    hr_out = Path(hr_output) if hr_output else None
-    if hr_out is not None:
-        _prepare_output(hr_out, overwrite)
+    out, hr_out = _low_and_high_outputs(output_dir, hr_output, overwrite)
     rows = []
     for path in tqdm(images, desc=f"degrade x{scale} (seed {seed})", unit="img"):
         hr = imread(path)

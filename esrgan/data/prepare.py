@@ -70,6 +70,18 @@ def _prepare_output(folder: Path, overwrite: bool) -> None:
     folder.mkdir(parents=True, exist_ok=True)
 
 
+def _low_and_high_outputs(
+    output_dir: str | os.PathLike[str], hr_output: str | os.PathLike[str] | None, overwrite: bool
+) -> tuple[Path, Path | None]:
+    """The LR output folder and the optional HR copy folder, each checked and created (see ``_prepare_output``)."""
+    out = Path(output_dir)
+    _prepare_output(out, overwrite)
+    hr_out = Path(hr_output) if hr_output else None
+    if hr_out is not None:
+        _prepare_output(hr_out, overwrite)
+    return out, hr_out
+
+
 # ---------------------------------------------------------------- extract-subimages
 
 
@@ -249,11 +261,7 @@ def make_lr(
     if "{}" not in tmpl:
         raise ValueError(f"--filename-tmpl {tmpl!r} must contain '{{}}' (the HR name)")
     images = _input_images(input_dir)
-    out = Path(output_dir)
-    _prepare_output(out, overwrite)
-    hr_out = Path(hr_output) if hr_output else None
-    if hr_out is not None:
-        _prepare_output(hr_out, overwrite)
+    out, hr_out = _low_and_high_outputs(output_dir, hr_output, overwrite)
     jobs = [(p, out, scale, tmpl, hr_out) for p in images]
     for _ in _run_parallel(_make_lr_one, jobs, workers, f"make-lr x{scale}"):
         pass
