@@ -39,7 +39,7 @@ _LUMA = (0.299, 0.587, 0.114)
 GREY_FROM_RGB = "BT.601 luma (0.299 R + 0.587 G + 0.114 B)"
 # A tile never gets smaller than this when halving after an out-of-memory error.
 MIN_TILE = 16
-# Context read around each tile, in input pixels, by compute precision (``default_tile_pad``). Tiles differ
+# Context read around each tile, in input pixels, by compute dtype, when no tile_pad is given. Tiles differ
 # from the whole-image output by the error a border at this distance leaves: with real weights (RealESRGAN
 # anime_6B, Set14 crops, fp32) 10 px leave up to 146 levels of 255, 32 px up to 13, 48 px at most 3. bf16 needs
 # more: it rounds every activation to 8 significant bits, and the tiny difference a far border still makes
@@ -136,11 +136,6 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
         raise ValueError(f"precision bf16 is not supported by this GPU ({torch.cuda.get_device_name(device)})")
     return dtype
-
-
-def default_tile_pad(dtype: torch.dtype) -> int:
-    """Context pixels around each tile when none is asked for: 48 in fp32 and fp16, 80 in bf16 (``TILE_PADS``)."""
-    return TILE_PADS[dtype]
 
 
 def bf16_is_fast(device: torch.device) -> bool:
@@ -287,7 +282,7 @@ class Upscaler:
         self.channels_last = self.device.type != "mps" if channels_last is None else bool(channels_last)
         self.memory_format = torch.channels_last if self.channels_last else torch.contiguous_format
         self.tile = int(tile)
-        self.tile_pad = default_tile_pad(self.dtype) if tile_pad is None else int(tile_pad)
+        self.tile_pad = TILE_PADS[self.dtype] if tile_pad is None else int(tile_pad)
         self.batch_tiles = int(batch_tiles)
         self.alpha_upsampler = alpha_upsampler
         self.show_progress = show_progress

@@ -228,25 +228,25 @@ def upscale_video(
             logger.info("%s: not copied: %s", src.name, ", ".join(f"#{s.index} {s.type}" for s in skipped))
         vin.thread_type = "AUTO"  # multi-threaded decoding
         rate = vin.average_rate or vin.guessed_rate or Fraction(25)
-        width, height = vin.codec_context.width * upscaler.scale, vin.codec_context.height * upscaler.scale
+        in_w, in_h = vin.codec_context.width, vin.codec_context.height
+        width, height = in_w * upscaler.scale, in_h * upscaler.scale
         codec = pick_codec(encode.codec)
         stats.codec, stats.size = codec, (width, height)
         offset_s = start or 0.0
         end_s = offset_s + duration if duration is not None else None
         total = _estimate_frames(inp, vin, rate, offset_s, end_s)
         if batch is None:
-            batch = frames_per_pass(upscaler, vin.codec_context.height, vin.codec_context.width)
+            batch = frames_per_pass(upscaler, in_h, in_w)
             logger.info("%d frame(s) per forward pass (--batch)", batch)
         if upscaler.tile == 0:
             upscaler = upscaler.batched(batch)  # whole frames (tiles when they do not fit): batch per pass
             # One tile layout for the whole video, sized from the memory free now. Sized per frame it moved (the
             # allocator keeps what earlier frames freed: 1056- then 1024-pixel tiles on 1080p), and with the
             # layout the rounding near tile borders changes from frame to frame: flicker where nothing moves.
-            h_in, w_in = vin.codec_context.height, vin.codec_context.width
-            tile = upscaler.auto_tile(h_in, w_in, images=batch)
+            tile = upscaler.auto_tile(in_h, in_w, images=batch)
             if tile:
                 upscaler = upscaler.tiled(tile)
-                logger.info("%dx%d frames do not fit in memory whole: %d-pixel tiles for every frame", w_in, h_in, tile)
+                logger.info("%dx%d frames do not fit in memory whole: %d-pixel tiles for every frame", in_w, in_h, tile)
         if start:
             inp.seek(int(start * av.time_base))  # to the keyframe before; earlier frames are dropped below
 
