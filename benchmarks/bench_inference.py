@@ -89,12 +89,14 @@ def network_rate(args: argparse.Namespace, net: nn.Module) -> None:
     print("'paired %': median over repeats of the NHWC rate / the matmul rate measured just after it")
 
 
-def window_overhead(size: int, tile: int, pad: int = 10) -> float:
-    """Pixels the network sees with tiles / pixels of the image (pure geometry)."""
+def window_overhead(size: int, tile: int, pad: int = 10, width: int | None = None, multiple: int = 1) -> float:
+    """Pixels the network sees with tiles / pixels of the image (pure geometry); ``size`` x ``width or size``."""
     from esrgan.inference.tiling import tile_spans
 
-    side = sum(s.win_end - s.win_start for s in tile_spans(size, tile, pad))
-    return (side / size) ** 2
+    width = width or size
+    rows = sum(s.win_end - s.win_start for s in tile_spans(size, tile, pad, multiple))
+    cols = sum(s.win_end - s.win_start for s in tile_spans(width, tile, pad, multiple))
+    return rows * cols / (size * width)
 
 
 def tiling_overhead(args: argparse.Namespace, net: nn.Module) -> None:

@@ -26,13 +26,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench_inference import window_overhead  # noqa: E402
 from timing import best_time  # noqa: E402
 
 from esrgan import load_model  # noqa: E402
 from esrgan.data.image import imread  # noqa: E402
 from esrgan.inference import Upscaler  # noqa: E402
-from esrgan.inference.tiling import tile_grid  # noqa: E402
-from esrgan.inference.upscaler import TILE_PADS, default_tile_pad, resolve_precision  # noqa: E402
+from esrgan.inference.upscaler import TILE_PADS, resolve_precision  # noqa: E402
 from esrgan.utils.hardware import cpu_summary, free_memory  # noqa: E402
 
 MODELS = ROOT.parent / "shared" / "models"
@@ -105,7 +105,7 @@ def large_photo(args: argparse.Namespace) -> np.ndarray:
 
 def overhead(args: argparse.Namespace, nets: dict[str, torch.nn.Module]) -> None:
     img = large_photo(args)
-    pad = default_tile_pad(resolve_precision("auto", torch.device("cpu")))
+    pad = TILE_PADS[resolve_precision("auto", torch.device("cpu"))]
     print(f"\n== tiling overhead at the default pad ({pad}), {img.shape[1]}x{img.shape[0]} input, "
           f"precision auto; interleaved, best of {args.repeats}")  # fmt: skip
     for label, net in nets.items():
@@ -133,9 +133,8 @@ def overhead(args: argparse.Namespace, nets: dict[str, torch.nn.Module]) -> None
                 cells.append(f"{w}x{h} whole (+0%)")
                 continue
             m = up.info.multiple
-            windows = tile_grid(h + (-h % m), w + (-w % m), tile, up.tile_pad, m)
-            extra = sum((t.y.win_end - t.y.win_start) * (t.x.win_end - t.x.win_start) for t in windows) / (w * h) - 1
-            cells.append(f"{w}x{h} {tile}-px tiles, {len(windows)} windows (+{100 * extra:.1f}%)")
+            extra = window_overhead(h + (-h % m), tile, up.tile_pad, width=w + (-w % m), multiple=m) - 1
+            cells.append(f"{w}x{h} {tile}-px tiles, {up.forward_passes(1, h, w, tile)} windows (+{100 * extra:.1f}%)")
         print(f"{label:<24} " + "; ".join(cells), flush=True)
 
 
