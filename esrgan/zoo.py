@@ -2,8 +2,9 @@
 
 Cache folder: ``$ESRGAN_HOME/models`` (default ``~/.cache/esrgan/models``, or ``$XDG_CACHE_HOME/esrgan/models``).
 A download (``esrgan.utils.fetch.fetch``) goes to a temporary file in that folder and is renamed to
-its final name only when the SHA-256 matches; a mismatch is refused and the partial file removed.
-A file placed there by hand (offline machines) is checked the same way on first use.
+its final name only when the SHA-256 matches; a mismatch is refused and the partial download removed.
+A file placed there by hand (offline machines) is checked the same way on first use; one that does not match is
+refused with both digests and left where it is (the program deletes only what it downloaded).
 
 Environment: ``ESRGAN_ZOO_URL_PREFIX`` replaces every entry's address by ``<prefix>/<filename>``
 (a mirror, or a ``file://`` folder in tests); ``ESRGAN_OFFLINE=1`` never touches the network.
@@ -160,12 +161,12 @@ def entry_url(entry: ZooEntry, base_url: str | None = None) -> str:
     return f"{prefix.rstrip('/')}/{entry.filename}" if prefix else entry.url
 
 
-def _check_digest(entry: ZooEntry, digest: str, what: str) -> None:
+def _check_digest(entry: ZooEntry, digest: str, what: str, outcome: str) -> None:
     expected = entry.expected
     if expected and not digest.startswith(expected):
         raise ChecksumError(
             f"{what}: SHA-256 {digest} does not match the published {'digest' if entry.sha256 else 'prefix'} "
-            f"{expected} of {entry.name}; the file was removed (damaged download or a different file)"
+            f"{expected} of {entry.name}; {outcome}"
         )
 
 
@@ -195,7 +196,8 @@ def _download(entry: ZooEntry, url: str, dst: Path, *, verify: bool, progress: b
 
     def check(digest: str, _part: Path) -> None:
         if verify:
-            _check_digest(entry, digest, f"download of {url}")
+            _check_digest(entry, digest, f"download of {url}",
+                          "the download was discarded (damaged in transit, or the server sent a different file)")
 
     try:
         # a fresh download each time: a zoo file is small next to a data set, and never half-trusted
@@ -222,12 +224,10 @@ def download(
     if dst.is_file():
         if _marker_ok(dst) or not entry.expected:
             return dst
-        digest = sha256_file(dst)  # placed by hand: check it once
-        try:
-            _check_digest(entry, digest, str(dst))
-        except ChecksumError:
-            dst.unlink(missing_ok=True)
-            raise
+        digest = sha256_file(dst)  # placed by hand (or changed since): check it once; never delete it, it is not ours
+        _check_digest(entry, digest, str(dst),
+                      "the file was left as it is: replace it with the published file, or move it away to download "
+                      "the model again")
         _write_marker(dst, digest)
         return dst
     if not entry.expected and not no_verify:

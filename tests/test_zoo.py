@@ -70,7 +70,7 @@ def test_download_once_verified_then_cached(source, monkeypatch, tmp_path):
 def test_checksum_mismatch_is_refused_and_removed(source, monkeypatch, tmp_path):
     # the real RealESRGAN_x4plus entry, served a different (tiny) file under its name
     save_network(source / "RealESRGAN_x4plus.pth", {"params_ema": RRDBNet(3, 3, 8, 1, 4, 4).state_dict()})
-    with pytest.raises(ChecksumError, match=r"does not match the published digest 4fa0d389.*was removed"):
+    with pytest.raises(ChecksumError, match=r"does not match the published digest 4fa0d389.*download was discarded"):
         download("RealESRGAN_x4plus", progress=False)
     cache = tmp_path / "home" / "models"
     assert not cache.exists() or list(cache.iterdir()) == []
@@ -84,11 +84,13 @@ def test_hand_placed_file_is_checked_once(source, monkeypatch, tmp_path):
     monkeypatch.setenv("ESRGAN_OFFLINE", "1")
     assert download("Tiny_x4") == cache / "tiny_x4.pth"
     assert (cache / "tiny_x4.pth.sha256").read_text().split()[0] == digest
-    # a wrong file placed by hand is removed with the reason
+    # a wrong file placed by hand is refused with both digests, and left where the user put it
     (cache / "tiny_x4.pth").write_bytes(b"something else")
-    with pytest.raises(ChecksumError):
+    found = hashlib.sha256(b"something else").hexdigest()
+    match = rf"SHA-256 {found} does not match the published digest {digest}.*left as it is"
+    with pytest.raises(ChecksumError, match=match):
         download("Tiny_x4")
-    assert not (cache / "tiny_x4.pth").exists()
+    assert (cache / "tiny_x4.pth").read_bytes() == b"something else"
 
 
 def test_prefix_only_entry_and_unverifiable_entry(source, monkeypatch, tmp_path):

@@ -26,8 +26,9 @@ import numpy as np
 from esrgan.data.image import imwrite
 from esrgan.evaluation.compare import comparison_picture, error_map
 from esrgan.evaluation.interpolation import GeneratorPair, load_pair, parse_alphas
+from esrgan.evaluation.layout import HR_FOLDER
 from esrgan.evaluation.tested_models import NetworkModel
-from esrgan.evaluation.tester import HR_FOLDER, conventions, evaluate, metric_keys, unique_set_names
+from esrgan.evaluation.tester import conventions, evaluate, metric_keys, unique_set_names
 from esrgan.evaluation.testsets import TestImage, TestSet, hr_paths
 from esrgan.utils.atomic import atomic_path, atomic_write_text
 from esrgan.utils.folders import check_experiment_name, experiment_dir, fresh_output_dir

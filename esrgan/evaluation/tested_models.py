@@ -14,7 +14,9 @@ from typing import Any, Protocol
 import numpy as np
 from torch import nn
 
+from esrgan.evaluation.layout import RESERVED_LABELS
 from esrgan.evaluation.testsets import matlab_resize
+from esrgan.utils.folders import check_folder_name
 
 logger = logging.getLogger("esrgan.evaluation.tested_models")
 
@@ -156,7 +158,8 @@ def build_models(
     pairs = [(s, default_label(s)) if isinstance(s, str) else (s[1], s[0]) for s in specs]
     if not pairs:
         raise ValueError("no models to test: give at least one (a checkpoint, a zoo name or 'bicubic')")
-    for spec, _ in pairs:
+    for spec, label in pairs:
+        check_model_label(label)
         check_model_source(spec)
     labels: list[str] = []
     for _, label in pairs:
@@ -178,5 +181,14 @@ def build_models(
 
 def module_model(net: nn.Module, name: str, scale: int, **kwargs: Any) -> NetworkModel:
     """Wrap an in-memory generator (e.g. one interpolation step) for the tester."""
-    return NetworkModel(net, name, scale, **kwargs)
+    return NetworkModel(net, check_model_label(name), scale, **kwargs)
+
+
+def check_model_label(label: str) -> str:
+    """A model label becomes the folder ``<run>/<set>/<label>/``: one safe folder name, not a reserved one."""
+    check_folder_name(label, "model name")
+    if label.lower() in RESERVED_LABELS:
+        reserved = ", ".join(RESERVED_LABELS)
+        raise ValueError(f"model name {label!r} is reserved for the tester's own folders ({reserved})")
+    return label
 

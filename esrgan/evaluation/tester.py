@@ -26,6 +26,7 @@ from tqdm import tqdm
 
 from esrgan.data.image import imwrite
 from esrgan.evaluation.compare import comparison_picture, error_map
+from esrgan.evaluation.layout import BICUBIC_FOLDER, COMPARE_FOLDER, HR_FOLDER
 from esrgan.evaluation.tested_models import BicubicModel, TestedModel, build_models
 from esrgan.evaluation.testsets import TestImage, TestSet, iter_test_images
 from esrgan.inference.upscaler import GREY_FROM_RGB
@@ -45,10 +46,6 @@ DEFAULT_METRICS = ("psnr", "ssim")
 _HEADS = {"psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB", "ssim_rgb": "SSIM-RGB", "niqe": "NIQE",
           "lpips": "LPIPS"}
 _FORMATS = {"psnr_y": ".2f", "psnr_rgb": ".2f", "ssim_y": ".4f", "ssim_rgb": ".4f", "niqe": ".3f", "lpips": ".4f"}
-# Folders beside the models' outputs holding what the HTML report compares them with (the leading
-# underscore keeps them apart from model labels).
-HR_FOLDER = "_hr"
-BICUBIC_FOLDER = "_bicubic"
 
 
 def metric_keys(metrics: Sequence[str] = DEFAULT_METRICS) -> tuple[str, ...]:
@@ -297,7 +294,7 @@ def evaluate(
                 picture, _ = comparison_picture(
                     [_display(i) for i in images], labels, error_map(bicubic, item.hr), border=scale
                 )
-                imwrite(out_dir / test_set.name / "compare" / f"{item.name}.png", picture)
+                imwrite(out_dir / test_set.name / COMPARE_FOLDER / f"{item.name}.png", picture)
         report.scores[test_set.name] = per_model
         for model in models:
             m = report.mean(test_set.name, model.name)

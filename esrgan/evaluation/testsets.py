@@ -19,6 +19,7 @@ import numpy as np
 
 from esrgan.data.image import IMAGE_EXTENSIONS, imread, list_images, mod_crop
 from esrgan.options.errors import OptionsError
+from esrgan.utils.folders import check_folder_name
 
 if TYPE_CHECKING:
     from esrgan.options.testing import TestOptions
@@ -68,8 +69,11 @@ def make_test_set(name: str | None, hr_dir: str | Path, lr_dir: str | Path | Non
                 f"test set {name or hr_dir}: LR folder not found: {lr_path}{missing_hint(lr_path, lr=True)}"
             )
     if name is None:
-        # datasets/Set5/HR -> "Set5"; a folder not called HR names the set itself
-        name = hr_dir.parent.name if hr_dir.name.upper() in ("HR", "GT") and hr_dir.parent.name else hr_dir.name
+        # datasets/Set5/HR -> "Set5"; a folder not called HR names the set itself. Resolved first, so that
+        # 'imgs/sub/..' names the set 'imgs', not '..'.
+        real = hr_dir.resolve()
+        name = real.parent.name if real.name.upper() in ("HR", "GT") and real.parent.name else real.name
+    check_folder_name(name, "test set name")  # it becomes <run>/<name>/
     if filename_tmpl is not None and "{}" not in filename_tmpl:
         raise ValueError(f"test set {name}: filename_tmpl must contain '{{}}', got {filename_tmpl!r}")
     return TestSet(name=name, hr_dir=hr_dir, lr_dir=lr_path, filename_tmpl=filename_tmpl)

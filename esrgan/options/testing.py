@@ -27,6 +27,7 @@ from esrgan.options.datasets import IOBackendOptions
 from esrgan.options.errors import OptionsError, _join, _show
 from esrgan.options.sections import MetricOptions, _parse_metrics
 from esrgan.options.yaml_io import read_option_file
+from esrgan.utils.folders import check_folder_name
 
 
 @dataclass
@@ -104,6 +105,10 @@ def _parse_models(value: Any, path: str) -> list[str | tuple[str, str]]:
         if isinstance(item, str):
             models.append(item)
         elif isinstance(item, Mapping) and set(item) == {"name", "model"}:
+            try:  # the label becomes the folder <run>/<set>/<name>/
+                check_folder_name(item["name"], "model name")
+            except ValueError as exc:
+                raise OptionsError(str(exc), key=f"{path}[{i}].name") from None
             models.append((str(item["name"]), str(item["model"])))
         else:
             raise OptionsError(f"expected a string or {{name: label, model: spec}}, got {_show(item)}",

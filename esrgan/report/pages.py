@@ -18,16 +18,13 @@ import cv2
 import numpy as np
 
 from esrgan.data.image import imread, imwrite
+from esrgan.evaluation.layout import BICUBIC_FOLDER, HR_FOLDER, THUMB_FOLDER
 from esrgan.utils.atomic import atomic_write_text
 
 logger = logging.getLogger("esrgan.report")
 
 REPORT_NAME = "report.html"
-THUMB_FOLDER = "_thumbs"
 THUMB_SIZE = 160
-# Folders the tester writes beside the models' outputs (esrgan.evaluation.tester.HR_FOLDER / BICUBIC_FOLDER).
-HR_FOLDER = "_hr"
-BICUBIC_FOLDER = "_bicubic"
 
 _LABELS = {"psnr": "PSNR", "ssim": "SSIM", "niqe": "NIQE", "lpips": "LPIPS", "pi": "PI", "rmse": "RMSE"}
 

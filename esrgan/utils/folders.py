@@ -12,6 +12,10 @@ from pathlib import Path
 
 logger = logging.getLogger("esrgan")
 
+# Longest name accepted for a folder or file the program names after a user's string: room for the suffixes it
+# adds (``_archived_<time>_N``, ``_x4.png``, ...) inside the 255 bytes of common file systems.
+MAX_NAME_BYTES = 200
+
 
 def timestamp() -> str:
     return time.strftime("%Y%m%d_%H%M%S", time.localtime())
@@ -39,22 +43,28 @@ def fresh_output_dir(root: Path) -> Path:
     return root
 
 
-def check_experiment_name(name: object) -> str:
-    """``name`` if it is usable as one folder under ``experiments/``; else a ValueError saying why.
+def check_folder_name(name: object, what: str = "name") -> str:
+    """``name`` if it is usable as ONE folder or file name inside a run's folder; else a ValueError saying why.
 
-    An empty name would make ``experiments/`` itself the run's folder (and archive every run in it);
-    a separator or ``..`` would write outside it.
+    Every name that becomes a path (experiment names, test-set names, model labels, names from an upload)
+    goes through here: empty names would make the parent itself the target, separators and ``..`` would
+    leave it, control characters and over-long names break file systems and the pages that list them.
     """
     if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"experiment name must be a non-empty string, got {name!r}")
+        raise ValueError(f"{what} must be a non-empty string, got {name!r}")
     if name in (".", "..") or any(sep in name for sep in ("/", "\\", "\0")):
-        raise ValueError(
-            f"experiment name {name!r} must be one folder name: no '/', '\\', '..' or '.' "
-            "(it becomes experiments/<name>)"
-        )
-    if any(ord(c) < 32 for c in name):
-        raise ValueError(f"experiment name {name!r} contains control characters")
+        raise ValueError(f"{what} {name!r} must be one folder name: no '/', '\\', '..' or '.'")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ValueError(f"{what} {name!r} contains control characters")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise ValueError(f"{what} {name[:40]!r}... is {len(name.encode('utf-8'))} bytes long; at most "
+                         f"{MAX_NAME_BYTES} bytes (file names carry suffixes within the file system's 255)")
     return name
+
+
+def check_experiment_name(name: object) -> str:
+    """``name`` if it is usable as one folder under ``experiments/`` (see :func:`check_folder_name`)."""
+    return check_folder_name(name, "experiment name")
 
 
 def experiment_dir(experiments_root: str | Path, name: str) -> Path:
