@@ -278,7 +278,8 @@ def test_results_and_sweep_name_every_checkpoint_by_path_and_content(tmp_path: P
     assert rc == 0
     out = tmp_path / "exp" / "sw"
     ends = json.loads((out / "sweep.json").read_text())["provenance"]["models"]
-    assert [(e["label"], e["path"]) for e in ends] == [("psnr", str(ckpts[0].resolve())), ("gan", str(ckpts[1].resolve()))]
+    assert [(e["label"], e["path"]) for e in ends] == [("psnr", str(ckpts[0].resolve())),
+                                                       ("gan", str(ckpts[1].resolve()))]
     assert [e["sha256"] for e in ends] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in ckpts]
     data = page_data((out / "report.html").read_text(encoding="utf-8"))
     assert [m["label"] for m in data["provenance"]["models"]] == ["psnr", "gan"]
