@@ -20,6 +20,11 @@ import torch
 _PRECISIONS = {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}
 
 
+def precision_name(dtype: torch.dtype) -> str:
+    """fp32, fp16 or bf16: the names of ``--precision``."""
+    return _PRECISIONS.get(dtype, str(dtype).replace("torch.", ""))
+
+
 def command_line(argv: list[str] | None = None) -> str:
     """The command as the user typed it (``python -m esrgan`` shown as ``esrgan``)."""
     argv = list(sys.argv if argv is None else argv)
@@ -66,7 +71,7 @@ def model_provenance(model: Any, source: str | None, role: str | None = None) ->
     if source is not None:
         entry.update(checkpoint_file(source))
     entry.update(network_description(upscaler.model))
-    entry.update(scale=upscaler.scale, precision=_PRECISIONS.get(upscaler.dtype, str(upscaler.dtype)),
+    entry.update(scale=upscaler.scale, precision=precision_name(upscaler.dtype),
                  device=str(upscaler.device))
     return entry
 
