@@ -323,7 +323,7 @@ def test_blending_two_different_networks_is_one_human_line(client: TestClient, m
     assert line.startswith("a.pth and msr.safetensors cannot be blended: they are different networks (RRDBNet x4")
     assert "MSRResNet x4" in line and line.endswith("Choose a second model of the same network.")
     assert "\n" not in line and "(PSNR)" not in line and "(GAN)" not in line and "conv" not in line
-    assert [r["state"] for r in st["results"]] == ["cancelled"]  # not run: not an error of the file
+    assert [r["state"] for r in st["results"]] == ["not_run"]  # not an error of the file
 
 
 def test_an_offline_zoo_model_is_marked_and_its_error_is_one_line(client: TestClient, png: bytes,

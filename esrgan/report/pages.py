@@ -283,11 +283,23 @@ def _write(out_dir: Path, data: dict[str, Any], what: str) -> Path:
     return path
 
 
+def _collect(collect: Any, out_dir: Path, name: str, what: str) -> dict[str, Any]:
+    try:
+        return collect(out_dir)
+    except (KeyError, TypeError, AttributeError, IndexError, StopIteration, ValueError) as exc:  # not our layout
+        if str(out_dir / name) in str(exc):
+            raise
+        raise ValueError(f"{out_dir / name}: not a results file of {what} (unexpected layout: "
+                         f"{type(exc).__name__} {exc})") from None
+
+
 def write_test_report(out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` for an ``esrgan test`` run; returns its path."""
-    return _write(Path(out_dir), collect_test_data(out_dir), "test report")
+    data = _collect(collect_test_data, Path(out_dir), "results.json", "esrgan test")
+    return _write(Path(out_dir), data, "test report")
 
 
 def write_sweep_report(out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` for an interpolation sweep; returns its path."""
-    return _write(Path(out_dir), collect_sweep_data(out_dir), "interpolation sweep")
+    data = _collect(collect_sweep_data, Path(out_dir), "sweep.json", "esrgan interp --sweep")
+    return _write(Path(out_dir), data, "interpolation sweep")

@@ -25,7 +25,7 @@ import shutil
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -180,7 +180,10 @@ class ServeState:
         imwrite(dst, out, params)
         if job.batch:
             job.guard.written(dst)
-        item.outputs[variant.key] = Output(dst, (int(out.shape[1]), int(out.shape[0])), plan, time.time() - start)
+        seconds = time.time() - start
+        item.outputs[variant.key] = Output(dst, (int(out.shape[1]), int(out.shape[0])), plan, seconds)
+        if h * w >= 256 * 256:  # what the page says of its speed (smaller images measure the overheads)
+            self.catalog.speeds[variant.model] = seconds / (h * w / 1e6)
 
     def run_video(self, job: Job, item: Item, variant: Variant, upscaler: Any, progress: Any) -> None:
         """Through the video pipeline at `esrgan video`'s defaults (frames per pass from the device and free
@@ -353,10 +356,14 @@ class ServeState:
             "id": job.id,
             "state": job.state,
             "cancelling": job.cancel_requested is not None and job.state == "running",
+            # seconds from the click to the stop, for the page to say (and the tests to check)
+            "cancelled_in": round(job.finished - job.cancel_requested, 3)
+            if job.state == "cancelled" and job.cancel_requested and job.finished else None,
             "phase": job.phase,
             "message": job.message,
             "detail": job.detail if job.detail and job.detail != job.message else None,
             "settings": job.settings.describe(self.catalog.label),
+            "request": asdict(job.settings),  # for a reloaded page to show the settings its job runs with
             "variants": [{"key": v.key, "label": v.label} for v in job.variants],
             "position": self.queue.position(job),
             "fraction": job.fraction(),
@@ -474,8 +481,13 @@ def create_app(config: ServeConfig) -> Any:
         choices = state.catalog.choices()
         network = await run_in_threadpool(state.catalog.network, spec)
         compatible = await run_in_threadpool(state.catalog.compatible, spec, choices)
+        speed = state.catalog.speeds.get(spec)
+        said = None
+        if speed:
+            said = f"about {speed:.0f} s" if speed >= 10 else f"about {speed:.2g} s"
+            said += " per input megapixel here (last run)"
         return JSONResponse({"id": spec, "label": state.catalog.label(spec), "network": network.describe(),
-                             "loads": not network.error, "compatible": compatible})
+                             "loads": not network.error, "compatible": compatible, "speed": said})
 
     async def jobs(request: Request) -> JSONResponse:
         listed = sorted(state.queue.jobs.values(), key=lambda j: j.created, reverse=True)
@@ -662,6 +674,9 @@ def create_app(config: ServeConfig) -> Any:
         Route("/api/jobs/{job_id}/zip", zip_all),
     ]
 
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        return error(f"no such page or API call: {request.url.path[:80]!r}", getattr(exc, "status_code", 404))
+
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("request %s failed", request.url.path)
         line, detail = explain(exc)
@@ -692,7 +707,8 @@ def create_app(config: ServeConfig) -> Any:
 
     from starlette.middleware import Middleware
 
-    app = Starlette(routes=routes, exception_handlers={Exception: on_error}, lifespan=lifespan,
+    app = Starlette(routes=routes, exception_handlers={Exception: on_error, 404: not_found, 405: not_found},
+                    lifespan=lifespan,
                     middleware=[Middleware(Guard)])
     app.state.serve = state
     return app

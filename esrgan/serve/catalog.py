@@ -22,6 +22,7 @@ CHECKPOINT_SUFFIXES = (".pth", ".safetensors")
 # Folders that hold training states or optimiser files, never generators worth listing.
 _SKIP_PARTS = {"training_states", ".git", "tb_logger", "__pycache__"}
 MAX_LISTED = 400
+MAX_COMPARED = 60  # checkpoints read to tell which can be blended with a model (each is read once, then cached)
 
 
 class ModelNotAllowed(ValueError):
@@ -56,11 +57,11 @@ class Network:
     def describe(self) -> str:
         if self.error:
             return f"does not load: {self.error}"
-        size = f", {self.parameters / 1e6:.1f} M parameters" if self.parameters else ""
-        speed = ""
+        size = ""
         if self.parameters:
-            speed = " (fast)" if self.parameters < 3e6 else (" (slow on a CPU)" if self.parameters > 10e6 else "")
-        return f"{self.arch} x{self.scale}{size}{speed}"
+            n = self.parameters
+            size = f", {n / 1e6:.1f} M parameters" if n >= 1e5 else f", {n / 1e3:.1f} k parameters"
+        return f"{self.arch} x{self.scale}{size}"
 
 
 class ModelCatalog:
@@ -76,6 +77,7 @@ class ModelCatalog:
         self.files: list[Path] = []  # the --model files: allowed wherever they are
         self.preferred: list[str] = []
         self.failed_downloads: dict[str, str] = {}  # zoo name -> why its download failed in this session
+        self.speeds: dict[str, float] = {}  # spec -> seconds per input megapixel, measured on this server's jobs
         self._networks: dict[tuple[str, int, int], Network] = {}
         self._lock = threading.Lock()
         for spec in models:
@@ -176,9 +178,14 @@ class ModelCatalog:
         out: dict[str, str] = {}
         if mine.error:
             return out
+        read = 0
         for choice in choices:
             if choice.id == spec or not choice.available:
                 continue
+            if choice.kind == "file" and read >= MAX_COMPARED:  # a huge folder: the rest is checked when run
+                out[choice.id] = "unknown"
+                continue
+            read += choice.kind == "file"
             other = self.network(choice.id)
             if other.error or other.arch != mine.arch or other.scale != mine.scale:
                 continue

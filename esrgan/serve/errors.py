@@ -50,6 +50,10 @@ def explain(exc: BaseException, model_label: str | None = None) -> tuple[str, st
         return (f"{name} is not downloaded yet and cannot be now: {why}. On a connected machine run "
                 f"`esrgan zoo download {name}`, or choose a checkpoint."), detail
     if model_label is not None:
-        reason = one_line(detail.split("\n")[0], 160)
-        return f"{model_label} could not be loaded: {reason}. Choose another model.", detail
+        reason = one_line(detail.split("\n")[0], 400)
+        name = Path(model_label).name
+        for prefix in (f"refused to load {name}: ", f"{name}: ", f"model {name}: "):  # the name is said already
+            reason = reason.replace(prefix, "", 1) if reason.startswith(prefix) else reason
+        reason = re.split(r"\. | \(|; ", reason, maxsplit=1)[0].rstrip(".")  # its first clause
+        return f"{model_label} could not be loaded: {one_line(reason, 140)}. Choose another model.", detail
     return one_line(detail.split("\n")[0]), detail

@@ -108,7 +108,7 @@ class Item:
     name: str  # the file's name as shown (an upload's sanitised name, or the file's name in a batch folder)
     input_path: Path
     kind: str = "image"  # or "video" (progress in frames instead of tiles)
-    state: str = "waiting"  # waiting, running, done, error, cancelled, skipped
+    state: str = "waiting"  # waiting, running, done, error, cancelled, skipped, not_run (the job failed first)
     outputs: dict[str, Output] = field(default_factory=dict)  # variant key -> result
     error: str | None = None  # one line for people
     detail: str | None = None  # the whole story (folded in the page)
@@ -262,7 +262,7 @@ class JobQueue:
                 job.state = "error"
                 for it in job.items:
                     if it.state in ("waiting", "running"):
-                        it.state = "cancelled" if it.state == "waiting" else "error"
+                        it.state = "not_run"  # the job could not start them (its model did not load)
             finally:
                 job.finished = time.time()
                 job.phase = ""

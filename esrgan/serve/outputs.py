@@ -23,6 +23,7 @@ from esrgan.utils.folders import MAX_NAME_BYTES, check_folder_name
 
 MAX_TAG_BYTES = 60  # a model's part of a name
 _EXT_ROOM = 6  # '.webp' and a dot to spare
+WRITABLE = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")  # formats "same as input" can keep
 
 Tagger = Callable[[str], str]  # a model spec -> its short name (ModelCatalog.tag)
 
@@ -60,8 +61,10 @@ def output_target(stem: str, input_name: str, folder: Path, variant: Variant, ta
     """Where one output goes and its encoder parameters (as ``esrgan upscale`` with the same suffix and format)."""
     src = Path(stem + Path(input_name).suffix.lower()[:_EXT_ROOM - 1])
     suffix = _suffix(variant_tag(variant, tag), final_scale)
-    dst, params = output_file(src, folder, result, final_scale, suffix=suffix, ext=settings.format,
-                              quality=settings.quality)
+    ext = settings.format
+    if ext == "auto" and src.suffix not in WRITABLE:  # an upload named .txt, .gif or nothing: PNG
+        ext = "png"
+    dst, params = output_file(src, folder, result, final_scale, suffix=suffix, ext=ext, quality=settings.quality)
     check_folder_name(dst.name, "output name")
     return dst, params
 

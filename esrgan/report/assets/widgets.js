@@ -94,7 +94,7 @@
           const note = r._notes && r._notes[c.key];
           if (note && !c.text) {
             if (typeof r[c.key] === "number") td.appendChild(el("sup", { class: "note", text: note[0] }));
-            else td.textContent = note[0];
+            else { td.textContent = note[0]; td.classList.add("missing"); }
             td.title = note[1];
             td.classList.add("noted");
           }
@@ -139,6 +139,12 @@
   function plot(root, series, opts) {
     const W = 520, H = 330, m = { l: 58, r: 18, t: 30, b: 44 };
     const pts = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
+    if (pts.length) {  // room for the longest tick label left of the axis, and the axis title beside it
+      const ys = pts.map((p) => p.y), span = Math.max(...ys) - Math.min(...ys);
+      const digits = span > 0 ? Math.max(0, Math.min(4, 2 - Math.floor(Math.log10(span)))) : 2;
+      const longest = Math.max(...ys.map((v) => String(+v.toFixed(digits)).length));
+      m.l = Math.max(58, 30 + 6.2 * longest);
+    }
     const s = svg("svg", { class: "plot", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": opts.title || "" });
     s.appendChild(svg("text", { x: m.l, y: 18, class: "title" }, opts.title || ""));
     if (!pts.length) { root.replaceChildren(s); return; }
