@@ -487,7 +487,8 @@ def create_app(config: ServeConfig) -> Any:
             said = f"about {speed:.0f} s" if speed >= 10 else f"about {speed:.2g} s"
             said += " per input megapixel here (last run)"
         return JSONResponse({"id": spec, "label": state.catalog.label(spec), "network": network.describe(),
-                             "loads": not network.error, "compatible": compatible, "speed": said})
+                             "scale": network.scale or None, "loads": not network.error, "compatible": compatible,
+                             "speed": said})
 
     async def jobs(request: Request) -> JSONResponse:
         listed = sorted(state.queue.jobs.values(), key=lambda j: j.created, reverse=True)

@@ -90,6 +90,7 @@
     box.replaceChildren(el("span", { text: m.description || "" }));
     const a = await about(sel.value);
     if (sel.value !== m.id || !a) return;
+    if (which === "a") $("scale").querySelector("[data-scale='']").textContent = a.scale ? `model's (${a.scale}\u00d7)` : "model's";
     if (a.error || !a.loads) { box.replaceChildren(el("span", { class: "bad", text: a.error || a.network })); return; }
     box.replaceChildren(el("strong", { text: a.network }), document.createTextNode(
       [m.description, a.speed].filter(Boolean).map((t) => " \u00b7 " + t).join("")));
