@@ -190,7 +190,7 @@ def photos_in(tmp_path: Path, natural_image: np.ndarray) -> dict[str, Path]:
 
 def open_app(p: Page, url: str) -> None:
     p.page.goto(url)
-    p.page.wait_for_selector("#model option", state="attached")
+    p.page.wait_for_selector("body[data-ready]", state="attached")  # models listed, a job of this page found
 
 
 def choose(page, models: Path, name: str, select: str = "#model") -> None:

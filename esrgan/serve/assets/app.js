@@ -144,6 +144,7 @@
       const files = info.models.filter((m) => m.kind === "file" && m.available).slice(0, 4);
       for (const m of files) {
         const a = await about(m.id);
+        if (touched) break;  // the user chose meanwhile: theirs stands
         if (a && a.loads) { $("model").value = m.id; break; }
       }
     }
@@ -172,7 +173,8 @@
   for (const b of document.querySelectorAll(".side [data-mode]")) b.addEventListener("click", () => setMode(b.dataset.mode));
   for (const b of document.querySelectorAll("[data-scale]")) b.addEventListener("click", () => { scale = b.dataset.scale; setSegment("#scale", "data-scale", scale); });
   $("format").addEventListener("change", () => { $("quality-field").hidden = !["jpg", "webp"].includes($("format").value); });
-  $("model").addEventListener("change", () => { describe("a"); if (mode !== "single") fillSecond(); lastJob = null; });
+  let touched = false;  // the user picked a model (the page's own choice of a default must not override it)
+  $("model").addEventListener("change", () => { touched = true; describe("a"); if (mode !== "single") fillSecond(); lastJob = null; });
   $("model-b").addEventListener("change", () => { fillSecond(); lastJob = null; });
   $("alpha").addEventListener("input", () => { $("alpha-value").textContent = (+$("alpha").value).toFixed(2); });
   $("alpha").addEventListener("change", () => {
@@ -519,5 +521,6 @@
 
   setMode("single");
   setSource("upload");
-  loadInfo().catch((err) => message("Could not load the model list: " + err.message)).then(reconnect);
+  loadInfo().catch((err) => message("Could not load the model list: " + err.message)).then(reconnect)
+    .finally(() => { document.body.dataset.ready = "1"; });
 })();
