@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-from esrgan.data.color import rgb2ycbcr, rgb2ycbcr_torch
 from esrgan.data.image import (
     ImageReadError,
     imdecode,
@@ -23,6 +22,7 @@ from esrgan.data.image import (
     tensor2img,
     to_rgb,
 )
+from esrgan.imageops.color import rgb2ycbcr, rgb2ycbcr_torch
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from esrgan.commands.prepare import main
+from esrgan.data.build import build_dataset
 from esrgan.data.image import imread, imwrite
-from esrgan.data.paired_dataset import build_dataset
 from esrgan.options.datasets import DatasetOptions, RealESRGANDatasetOptions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "realesrgan"
@@ -43,7 +43,7 @@ def test_degrade_is_reproducible_per_image_and_pairs_exactly(hr_dir, tmp_path):
     assert _degrade(alone, tmp_path / "s0alone", 0) == 0
     np.testing.assert_array_equal(a, imread(tmp_path / "s0alone" / "a.png"))
     # degraded, not a plain downscale: far from the bicubic LR
-    from esrgan.data.imresize import imresize
+    from esrgan.imageops.imresize import imresize
 
     bic = imresize(imread(tmp_path / "hr0" / "a.png"), 0.25)
     assert np.abs(bic.astype(float) - a).mean() > 2

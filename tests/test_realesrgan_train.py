@@ -264,7 +264,7 @@ def test_missing_meta_info_fails_before_the_experiment_folder_is_touched(hr_fold
 
 def test_paired_finetuning_without_degradation(hr_folder, tmp_path, natural_image):
     """Real-ESRGAN's pair-data fine-tuning: high_order_degradation false, RealESRGANPairedDataset with meta_info."""
-    from esrgan.data.imresize import imresize
+    from esrgan.imageops.imresize import imresize
 
     root = tmp_path / "pairs"
     for i in range(2):

@@ -18,7 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from esrgan.data.degradations import DegradationRNG, DiffJPEG, degrade, draw_sample_kernels
+from esrgan.data.degradations import (
+    DegradationRNG,
+    DiffJPEG,
+    blur_rounds,
+    degradation_settings,
+    degrade,
+    draw_sample_kernels,
+)
 from esrgan.data.image import img2tensor, imread, imwrite, mod_crop, tensor2img, to_rgb
 from esrgan.options.datasets import RealESRGANDatasetOptions
 from esrgan.options.realesrgan import RealESRGANOptions
@@ -56,11 +63,11 @@ def degrade_image(hr: np.ndarray, name: str, seed: int, scale: int, real: Any,
                   ds: RealESRGANDatasetOptions, device: torch.device | str = "cpu") -> np.ndarray:
     """The LR (uint8 RGB, ``shape // scale``) of one HR image (uint8/uint16 RGB), reproducibly from ``seed``."""
     rng = DegradationRNG(image_seed(seed, name), device)
-    first, second = ds.blur_rounds()
+    first, second = blur_rounds(ds)
     kernels = [torch.from_numpy(k).float()[None].to(device)
                for k in draw_sample_kernels(first, second, ds.final_sinc_prob, rng.py, rng.np)]
     x = img2tensor(mod_crop(to_rgb(hr), scale))[None].to(device)
-    lq = degrade(x, *kernels, real.settings(scale), rng, DiffJPEG().to(device))
+    lq = degrade(x, *kernels, degradation_settings(real, scale), rng, DiffJPEG().to(device))
     return tensor2img(lq[0])
 
 

@@ -232,7 +232,7 @@ def write_meta_info(
 
 
 def _make_lr_one(job: tuple[Path, Path, int, str, Path | None]) -> None:
-    from esrgan.data.imresize import imresize
+    from esrgan.imageops.imresize import imresize
 
     path, out, scale, tmpl, hr_out = job
     hr = mod_crop(imread(path), scale)

@@ -182,6 +182,6 @@ def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
 
 def matlab_resize(img: np.ndarray, scale: float) -> np.ndarray:
     """MATLAB bicubic resize of a grey (HW) or colour (HWC) integer image, same dtype and layout."""
-    from esrgan.data.imresize import imresize
+    from esrgan.imageops.imresize import imresize
 
     return imresize(img, scale)

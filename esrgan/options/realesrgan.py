@@ -3,7 +3,7 @@
 BasicSR keeps the degradation settings at the top level of the option file (``resize_prob``,
 ``noise_range2``, ``queue_size``...); :class:`RealESRGANOptions` holds them, with the published
 x4plus recipe as defaults, checks them against each other and the training set (errors name the
-key), and turns them into the degradation's :class:`~esrgan.data.degradations.DegradationSettings`.
+key), (``esrgan.data.degradations.degradation_settings`` turns them into the degradation's settings).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any
 
-from esrgan.data.degradations.pipeline import DegradationSettings, NoiseRound
 from esrgan.options.datasets import check_distribution, check_range
 from esrgan.options.errors import OptionsError
 
@@ -106,16 +105,6 @@ class RealESRGANOptions:
                     reason=f"the LR of a {crop_pad_size}-pixel crop ({lr} pixels) is too small for the final "
                     "21-pixel sinc filter; raise crop_pad_size",
                 )
-
-    def settings(self, scale: int) -> DegradationSettings:
-        def round_(s: str) -> NoiseRound:
-            return NoiseRound(*(tuple(v) if isinstance(v, list) else v for v in (
-                getattr(self, f"resize_prob{s}"), getattr(self, f"resize_range{s}"),
-                getattr(self, f"gaussian_noise_prob{s}"), getattr(self, f"noise_range{s}"),
-                getattr(self, f"poisson_scale_range{s}"), getattr(self, f"gray_noise_prob{s}"),
-                getattr(self, f"jpeg_range{s}"))))
-
-        return DegradationSettings(scale, round_(""), round_("2"), self.second_blur_prob)
 
 
 def _probability(value: Any, key: str) -> None:

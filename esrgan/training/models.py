@@ -423,17 +423,3 @@ class ESRGANModel(SRModel):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self.net_d.load_state_dict(state["networks"]["net_d"])
-
-
-MODELS: dict[str, type[SRModel]] = {"SRModel": SRModel, "ESRGANModel": ESRGANModel}
-
-
-def build_model(opt: Options, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> SRModel:
-    """``MODELS[opt.model_type](opt, device, dist_info)``; unknown types list the known ones."""
-    # Real-ESRGAN's models build on these classes: their module is imported here, not above.
-    from esrgan.training.realesrgan import REAL_MODELS
-
-    models = {**MODELS, **REAL_MODELS}
-    if opt.model_type not in models:
-        raise ValueError(f"model_type: unknown model {opt.model_type!r}; known: {', '.join(models)}")
-    return models[opt.model_type](opt, device, dist_info)

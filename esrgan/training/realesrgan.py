@@ -23,6 +23,7 @@ from esrgan.data.degradations import (
     DegradationRNG,
     DiffJPEG,
     USMSharp,
+    degradation_settings,
     degrade,
     paired_random_crop,
 )
@@ -47,7 +48,7 @@ class RealDegrader:
                  *, sharpen_input: bool, sharpened_target: bool) -> None:
         self.real = real
         self.scale = scale
-        self.settings = real.settings(scale)
+        self.settings = degradation_settings(real, scale)
         self.device = device
         self.rng = DegradationRNG(seed, device)
         self.jpeg = DiffJPEG().to(device)
@@ -142,6 +143,3 @@ def _load_degradation(degrader: RealDegrader, state: Mapping[str, Any] | None) -
     if not state or "degradation" not in state:
         raise ValueError("the training state has no degradation state (saved by a non-Real-ESRGAN model?)")
     degrader.load_state_dict(state["degradation"])
-
-
-REAL_MODELS: dict[str, type[SRModel]] = {"RealESRNetModel": RealESRNetModel, "RealESRGANModel": RealESRGANModel}

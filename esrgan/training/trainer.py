@@ -28,8 +28,9 @@ from torch.utils.data import DataLoader
 
 from esrgan.training import dist as dist_utils
 from esrgan.training import wandb_run
+from esrgan.training.build import build_model
 from esrgan.training.experiment import ExperimentPaths, archive_if_exists, latest_state, prune, timestamp
-from esrgan.training.models import NonFiniteLossError, SRModel, build_model
+from esrgan.training.models import NonFiniteLossError, SRModel
 from esrgan.training.rng import get_rng_state, seed_everything, set_rng_state
 from esrgan.training.validation import BestTracker, metric_specs, validate_dataset
 from esrgan.utils.atomic import DiskFullError, remove_stale_temporaries
@@ -245,8 +246,8 @@ class Trainer:
         atomic_write_text(self.paths.root / f"options_{timestamp()}.yml", text)
 
     def _build_data(self) -> None:
+        from esrgan.data.build import build_dataset
         from esrgan.data.loader import build_dataloader
-        from esrgan.data.paired_dataset import build_dataset
 
         opt = self.opt
         datasets = dict(opt.datasets)
