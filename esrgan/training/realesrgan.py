@@ -9,7 +9,7 @@ With ``high_order_degradation: false`` (or batches that carry ``lq``) they train
 
 The degradation's generators and the queue are per-process state (``rank_state``; each rank of a
 distributed run draws its own degradations), saved with the training state, so resuming is exact.
-The top-level option keys are BasicSR's (:class:`esrgan.options.realesrgan.RealESRGANOptions`).
+The top-level option keys are BasicSR's (``opt.real_esrgan``, :class:`esrgan.options.RealESRGANOptions`).
 """
 
 from __future__ import annotations
@@ -84,16 +84,11 @@ class RealDegrader:
 
 
 def _degrader(model: SRModel, opt: Options, *, gan: bool) -> RealDegrader:
-    real = RealESRGANOptions.from_options(opt)
-    ds = opt.datasets.get("train")
-    real.check(scale=opt.scale, batch_size=None if ds is None else ds.batch_size_per_gpu,
-               crop_pad_size=getattr(ds, "crop_pad_size", None),  # RealESRGANDatasetOptions' own keys
-               blur_kernel_size2=getattr(ds, "blur_kernel_size2", None))
-    seed = (opt.manual_seed or 0) + model.dist_info.rank
+    real = opt.real_esrgan  # checked against the scale and the training set at load
+    seed = opt.manual_seed + model.dist_info.rank
     if gan:
-        return RealDegrader(real, int(opt.scale), model.device, seed, sharpen_input=True, sharpened_target=False)
-    return RealDegrader(real, int(opt.scale), model.device, seed, sharpen_input=real.gt_usm,
-                        sharpened_target=real.gt_usm)
+        return RealDegrader(real, opt.scale, model.device, seed, sharpen_input=True, sharpened_target=False)
+    return RealDegrader(real, opt.scale, model.device, seed, sharpen_input=real.gt_usm, sharpened_target=real.gt_usm)
 
 
 class RealESRNetModel(SRModel):
