@@ -697,3 +697,86 @@ def test_duplicate_keys_and_float_spelling_in_test_option_files(tmp_path) -> Non
         load_test_options(path)
     path.write_text("name: t\nscale: 1e0\nmodels: [bicubic]\ndatasets: {test_1: {dataroot_gt: hr}}\n")
     assert load_test_options(path).scale == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolved once (issue 20) and nothing accepted-and-ignored (issue 19)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_losses_that_all_weigh_zero_are_refused_and_perceptual_alone_is_a_loss() -> None:
+    raw = minimal()
+    raw["train"]["pixel_opt"]["loss_weight"] = 0
+    msg = error_of(raw)
+    assert msg == ("x.yml: train: no loss has a positive weight (pixel_opt.loss_weight 0): the generator would learn "
+                   "nothing; give one of them a weight > 0")
+    raw = gan_raw({"gan_type": "vanilla", "loss_weight": 0})
+    raw["train"]["pixel_opt"]["loss_weight"] = 0
+    assert "pixel_opt.loss_weight 0, gan_opt.loss_weight 0" in error_of(raw)
+    # BasicSR's SRModel trains with a perceptual loss alone (no pixel_opt): accepted, and used
+    raw = minimal()
+    raw["train"]["pixel_opt"] = None
+    raw["train"]["perceptual_opt"] = {"type": "PerceptualLoss", "layer_weights": {"conv1_2": 1.0}, "pretrained": False}
+    assert options_from_dict(raw).train.perceptual_opt.active
+    raw["train"]["perceptual_opt"].update(perceptual_weight=0, style_weight=0)
+    assert "perceptual_opt.perceptual_weight 0, perceptual_opt.style_weight 0" in error_of(raw)
+    # the GAN warm-up trains G with the pixel loss only: without one, it would train nothing
+    raw = gan_raw({"gan_type": "vanilla"})
+    raw["train"]["pixel_opt"] = None
+    raw["train"]["g_warmup_iter"] = 5
+    assert "train.g_warmup_iter: 5: the warm-up trains the generator with the pixel loss only" in error_of(raw)
+
+
+@pytest.mark.parametrize("key", ["dist", "rank", "world_size", "is_train"])
+def test_keys_basicsr_adds_at_run_time_are_refused_in_a_file(key: str) -> None:
+    assert error_of(minimal(**{key: 0})).startswith(f"x.yml: {key}: not an option (")
+
+
+def test_control_characters_name_the_file_and_the_position(tmp_path) -> None:
+    path = tmp_path / "o.yml"
+    path.write_bytes(MINIMAL.encode().replace(b"scale: 4", b"scale: 4\x07"))
+    with pytest.raises(OptionsError) as info:
+        load_options(path)
+    assert str(info.value).startswith(f"{path}: control character 0x07 at line 4, column 9: not allowed in YAML")
+
+
+def test_resolved_values_are_values_not_none() -> None:
+    raw = minimal(val={"metrics": {"psnr": {"type": "psnr"}}})
+    raw["train"]["scheduler"] = {"type": "CosineAnnealingRestartLR", "periods": [5, 5]}
+    raw["train"]["gan_opt"] = {"type": "GANLoss", "gan_type": "vanilla"}
+    opt = options_from_dict(raw)
+    assert isinstance(opt.manual_seed, int) and opt.num_gpu == 1
+    assert opt.train.scheduler.restart_weights == [1.0, 1.0] and opt.train.scheduler.milestones == []
+    assert opt.val.metrics["psnr"].crop_border == 4 and opt.logger.wandb.project is None
+    assert opt.train.gan_opt.relativistic is False  # SRModel: gan_type decides (and the section is ignored)
+    # the scheduler takes the resolved lists as they are
+    from esrgan.training.schedulers import build_scheduler
+
+    sched = build_scheduler(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), opt.train.scheduler)
+    assert sched.restart_weights == [1.0, 1.0]
+
+
+def test_the_options_name_what_the_tables_build() -> None:
+    from esrgan.data.build import DATASETS
+    from esrgan.options.datasets import DATASET_TYPES
+    from esrgan.options.sections import MODEL_TYPES, OPTIMIZERS, optimizer_class
+    from esrgan.training.build import MODELS
+
+    assert set(MODEL_TYPES) == set(MODELS)
+    assert set(DATASET_TYPES) == set(DATASETS)
+    assert all(issubclass(optimizer_class(name), torch.optim.Optimizer) for name in OPTIMIZERS)
+
+
+def test_a_new_optimizer_is_one_table_entry(monkeypatch) -> None:
+    from esrgan.options import sections
+
+    monkeypatch.setitem(sections.OPTIMIZERS, "NAdam", "torch.optim.NAdam")
+    raw = minimal()
+    raw["train"]["optim_g"] = {"type": "NAdam", "lr": 1e-3, "momentum_decay": 5e-3}
+    opt = options_from_dict(raw)
+    optim = build_optimizer([torch.nn.Parameter(torch.zeros(2))], opt.train.optim_g)
+    assert isinstance(optim, torch.optim.NAdam) and optim.param_groups[0]["momentum_decay"] == 5e-3
+    monkeypatch.setitem(sections.OPTIMIZERS, "Adan", "no_such_package.Adan")
+    raw["train"]["optim_g"] = {"type": "Adan", "lr": 1e-3}
+    assert error_of(raw).startswith("x.yml: train.optim_g.type: optimizer Adan needs the package 'no_such_package': "
+                                    "pip install no_such_package")
