@@ -120,6 +120,25 @@ def _torchrun(
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
 
 
+def _one_process(data_root: Path, exp: Path, batch_size: int):
+    """The same K iterations in one process (one thread, as each rank has), for comparison."""
+    from tiny_training import tiny_options_dict
+
+    from esrgan.options import options_from_dict
+    from esrgan.training.trainer import Trainer
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        opt = options_from_dict(tiny_options_dict(data_root, exp, total_iter=K, batch_size=batch_size),
+                                ["val.val_freq=0"])
+        trainer = Trainer(opt, interactive=False)
+        assert trainer.run() == 0
+    finally:
+        torch.set_num_threads(n)
+    return trainer
+
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_training import make_tiny_data
@@ -147,20 +166,7 @@ def test_two_ranks_agree_and_equal_one_process_with_the_same_global_batch(data_r
     assert "global batch 2" in proc.stderr
 
     # One process, batch 2 = the global batch: same samples, same augmentations (per-sample seeds).
-    from tiny_training import tiny_options_dict
-
-    from esrgan.options import options_from_dict
-    from esrgan.training.trainer import Trainer
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        opt = options_from_dict(tiny_options_dict(data_root, tmp_path / "single", total_iter=K, batch_size=2),
-                                ["val.val_freq=0"])
-        trainer = Trainer(opt, interactive=False)
-        assert trainer.run() == 0
-    finally:
-        torch.set_num_threads(n)
+    trainer = _one_process(data_root, tmp_path / "single", batch_size=2)
     single = trainer.model.net_g.state_dict()
     moved = 0.0
     for k in r0:
@@ -191,21 +197,7 @@ def test_accumulated_micro_batches_reduce_gradients_once_per_step(data_root: Pat
     r0 = torch.load(out / "rank0.pth", weights_only=True)
     r1 = torch.load(out / "rank1.pth", weights_only=True)
     # and the step is still the global batch's: 2 ranks x 2 micro-batches of 1 = one process with a batch of 4
-    from tiny_training import tiny_options_dict
-
-    from esrgan.options import options_from_dict
-    from esrgan.training.trainer import Trainer
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        opt = options_from_dict(tiny_options_dict(data_root, tmp_path / "single", total_iter=K, batch_size=4),
-                                ["val.val_freq=0"])
-        trainer = Trainer(opt, interactive=False)
-        assert trainer.run() == 0
-    finally:
-        torch.set_num_threads(n)
-    single = trainer.model.net_g.state_dict()
+    single = _one_process(data_root, tmp_path / "single", batch_size=4).model.net_g.state_dict()
     for k in r0:
         assert torch.equal(r0[k], r1[k]), k
         torch.testing.assert_close(r0[k], single[k], rtol=0, atol=1e-5, msg=k)

@@ -14,7 +14,7 @@ import argparse
 import logging
 import sys
 
-from esrgan.commands.test import FlagOverrides, add_test_set_args
+from esrgan.commands.test import FlagOverrides, add_test_set_args, missing_flags
 from esrgan.options.errors import OptionsError
 
 
@@ -51,7 +51,6 @@ def main(argv: list[str] | None = None) -> int:
     from esrgan.evaluation.testsets import sets_from_options
     from esrgan.inference.upscaler import NonFiniteOutputError
     from esrgan.options.testing import test_options_from_dict
-    from esrgan.options.yaml_io import read_option_file
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -73,13 +72,12 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             print(f"wrote {out} (alpha={args.alpha:g})")
             return 0
-        missing = [f for f, v in (("--hr", args.hr), ("--scale", args.scale), ("--name", args.name)) if not v]
+        missing = missing_flags(args, "--hr", "--scale", "--name")
         if missing:
             print(f"esrgan interp: --sweep needs {', '.join(missing)}", file=sys.stderr)
             return 2
     try:
-        given = FlagOverrides(read_option_file(args.opt) if args.opt else {})
-        given.common(args)
+        given = FlagOverrides.of(args)
         for key, value, flag in (("interp.psnr", args.psnr, "--psnr"), ("interp.gan", args.gan, "--gan"),
                                  ("interp.alphas", args.sweep, "--sweep"),
                                  ("interp.strip_image", args.strip_image, "--strip-image")):

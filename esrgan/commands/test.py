@@ -64,6 +64,15 @@ class FlagOverrides:
         self.raw: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
         self.flags: dict[str, str] = {}
 
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> FlagOverrides:
+        """The option file of ``-opt`` (or an empty one) with the flags ``esrgan test`` and ``interp`` share set."""
+        from esrgan.options.yaml_io import read_option_file
+
+        given = cls(read_option_file(args.opt) if args.opt else {})
+        given.common(args)
+        return given
+
     def set(self, key: str, value: Any, flag: str) -> None:
         *parents, last = key.split(".")
         node = self.raw
@@ -94,6 +103,11 @@ class FlagOverrides:
             self.set("val.pbar", False, "-q")
 
 
+def missing_flags(args: argparse.Namespace, *flags: str) -> list[str]:
+    """The ``flags`` not given (what a command without ``-opt`` needs)."""
+    return [flag for flag in flags if not getattr(args, flag.lstrip("-").replace("-", "_"))]
+
+
 def _model_spec(text: str) -> str | dict[str, str]:
     label, sep, spec = text.partition("=")
     if sep and label and "/" not in label and "\\" not in label:
@@ -106,18 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     from esrgan.evaluation.testsets import sets_from_options
     from esrgan.inference.upscaler import NonFiniteOutputError
     from esrgan.options.testing import test_options_from_dict
-    from esrgan.options.yaml_io import read_option_file
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.opt:
-        missing = [flag for flag, v in (("--model", args.model), ("--scale", args.scale), ("--hr", args.hr)) if not v]
-        if missing:
-            print(f"esrgan test: missing {', '.join(missing)} (or give -opt FILE)", file=sys.stderr)
-            return 2
+    missing = [] if args.opt else missing_flags(args, "--model", "--scale", "--hr")
+    if missing:
+        print(f"esrgan test: missing {', '.join(missing)} (or give -opt FILE)", file=sys.stderr)
+        return 2
     try:
-        given = FlagOverrides(read_option_file(args.opt) if args.opt else {})
-        given.common(args)
+        given = FlagOverrides.of(args)
         if args.model:
             given.set("models", [_model_spec(m) for m in args.model], "--model")
             given.set("path.pretrain_network_g", None, "--model")  # the flags name every model

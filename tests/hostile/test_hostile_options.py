@@ -13,6 +13,7 @@ import torch
 import yaml
 from harness import Arena
 from tiny_training import make_tiny_data, tiny_options_dict
+from training_files import earlier_run, train_file
 
 from esrgan.checkpoint import save_network
 from esrgan.data.image import imwrite
@@ -20,25 +21,6 @@ from esrgan.data.image import imwrite
 pytestmark = pytest.mark.slow
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-
-
-def _train_file(arena: Arena, **changes: object) -> str:
-    """A tiny training file (CPU, tiny data) inside the arena, with top-level ``changes`` applied."""
-    data = make_tiny_data(arena.work / "data", n_train=4, n_val=1)
-    opt = tiny_options_dict(data, arena.work / "experiments", total_iter=2)
-    opt.update(changes)
-    (arena.work / "train.yml").write_text(yaml.safe_dump(opt))
-    arena.input("data")
-    return "train.yml"
-
-
-def _earlier_run(arena: Arena, name: str = "tiny") -> Path:
-    """A finished run of the same name: it must be neither archived nor touched by a refused start."""
-    run = arena.work / "experiments" / name
-    (run / "models").mkdir(parents=True)
-    (run / "models" / "net_g_latest.pth").write_bytes(b"an earlier run's weights")
-    arena.input(run)
-    return run
 
 
 def _images(folder: Path, n: int = 2, size: int = 32) -> None:
@@ -65,7 +47,7 @@ def test_losses_all_weighing_zero_are_refused(arena: Arena) -> None:
     t["perceptual_opt"]["perceptual_weight"] = 0
     t["gan_opt"]["loss_weight"] = 0
     (arena.work / "train.yml").write_text(yaml.safe_dump(opt))
-    _earlier_run(arena)
+    earlier_run(arena)
     result = arena.run("train", "-opt", "train.yml")
     result.assert_refused("train.yml", "no loss has a positive weight", "pixel_opt.loss_weight 0",
                           "perceptual_weight 0", "gan_opt.loss_weight 0", code=2)
@@ -74,7 +56,7 @@ def test_losses_all_weighing_zero_are_refused(arena: Arena) -> None:
 @pytest.mark.hostile("refused")
 @pytest.mark.parametrize("key", ["dist", "world_size"])
 def test_runtime_keys_in_a_training_file_are_refused(arena: Arena, key: str) -> None:
-    result = arena.run("train", "-opt", _train_file(arena, **{key: 1 if key != "dist" else True}))
+    result = arena.run("train", "-opt", train_file(arena, (key, 1 if key != "dist" else True)))
     result.assert_refused("train.yml", key, "remove it", code=2)
     assert not (arena.work / "experiments").exists()
 
@@ -94,7 +76,7 @@ def test_prepare_degrade_with_a_psnr_option_file_is_refused(arena: Arena) -> Non
     _images(arena.work / "hr")
     arena.input("hr")
     result = arena.run("prepare", "degrade", "--input", "hr", "--output", "lr", "--seed", "0", "--options",
-                       _train_file(arena))
+                       train_file(arena))
     result.assert_refused("train.yml", "model_type", "SRModel makes no degraded LR", "Real-ESRGAN")
     assert not (arena.work / "lr").exists()
 

@@ -7,44 +7,19 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
-import yaml
 from harness import Arena
-from tiny_training import make_tiny_data, tiny_options_dict
+from training_files import earlier_run, train_file
 
 pytestmark = pytest.mark.slow
 
 
-def _train_file(arena: Arena, *sets: tuple[str, object], total_iter: int = 2, **kw: object) -> str:
-    data = make_tiny_data(arena.work / "data", n_train=8, n_val=1)
-    opt = tiny_options_dict(data, arena.work / "experiments", total_iter=total_iter, **kw)
-    for key, value in sets:
-        *parents, last = key.split(".")
-        node = opt
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[last] = value
-    (arena.work / "train.yml").write_text(yaml.safe_dump(opt))
-    arena.input("data")
-    return "train.yml"
-
-
-def _earlier_run(arena: Arena, name: str = "tiny") -> Path:
-    """A finished run of the same name: a refused start must neither archive nor touch it."""
-    run = arena.work / "experiments" / name
-    (run / "models").mkdir(parents=True)
-    (run / "models" / "net_g_latest.pth").write_bytes(b"an earlier run's weights")
-    arena.input(run)
-    return run
-
-
 @pytest.mark.hostile("refused")
 def test_accumulating_more_batches_than_an_epoch_is_refused(arena: Arena) -> None:
-    opt = _train_file(arena, ("train.accumulate_grad_batches", 100000), batch_size=2)
-    _earlier_run(arena)
+    opt = train_file(arena, ("train.accumulate_grad_batches", 100000), batch_size=2)
+    earlier_run(arena)
     result = arena.run("train", "-opt", opt, timeout=120)
     result.assert_refused("accumulate_grad_batches", "100000 is more than the 4 batches of an epoch", "at most 4",
                           code=2)
@@ -53,8 +28,8 @@ def test_accumulating_more_batches_than_an_epoch_is_refused(arena: Arena) -> Non
 @pytest.mark.hostile("refused")
 def test_wandb_without_a_login_is_refused_before_an_earlier_run_is_archived(arena: Arena) -> None:
     pytest.importorskip("wandb")
-    opt = _train_file(arena, ("logger.wandb", {"project": "probe"}))
-    _earlier_run(arena)
+    opt = train_file(arena, ("logger.wandb", {"project": "probe"}))
+    earlier_run(arena)
     # no key anywhere wandb looks (the arena's HOME has no .netrc), online mode: nothing may reach the network
     env = {"WANDB_MODE": "", "WANDB_API_KEY": "", "WANDB_IDENTITY_TOKEN_FILE": "", "NETRC": str(arena.home / "none")}
     result = arena.run("train", "-opt", opt, env=env)
@@ -64,8 +39,8 @@ def test_wandb_without_a_login_is_refused_before_an_earlier_run_is_archived(aren
 
 @pytest.mark.hostile("refused")
 def test_niqe_validation_on_images_under_its_block_size_is_refused_at_set_up(arena: Arena) -> None:
-    opt = _train_file(arena, ("val.metrics.niqe", {"type": "niqe"}))
-    _earlier_run(arena)
+    opt = train_file(arena, ("val.metrics.niqe", {"type": "niqe"}))
+    earlier_run(arena)
     result = arena.run("train", "-opt", opt)
     result.assert_refused("validation set tinyval", "000.png is 48x48", "niqe needs at least 104x104", code=2)
 
@@ -73,7 +48,7 @@ def test_niqe_validation_on_images_under_its_block_size_is_refused_at_set_up(are
 @pytest.mark.hostile("correct")
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without a GPU")
 def test_num_gpu_1_without_a_gpu_says_it_trains_on_the_cpu(arena: Arena) -> None:
-    opt = _train_file(arena, ("num_gpu", 1), ("val.val_freq", 0))
+    opt = train_file(arena, ("num_gpu", 1), ("val.val_freq", 0))
     result = arena.run("train", "-opt", opt)
     result.assert_ok()
     assert "num_gpu: 1 asks for a GPU, but torch sees no CUDA device on this machine: training on the CPU" in result.err
@@ -83,7 +58,7 @@ def test_num_gpu_1_without_a_gpu_says_it_trains_on_the_cpu(arena: Arena) -> None
 @pytest.mark.hostile("correct")
 def test_the_first_sigterm_stops_an_accumulating_run_with_a_state_to_resume(arena: Arena) -> None:
     # 8 micro-batches per step, a long run: SIGTERM lands between micro-batches or steps, and stops it either way.
-    opt = _train_file(arena, ("train.accumulate_grad_batches", 8), ("val.val_freq", 0),
+    opt = train_file(arena, ("train.accumulate_grad_batches", 8), ("val.val_freq", 0),
                       ("logger.save_checkpoint_freq", 0), total_iter=100000, batch_size=1)
     proc = subprocess.Popen([sys.executable, "-m", "esrgan", "train", "-opt", opt], cwd=arena.work, env=arena.env(),
                             stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
