@@ -37,7 +37,7 @@ def child(args: argparse.Namespace) -> None:
     from esrgan.options import options_from_dict
     from esrgan.training.dist import init_dist
     from esrgan.training.models import SRModel
-    from esrgan.training.trainer import pick_device
+    from esrgan.training.preflight import pick_device
 
     info = init_dist("pytorch")
     torch.set_num_threads(max(1, args.threads))

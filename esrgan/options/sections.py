@@ -127,7 +127,7 @@ class GANOptions(LossOptions):
         return to_plain({**self.spec(), "relativistic": self.relativistic, "gp_weight": self.gp_weight})
 
     def weights(self) -> dict[str, float]:
-        return {"loss_weight": float(self.kwargs.get("loss_weight", 1.0))}  # gp_weight is the discriminator's
+        return {k: v for k, v in super().weights().items() if k == "loss_weight"}  # gp_weight is D's
 
     def check(self, path: str) -> None:
         super().check(path)

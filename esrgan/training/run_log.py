@@ -7,6 +7,7 @@ Rank 0 only (other ranks hold a :class:`RunLog` that writes nothing). Non-finite
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -60,3 +61,23 @@ class RunLog:
             self.wandb.finish(exit_code=exit_code)
             self.wandb = None
 
+
+class LossMeter:
+    """Loss sums and timings between two log lines, and recent iteration times for the ETA."""
+
+    def __init__(self) -> None:
+        self.recent: deque[float] = deque(maxlen=50)
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+        self.count = 0
+        self.data_time = self.iter_time = 0.0
+
+    def add(self, losses: Mapping[str, torch.Tensor], data_time: float, iter_time: float) -> None:
+        for k, v in losses.items():
+            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
+        self.count += 1
+        self.data_time += data_time
+        self.iter_time += iter_time
+        self.recent.append(iter_time)

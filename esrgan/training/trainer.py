@@ -3,9 +3,11 @@
 Reading order: :class:`Trainer` sets up the experiment folder, logging, data, model and
 (when resuming) their states; :meth:`Trainer.run` is the loop. Per iteration:
 the step's batches -> model step (G, then D) -> EMA -> schedulers -> log (every ``print_freq``) ->
-validate (every ``val_freq``) -> checkpoint (every ``save_checkpoint_freq``). The numbers go through
-one :class:`~esrgan.training.run_log.RunLog` (TensorBoard and W&B), the files through one
-:class:`~esrgan.training.checkpoints.CheckpointKeeper`.
+validate (every ``val_freq``) -> checkpoint (every ``save_checkpoint_freq``). The batches come from a
+:class:`~esrgan.training.steps.StepStream`, the numbers go through one
+:class:`~esrgan.training.run_log.RunLog` (TensorBoard and W&B), the files through one
+:class:`~esrgan.training.checkpoints.CheckpointKeeper`; the checks before the folder is touched are in
+``preflight.py``.
 
 Exact resume: the training state holds the networks, EMA, optimizers, schedulers, grad
 scaler, iteration, epoch, the position inside the epoch, best metrics and every rank's RNG
@@ -22,9 +24,7 @@ import signal
 import sys
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,8 +37,10 @@ from esrgan.training.build import build_model
 from esrgan.training.checkpoints import STATE_FORMAT, CheckpointKeeper, load_state
 from esrgan.training.experiment import ExperimentPaths, archive_if_exists, latest_state, timestamp
 from esrgan.training.models import NonFiniteLossError, SRModel
-from esrgan.training.rng import get_rng_state, seed_everything, set_rng_state
-from esrgan.training.run_log import RunLog
+from esrgan.training.preflight import check_inputs_exist, pick_device
+from esrgan.training.rng import seed_everything, set_rng_state
+from esrgan.training.run_log import LossMeter, RunLog
+from esrgan.training.steps import Position, StepStream, StopMidStep
 from esrgan.training.validation import BestTracker, check_validation_images, metric_specs, validate_dataset
 from esrgan.utils.atomic import DiskFullError, remove_stale_temporaries
 from esrgan.utils.lock import ExperimentInUseError, ExperimentLock
@@ -60,52 +62,6 @@ def _fmt_time(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
-def pick_device(num_gpu: int, dist_info: dist_utils.DistInfo) -> torch.device:
-    """This rank's GPU for ``num_gpu >= 1``, the CPU for 0.
-
-    A GPU asked for on a machine without one trains on the CPU, with a warning at the start (so that
-    BasicSR's files, which say ``num_gpu: 1``, run unchanged wherever they are tried).
-    """
-    if num_gpu == 0:
-        return torch.device("cpu")
-    if not torch.cuda.is_available():
-        logger.warning("num_gpu: %d asks for a GPU, but torch sees no CUDA device on this machine: training on the "
-                       "CPU (set num_gpu: 0 to say so, or num_gpu: auto)", num_gpu)
-        return torch.device("cpu")
-    return torch.device("cuda", dist_info.local_rank % torch.cuda.device_count())
-
-
-def check_inputs_exist(opt: Options) -> None:
-    """Every file and folder the option file names must exist and be of the right kind (folder or file).
-
-    The error names each wrong path with its key. Runs before the experiment folder is touched.
-    """
-    problems: list[str] = []
-
-    def check(key: str, value: str | None, want_dir: bool) -> None:
-        if not value:
-            return
-        path = Path(value)
-        if not path.exists():
-            problems.append(f"{key}: {value} not found")
-        elif want_dir and not path.is_dir():
-            problems.append(f"{key}: {value} is a file, expected a folder")
-        elif not want_dir and path.is_dir():
-            problems.append(f"{key}: {value} is a folder, expected a file")
-
-    for phase, ds in opt.datasets.items():
-        # Image folders and LMDBs (a folder holding data.mdb) alike are folders; lists are files.
-        for key, value in ds.input_paths().items():
-            check(f"datasets.{phase}.{key}", value, key.startswith("dataroot"))
-    p = opt.path
-    for key, value in (("pretrain_network_g", p.pretrain_network_g), ("pretrain_network_d", p.pretrain_network_d),
-                       ("resume_state", p.resume_state)):
-        check(f"path.{key}", value, False)
-    if problems:
-        hint = "see datasets/README.md for the data layout and the 'esrgan prepare' commands that build it"
-        raise FileNotFoundError("; ".join(problems) + f" ({hint})")
-
-
 class _RecordBuffer(logging.Handler):
     """Keeps the log records of the set-up, written to the log file once the experiment folder exists."""
 
@@ -115,43 +71,6 @@ class _RecordBuffer(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
-
-
-@dataclass(frozen=True)
-class _Position:
-    """Where the data stream stood before a step's first batch: what a state saved mid-step resumes from."""
-
-    epoch: int
-    batches_in_epoch: int
-    rng: dict[str, Any]
-
-
-class _StopMidStep(Exception):
-    """A stop signal arrived between the micro-batches of one step."""
-
-    def __init__(self, position: _Position) -> None:
-        self.position = position
-
-
-class _Meter:
-    """Loss sums and timings between two log lines, and recent iteration times for the ETA."""
-
-    def __init__(self) -> None:
-        self.recent: deque[float] = deque(maxlen=50)
-        self.reset()
-
-    def reset(self) -> None:
-        self.sums: dict[str, torch.Tensor] = {}
-        self.count = 0
-        self.data_time = self.iter_time = 0.0
-
-    def add(self, losses: Mapping[str, torch.Tensor], data_time: float, iter_time: float) -> None:
-        for k, v in losses.items():
-            self.sums[k] = self.sums[k] + v if k in self.sums else v.clone()
-        self.count += 1
-        self.data_time += data_time
-        self.iter_time += iter_time
-        self.recent.append(iter_time)
 
 
 class Trainer:
@@ -269,8 +188,6 @@ class Trainer:
         # ---- loop state
         self.total_iter = opt.train.total_iter
         self.start_iter = 0
-        self.epoch = 0
-        self.batches_in_epoch = 0
         self.best = BestTracker()
         if resume_path:
             self._resume(Path(resume_path))
@@ -289,14 +206,16 @@ class Trainer:
             train_set, train_opt, seed=self.seed, rank=self.rank, world_size=self.world_size,
             pin_memory=train_opt.pin_memory and self.device.type == "cuda",
         )  # fmt: skip
-        self.sampler = self.train_loader.sampler
         self.accumulate = opt.train.accumulate_grad_batches
-        batches = self.sampler.num_samples // self.batch_size
+        self.stream = StepStream(self.train_loader, train_opt, self.device, self.accumulate,
+                                 lambda: self._stop_requested())
+        num_samples = self.stream.sampler.num_samples
+        batches = num_samples // self.batch_size
         if self.accumulate > batches:
             # A step would span more than an epoch: "0 iterations per epoch", and a run that never logs.
             raise ValueError(
                 f"train.accumulate_grad_batches: {self.accumulate} is more than the {batches} batches of an epoch "
-                f"of datasets.train ({self.sampler.num_samples} images per process / batch_size_per_gpu "
+                f"of datasets.train ({num_samples} images per process / batch_size_per_gpu "
                 f"{self.batch_size}); use at most {batches}"
             )
         self.iters_per_epoch = batches // self.accumulate
@@ -323,8 +242,8 @@ class Trainer:
         state = load_state(path, self.opt.model_type)
         self.model.load_state_dict(state["model"])
         self.start_iter = int(state["iter"])
-        self.epoch = int(state["epoch"])
-        self.batches_in_epoch = int(state["batches_in_epoch"])
+        self.stream.epoch = int(state["epoch"])
+        self.stream.batches_in_epoch = int(state["batches_in_epoch"])
         self.best = BestTracker(state.get("best"))
         if int(state.get("seed", self.seed)) != self.seed:
             logger.warning("resuming with manual_seed %s; the state was saved with %s", self.seed, state.get("seed"))
@@ -353,23 +272,24 @@ class Trainer:
             self.batch_size * self.world_size
         ):
             logger.warning("the global batch size changed since the state was saved; epoch positions are approximate")
-        logger.info("resumed from %s: iteration %d, epoch %d", path, self.start_iter, self.epoch)
+        logger.info("resumed from %s: iteration %d, epoch %d", path, self.start_iter, self.stream.epoch)
 
     # ---- checkpoints ---------------------------------------------------------------------------
-    def save(self, current_iter: int, at: _Position | None = None) -> None:
+    def save(self, current_iter: int, at: Position | None = None) -> None:
         """Networks + training state at ``current_iter`` (all ranks call it; rank 0 writes).
 
         ``at``: the data position to resume from when it is not the current one (a stop mid-step).
         """
-        rngs = dist_utils.gather_objects(at.rng if at is not None else get_rng_state())
+        at = at or self.stream.position()
+        rngs = dist_utils.gather_objects(at.rng)
         # What each process keeps for itself besides its RNGs (Real-ESRGAN: the degradation's generators and queue).
         rank_states = dist_utils.gather_objects(self.model.rank_state())
         if not self.is_main:
             return
         self.keeper.save(current_iter, self.model.network_files(), {
             "model_type": self.opt.model_type,
-            "epoch": self.epoch if at is None else at.epoch,
-            "batches_in_epoch": self.batches_in_epoch if at is None else at.batches_in_epoch,
+            "epoch": at.epoch,
+            "batches_in_epoch": at.batches_in_epoch,
             "batch_size": self.batch_size,
             "world_size": self.world_size,
             "seed": self.seed,
@@ -429,7 +349,7 @@ class Trainer:
         """A stop signal on any rank (every rank calls this at the same points, so none is left waiting)."""
         return dist_utils.any_true(self._stop_signal is not None)
 
-    def _stop(self, current_iter: int, at: _Position | None) -> int:
+    def _stop(self, current_iter: int, at: Position | None) -> int:
         sig = self._stop_signal
         name = signal.Signals(sig).name if sig else "a signal on another rank"
         where = "" if at is None else " (between the micro-batches of the next step, which is left out)"
@@ -439,37 +359,6 @@ class Trainer:
         return 128 + (sig or signal.SIGTERM)
 
     # ---- the loop ------------------------------------------------------------------------------
-    def _steps(self) -> Iterator[list[Mapping[str, Any]]]:
-        """The loader batches of each optimizer step, epoch after epoch (a step's batches may span an epoch's end).
-
-        Between the micro-batches of one step a stop request raises :class:`_StopMidStep` with the position of
-        the step's first batch: the batches drawn so far have changed nothing yet.
-        """
-        from esrgan.data.loader import build_prefetcher
-
-        pending: list[Mapping[str, Any]] = []
-        start: _Position | None = None
-        while True:
-            self.sampler.set_epoch(self.epoch, start=self.batches_in_epoch * self.batch_size)
-            batches = iter(build_prefetcher(self.train_loader, self.train_opt, self.device))
-            while True:
-                if not pending and self.accumulate > 1:
-                    start = _Position(self.epoch, self.batches_in_epoch, get_rng_state())
-                batch = next(batches, None)
-                if batch is None:
-                    break
-                self.batches_in_epoch += 1
-                pending.append(batch)
-                if len(pending) < self.accumulate:
-                    if self._stop_requested():
-                        assert start is not None
-                        raise _StopMidStep(start)
-                    continue
-                yield pending
-                pending = []
-            self.epoch += 1
-            self.batches_in_epoch = 0
-
     def _train_step(self, batches: list[Mapping[str, Any]], current_iter: int) -> dict[str, torch.Tensor]:
         """One optimizer step on the step's batches (accumulated when there are several)."""
         prepared = [self.model.prepare_batch(b) for b in batches]  # Real-ESRGAN degrades here, in order
@@ -493,11 +382,11 @@ class Trainer:
         bar = tqdm(total=self.total_iter, initial=current_iter, unit="it", dynamic_ncols=True,
                    disable=not (self.is_main and self.interactive))
         old_handlers = self._install_signal_handlers()
-        meter = _Meter()
+        meter = LossMeter()
         exit_code = EXIT_OK
         try:
             t_end = time.perf_counter()
-            for batches in self._steps():
+            for batches in self.stream:
                 t_data = time.perf_counter()
                 current_iter += 1
                 losses = self._train_step(batches, current_iter)
@@ -519,7 +408,7 @@ class Trainer:
                 self.validate(current_iter)
             self.save(current_iter)
             logger.info("training finished at iteration %d; results in %s", current_iter, self.paths.root)
-        except _StopMidStep as stop:
+        except StopMidStep as stop:
             return self._stop(current_iter, stop.position)
         except NonFiniteLossError as exc:
             logger.error("%s; stopping without saving (the last good checkpoint stays in %s)", exc, self.paths.models)
@@ -538,7 +427,7 @@ class Trainer:
             self.release_lock()
         return exit_code
 
-    def _log(self, current_iter: int, meter: _Meter) -> None:
+    def _log(self, current_iter: int, meter: LossMeter) -> None:
         count = max(meter.count, 1)
         means = dist_utils.all_reduce_mean({k: v / count for k, v in meter.sums.items()})
         time_per_iter, data_time = meter.iter_time / count, meter.data_time / count
@@ -549,7 +438,7 @@ class Trainer:
         eta = sum(meter.recent) / max(len(meter.recent), 1) * (self.total_iter - current_iter)
         lr_text = ", ".join(f"{x:.3e}" for x in lrs)
         head = (
-            f"[{self.opt.name}][epoch:{self.epoch:3d}, iter:{current_iter:8,d}, lr:({lr_text})]"
+            f"[{self.opt.name}][epoch:{self.stream.epoch:3d}, iter:{current_iter:8,d}, lr:({lr_text})]"
             f" [eta: {_fmt_time(eta)}, time (data): {time_per_iter:.3f} ({data_time:.3f})]"
         )
         logger.info("%s %s", head, " ".join(f"{k}: {v:.4e}" for k, v in means.items()))
@@ -568,4 +457,4 @@ def train(opt: Options, *, auto_resume: bool = False, dist_info: dist_utils.Dist
     return trainer.run()
 
 
-__all__ = ["EXIT_NONFINITE", "EXIT_NO_SPACE", "STATE_FORMAT", "Trainer", "pick_device", "train"]
+__all__ = ["EXIT_NONFINITE", "EXIT_NO_SPACE", "STATE_FORMAT", "Trainer", "train"]
