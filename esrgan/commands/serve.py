@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from esrgan.utils.folders import EXPERIMENTS_ROOT
+
 logger = logging.getLogger("esrgan.serve")
 
 INSTALL_HINT = "esrgan serve needs the web extra: pip install 'esrgan[serve]' (starlette, uvicorn, python-multipart)"
@@ -27,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="zoo name or checkpoint file to offer first (allowed wherever it is); repeatable")
     p.add_argument("--model-dir", action="append", default=[], metavar="DIR",
                    help="folder whose checkpoints may be loaded (besides the zoo cache and experiments/); repeatable")
-    p.add_argument("--experiments-root", default="experiments", metavar="DIR",
+    p.add_argument("--experiments-root", default=EXPERIMENTS_ROOT, metavar="DIR",
                    help="experiments folder whose checkpoints are offered (default: experiments)")
     p.add_argument("--device", choices=("cpu", "cuda", "mps"), help="default: cuda, else mps, else cpu")
     p.add_argument("--tile", type=int, default=0, help="default tile size in input pixels, 0 = automatic "

@@ -31,8 +31,10 @@ from esrgan.evaluation.provenance import dump_json, model_provenance, run_proven
 from esrgan.evaluation.tested_models import BicubicModel, NetworkModel
 from esrgan.evaluation.tester import conventions, evaluate, metric_keys, unique_set_names
 from esrgan.evaluation.testsets import TestImage, TestSet, hr_paths
+from esrgan.metrics import DEFAULT_METRICS
+from esrgan.options.testing import SCORING_PRECISION
 from esrgan.utils.atomic import atomic_path, atomic_write_text
-from esrgan.utils.folders import check_experiment_name, experiment_dir, fresh_output_dir
+from esrgan.utils.folders import EXPERIMENTS_ROOT, check_experiment_name, experiment_dir, fresh_output_dir
 from esrgan.utils.lock import ExperimentLock
 
 logger = logging.getLogger("esrgan.evaluation.sweep")
@@ -51,7 +53,7 @@ class SweepReport:
     files: dict[str, Path] = field(default_factory=dict)
     # images[set][alpha] = per-image rows ({"image": stem, metric: value, ...})
     images: dict[str, dict[float, list[dict[str, Any]]]] = field(default_factory=dict)
-    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim"])
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     provenance: dict[str, Any] = field(default_factory=dict)  # the two end points (esrgan.evaluation.provenance)
 
     @property
@@ -193,15 +195,15 @@ def run_sweep(
     scale: int,
     name: str,
     *,
-    experiments_root: str | Path = "experiments",
+    experiments_root: str | Path = EXPERIMENTS_ROOT,
     save_models: bool = False,
     device: str | None = None,
     tile: int = 0,
-    precision: str = "fp32",
+    precision: str = SCORING_PRECISION,
     strip_image: str | None = None,
     save_images: bool = True,
     progress: bool = True,
-    metrics: Sequence[str] = ("psnr", "ssim"),
+    metrics: Sequence[str] = DEFAULT_METRICS,
 ) -> SweepReport:
     """Evaluate the interpolated generator at each alpha on ``test_sets``; write table, plot and strips.
 

@@ -31,8 +31,10 @@ from esrgan.evaluation.provenance import dump_json, model_provenance, run_proven
 from esrgan.evaluation.tested_models import BicubicModel, TestedModel, build_models
 from esrgan.evaluation.testsets import TestImage, TestSet, iter_test_images
 from esrgan.inference.upscaler import GREY_FROM_RGB
+from esrgan.metrics import DEFAULT_METRICS
+from esrgan.options.testing import SCORING_PRECISION
 from esrgan.utils.atomic import atomic_write_text
-from esrgan.utils.folders import check_experiment_name, experiment_dir, fresh_output_dir
+from esrgan.utils.folders import EXPERIMENTS_ROOT, check_experiment_name, experiment_dir, fresh_output_dir
 from esrgan.utils.lock import ExperimentLock
 
 logger = logging.getLogger("esrgan.evaluation.tester")
@@ -43,7 +45,6 @@ METRIC_COLUMNS = {
     "psnr": ("psnr_y", "psnr_rgb"), "ssim": ("ssim_y", "ssim_rgb"), "niqe": ("niqe",), "lpips": ("lpips",)
 }
 ALL_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "niqe", "lpips")
-DEFAULT_METRICS = ("psnr", "ssim")
 _HEADS = {"psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB", "ssim_rgb": "SSIM-RGB", "niqe": "NIQE",
           "lpips": "LPIPS"}
 _FORMATS = {"psnr_y": ".2f", "psnr_rgb": ".2f", "ssim_y": ".4f", "ssim_rgb": ".4f", "niqe": ".3f", "lpips": ".4f"}
@@ -398,10 +399,10 @@ def run_tests(
     scale: int,
     name: str,
     *,
-    experiments_root: str | Path = "experiments",
+    experiments_root: str | Path = EXPERIMENTS_ROOT,
     device: str | None = None,
     tile: int = 0,
-    precision: str = "fp32",
+    precision: str = SCORING_PRECISION,
     network_g: dict[str, Any] | None = None,
     strict_load_g: bool = True,
     param_key_g: str | None = None,

@@ -35,6 +35,7 @@ from esrgan.serve.catalog import ModelCatalog, ModelNotAllowed, UpscalerCache
 from esrgan.serve.errors import BlendError, explain
 from esrgan.serve.jobs import FORMATS, MODES, Item, Job, JobQueue, Output, Settings, Variant, bicubic_preview
 from esrgan.serve.uploads import UploadError, over_limit, read_upload, safe_name, size_text
+from esrgan.utils.folders import EXPERIMENTS_ROOT
 
 logger = logging.getLogger("esrgan.serve")
 
@@ -49,7 +50,7 @@ class ServeConfig:
     port: int = 7860
     models: list[str] = field(default_factory=list)  # --model: preselected and allowed
     model_dirs: list[str] = field(default_factory=list)
-    experiments_root: str = "experiments"
+    experiments_root: str = EXPERIMENTS_ROOT
     zoo_cache: str | None = None  # default: esrgan.zoo.cache_dir()
     device: str | None = None
     max_upload_mb: float = 50.0

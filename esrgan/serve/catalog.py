@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from esrgan.utils.folders import EXPERIMENTS_ROOT
+
 logger = logging.getLogger("esrgan.serve")
 
 CHECKPOINT_SUFFIXES = (".pth", ".safetensors")
@@ -68,7 +70,7 @@ class ModelCatalog:
     """Zoo names and checkpoint files in the allowed folders; ``resolve`` refuses everything else."""
 
     def __init__(self, model_dirs: Sequence[str | Path] = (), models: Sequence[str] = (),
-                 experiments_root: str | Path = "experiments", zoo_cache: str | Path | None = None) -> None:
+                 experiments_root: str | Path = EXPERIMENTS_ROOT, zoo_cache: str | Path | None = None) -> None:
         from esrgan.zoo import ZOO, cache_dir
 
         self.zoo = ZOO
