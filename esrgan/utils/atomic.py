@@ -87,6 +87,8 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     format from the file name (OpenCV, PyAV, torch) see the right one.
     """
     target = Path(target)
+    if target.is_dir():  # else the rename below fails naming the temporary, not the target
+        raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
     # Hidden name ending in the real suffix: ".net_g_100.tmp-x1y2.pth".
     fd, tmp_name = tempfile.mkstemp(
