@@ -234,6 +234,37 @@ def _ends_complete(head: bytes, tail: bytes, size: int) -> bool:
     return True
 
 
+def _png_reaches_iend(f: io.BufferedReader, size: int) -> bool:
+    """Whether a PNG's chunks, followed from the start by their lengths (8 bytes read per chunk), reach IEND
+    within the file: a cut file does not, one with data appended after IEND (which libpng ignores) does."""
+    pos = 8
+    while pos + 12 <= size:
+        f.seek(pos)
+        length, tag = struct.unpack(">I4s", f.read(8))
+        if tag == b"IEND":
+            return True
+        pos += 12 + length
+    return False
+
+
+def _unsupported_pixels(head: bytes) -> str | None:
+    """For a TIFF: what its header says the pixels are when they are not 8/16-bit (32-bit float or integer)."""
+    if head[:4] not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(head), formats=["TIFF"]) as im:
+            mode = im.mode
+    except Exception:
+        return None
+    if mode.startswith("F"):
+        return "32-bit floating-point"
+    if mode == "I" or mode.startswith("I;32"):  # "I;16..." is 16-bit, read as uint16
+        return "32-bit integer"
+    return None
+
+
 def inspect_image_file(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> tuple[int, int]:
     """(width, height) of an image file as :func:`imread` would return it, without decoding it.
 
@@ -263,8 +294,14 @@ def inspect_image_file(path: str | os.PathLike[str], *, max_pixels: int | None =
     if not complete and head[:2] == b"\xff\xd8":  # data after the JPEG's end? then the whole file
         with open(path, "rb") as f:
             complete = _jpeg_complete(f.read())
+    if not complete and head[:8] == _PNG_SIGNATURE and not more_needed:  # data after IEND? walk the chunks
+        with open(path, "rb") as f:
+            complete = _png_reaches_iend(f, size)
     if not complete:
         raise ImageReadError(f"{path}: truncated ({size} bytes; the file ends before its image data does)")
+    pixels = _unsupported_pixels(head)
+    if pixels is not None:
+        raise ImageReadError(f"{path}: {pixels} pixels, not supported; expected an 8- or 16-bit image")
     w, h, orientation = probe
     check_pixels(str(path), w, h, max_pixels)
     return (h, w) if orientation >= 5 else (w, h)
