@@ -130,9 +130,14 @@ def load_checkpoint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder or a FIFO (which would block the read)
+            raise CheckpointError(f"{path}: not a regular file (a folder, FIFO or device), not a checkpoint")
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    with open(path, "rb") as f:
-        head = f.read(16)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     if path.suffix == SAFETENSORS_SUFFIX or (len(head) >= 9 and head[8:9] == b"{"):
         # safetensors starts with an 8-byte header length then a JSON header
         return _load_safetensors(path)

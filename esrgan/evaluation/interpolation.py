@@ -128,7 +128,13 @@ def load_pair(psnr: str | Path, gan: str | Path) -> GeneratorPair:
         raise ValueError(
             f"cannot interpolate {psnr} (PSNR) and {gan} (GAN): different architectures: {'; '.join(diffs)}"
         )
-    return GeneratorPair(arch_a, dict(kw_a), sd_a, sd_b)
+    pair = GeneratorPair(arch_a, dict(kw_a), sd_a, sd_b)
+    try:  # the same keys on both sides can still be a network no one can load: say so now, not at its first use
+        pair.build(0.0)
+    except RuntimeError as exc:
+        reason = str(exc).strip().splitlines()[-1].strip()
+        raise ValueError(f"{psnr}: the weights do not fit the detected {arch_a}({kw_a}): {reason}") from None
+    return pair
 
 
 def interpolate_checkpoints(psnr: str | Path, gan: str | Path, alpha: float, out: str | Path) -> Path:
