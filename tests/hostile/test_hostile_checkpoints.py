@@ -40,7 +40,7 @@ class _Boom:
     def __init__(self, target: str) -> None:
         self.target = target
 
-    def __reduce__(self):  # noqa: ANN204
+    def __reduce__(self):
         return (open, (self.target, "w"))
 
 
