@@ -29,7 +29,8 @@ from esrgan.options.testing import load_test_options
 pytestmark = pytest.mark.slow
 
 TRAIN = tiny_options_dict("data", "experiments")
-TEST = {"name": "probe", "scale": 4, "models": ["bicubic"], "datasets": {"test_1": {"name": "set", "dataroot_gt": "hr"}}}
+TEST = {"name": "probe", "scale": 4, "models": ["bicubic"],
+        "datasets": {"test_1": {"name": "set", "dataroot_gt": "hr"}}}
 LOADERS = {"train": lambda p: load_options(p), "test": lambda p: load_test_options(p)}
 
 
@@ -69,7 +70,8 @@ HOSTILE_TEXT: dict[str, bytes] = {
 @pytest.mark.parametrize("case", sorted(HOSTILE_TEXT))
 def test_hostile_option_text_is_one_error(case: str, kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if (case, kind) == ("recursive-alias", "train"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason="a recursive alias ('a: &a [*a]') is a RecursionError "
+        request.applymarker(pytest.mark.xfail(strict=True, reason="a recursive alias ('a: &a [*a]') is a "
+                                              "RecursionError "
                                               "traceback in the training loader (options_from_dict)" + _OWNED))
     path = tmp_path / f"{case}.yml"
     path.write_bytes(HOSTILE_TEXT[case])
@@ -186,7 +188,8 @@ _YAML_TEXT = st.characters(blacklist_categories=("Cs",), blacklist_characters=""
     chr(c) for c in [*range(0, 9), 11, 12, *range(14, 32), 127, *range(128, 160), 0xFEFF, 0xFFFE, 0xFFFF]))
 _scalars = st.one_of(
     st.none(), st.booleans(), st.integers(-(2**70), 2**70), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(_YAML_TEXT, max_size=12), st.sampled_from(["", "..", "../../x", "auto", "cuda", "-1", "1e-4", "nan", "\u202e"]),
+    st.text(_YAML_TEXT, max_size=12),
+    st.sampled_from(["", "..", "../../x", "auto", "cuda", "-1", "1e-4", "nan", "\u202e"]),
 )
 _values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                          st.dictionaries(st.text(_YAML_TEXT, max_size=8), inner,
