@@ -57,6 +57,13 @@ def main(argv: list[str] | None = None) -> int:
         # Ctrl-C: outputs are written atomically, so nothing half-written is left; one line, no traceback.
         print(f"esrgan {name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # The file system said no (a file where a folder must go, permissions, a full disk, ...): whichever command
+        # met it, the user needs the path and the reason, not a traceback.
+        from esrgan.utils.oserror import os_error_line
+
+        print(f"esrgan {name}: error: {os_error_line(exc)}", file=sys.stderr)
+        return 1
 
 
 def exit_with(code: int) -> NoReturn:

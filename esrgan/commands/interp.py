@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from esrgan.evaluation.testsets import sets_from_folders, sets_from_options
 from esrgan.options.errors import OptionsError
@@ -28,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gan", metavar="CKPT", help="GAN generator (alpha 1): checkpoint path or zoo name")
     p.add_argument("--alpha", type=float, help="one alpha in [0, 1]; writes -o")
     p.add_argument("-o", "--output", metavar="FILE", help="interpolated checkpoint (.pth or .safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace -o FILE if it exists from before")
     p.add_argument("--sweep", metavar="A", help="alphas: start:stop:step (stop included, e.g. 0:1:0.1) or 0,0.5,1")
     p.add_argument("--hr", action="append", default=[], metavar="DIR", help="HR folder of a test set; repeatable")
     p.add_argument("--lr", action="append", default=[], metavar="DIR", help="LR folder per --hr (omit: bicubic LR)")
@@ -50,14 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     from esrgan.evaluation.interpolation import interpolate_checkpoints
     from esrgan.evaluation.sweep import run_sweep
     from esrgan.metrics import parse_metric_list
+    from esrgan.utils.hardware import check_device
 
     parser = build_parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        check_device(args.device)
         if args.opt:
             cfg = load_test_options(args.opt, require_interp=True)
             assert cfg.interp is not None  # required above
+            check_device(cfg.device)
             sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl) if args.hr else sets_from_options(cfg)
             report = run_sweep(
                 args.psnr or cfg.interp.psnr, args.gan or cfg.interp.gan, args.sweep or cfg.interp.alphas, sets,
@@ -79,7 +84,12 @@ def main(argv: list[str] | None = None) -> int:
                 if not args.output:
                     print("esrgan interp: --alpha needs -o FILE for the interpolated checkpoint", file=sys.stderr)
                     return 2
-                out = interpolate_checkpoints(args.psnr, args.gan, args.alpha, args.output)
+                target = Path(args.output)
+                if target.suffix not in (".pth", ".safetensors"):
+                    raise ValueError(f"-o {target}: expected a .pth or .safetensors file name")
+                if target.exists() and not args.overwrite:
+                    raise ValueError(f"-o {target}: exists from before; pass --overwrite to replace it")
+                out = interpolate_checkpoints(args.psnr, args.gan, args.alpha, target)
                 print(f"wrote {out} (alpha={args.alpha:g})")
                 return 0
             missing = [f for f, v in (("--hr", args.hr), ("--scale", args.scale), ("--name", args.name)) if not v]

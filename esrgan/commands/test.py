@@ -59,6 +59,7 @@ def _model_spec(text: str) -> str | tuple[str, str]:
 def main(argv: list[str] | None = None) -> int:
     from esrgan.evaluation.tester import run_tests
     from esrgan.metrics import parse_metric_list
+    from esrgan.utils.hardware import check_device
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             extra["experiments_root"] = args.experiments_root
         extra["metrics"] = parse_metric_list(args.metrics) if args.metrics else (cfg.metric_names if args.opt else
                                                                                   ["psnr", "ssim"])
+        check_device(extra.get("device"))
         report = run_tests(models, sets, scale, name, progress=not quiet, **extra)
     except (OptionsError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
         print(f"esrgan test: error: {exc}", file=sys.stderr)

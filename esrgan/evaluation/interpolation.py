@@ -149,6 +149,10 @@ def interpolate_checkpoints(psnr: str | Path, gan: str | Path, alpha: float, out
     return out
 
 
+# More alphas than anyone plots (0:1:0.001); a typo such as 0:1:1e-9 would otherwise run for ever.
+MAX_ALPHAS = 1001
+
+
 def parse_alphas(spec: str | float | list[float] | tuple[float, ...]) -> list[float]:
     """'0:1:0.1' (start:stop:step, stop included) or '0,0.5,1' or a list -> checked, sorted alphas."""
     if isinstance(spec, int | float):
@@ -168,6 +172,9 @@ def parse_alphas(spec: str | float | list[float] | tuple[float, ...]) -> list[fl
             if step <= 0 or stop < start:
                 raise ValueError(f"alpha sweep {spec!r}: need step > 0 and stop >= start")
             count = math.floor((stop - start) / step + 1e-9)
+            if count + 1 > MAX_ALPHAS:
+                raise ValueError(f"alpha sweep {spec!r} gives {count + 1:,} alphas; at most {MAX_ALPHAS} "
+                                 "(each one is a test run of every image)")
             # Round away float drift (0.1 * 3 = 0.30000000000000004) so labels and files read cleanly.
             values = [round(start + i * step, 10) for i in range(count + 1)]
         else:
