@@ -93,7 +93,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     # Hidden name ending in the real suffix: ".net_g_100.tmp-x1y2.pth"; the stem is shortened so that a target with
     # a long (legal) name still gets a temporary name within the file system's 255 bytes.
     suffix = target.suffix if suffix is None else suffix
-    room = 255 - len(".tmp-".encode()) - 1 - 8 - len(suffix.encode())
+    room = 255 - len(b".tmp-") - 1 - 8 - len(suffix.encode())
     stem = target.stem.encode()[:room].decode(errors="ignore")
     fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.tmp-", suffix=suffix, dir=target.parent)
     os.close(fd)
