@@ -391,3 +391,36 @@ def test_lmdb_keys_pair_by_the_template_or_the_x4_suffix(arena: Arena, names: st
     assert [(g.key, q.key) for g, q in ds.pairs] == [("000", names.format("000")), ("001", names.format("001"))]
     item = ds[0]
     assert tuple(item["gt"].shape) == (3, 16, 16) and tuple(item["lq"].shape) == (3, 4, 4)
+
+
+# ---- links where outputs go, damaged training states ----------------------------------------------------------
+
+
+@pytest.mark.hostile("correct")
+def test_upscale_overwrite_replaces_a_link_not_its_target(arena: Arena, model: str) -> None:
+    """An output name that is a symbolic link to someone else's file: --overwrite replaces the link, never writes
+    through it (the arena checks the victim is unchanged)."""
+    (arena.work / "out").mkdir()
+    (arena.work / "out" / "a_x4.png").symlink_to(arena.outside / "victim.png")
+    result = call(arena, "upscale", _img(arena), "-o", "out", "--model", model, "--overwrite")
+    result.assert_ok()
+    out = arena.work / "out" / "a_x4.png"
+    assert not out.is_symlink() and imread(out).shape == (64, 64, 3)
+
+
+@pytest.mark.hostile("refused")
+def test_auto_resume_from_a_damaged_training_state(arena: Arena) -> None:
+    import yaml
+    from tiny_training import make_tiny_data, tiny_options_dict
+
+    data = make_tiny_data(arena.work / "data", n_train=2, n_val=1)
+    raw = tiny_options_dict(data, arena.work / "experiments", total_iter=2)
+    raw["logger"]["use_tb_logger"] = False
+    (arena.work / "o.yml").write_text(yaml.safe_dump(raw))
+    states = arena.work / "experiments" / "tiny" / "training_states"
+    states.mkdir(parents=True)
+    (states / "4.state").write_bytes(b"garbage, as after a crash of the disk")
+    arena.input(states)
+    result = call(arena, "train", "-opt", "o.yml", "--auto-resume")
+    result.assert_refused("4.state")
+    assert not list((arena.work / "experiments" / "tiny").glob("models/*.pth"))
