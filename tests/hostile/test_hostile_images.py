@@ -275,21 +275,6 @@ def test_video_frames_over_the_pixel_limit(arena: Arena, model_file: Path) -> No
     assert not (arena.work / "out.mkv").exists()
 
 
-@pytest.mark.hostile("refused")
-def test_serve_upload_of_a_radiance_file_named_png(tmp_path: Path, model_file: Path) -> None:
-    pytest.importorskip("httpx2")
-    from starlette.testclient import TestClient
-
-    from esrgan.serve import ServeConfig, create_app
-
-    config = ServeConfig(model_dirs=[str(model_file.parent)], experiments_root=str(tmp_path / "e"),
-                         zoo_cache=str(tmp_path / "z"), device="cpu", work_dir=str(tmp_path / "w"), max_pixels=10**8)
-    with TestClient(create_app(config), base_url="http://127.0.0.1:7860") as client:
-        r = client.post("/api/jobs", files=[("files", ("x.png", radiance_hdr(9000, 9000), "image/png"))],
-                        data={"model": str(model_file)})
-    assert r.status_code == 400 and r.json()["error"].startswith("x.png:") and "Radiance" in r.json()["error"]
-
-
 # ---- in a process of its own: memory-bounded --------------------------------------------------------------------
 
 
