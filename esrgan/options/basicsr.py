@@ -4,12 +4,10 @@ and scale from the keys, the generator's scale from the top-level one)."""
 from __future__ import annotations
 
 import difflib
-import inspect
 import logging
 from typing import Any
 
 from esrgan.options.errors import OptionsError, _join
-from esrgan.options.sections import _generators
 
 logger = logging.getLogger("esrgan.options")
 
@@ -91,11 +89,9 @@ def _prefill_network_scale(raw: dict[str, Any]) -> None:
     net_g = raw.get("network_g")
     if not isinstance(net_g, dict):
         return
-    cls = _generators().get(net_g.get("type"))  # an unknown type is reported by the section parser
-    if cls is None:
-        return
-    params = inspect.signature(cls.__init__).parameters
-    for arg in ("scale", "upscale"):
-        if arg in params and arg not in net_g:
-            net_g[arg] = raw.get("scale", 4)
+    from esrgan.archs import scale_argument
+
+    arg = scale_argument(str(net_g.get("type")))  # None for an unknown type, reported by the section parser
+    if arg is not None and arg not in net_g:
+        net_g[arg] = raw.get("scale", 4)
 

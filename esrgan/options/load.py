@@ -62,11 +62,13 @@ def _resolve(opt: Options, *, is_train: bool, debug: bool) -> None:
 
     if opt.network_g is None:
         raise OptionsError("required section is missing (type and arguments of the generator)", key="network_g")
-    for arg in ("scale", "upscale"):
-        if opt.network_g.kwargs.get(arg, opt.scale) != opt.scale:
-            raise OptionsError(
-                f"{opt.network_g.kwargs[arg]} differs from the top-level scale {opt.scale}", key=f"network_g.{arg}"
-            )
+    from esrgan.archs import scale_argument
+
+    arg = scale_argument(opt.network_g.type)
+    if arg is not None and opt.network_g.kwargs.get(arg, opt.scale) != opt.scale:
+        raise OptionsError(
+            f"{opt.network_g.kwargs[arg]} differs from the top-level scale {opt.scale}", key=f"network_g.{arg}"
+        )
 
     p = opt.path
     for key in ("pretrain_network_g", "pretrain_network_d", "resume_state"):
@@ -99,6 +101,9 @@ def _resolve(opt: Options, *, is_train: bool, debug: bool) -> None:
         _check_training(opt)
         _check_realesrgan(opt)
         _check_accumulation(opt)
+        from esrgan.options.network_check import check_generator
+
+        check_generator(opt)
     else:
         root = p.results_root or os.path.join("results", opt.name)
         p.results_root = root
