@@ -59,6 +59,9 @@ class _WithSpandrel(Mapping[str, type[nn.Module]]):
             return spandrel_class(name)
         raise KeyError(name)
 
+    def __contains__(self, name: object) -> bool:  # without importing spandrel
+        return name in self._table or name in SPANDREL_GENERATORS
+
     def __iter__(self) -> Iterator[str]:
         yield from self._table
         yield from (n for n in SPANDREL_GENERATORS if n not in self._table)
