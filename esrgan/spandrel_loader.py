@@ -34,7 +34,10 @@ def load_with_spandrel(sd: Mapping[str, torch.Tensor], source: str, reason: str)
     try:
         descriptor = spandrel.ModelLoader().load_from_state_dict(dict(sd))
     except Exception as exc:  # spandrel raises UnsupportedModelError, or shape errors for near-misses
-        raise CheckpointError(f"{reason}; spandrel {spandrel.__version__} does not recognise it either: {exc}") from exc
+        detail = " ".join(str(exc).split())  # torch's load_state_dict errors span lines: one line here
+        raise CheckpointError(
+            f"{reason}; spandrel {spandrel.__version__} does not recognise it either: {detail}"
+        ) from exc
     if not isinstance(descriptor, spandrel.ImageModelDescriptor):
         raise CheckpointError(
             f"{source}: spandrel recognises it as {descriptor.architecture.name}, which is not an image-to-image "
