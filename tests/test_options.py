@@ -169,8 +169,10 @@ def test_the_training_configs_exist() -> None:
 
 @pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
 def test_every_config_loads_and_round_trips(path: Path, tmp_path: Path) -> None:
+    from esrgan.archs import scale_argument
+
     opt = load_options(path)
-    assert opt.network_g.kwargs["scale"] == opt.scale
+    assert opt.network_g.kwargs[scale_argument(opt.network_g.type)] == opt.scale
     assert all(d.scale == opt.scale for d in opt.datasets.values())
     assert all(m.crop_border == opt.scale and m.test_y_channel for m in opt.val.metrics.values())
     saved = save_options(opt, tmp_path / "resolved.yml")

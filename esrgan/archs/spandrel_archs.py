@@ -246,6 +246,9 @@ def _same_function(ours: nn.Module, theirs: nn.Module, req: SizeRequirements) ->
     return diff <= 1e-5 * max(1.0, float(a.abs().max())), f"outputs differ by up to {diff:.3g}"
 
 
+_CHECKED: dict[tuple[str, str, int], SizeRequirements] = {}
+
+
 def check_round_trip(name: str, kwargs: Mapping[str, Any], scale: int) -> SizeRequirements:
     """Refuse a configuration whose checkpoint spandrel would read back as another network.
 
@@ -255,6 +258,13 @@ def check_round_trip(name: str, kwargs: Mapping[str, Any], scale: int) -> SizeRe
     harmless, e.g. HAT's ``img_size``, which only sizes a cache). Returns the size requirements
     spandrel states, with the argument in error in :attr:`RoundTripError.key` otherwise.
     """
+    key = (name, repr(sorted(kwargs.items())), scale)
+    if key not in _CHECKED:  # once per configuration and process (options are loaded again on resume)
+        _CHECKED[key] = _check_round_trip(name, kwargs, scale)
+    return _CHECKED[key]
+
+
+def _check_round_trip(name: str, kwargs: Mapping[str, Any], scale: int) -> SizeRequirements:
     spandrel = import_spandrel()
     version = f"spandrel {spandrel.__version__}"
     net = build(name, kwargs)

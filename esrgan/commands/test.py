@@ -1,6 +1,6 @@
 """``esrgan test`` / ``python test.py``: PSNR/SSIM (NIQE, LPIPS) tables, SR images and comparison pictures.
 
-    esrgan test --model M [--model M2 ...] --scale S --hr DIR [--lr DIR] [--name N] [--metrics psnr,ssim,niqe,lpips,dists]
+    esrgan test --model M [--model M2 ...] --scale S --hr DIR [--lr DIR] [--name N] [--metrics psnr,ssim,dists]
     esrgan test -opt configs/test_esrgan_x4.yml
 """
 

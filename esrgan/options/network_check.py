@@ -4,6 +4,7 @@
   spandrel would rebuild as another network is refused, naming the argument spandrel assumes.
 - The LR training crop (``gt_size / scale``) must be a size the network takes (a multiple of its
   window or unshuffle factor, at least its minimum): refused naming ``gt_size`` and the network.
+- A pixel loss with a smallest image size (MS-SSIM's five scales) must get GT crops that large.
 """
 
 from __future__ import annotations
@@ -46,8 +47,27 @@ def _crops(opt: Options) -> list[tuple[str, int]]:
     return crops
 
 
+def _check_loss_crops(opt: Options) -> None:
+    from esrgan.losses import PIXEL_LOSSES
+    from esrgan.losses.structural import MSSSIMLoss, min_ms_ssim_size
+
+    pixel = opt.train.pixel_opt if opt.train is not None else None
+    cls = PIXEL_LOSSES.get(pixel.type) if pixel is not None else None
+    if cls is None or not issubclass(cls, MSSSIMLoss):
+        return
+    smallest = min_ms_ssim_size(int(pixel.kwargs.get("win_size", 11)))
+    for key, gt_size in _crops(opt):
+        if gt_size < smallest:
+            raise OptionsError(
+                f"{gt_size} is too small for {pixel.type}: its five scales of an 11-pixel window need GT crops "
+                f"of at least {smallest} pixels",
+                key=key.split(" ")[0],
+            )
+
+
 def check_generator(opt: Options) -> SizeRequirements:
     """Refuse, before anything is built for real, a generator spandrel cannot read back or crops it cannot take."""
+    _check_loss_crops(opt)
     req = generator_sizes(opt)
     if req.none:
         return req
