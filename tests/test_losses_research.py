@@ -1,4 +1,4 @@
-"""MS-SSIM (+ L1), focal frequency, colour and DISTS losses: equal to their reference packages or a hand-computed case."""
+"""MS-SSIM (+ L1), focal frequency, colour and DISTS losses against their reference packages or hand-computed cases."""
 
 from __future__ import annotations
 

@@ -319,7 +319,8 @@ def test_unknown_names_list_the_allowed_values() -> None:
     raw["train"]["pixel_opt"] = {"type": "L2Loss"}
     assert error_of(raw) == (
         "x.yml: train.pixel_opt.type: unknown pixel loss type 'L2Loss' (did you mean 'L1Loss'?); "
-        "allowed pixel losses: L1Loss, MSELoss, CharbonnierLoss"
+        "allowed pixel losses: L1Loss, MSELoss, CharbonnierLoss, MSSSIMLoss, MSSSIML1Loss, FocalFrequencyLoss, "
+        "ColorLoss"
     )
     raw = minimal()
     raw["train"]["pixel_opt"] = {"type": "L1Loss", "los_weight": 1}

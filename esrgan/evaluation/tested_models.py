@@ -117,6 +117,7 @@ def load_network(
     """
     from esrgan.archs import build_network, scale_argument
     from esrgan.archs.detect import UnknownArchitectureError
+    from esrgan.checkpoint import CheckpointError
     from esrgan.loading import load_generator, load_weights_into
     from esrgan.spandrel_loader import load_with_spandrel
 
@@ -134,6 +135,10 @@ def load_network(
         if network_g:
             raise ValueError(str(exc)) from exc
         return load_with_spandrel(exc.state_dict or {}, spec, str(exc))  # not ours: spandrel may know it
+    except CheckpointError as exc:
+        if spec in str(exc):
+            raise  # names the file already (spandrel missing, or declining it too)
+        raise CheckpointError(f"model {spec}: {exc}") from exc
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
         raise ValueError(str(exc) if spec in str(exc) else f"model {spec}: {exc}") from exc
     scale = int(kwargs.get(scale_argument(arch) or "scale", 0) or 0)
