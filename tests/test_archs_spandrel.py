@@ -21,14 +21,7 @@ from esrgan.archs import (
 from esrgan.options import OptionsError, load_options, options_from_dict
 
 spandrel = pytest.importorskip("spandrel", reason="spandrel is not installed")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -55,6 +55,7 @@ def _t(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a.transpose(2, 0, 1).astype(np.float32) / 255)[None]
 
 
+@pytest.mark.slow
 def test_dists_equals_dists_pytorch(reference, natural_image):
     noisy, clean = _pair(natural_image)
     with torch.no_grad():
@@ -70,6 +71,7 @@ def test_dists_equals_dists_pytorch(reference, natural_image):
     np.testing.assert_allclose(dists_torch(batch, refs).numpy(), want_b.numpy(), atol=1e-4)
 
 
+@pytest.mark.slow
 def test_dists_conventions(reference, natural_image):
     noisy, clean = _pair(natural_image, size=40)
     assert dists(clean, clean) == pytest.approx(0.0, abs=1e-5)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from esrgan.archs.vgg import IMAGENET_MEAN, IMAGENET_STD, _build_features
-from esrgan.metrics.lpips_metric import _crop, _to_tensor, backbone_weights_path, load_backbone
+from esrgan.metrics.lpips_metric import _crop, _rgb_pair, _to_tensor, backbone_weights_path, load_backbone
 
 __all__ = ["DISTS", "dists", "dists_torch", "get_dists_model"]
 
@@ -125,12 +125,7 @@ def dists_torch(img: torch.Tensor, ref: torch.Tensor, crop_border: int = 0, y_ch
 
     ``y_channel`` is accepted for the validation call convention and ignored: DISTS sees RGB.
     """
-    if img.shape != ref.shape:
-        raise ValueError(f"dists: image shape {tuple(img.shape)} does not match reference shape {tuple(ref.shape)}")
-    if img.ndim != 4 or img.shape[1] not in (1, 3):
-        raise ValueError(f"dists: expected N3HW or N1HW tensors, got shape {tuple(img.shape)}")
-    if img.shape[1] == 1:
-        img, ref = img.expand(-1, 3, -1, -1), ref.expand(-1, 3, -1, -1)
+    img, ref = _rgb_pair(img, ref, "dists")
     model = get_dists_model(img.device)
     return model(_crop(img.float(), crop_border, "dists"), _crop(ref.float(), crop_border, "dists"))
 

@@ -162,6 +162,17 @@ def _crop(x: torch.Tensor, crop_border: int, what: str = "lpips") -> torch.Tenso
     return x[..., c : x.shape[-2] - c, c : x.shape[-1] - c] if c else x
 
 
+def _rgb_pair(img: torch.Tensor, ref: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked NCHW batches of one shape, grey (N1HW) replicated to RGB as the deep metrics see it."""
+    if img.shape != ref.shape:
+        raise ValueError(f"{what}: image shape {tuple(img.shape)} does not match reference shape {tuple(ref.shape)}")
+    if img.ndim != 4 or img.shape[1] not in (1, 3):
+        raise ValueError(f"{what}: expected N3HW or N1HW tensors, got shape {tuple(img.shape)}")
+    if img.shape[1] == 1:
+        img, ref = img.expand(-1, 3, -1, -1), ref.expand(-1, 3, -1, -1)
+    return img, ref
+
+
 @torch.no_grad()
 def lpips_torch(
     img: torch.Tensor, ref: torch.Tensor, crop_border: int = 0, y_channel: bool = False, net: str = "alex"
@@ -170,12 +181,7 @@ def lpips_torch(
 
     ``y_channel`` is accepted for the validation call convention and ignored: LPIPS sees RGB.
     """
-    if img.shape != ref.shape:
-        raise ValueError(f"lpips: image shape {tuple(img.shape)} does not match reference shape {tuple(ref.shape)}")
-    if img.ndim != 4 or img.shape[1] not in (1, 3):
-        raise ValueError(f"lpips: expected N3HW or N1HW tensors, got shape {tuple(img.shape)}")
-    if img.shape[1] == 1:
-        img, ref = img.expand(-1, 3, -1, -1), ref.expand(-1, 3, -1, -1)
+    img, ref = _rgb_pair(img, ref, "lpips")
     model = get_lpips_model(net, img.device)
     return model(_crop(img.float(), crop_border), _crop(ref.float(), crop_border))
 
