@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from skimage import data
 
 from esrgan.archs import MSRResNet, RRDBNet, SRVGGNetCompact
-from esrgan.data.imresize import imresize
+from esrgan.imageops.imresize import imresize
 
 pytestmark = pytest.mark.slow
 

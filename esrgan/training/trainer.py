@@ -188,6 +188,7 @@ class Trainer:
         # ---- loop state
         self.total_iter = opt.train.total_iter
         self.start_iter = 0
+        self.train_seconds = 0.0  # the loop's wall time so far, summed over resumes (train.time_budget_minutes)
         self.best = BestTracker()
         if resume_path:
             self._resume(Path(resume_path))
@@ -245,6 +246,7 @@ class Trainer:
         self.stream.epoch = int(state["epoch"])
         self.stream.batches_in_epoch = int(state["batches_in_epoch"])
         self.best = BestTracker(state.get("best"))
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         if int(state.get("seed", self.seed)) != self.seed:
             logger.warning("resuming with manual_seed %s; the state was saved with %s", self.seed, state.get("seed"))
         rngs = state.get("rng") or []
@@ -294,6 +296,7 @@ class Trainer:
             "world_size": self.world_size,
             "seed": self.seed,
             "best": self.best.state_dict(),
+            "train_seconds": self.train_seconds,
             "rng": rngs,
             "rank_states": rank_states,
             "model": self.model.state_dict(),
@@ -377,8 +380,12 @@ class Trainer:
         opt = self.opt
         print_freq, save_freq = opt.logger.print_freq, opt.logger.save_checkpoint_freq
         val_freq = opt.val.val_freq if opt.val is not None else 0
+        budget_s = opt.train.time_budget_minutes * 60
         current_iter = self.start_iter
         logger.info("start training from iteration %d to %d", current_iter, self.total_iter)
+        if budget_s:
+            logger.info("time budget: %s of training, %s spent", _fmt_time(budget_s), _fmt_time(self.train_seconds))
+        t_start, spent_before = time.perf_counter(), self.train_seconds
         bar = tqdm(total=self.total_iter, initial=current_iter, unit="it", dynamic_ncols=True,
                    disable=not (self.is_main and self.interactive))
         old_handlers = self._install_signal_handlers()
@@ -392,20 +399,27 @@ class Trainer:
                 losses = self._train_step(batches, current_iter)
                 t_step = time.perf_counter()
                 meter.add(losses, t_data - t_end, t_step - t_end)
+                self.train_seconds = spent_before + (t_step - t_start)
                 bar.update(1)
                 if current_iter % print_freq == 0 or current_iter == self.total_iter:
                     self._log(current_iter, meter)
                 if val_freq and current_iter % val_freq == 0:
                     self.validate(current_iter)
-                if save_freq and current_iter % save_freq == 0 and current_iter < self.total_iter:
+                out_of_time = bool(budget_s) and dist_utils.any_true(self.train_seconds >= budget_s)
+                if save_freq and current_iter % save_freq == 0 and current_iter < self.total_iter and not out_of_time:
                     self.save(current_iter)
+                self.train_seconds = spent_before + (time.perf_counter() - t_start)
                 if self._stop_requested():
                     return self._stop(current_iter, None)
+                if out_of_time:
+                    logger.info("time budget of %s spent at iteration %d", _fmt_time(budget_s), current_iter)
+                    break
                 if current_iter >= self.total_iter:
                     break
                 t_end = time.perf_counter()
             if val_freq and current_iter % val_freq != 0:
                 self.validate(current_iter)
+            self.train_seconds = spent_before + (time.perf_counter() - t_start)
             self.save(current_iter)
             logger.info("training finished at iteration %d; results in %s", current_iter, self.paths.root)
         except StopMidStep as stop:
