@@ -26,19 +26,31 @@ def scaled_kaiming_init_(modules: Iterable[nn.Module], scale: float = 1.0, bias_
 @torch.no_grad()
 def residual_stack_init_(convs: list[nn.Conv2d], negative_slope: float) -> None:
     """A plain conv stack whose output is added to an enlargement of the input: Kaiming-normal (fan-in, the
-    activation's negative slope) for every conv but the last, and the last one zero.
+    activation's negative slope) for every conv but the last, and the last one zero; the first
+    ``in_channels`` channels of every hidden conv carry the input through unchanged (a centre tap of 1), so
+    the last conv sees the image itself from the first step (images are >= 0: ReLU and PReLU pass them).
 
     Why: under PyTorch's default init each 3x3 conv shrinks the signal about threefold, so through 18 layers
     the residual and the gradient reaching the first conv (~1e-10) vanish and the network never leaves its
     nearest-neighbour start; plain Kaiming keeps the signal but starts with a residual as large as the image,
     whose first steps leave the activations dead. A zero last conv starts exactly at the enlargement with
-    healthy features behind it (benchmarks/README.md, "SRVGGNetCompact from scratch").
+    healthy features behind it. With ReLU the random features alone still died within ten Adam steps (the
+    last hidden layer went all-negative and the network stayed at nearest); the carried image keeps a live
+    path, along which the last conv learns an interpolation filter (benchmarks/README.md, "Learning from
+    scratch").
     """
     *hidden, last = convs
+    carried = convs[0].in_channels
     for conv in hidden:
         nn.init.kaiming_normal_(conv.weight, a=negative_slope, nonlinearity="leaky_relu")
         if conv.bias is not None:
             conv.bias.zero_()
+        if conv.out_channels >= carried:
+            conv.weight[:carried].zero_()
+            if conv.bias is not None:
+                conv.bias[:carried].zero_()
+            for c in range(carried):
+                conv.weight[c, c, conv.kernel_size[0] // 2, conv.kernel_size[1] // 2] = 1.0
     last.weight.zero_()
     if last.bias is not None:
         last.bias.zero_()
