@@ -44,8 +44,14 @@ OPTIMIZERS: dict[str, str] = {
     "ASGD": "torch.optim.ASGD",
     "RMSprop": "torch.optim.RMSprop",
     "Rprop": "torch.optim.Rprop",
+    "Adan": "esrgan.optim.Adan",
+    # schedule-free AdamW: trains at one point, validates and publishes the average (esrgan.optim.schedule_free)
+    "AdamWScheduleFree": "schedulefree.AdamWScheduleFree",
 }
 OPTIMIZER_TYPES = tuple(OPTIMIZERS)
+
+
+SCHEDULE_FREE_OPTIMIZERS = ("AdamWScheduleFree",)
 
 
 def optimizer_class(name: str) -> type:
@@ -55,7 +61,8 @@ def optimizer_class(name: str) -> type:
         return getattr(importlib.import_module(module), attr)
     except ImportError as exc:
         package = module.split(".")[0]
-        raise OptionsError(f"optimizer {name} needs the package {package!r}: pip install {package} ({exc})") from None
+        raise OptionsError(f"optimizer {name} needs the package {package!r}: pip install {package} "
+                           f"(or pip install 'esrgan[optim]') ({exc})") from None
 
 
 @dataclass
@@ -388,6 +395,10 @@ class TrainOptions:
         _at_least(self, path, ("net_d_iters", 1), ("net_d_init_iters", 0), ("g_warmup_iter", 0), ("grad_clip", 0),
                   ("accumulate_grad_batches", 1))
         s = self.scheduler
+        for key, o in (("optim_g", self.optim_g), ("optim_d", self.optim_d)):
+            if s is not None and o is not None and o.type in SCHEDULE_FREE_OPTIMIZERS:
+                logger.info("options: %s.%s is %s, which needs no schedule; train.scheduler still scales its lr",
+                            path, key, o.type)
         if s is not None and s.periods and sum(s.periods) < self.total_iter:
             raise OptionsError(
                 f"the periods cover {sum(s.periods)} iterations, fewer than total_iter {self.total_iter}",

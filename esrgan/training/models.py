@@ -21,6 +21,7 @@ from torch import nn
 from esrgan.archs import build_network, pad_to_fit, size_requirements
 from esrgan.archs.spandrel_archs import is_spandrel_network
 from esrgan.losses import build_loss, d_adversarial_terms, g_adversarial_loss, gradient_penalty
+from esrgan.optim import evaluation_point, start_training
 from esrgan.training import dist as dist_utils
 from esrgan.training.ema import ModelEMA
 from esrgan.training.schedulers import build_scheduler
@@ -65,7 +66,9 @@ def build_optimizer(params: Iterable[nn.Parameter], optim_opt: OptimizerOptions)
     ``params``."""
     from esrgan.options import optimizer_class
 
-    return optimizer_class(optim_opt.type)([p for p in params if p.requires_grad], **optim_opt.kwargs)
+    optimizer = optimizer_class(optim_opt.type)([p for p in params if p.requires_grad], **optim_opt.kwargs)
+    start_training([optimizer])  # schedule-free optimizers step in train mode only
+    return optimizer
 
 
 class SRModel:
@@ -235,6 +238,11 @@ class SRModel:
         return {k: v / len(micro) for k, v in sums.items()}
 
     # ---- evaluation -----------------------------------------------------------------------------
+    def eval_weights(self) -> contextlib.AbstractContextManager[bool]:
+        """Inside: the networks hold the weights to validate and publish (a schedule-free optimizer's average;
+        the training weights otherwise); yields whether any weights were moved. Re-entrant."""
+        return evaluation_point(self.optimizers)
+
     def eval_network(self) -> nn.Module:
         """The generator used for validation and as ``params_ema``: the EMA copy when EMA is on."""
         return self.ema.module if self.ema is not None else self.net_g
@@ -247,14 +255,22 @@ class SRModel:
         h, w = lq.shape[-2:]
         s = self.opt.scale
         try:
-            with self.autocast():
+            with self.eval_weights(), self.autocast():
                 return net(self.to_input(pad_to_fit(lq, self.g_sizes))).float()[..., : h * s, : w * s]
         finally:
             net.train(was_training)
 
     # ---- saving / resuming ----------------------------------------------------------------------
     def network_files(self) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
-        """``{"net_g": {"params": ..., "params_ema": ...}}`` (+ ``net_d``), ready for ``save_network``."""
+        """``{"net_g": {"params": ..., "params_ema": ...}}`` (+ ``net_d``), ready for ``save_network``: the
+        weights of :meth:`eval_weights`."""
+        with self.eval_weights() as moved:
+            files = self._network_files()
+            if moved:  # the state dicts share the parameters' storage, which goes back to the training point
+                files = {n: {k: {p: t.clone() for p, t in sd.items()} for k, sd in f.items()} for n, f in files.items()}
+        return files
+
+    def _network_files(self) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
         g = {"params": self.net_g.state_dict()}
         if self.ema is not None:
             g["params_ema"] = self.ema.state_dict()
@@ -424,8 +440,8 @@ class ESRGANModel(SRModel):
             self.ema.update(self.net_g)
         return {name: v / k for name, v in sums.items()}
 
-    def network_files(self) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
-        files = super().network_files()
+    def _network_files(self) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
+        files = super()._network_files()
         files["net_d"] = {"params": self.net_d.state_dict()}
         return files
 
