@@ -161,6 +161,29 @@ class GANOptions(LossOptions):
                                key=_join(path, "relativistic"))
 
 
+@dataclass
+class ArtifactOptions(LossOptions):
+    """``artifacts_opt``: LDL's artifact loss, a pixel loss (usually L1) between ``map * output`` and ``map * gt``
+    (``esrgan.losses.ldl``), plus how the map is made.
+
+    ``ksize``: the local-variance window (odd, >= 3; 7 as published). ``map_gradient``: false (default) uses the
+    map as a weight, as the paper describes it; true lets the gradient flow through the map as well, as the
+    LDL release's code does (that gradient flattens the residual rather than shrinking it, and reaches the
+    pixels the map leaves out through its per-image term).
+    """
+
+    ksize: int = field(default=7, kw_only=True)
+    map_gradient: bool = field(default=False, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain({**self.spec(), "ksize": self.ksize, "map_gradient": self.map_gradient})
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        if self.ksize < 3 or self.ksize % 2 == 0:
+            raise OptionsError(f"must be odd and >= 3, got {self.ksize}", key=_join(path, "ksize"))
+
+
 class OptimizerOptions(ComponentOptions):
     """``optim_g`` / ``optim_d``: an optimizer of :data:`OPTIMIZERS` and its arguments (unset ones: the class's).
 
@@ -350,6 +373,18 @@ class SchedulerOptions:
 
 
 _parse_optimizer = _parse_section("optimizers", _optimizers, "optimizer", OptimizerOptions)
+_parse_pixel_loss = _parse_section("pixel losses", _pixel_losses, "pixel loss")
+
+
+def _parse_loss_list(value: Any, path: str) -> list[LossOptions]:
+    """``train.losses``: pixel losses added beside ``pixel_opt`` (the other kinds were moved to their sections at
+    load, ``esrgan.options.loss_list``)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise OptionsError(f"expected a list of losses ({{type: name, loss_weight: w, ...}}), got {_show(value)}",
+                           key=path)
+    return [_parse_pixel_loss(entry, f"{path}[{i}]") for i, entry in enumerate(value)]
 
 
 @dataclass(kw_only=True)
@@ -363,8 +398,13 @@ class TrainOptions:
     scheduler: SchedulerOptions | None = None
     total_iter: int = field(metadata={"missing": "required for training: the number of iterations (>= 1)"})
     warmup_iter: int = -1  # linear learning-rate warm-up iterations (-1 = none), as BasicSR
-    pixel_opt: LossOptions | None = field(
-        default=None, metadata={"parse": _parse_section("pixel losses", _pixel_losses, "pixel loss")}
+    pixel_opt: LossOptions | None = field(default=None, metadata={"parse": _parse_pixel_loss})
+    # traiNNer-redux's list: pixel losses added beside pixel_opt (esrgan.options.loss_list sorts the others out)
+    losses: list[LossOptions] = field(default_factory=list, metadata={"parse": _parse_loss_list})
+    # LDL's artifact loss (the LDL release's key; BasicSR's ldl_opt is read as it): a pixel loss between
+    # map * output and map * gt, the map from the output's and the EMA generator's residuals (GAN stage, EMA on)
+    artifacts_opt: ArtifactOptions | None = field(
+        default=None, metadata={"parse": _parse_section("pixel losses", _pixel_losses, "pixel loss", ArtifactOptions)}
     )
     perceptual_opt: LossOptions | None = field(
         default=None, metadata={"parse": _parse_section("perceptual losses", _perceptual_losses, "perceptual loss")}
