@@ -496,9 +496,17 @@ class ValOptions:
     suffix: str | None = None  # BasicSR's test-mode file-name suffix: refused when set (see check)
     pbar: bool = False  # a progress bar over the validation images (on a terminal)
     metrics: dict[str, MetricOptions] = field(default_factory=dict, metadata={"parse": _parse_metrics})
+    # ours: validate large images in tiles of this many LR pixels through the Upscaler (0: whole images)
+    tile: int = 0
+    tile_pad: int | None = None  # context around each tile (None: the Upscaler's default for the precision)
 
     def check(self, path: str) -> None:
-        _at_least(self, path, ("val_freq", 0))
+        _at_least(self, path, ("val_freq", 0), ("tile", 0))
+        if self.tile_pad is not None:
+            _at_least(self, path, ("tile_pad", 0))
+            if self.tile == 0:
+                raise OptionsError("only for tiled validation: set val.tile (N-pixel tiles) too, or remove it",
+                                   key=_join(path, "tile_pad"))
         if self.suffix is not None:
             raise OptionsError(
                 "not supported: validation images are saved as <image>_<iteration>.png (esrgan test option "

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -257,6 +257,21 @@ class SRModel:
         """Inside: the networks hold the weights to validate and publish (a schedule-free optimizer's average;
         the training weights otherwise); yields whether any weights were moved. Re-entrant."""
         return evaluation_point(self.optimizers)
+
+    @contextlib.contextmanager
+    def validator(self, tile: int = 0, tile_pad: int | None = None) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
+        """The function validation runs on each LR batch, at the weights of :meth:`eval_weights`: :meth:`test`
+        (whole images) or, with ``tile`` > 0, the Upscaler's tiling (``val.tile``, ``val.tile_pad``)."""
+        with self.eval_weights():
+            if tile <= 0:
+                yield self.test
+                return
+            from esrgan.inference.upscaler import Upscaler
+
+            precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+            upscaler = Upscaler(self.eval_network(), device=self.device, tile=tile, tile_pad=tile_pad,
+                                precision=precision, channels_last=self.channels_last)
+            yield lambda lq: upscaler.upscale_tensor(lq.to(self.device))
 
     def eval_network(self) -> nn.Module:
         """The generator used for validation and as ``params_ema``: the EMA copy when EMA is on."""

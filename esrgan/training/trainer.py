@@ -303,31 +303,36 @@ class Trainer:
     def validate(self, current_iter: int) -> None:
         val_opt = self.opt.val
         if self.is_main and val_opt is not None and self.val_loaders and self.metrics:
-            for i, (name, loader) in enumerate(self.val_loaders):
-                t0 = time.perf_counter()
-                values, images = validate_dataset(
-                    self.model.test,
-                    loader,
-                    self.metrics,
-                    save_dir=self.paths.visualization / name if val_opt.save_img else None,
-                    iteration=current_iter,
-                    max_images_out=3 if self.log.wants_images else 0,
-                    progress=val_opt.pbar and self.interactive,
-                    desc=f"validation {name}",
-                )
-                parts = []
-                for m in self.metrics:
-                    value = values[m.name]
-                    if self.best.update(name, m, value, current_iter):
-                        self.keeper.save_best(m.name if i == 0 else f"{name}_{m.name}",
-                                              self.model.network_files()["net_g"])
-                    best = self.best.best[name][m.name]
-                    parts.append(f"{m.name}: {value:.4f} (best {best['val']:.4f} @ {best['iter']})")
-                self.log.scalars({f"metrics/{name}/{m.name}": values[m.name] for m in self.metrics}, current_iter)
-                self.log.images({f"images/{name}/{img_name}": img for img_name, img in images}, current_iter)
-                logger.info("validation %s @ iter %d: %s [%.1fs]", name, current_iter, ", ".join(parts),
-                            time.perf_counter() - t0)
+            with self.model.validator(val_opt.tile, val_opt.tile_pad) as test_fn:
+                self._validate_sets(current_iter, val_opt, test_fn)
         dist_utils.barrier()
+
+    def _validate_sets(self, current_iter: int, val_opt: Any, test_fn: Any) -> None:
+        """Score every validation set with ``test_fn``: log, track the best values, save the best weights."""
+        for i, (name, loader) in enumerate(self.val_loaders):
+            t0 = time.perf_counter()
+            values, images = validate_dataset(
+                test_fn,
+                loader,
+                self.metrics,
+                save_dir=self.paths.visualization / name if val_opt.save_img else None,
+                iteration=current_iter,
+                max_images_out=3 if self.log.wants_images else 0,
+                progress=val_opt.pbar and self.interactive,
+                desc=f"validation {name}",
+            )
+            parts = []
+            for m in self.metrics:
+                value = values[m.name]
+                if self.best.update(name, m, value, current_iter):
+                    self.keeper.save_best(m.name if i == 0 else f"{name}_{m.name}",
+                                          self.model.network_files()["net_g"])
+                best = self.best.best[name][m.name]
+                parts.append(f"{m.name}: {value:.4f} (best {best['val']:.4f} @ {best['iter']})")
+            self.log.scalars({f"metrics/{name}/{m.name}": values[m.name] for m in self.metrics}, current_iter)
+            self.log.images({f"images/{name}/{img_name}": img for img_name, img in images}, current_iter)
+            logger.info("validation %s @ iter %d: %s [%.1fs]", name, current_iter, ", ".join(parts),
+                        time.perf_counter() - t0)
 
     # ---- signals -------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
