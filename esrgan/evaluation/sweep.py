@@ -31,7 +31,7 @@ from esrgan.evaluation.provenance import dump_json, model_provenance, run_proven
 from esrgan.evaluation.tested_models import BicubicModel, NetworkModel
 from esrgan.evaluation.tester import _FORMATS, _HEADS, conventions, evaluate, metric_keys, unique_set_names
 from esrgan.evaluation.testsets import TestImage, TestSet, hr_paths
-from esrgan.metrics import DEFAULT_METRICS
+from esrgan.metrics import DEFAULT_METRICS, METRIC_TABLE
 from esrgan.options.testing import SCORING_PRECISION
 from esrgan.utils.atomic import atomic_path, atomic_write_text
 from esrgan.utils.folders import EXPERIMENTS_ROOT, check_experiment_name, experiment_dir, fresh_output_dir
@@ -82,7 +82,7 @@ class SweepReport:
         }
 
     def format_table(self) -> str:
-        shown = [k for k in ("psnr_y", "ssim_y", *PERCEPTUAL_KEYS) if k in self.keys]
+        shown = [k for k in ("psnr_y", "ssim_y", *OTHER_KEYS) if k in self.keys]
         heads = {k: (_HEADS[k], _FORMATS[k]) for k in shown}
         head = "alpha " + "".join(
             " |" + "".join(f" {(s + ' ' if i == 0 else '') + heads[k][0]:>{14 if i == 0 else 7}}"
@@ -131,14 +131,17 @@ def plot_sweep(report: SweepReport, path: Path) -> None:
         fig.savefig(tmp, format="png")
 
 
-# The perception axes by default: every metric column that is not a distortion (PSNR/SSIM) one.
-PERCEPTUAL_KEYS = {k: _HEADS[k] for k in _HEADS if not k.startswith(("psnr_", "ssim_"))}
+# The columns after PSNR-Y and SSIM-Y in the table: every other metric column (NIQE, LPIPS, DISTS, colour drift).
+OTHER_KEYS = {k: _HEADS[k] for k in _HEADS if not k.startswith(("psnr_", "ssim_"))}
+# The perception axes by default: those that score perceived quality (not colour drift, a check against the input).
+PERCEPTUAL_KEYS = {k: h for k, h in OTHER_KEYS.items() if not METRIC_TABLE[k].against_input}
 
 
 def _axis_label(key: str) -> str:
-    from esrgan.metrics import metric_info
+    from esrgan.metrics import column_metric
 
-    better = "higher" if metric_info(key.split("_")[0]).higher_is_better else "lower"
+    metric = column_metric(key)
+    better = "higher" if metric is not None and metric.higher_is_better else "lower"
     return f"{_HEADS[key]}{' (dB)' if key.startswith('psnr') else ''}, {better} is better"
 
 
@@ -303,7 +306,7 @@ def run_sweep(
                 report.images.setdefault(s, {})[alpha] = rows
             summary = ", ".join(
                 f"{s} {_cell(m['psnr_y'], '.2f')} dB" + "".join(f" {v} {_cell(m[k], '.3f')}"
-                                                                for k, v in PERCEPTUAL_KEYS.items() if k in m)
+                                                                for k, v in OTHER_KEYS.items() if k in m)
                 for s, m in report.means[alpha].items()
             )
             logger.info("alpha %g: %s", alpha, summary)

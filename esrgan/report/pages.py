@@ -34,17 +34,22 @@ _LABELS = {"psnr": "PSNR", "ssim": "SSIM", "niqe": "NIQE", "lpips": "LPIPS", "pi
 def metric_direction(key: str) -> int | None:
     """+1 when a larger value of metric ``key`` is better (PSNR, SSIM), -1 when smaller is (NIQE, LPIPS), else None.
 
-    The direction comes from the metric table (``esrgan.metrics.METRIC_TABLE``), by the name before the
-    first '_' (``psnr_y`` -> ``psnr``); a name the table does not know has no direction.
+    The direction comes from the metric table (``esrgan.metrics.column_metric``: ``psnr_y`` -> ``psnr``,
+    ``color_drift`` itself); a name the table does not know has no direction.
     """
-    from esrgan.metrics import METRIC_TABLE
+    from esrgan.metrics import column_metric
 
-    metric = METRIC_TABLE.get(key.lower().split("_")[0])
+    metric = column_metric(key)
     return None if metric is None else (1 if metric.higher_is_better else -1)
 
 
 def metric_label(key: str) -> str:
-    """``psnr_y`` -> ``PSNR-Y``; unknown names keep their spelling, upper-cased."""
+    """``psnr_y`` -> ``PSNR-Y``, a metric's own name -> its label in the table; unknown names keep their spelling,
+    upper-cased."""
+    from esrgan.metrics import METRIC_TABLE
+
+    if key.lower() in METRIC_TABLE and METRIC_TABLE[key.lower()].label:
+        return METRIC_TABLE[key.lower()].label
     head, _, rest = key.partition("_")
     label = _LABELS.get(head.lower(), head.upper())
     return f"{label}-{rest.upper()}" if rest else label
