@@ -80,6 +80,9 @@ def _check(opt: Options, *, given_real_keys: list[str]) -> None:
     if not any(d.phase == "train" for d in opt.datasets.values()):
         raise OptionsError("a training dataset is required (datasets.train)", key="datasets")
     _check_losses(opt)
+    if opt.val is not None and opt.val.select is not None and not (opt.datasets_of("val") and opt.val.metrics):
+        raise OptionsError("chooses among validations: add a validation set (datasets.val) and val.metrics",
+                           key="val.select")
     _check_realesrgan(opt, given_real_keys)
     _check_accumulation(opt)
     from esrgan.options.network_check import check_generator

@@ -17,12 +17,15 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_type_hints
 
 from esrgan.options.convert import check_kwargs, convert, from_mapping, to_plain
 from esrgan.options.datasets import DatasetOptions, dataset_options_class
 from esrgan.options.errors import OptionsError, _join, _show
 from esrgan.options.realesrgan import RealESRGANOptions
+
+if TYPE_CHECKING:
+    from esrgan.metrics.selection import Criterion
 
 logger = logging.getLogger("esrgan.options")
 
@@ -499,9 +502,16 @@ class ValOptions:
     # ours: validate large images in tiles of this many LR pixels through the Upscaler (0: whole images)
     tile: int = 0
     tile_pad: int | None = None  # context around each tile (None: the Upscaler's default for the precision)
+    # ours: the checkpoint to keep, chosen on the first validation set by a declared criterion
+    # (esrgan.metrics.selection), e.g. "lowest lpips with psnr_y no more than 0.5 dB below the PSNR model"
+    select: str | None = None
 
     def check(self, path: str) -> None:
         _at_least(self, path, ("val_freq", 0), ("tile", 0))
+        try:
+            self.criterion()
+        except ValueError as exc:
+            raise OptionsError(str(exc), key=_join(path, "select")) from None
         if self.tile_pad is not None:
             _at_least(self, path, ("tile_pad", 0))
             if self.tile == 0:
@@ -513,6 +523,21 @@ class ValOptions:
                 "files do not take it either); remove val.suffix",
                 key=_join(path, "suffix"),
             )
+
+
+    def criterion(self) -> Criterion | None:
+        """``select`` read, its metric names those of ``metrics`` (or, where one metric has it, its result column
+        ``psnr_y`` or its type ``lpips``); None without one. A ValueError says what does not read."""
+        if self.select is None:
+            return None
+        from esrgan.metrics.selection import parse_criterion
+
+        seen: dict[str, list[str]] = {}
+        for name, m in self.metrics.items():
+            for alias in (m.type, f"{m.type}_{'y' if m.test_y_channel else 'rgb'}"):
+                seen.setdefault(alias, []).append(name)
+        aliases = {a: names[0] for a, names in seen.items() if len(names) == 1 and a not in self.metrics}
+        return parse_criterion(self.select).check_metrics(list(self.metrics), aliases)
 
 
 @dataclass
