@@ -327,8 +327,35 @@
     setAlpha(chosenIndex >= 0 ? chosenIndex : 0);
   }
 
+  // ------------------------------------------------------------------ training pairs (prepare degrade --preview)
+  function degradationsPage() {
+    const images = data.steps.flatMap((s) => s.pairs.map((p) => ({ ...p, thumb: p.lq_big })));
+    app.replaceChildren(header(`x${data.scale} training pairs \u00b7 ${data.steps.length} step(s), ${images.length} pair(s)`));
+    const intro = el("section", { class: "card", id: "about" }, [el("p", { text: data.description })]);
+    const compare = el("section", { class: "card", id: "compare" }, [el("h2", { text: "LR against its target" })]);
+    const pickerBox = el("div", { class: "grow" });
+    const viewerBox = el("div", { id: "viewer" });
+    const sizes = el("div", { class: "muted small", id: "pair-sizes" });
+    compare.append(el("div", { class: "row" }, [pickerBox]), viewerBox, sizes);
+    const viewer = new window.CompareView(viewerBox, { sources: [] });
+    const picker = new ImagePicker(pickerBox, (img) => {
+      viewer.setSources([{ label: `LR (x${data.scale}, pixels repeated)`, src: img.lq_big }, { label: "target", src: img.gt }], 0, 1);
+      sizes.textContent = `LR ${img.lq_size} (fed to the network) \u00b7 target ${img.gt_size}`;
+    });
+    const gallery = el("section", { class: "card", id: "gallery" }, [el("h2", { text: "Every pair, by training step" })]);
+    for (const step of data.steps) {
+      gallery.append(el("h3", { text: `iteration ${step.iteration}` }), el("div", { class: "pairs" }, step.pairs.map((p) =>
+        el("button", { type: "button", class: "pair", title: p.name, onclick: () => { picker.go(images.findIndex((q) => q.gt === p.gt)); compare.scrollIntoView({ behavior: "smooth", block: "start" }); } }, [
+          el("img", { src: p.lq_big, alt: `${p.name}: LR`, loading: "lazy", class: "nearest" }),
+          el("img", { src: p.gt, alt: `${p.name}: target`, loading: "lazy" }),
+          el("span", { class: "small", text: p.name })]))));
+    }
+    app.append(intro, compare, gallery);
+    picker.setImages(images, 0);
+  }
+
   try {
-    if (data.kind === "sweep") sweepPage(); else testPage();
+    if (data.kind === "sweep") sweepPage(); else if (data.kind === "degradations") degradationsPage(); else testPage();
   } catch (err) {
     app.replaceChildren(el("p", { class: "error", text: "The report could not be drawn: " + err }));
     throw err;
