@@ -91,7 +91,7 @@ class Criterion:
         def known(name: str) -> str:
             name = aliases.get(name, name)
             if name not in available:
-                raise ValueError(f"selection criterion {self.text!r}: {name!r} is not scored here; "
+                raise ValueError(f"selection criterion {_quoted(self.text)}: {name!r} is not scored here; "
                                  f"scored: {', '.join(available) or 'nothing'}")
             return name
 
@@ -130,17 +130,23 @@ class Criterion:
         return head + (f" with {' and '.join(parts)}" if parts else "")
 
 
+def _quoted(text: str, limit: int = 100) -> str:
+    """The criterion as an error shows it: quoted, cut to ``limit`` characters."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
+
+
 def parse_criterion(text: str) -> Criterion:
     """Read a criterion (see the module docstring); a ValueError names the part that does not read and the
     grammar."""
     if not isinstance(text, str) or not text.strip():
-        raise ValueError(f"a selection criterion is a sentence such as {EXAMPLE!r}, got {text!r}")
+        raise ValueError(f"a selection criterion is a sentence such as {EXAMPLE!r}, got "
+                         f"{_quoted(text) if isinstance(text, str) else type(text).__name__}")
     words = " ".join(text.lower().split())
     head, sep, rest = words.partition(" with ")
     m = _OBJECTIVE.match(head)
     if m is None:
-        raise ValueError(f"selection criterion {text!r}: expected 'lowest METRIC' or 'highest METRIC' first, got "
-                         f"{head!r} (e.g. {EXAMPLE!r})")
+        raise ValueError(f"selection criterion {_quoted(text)}: expected 'lowest METRIC' or 'highest METRIC' first, "
+                         f"got {_quoted(head, 40)} (e.g. {EXAMPLE!r})")
     conditions = []
     if sep:
         for part in rest.split(" and "):
@@ -149,18 +155,19 @@ def parse_criterion(text: str) -> Criterion:
                 metric, number, side = rel.groups()
                 value = float(number)
                 if value < 0:
-                    raise ValueError(f"selection criterion {text!r}: {number} in {part!r} must be >= 0")
+                    raise ValueError(f"selection criterion {_quoted(text)}: {number} in {_quoted(part, 60)} "
+                                     "must be >= 0")
                 conditions.append(Condition(metric, side, value))  # type: ignore[arg-type]
             elif ab:
                 metric, which, number = ab.groups()
                 conditions.append(Condition(metric, f"at {which}", float(number)))  # type: ignore[arg-type]
             else:
                 raise ValueError(
-                    f"selection criterion {text!r}: cannot read the condition {part!r}; expected 'METRIC no more than "
-                    f"N [dB] below|above the PSNR model' or 'METRIC at least|at most N'"
+                    f"selection criterion {_quoted(text)}: cannot read the condition {_quoted(part, 60)}; expected "
+                    "'METRIC no more than N [dB] below|above the PSNR model' or 'METRIC at least|at most N'"
                 )
     if any(not math.isfinite(c.value) for c in conditions):
-        raise ValueError(f"selection criterion {text!r}: bounds must be finite numbers")
+        raise ValueError(f"selection criterion {_quoted(text)}: bounds must be finite numbers")
     return Criterion(text=text.strip(), objective=m.group(2), lowest=m.group(1) == "lowest",
                      conditions=tuple(conditions))
 

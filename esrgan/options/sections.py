@@ -202,6 +202,10 @@ class OptimizerOptions(ComponentOptions):
         betas = self.kwargs.get("betas")
         if betas is not None and not all(0 <= b < 1 for b in betas):
             raise OptionsError(f"each beta must be in [0, 1), got {list(betas)}", key=_join(path, "betas"))
+        for key in ("eps", "warmup_steps", "momentum"):
+            value = self.kwargs.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise OptionsError(f"must be >= 0, got {value}", key=_join(path, key))
 
 
 def _parse_section(
