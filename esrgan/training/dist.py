@@ -83,10 +83,28 @@ def env_for_slurm(env: Mapping[str, str], default_port: int = 29500) -> dict[str
     }
 
 
-def init_dist(launcher: str, backend: str | None = None, timeout_s: float = 1800.0) -> DistInfo:
+def check_gpu_for_rank(local_rank: int, launcher: str = "pytorch") -> int:
+    """This process's GPU index (its local rank); more processes on a node than GPUs is one clear error.
+
+    Two ranks on one GPU would make NCCL fail at DDP's set-up with a message about duplicate GPUs.
+    """
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        start = "torchrun --nproc_per_node" if launcher == "pytorch" else "srun --ntasks-per-node"
+        raise RuntimeError(
+            f"--launcher {launcher}: local rank {local_rank} needs GPU {local_rank}, but this node has {count} "
+            f"GPU{'s' if count != 1 else ''}: start at most {count} process{'es' if count != 1 else ''} per node "
+            f"({start} {count}), or set num_gpu: 0 to train on the CPU"
+        )
+    return local_rank
+
+
+def init_dist(launcher: str, backend: str | None = None, timeout_s: float = 1800.0,
+              use_gpu: bool | None = None) -> DistInfo:
     """Initialise the default process group for ``launcher`` and pick this process's device.
 
-    ``launcher="none"`` returns a single-process :class:`DistInfo` and touches nothing.
+    ``launcher="none"`` returns a single-process :class:`DistInfo` and touches nothing. ``use_gpu``: whether
+    each process trains on its own GPU (default: when CUDA is available; ``num_gpu: 0`` says no).
     """
     if launcher not in LAUNCHERS:
         raise ValueError(f"unknown launcher {launcher!r}; expected one of {', '.join(LAUNCHERS)}")
@@ -99,9 +117,9 @@ def init_dist(launcher: str, backend: str | None = None, timeout_s: float = 1800
     rank = int(os.environ["RANK"])
     world_size = int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available()
+    use_cuda = torch.cuda.is_available() if use_gpu is None else use_gpu and torch.cuda.is_available()
     if use_cuda:
-        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(check_gpu_for_rank(local_rank, launcher))
     backend = backend or ("nccl" if use_cuda else "gloo")
     if not dist.is_initialized():
         dist.init_process_group(

@@ -28,7 +28,9 @@ def pick_device(num_gpu: int, dist_info: dist_utils.DistInfo) -> torch.device:
         logger.warning("num_gpu: %d asks for a GPU, but torch sees no CUDA device on this machine: training on the "
                        "CPU (set num_gpu: 0 to say so, or num_gpu: auto)", num_gpu)
         return torch.device("cpu")
-    return torch.device("cuda", dist_info.local_rank % torch.cuda.device_count())
+    if not dist_info.distributed:
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cuda", dist_utils.check_gpu_for_rank(dist_info.local_rank))
 
 
 def check_inputs_exist(opt: Options) -> None:

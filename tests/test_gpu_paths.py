@@ -1,0 +1,99 @@
+"""The CUDA and multi-GPU paths, simulated on a CPU (issue 25): a patched device count, compute capability or
+generator state shows what a GPU machine would do. What only a GPU can show is in benchmarks/gpu_check.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from esrgan.training import dist as dist_utils
+from esrgan.training.dist import DistInfo
+from esrgan.training.preflight import pick_device
+
+
+@pytest.fixture
+def two_gpus(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A machine with 2 GPUs as torch sees it; the list records ``torch.cuda.set_device`` calls."""
+    chosen: list[int] = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "set_device", chosen.append)
+    return chosen
+
+
+@pytest.fixture
+def torchrun_env(monkeypatch: pytest.MonkeyPatch):
+    """Sets the variables torchrun gives rank ``rank`` of ``world`` (``local_rank`` on its node)."""
+
+    def set_env(rank: int, world: int, local_rank: int) -> None:
+        for key, value in {"RANK": rank, "WORLD_SIZE": world, "LOCAL_RANK": local_rank,
+                           "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": 29999}.items():
+            monkeypatch.setenv(key, str(value))
+
+    return set_env
+
+
+def _minimal_file(tmp_path: Path, **changes: object) -> Path:
+    raw = {
+        "name": "gpu_paths",
+        "num_gpu": "auto",
+        "manual_seed": 1,
+        "datasets": {"train": {"name": "t", "type": "PairedImageDataset", "dataroot_gt": str(tmp_path),
+                               "dataroot_lq": str(tmp_path), "gt_size": 16, "batch_size_per_gpu": 1}},
+        "network_g": {"type": "RRDBNet", "num_feat": 8, "num_block": 1, "num_grow_ch": 8},
+        "path": {"experiments_root": str(tmp_path / "exp")},
+        "train": {"optim_g": {"type": "Adam", "lr": 1e-4}, "total_iter": 1,
+                  "pixel_opt": {"type": "L1Loss", "loss_weight": 1.0}},
+        **changes,
+    }
+    path = tmp_path / "opt.yml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+# ---- num_gpu: auto, the device of each process ---------------------------------------------------------------
+
+
+def test_num_gpu_auto_is_one_gpu_per_process_on_a_two_gpu_machine(two_gpus, tmp_path: Path, monkeypatch) -> None:
+    from esrgan.commands import train as train_cmd
+    from esrgan.options import load_options
+
+    assert load_options(_minimal_file(tmp_path)).num_gpu == 1
+    started = []
+    monkeypatch.setattr("esrgan.training.trainer.train", lambda opt, **kw: started.append((opt, kw)) or 0)
+    # the README's quick start on a 2-GPU machine: one process, not refused
+    assert train_cmd.main(["-opt", str(_minimal_file(tmp_path))]) == 0
+    assert started and started[0][0].num_gpu == 1 and not started[0][1]["dist_info"].distributed
+    assert pick_device(1, DistInfo()) == torch.device("cuda", 0)
+    # under a launcher, each process trains on its own GPU
+    assert pick_device(1, DistInfo(rank=1, world_size=2, local_rank=1, distributed=True)) == torch.device("cuda", 1)
+
+
+def test_more_processes_than_gpus_is_one_line_before_any_gpu_or_process_group(
+    two_gpus, torchrun_env, monkeypatch, tmp_path: Path, capsys
+) -> None:
+    from esrgan.commands import train as train_cmd
+
+    groups: list[str] = []
+    monkeypatch.setattr(torch.distributed, "init_process_group", lambda **kw: groups.append(kw["backend"]))
+    torchrun_env(rank=2, world=3, local_rank=2)  # torchrun --nproc_per_node 3 on a 2-GPU node
+    with pytest.raises(RuntimeError, match=r"local rank 2 needs GPU 2, but this node has 2 GPUs: start at most 2 "
+                                           r"processes per node \(torchrun --nproc_per_node 2\)"):
+        dist_utils.init_dist("pytorch", backend="nccl")
+    assert two_gpus == [] and groups == []  # no second rank on GPU 0, no NCCL group that would fail later
+    assert train_cmd.main(["-opt", str(_minimal_file(tmp_path)), "--launcher", "pytorch"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "Traceback" not in err and "local rank 2 needs GPU 2" in err
+    with pytest.raises(RuntimeError, match="local rank 2 needs GPU 2"):
+        pick_device(1, DistInfo(rank=2, world_size=3, local_rank=2, distributed=True))
+    # num_gpu: 0 trains on the CPU (gloo) whatever the GPUs: any number of processes
+    dist_utils.init_dist("pytorch", backend="gloo", use_gpu=False)
+    assert two_gpus == [] and groups == ["gloo"]
+    # within the node's GPUs, each rank takes its own
+    torchrun_env(rank=1, world=2, local_rank=1)
+    dist_utils.init_dist("pytorch", backend="nccl")
+    assert two_gpus == [1] and groups == ["gloo", "nccl"]
