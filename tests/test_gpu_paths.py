@@ -97,3 +97,29 @@ def test_more_processes_than_gpus_is_one_line_before_any_gpu_or_process_group(
     torchrun_env(rank=1, world=2, local_rank=1)
     dist_utils.init_dist("pytorch", backend="nccl")
     assert two_gpus == [1] and groups == ["gloo", "nccl"]
+
+
+# ---- bf16 from the compute capability of the device used -----------------------------------------------------
+
+
+@pytest.fixture
+def volta_beside_hopper(monkeypatch: pytest.MonkeyPatch) -> None:
+    """GPU 0 (the current device) is an H100 (9.0), GPU 1 a V100 (7.0); torch says bf16 "works" on both."""
+    capabilities = {0: (9, 0), 1: (7, 0)}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability",
+                        lambda device=None: capabilities[torch.device(device).index if not isinstance(device, int)
+                                                         else device])
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100")
+
+
+def test_inference_overflow_fallback_tries_bf16_only_where_it_is_native(volta_beside_hopper, caplog) -> None:
+    from esrgan.inference.upscaler import bf16_is_fast, resolve_precision
+
+    assert not bf16_is_fast(torch.device("cuda", 1))  # fp16 overflow on a V100: straight to fp32
+    assert bf16_is_fast(torch.device("cuda", 0))
+    with caplog.at_level("WARNING", logger="esrgan"):
+        assert resolve_precision("bf16", torch.device("cuda", 1)) == torch.bfloat16  # asked for: runs, with a warning
+    assert "precision bf16 on Tesla V100: emulated before compute capability 8.0" in caplog.text

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from esrgan.data.image import max_value
 from esrgan.inference.tiling import tile_grid
-from esrgan.utils.hardware import cpu_native_bf16, free_memory
+from esrgan.utils.hardware import cpu_native_bf16, cuda_native_bf16, free_memory
 
 logger = logging.getLogger("esrgan.inference")
 
@@ -133,15 +133,16 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
             "precision bf16 on a CPU without native bf16 instructions (AMX-BF16, AVX512-BF16): many times "
             "slower than fp32 here"
         )
-    if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"precision bf16 is not supported by this GPU ({torch.cuda.get_device_name(device)})")
+    if dtype == torch.bfloat16 and device.type == "cuda" and not cuda_native_bf16(device):
+        logger.warning("precision bf16 on %s: emulated before compute capability 8.0 (Ampere), slower than fp16 here",
+                       torch.cuda.get_device_name(device))
     return dtype
 
 
 def bf16_is_fast(device: torch.device) -> bool:
     """Whether bf16 runs natively on ``device`` (a fallback for fp16 overflows worth trying before fp32)."""
     if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
+        return cuda_native_bf16(device)
     return device.type == "cpu" and bool(cpu_native_bf16())
 
 
