@@ -115,6 +115,19 @@ def volta_beside_hopper(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: "Tesla V100")
 
 
+def test_training_autocast_is_fp16_with_the_scaler_where_bf16_is_emulated(volta_beside_hopper, caplog) -> None:
+    from esrgan.training.models import amp_dtype_for
+
+    with caplog.at_level("WARNING", logger="esrgan.training.models"):
+        assert amp_dtype_for(True, "bf16", torch.device("cuda", 1)) == torch.float16
+    assert "bf16 is emulated on cuda:1 (compute capability 7.0; native from 8.0)" in caplog.text
+    # the device used, not the current one; an explicit fp16, fp32 and the CPU are left as asked
+    assert amp_dtype_for(True, "bf16", torch.device("cuda", 0)) == torch.bfloat16
+    assert amp_dtype_for(True, "fp16", torch.device("cuda", 1)) == torch.float16
+    assert amp_dtype_for(False, "bf16", torch.device("cuda", 1)) is None
+    assert amp_dtype_for(True, "bf16", torch.device("cpu")) == torch.bfloat16
+
+
 def test_inference_overflow_fallback_tries_bf16_only_where_it_is_native(volta_beside_hopper, caplog) -> None:
     from esrgan.inference.upscaler import bf16_is_fast, resolve_precision
 

@@ -23,6 +23,7 @@ from esrgan.losses import build_loss, d_adversarial_terms, g_adversarial_loss, g
 from esrgan.training import dist as dist_utils
 from esrgan.training.ema import ModelEMA
 from esrgan.training.schedulers import build_scheduler
+from esrgan.utils.hardware import cuda_native_bf16
 
 if TYPE_CHECKING:
     from esrgan.options import LossOptions, OptimizerOptions, Options
@@ -30,6 +31,23 @@ if TYPE_CHECKING:
 logger = logging.getLogger("esrgan.training.models")
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.amp_dtype
+
+
+def amp_dtype_for(use_amp: bool, amp_dtype: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.use_amp`` / ``train.amp_dtype`` on ``device`` (None: fp32).
+
+    bf16 on a GPU older than Ampere (compute capability < 8.0) is emulated and slow: fp16 with the grad scaler
+    there, said once at the start.
+    """
+    if not use_amp:
+        return None
+    dtype = AMP_DTYPES[amp_dtype]
+    if dtype == torch.bfloat16 and device.type == "cuda" and not cuda_native_bf16(device):
+        major, minor = torch.cuda.get_device_capability(device)
+        logger.warning("train.amp_dtype: bf16 is emulated on %s (compute capability %d.%d; native from 8.0): "
+                       "training in fp16 with a grad scaler instead", device, major, minor)
+        return torch.float16
+    return dtype
 
 
 # One batch, or the micro-batches of one optimizer step (train.accumulate_grad_batches).
@@ -99,7 +117,7 @@ class SRModel:
         self.optimizers: list[torch.optim.Optimizer] = [self.optimizer_g]
         self.schedulers = [build_scheduler(self.optimizer_g, t.scheduler)] if t.scheduler is not None else []
 
-        self.amp_dtype = AMP_DTYPES[t.amp_dtype] if t.use_amp else None
+        self.amp_dtype = amp_dtype_for(t.use_amp, t.amp_dtype, device)
         # A grad scaler only for fp16: bf16 has fp32's exponent range and needs none.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
 
