@@ -136,3 +136,25 @@ def test_inference_overflow_fallback_tries_bf16_only_where_it_is_native(volta_be
     with caplog.at_level("WARNING", logger="esrgan"):
         assert resolve_precision("bf16", torch.device("cuda", 1)) == torch.bfloat16  # asked for: runs, with a warning
     assert "precision bf16 on Tesla V100: emulated before compute capability 8.0" in caplog.text
+
+
+# ---- inference on a GPU ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["CUDNN_STATUS_ALLOC_FAILED", "CUBLAS_STATUS_ALLOC_FAILED"])
+def test_a_cudnn_or_cublas_allocation_failure_is_retried_with_smaller_tiles(status: str, caplog) -> None:
+    from esrgan.inference.upscaler import Upscaler
+
+    class Workspace(torch.nn.Module):  # x2 nearest; its "library" cannot allocate a workspace above 40 pixels
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if max(x.shape[-2:]) > 40:
+                raise RuntimeError(f"cuDNN error: {status}" if "CUDNN" in status
+                                   else f"CUDA error: {status} when calling `cublasCreate(handle)`")
+            return torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+
+    up = Upscaler(Workspace(), device="cpu", precision="fp32", tile_pad=4)
+    x = torch.rand(1, 3, 64, 64)
+    with caplog.at_level("WARNING", logger="esrgan"):
+        out = up.upscale_tensor(x)
+    assert torch.equal(out, torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
+    assert "out of memory on cpu with the whole image; retrying this image with 32-pixel tiles" in caplog.text

@@ -147,11 +147,17 @@ def bf16_is_fast(device: torch.device) -> bool:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """True for CUDA/MPS/CPU allocation failures (not for other runtime errors)."""
+    """True for CUDA/MPS/CPU allocation failures (not for other runtime errors).
+
+    cuDNN and cuBLAS report a failed workspace allocation as their own status, not as torch's OutOfMemoryError.
+    """
     if isinstance(exc, torch.OutOfMemoryError):
         return True
     msg = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+    return isinstance(exc, RuntimeError) and any(
+        sign in msg for sign in ("out of memory", "can't allocate memory", "cudnn_status_alloc_failed",
+                                 "cublas_status_alloc_failed")
+    )
 
 
 class NonFiniteOutputError(RuntimeError):
