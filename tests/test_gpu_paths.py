@@ -158,3 +158,27 @@ def test_a_cudnn_or_cublas_allocation_failure_is_retried_with_smaller_tiles(stat
         out = up.upscale_tensor(x)
     assert torch.equal(out, torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest"))
     assert "out of memory on cpu with the whole image; retrying this image with 32-pixel tiles" in caplog.text
+
+
+def test_automatic_tiles_count_the_wider_copy_a_nan_fallback_brings_to_the_device(monkeypatch) -> None:
+    from esrgan.inference import upscaler as upscaler_module
+    from esrgan.inference.upscaler import MEMORY_SHARE, Upscaler
+
+    class Heavy(torch.nn.Module):  # x2, with 1 M weights that do nothing (a large network's weight memory)
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 12, 3, padding=1)
+            self.unused = torch.nn.Parameter(torch.zeros(1 << 20))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.nn.functional.pixel_shuffle(self.conv(x), 2)
+
+    up = Upscaler(Heavy(), device="cpu", precision="bf16", tile_pad=8)  # wider copy on a NaN: fp32 (4 MiB)
+    activations = 64 * 64 * up.bytes_per_pixel()
+    fp32_copy = sum(p.numel() for p in Heavy().parameters()) * 4
+    # free memory for the whole image's activations, but not for them and the fp32 copy of the weights
+    monkeypatch.setattr(upscaler_module, "free_memory", lambda device: (activations + fp32_copy / 2) / MEMORY_SHARE)
+    assert up.auto_tile(64, 64) > 0
+    assert up.auto_tile(64, 64) == up.auto_tile(64, 64, budget=max(activations - fp32_copy / 2, 0))
+    up._wider_model(torch.float32)  # once the copy exists, the device's free memory counts it
+    assert up.auto_tile(64, 64) == 0

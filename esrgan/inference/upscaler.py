@@ -303,8 +303,9 @@ class Upscaler:
             net = load_model(str(model), device="cpu")
             self.name = str(model)
         net.eval().requires_grad_(False)
-        # The full-precision weights, kept on the host for redoing a NaN/Inf output at a wider precision.
-        self._reference = net if self.dtype != torch.float32 else None
+        # The full-precision weights, kept on the host for redoing a NaN/Inf output at a wider precision
+        # (a module given on a GPU is moved off it: only the working copy stays on the device).
+        self._reference = net.to("cpu") if self.dtype != torch.float32 else None
         self.model = (copy.deepcopy(net) if self._reference is not None else net).to(
             device=self.device, dtype=self.dtype, memory_format=self.memory_format
         )
@@ -350,17 +351,31 @@ class Upscaler:
     def auto_tile(self, height: int, width: int, images: int = 1, budget: float | None = None) -> int:
         """The tile size ``tile=0`` uses for ``images`` images of ``height x width`` per pass: 0 = whole images.
 
-        ``budget``: bytes the network may use (default: ``MEMORY_SHARE`` of the device's free memory now).
+        ``budget``: bytes the network may use (default: ``MEMORY_SHARE`` of the device's free memory now, less
+        the wider copies of the weights a NaN/Inf output would bring to the device).
         Tiles are as large as fit (fewest seams, least overlap work), a multiple of 8 input pixels.
         """
         if budget is None:
-            budget = MEMORY_SHARE * free_memory(self.device)
+            budget = MEMORY_SHARE * free_memory(self.device) - self._fallback_bytes()
+        budget = max(budget, 0.0)
         per_pixel = self.bytes_per_pixel()
         if images * height * width * per_pixel <= budget:
             return 0
         window = int((budget / (self.batch_tiles * per_pixel)) ** 0.5)
         tile = (window - 2 * self.tile_pad) // 8 * 8
         return max(tile, MIN_TILE, self.info.multiple)
+
+    def _fallback_bytes(self) -> int:
+        """Device memory the wider copies of the network not made yet would take (made at the first NaN/Inf)."""
+        if self._reference is None:
+            return 0
+        numel = sum(t.numel() for t in (*self._reference.parameters(), *self._reference.buffers()))
+        return sum(numel * d.itemsize for d in self._fallback_dtypes() if d not in self._wider)
+
+    def _fallback_dtypes(self) -> list[torch.dtype]:
+        """The wider precisions a NaN/Inf output is redone in, in order."""
+        wider = [torch.bfloat16] if self.dtype == torch.float16 and bf16_is_fast(self.device) else []
+        return wider + ([torch.float32] if self.dtype != torch.float32 else [])
 
     # ----------------------------------------------------------------- tensors
 
@@ -458,8 +473,7 @@ class Upscaler:
         result = self.model(self._to_model(x)).float()
         if bool(torch.isfinite(result).all()):
             return result
-        wider = [torch.bfloat16] if self.dtype == torch.float16 and bf16_is_fast(self.device) else []
-        wider += [torch.float32] if self.dtype != torch.float32 else []
+        wider = self._fallback_dtypes()
         for dtype in wider:
             result = self._wider_model(dtype)(self._to_model(x, dtype)).float()
             if bool(torch.isfinite(result).all()):
