@@ -255,3 +255,63 @@ def test_launchers_fail_clearly_outside_their_launch_tool(monkeypatch: pytest.Mo
     with pytest.raises(ValueError, match="unknown launcher 'mpi'"):
         init_dist("mpi")
     assert init_dist("none").world_size == 1
+
+
+SAVE_FAILS = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from esrgan.options import options_from_dict
+    from esrgan.training.checkpoints import CheckpointKeeper
+    from esrgan.training.dist import init_dist
+    from esrgan.training.trainer import Trainer
+    from esrgan.utils.atomic import DiskFullError
+    from tiny_training import tiny_options_dict
+
+    torch.set_num_threads(1)
+    data, exp = Path(sys.argv[1]), Path(sys.argv[2])
+    info = init_dist("pytorch", timeout_s=600)
+    if info.rank == 0:
+        def full(self, iteration, networks, state):
+            raise DiskFullError(self.paths.models, f"net_g_{iteration}.pth")
+
+        CheckpointKeeper.save = full
+    opt = options_from_dict(tiny_options_dict(data, exp, total_iter=6, batch_size=1),
+                            ["val.val_freq=0", "logger.save_checkpoint_freq=2"])
+    sys.exit(Trainer(opt, dist_info=info, interactive=False).run())
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_full_disk_on_rank_0_stops_every_rank_with_its_message(data_root: Path, tmp_path: Path) -> None:
+    # Two processes as srun starts them without --kill-on-bad-exit: nothing tears rank 1 down when rank 0 stops,
+    # so before the fix it waited in the next all-reduce until the process group's timeout.
+    import socket
+
+    script = tmp_path / "child.py"
+    script.write_text(SAVE_FAILS)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+               "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+        procs.append(subprocess.Popen([sys.executable, str(script), str(data_root), str(tmp_path / "exp")], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path))
+    try:
+        outputs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    from esrgan.training.trainer import EXIT_NO_SPACE
+
+    message = f"no space left on {tmp_path / 'exp' / 'tiny' / 'models'} while saving net_g_2.pth; earlier"
+    for rank, (proc, (_, err)) in enumerate(zip(procs, outputs, strict=True)):
+        assert proc.returncode == EXIT_NO_SPACE, (rank, err[-2000:])
+        assert message in err and "Traceback" not in err, (rank, err[-2000:])

@@ -7,20 +7,25 @@ NCCL is used when the process owns a GPU, gloo otherwise (CPU runs, tests).
 
 from __future__ import annotations
 
+import builtins
 import datetime
 import logging
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
+from esrgan.utils.atomic import DiskFullError
+
 logger = logging.getLogger("esrgan.training.dist")
 
 LAUNCHERS = ("none", "pytorch", "slurm")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -202,6 +207,45 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def on_main(fn: Callable[[], T]) -> T | None:
+    """``fn()`` on rank 0 only (writing files), then every rank learns whether it worked.
+
+    If it raised, every rank raises the same error: a full disk while rank 0 saves stops the whole job with
+    one message, instead of leaving the other ranks waiting in the next collective until its timeout (under
+    ``srun`` nothing else brings them down). The other ranks return None. Costs one broadcast.
+    """
+    if not is_dist():
+        return fn()
+    result, failure = None, None
+    if dist.get_rank() == 0:
+        try:
+            result = fn()
+        except Exception as exc:
+            failure = exc
+    shared = broadcast_object(None if failure is None else _describe(failure))
+    if failure is not None:
+        raise failure
+    if shared is not None:
+        raise _rebuild(shared)
+    return result
+
+
+def _describe(exc: Exception) -> tuple[str, ...]:
+    if isinstance(exc, DiskFullError):
+        return ("DiskFullError", str(exc.folder), exc.file)
+    return (type(exc).__name__, str(exc), "builtin" if type(exc).__module__ == "builtins" else "")
+
+
+def _rebuild(described: tuple[str, ...]) -> Exception:
+    name, detail, extra = described
+    if name == "DiskFullError":
+        return DiskFullError(Path(detail), extra)
+    cls = getattr(builtins, name, None) if extra == "builtin" else None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        return cls(detail)
+    return RuntimeError(f"rank 0 failed: {name}: {detail}")
 
 
 def _collective_device() -> torch.device:

@@ -151,12 +151,13 @@ class Trainer:
         finally:
             logging.getLogger("esrgan").removeHandler(buffer)
 
-        archived = None
-        if self.is_main:
-            if not resume_path:
-                archived = archive_if_exists(self.paths.root)
+        def make_folder() -> Path | None:
+            archived = None if resume_path else archive_if_exists(self.paths.root)
             self.paths.make()
-        dist_utils.barrier()
+            return archived
+
+        # Rank 0 writes; a failure there (a full disk) stops every rank with its message.
+        archived = dist_utils.on_main(make_folder)
 
         self.log_file = Path(opt.path.log) / f"train_{timestamp()}.log"
         log = setup_logger("esrgan", self.log_file if self.is_main else None, rank=self.rank)
@@ -166,9 +167,12 @@ class Trainer:
                     handler.handle(record)
         if archived is not None:
             logger.warning("experiment folder %s existed: archived it as %s", self.paths.root, archived)
-        if self.is_main:  # a run killed mid-save left its hidden temporary (we hold the folder's lock)
-            remove_stale_temporaries(self.paths.root)
+
+        def tidy_and_record() -> None:
+            remove_stale_temporaries(self.paths.root)  # a run killed mid-save left it (we hold the folder's lock)
             save_options(opt, self.paths.root / f"options_{timestamp()}.yml")
+
+        dist_utils.on_main(tidy_and_record)
         self.keeper = CheckpointKeeper(self.paths, opt.logger.keep_last)
         self.log = RunLog(opt, self.paths.root, self.paths.tb_logger, enabled=self.is_main,
                           purge_step=self.start_iter + 1 if resume_path else None)
@@ -284,9 +288,8 @@ class Trainer:
         rngs = dist_utils.gather_objects(at.rng)
         # What each process keeps for itself besides its RNGs (Real-ESRGAN: the degradation's generators and queue).
         rank_states = dist_utils.gather_objects(self.model.rank_state())
-        if not self.is_main:
-            return
-        self.keeper.save(current_iter, self.model.network_files(), {
+        # Rank 0 writes; if that fails (a full disk), every rank raises the same error here.
+        dist_utils.on_main(lambda: self.keeper.save(current_iter, self.model.network_files(), {
             "model_type": self.opt.model_type,
             "epoch": at.epoch,
             "batches_in_epoch": at.batches_in_epoch,
@@ -297,12 +300,16 @@ class Trainer:
             "rng": rngs,
             "rank_states": rank_states,
             "model": self.model.state_dict(),
-        })
+        }))
 
     # ---- validation ----------------------------------------------------------------------------
     def validate(self, current_iter: int) -> None:
+        """Validation on rank 0 (the others wait); an error there (a full disk saving the best) stops every rank."""
+        dist_utils.on_main(lambda: self._validate(current_iter))
+
+    def _validate(self, current_iter: int) -> None:
         val_opt = self.opt.val
-        if self.is_main and val_opt is not None and self.val_loaders and self.metrics:
+        if val_opt is not None and self.val_loaders and self.metrics:
             for i, (name, loader) in enumerate(self.val_loaders):
                 t0 = time.perf_counter()
                 values, images = validate_dataset(
@@ -327,7 +334,6 @@ class Trainer:
                 self.log.images({f"images/{name}/{img_name}": img for img_name, img in images}, current_iter)
                 logger.info("validation %s @ iter %d: %s [%.1fs]", name, current_iter, ", ".join(parts),
                             time.perf_counter() - t0)
-        dist_utils.barrier()
 
     # ---- signals -------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
