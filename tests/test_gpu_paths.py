@@ -182,3 +182,29 @@ def test_automatic_tiles_count_the_wider_copy_a_nan_fallback_brings_to_the_devic
     assert up.auto_tile(64, 64) == up.auto_tile(64, 64, budget=max(activations - fp32_copy / 2, 0))
     up._wider_model(torch.float32)  # once the copy exists, the device's free memory counts it
     assert up.auto_tile(64, 64) == 0
+
+
+# ---- the training loop on a GPU ---------------------------------------------------------------------------
+
+
+def test_step_time_waits_for_the_device_once_per_iteration(tmp_path: Path, monkeypatch) -> None:
+    # A GPU runs the step after the host queued it: without a wait the step's time is the queueing and the
+    # "data" time absorbs the compute (the next batch's copy waits for it).
+    from tiny_training import make_tiny_data, tiny_options_dict
+
+    from esrgan.options import options_from_dict
+    from esrgan.training import trainer as trainer_module
+    from esrgan.utils import hardware
+
+    waited: list[object] = []
+    monkeypatch.setattr(torch.cuda, "synchronize", waited.append)
+    hardware.synchronize(torch.device("cuda", 1))
+    hardware.synchronize(torch.device("cpu"))
+    assert waited == [torch.device("cuda", 1)]
+
+    devices: list[torch.device] = []
+    monkeypatch.setattr(trainer_module, "synchronize", devices.append)
+    data = make_tiny_data(tmp_path / "data", n_train=4, n_val=1)
+    opt = options_from_dict(tiny_options_dict(data, tmp_path / "exp", total_iter=3), ["val.val_freq=0"])
+    assert trainer_module.Trainer(opt, interactive=False).run() == 0
+    assert devices == [torch.device("cpu")] * 3

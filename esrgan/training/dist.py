@@ -173,22 +173,25 @@ def all_reduce_mean(values: dict[str, torch.Tensor]) -> dict[str, float]:
     return dict(zip(names, stacked.cpu().tolist(), strict=True))
 
 
-def all_true(flag: bool, device: torch.device | None = None) -> bool:
-    """True on every rank only if ``flag`` is true on every rank (so all ranks take the same branch)."""
-    if not is_dist():
-        return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device or _collective_device())
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(t.item())
-
-
 def any_true(flag: bool) -> bool:
     """True on every rank if ``flag`` is true on any rank."""
     if not is_dist():
         return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_collective_device())
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return any_of(flag)[0]
+
+
+def any_of(*flags: bool | torch.Tensor) -> list[bool]:
+    """For each flag (a bool, or a one-element tensor on a device), whether it is true on any rank.
+
+    One collective and one read for all of them: the trainer asks "was a loss non-finite, did a stop signal
+    come" once per iteration with this, so every rank takes the same branch.
+    """
+    device = _collective_device() if is_dist() else next(
+        (f.device for f in flags if isinstance(f, torch.Tensor)), torch.device("cpu"))
+    t = torch.stack([torch.as_tensor(f).to(device=device, dtype=torch.int32).reshape(()) for f in flags])
+    if is_dist():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
 
 
 def gather_objects(obj: Any) -> list[Any]:

@@ -67,7 +67,7 @@ def _add(sums: dict[str, torch.Tensor], losses: Mapping[str, torch.Tensor]) -> N
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or Inf; the step was not applied."""
+    """A loss became NaN or Inf (the run stops before anything of that iteration is saved)."""
 
     def __init__(self, iteration: int, values: Mapping[str, float]) -> None:
         bad = {k: v for k, v in values.items() if not math.isfinite(v)}
@@ -101,6 +101,7 @@ class SRModel:
         self.grad_clip = t.grad_clip
         self.warmup_iter = t.warmup_iter
         self._scheduled_lr: list[list[float]] | None = None
+        self._finite: torch.Tensor | None = None  # see _note_finite
 
         self.net_g = self._prepare(build_network(opt.network_g.spec()))
         p = opt.path
@@ -185,13 +186,17 @@ class SRModel:
     def current_lr(self) -> list[float]:
         return [opt.param_groups[0]["lr"] for opt in self.optimizers]
 
-    def _check_finite(self, losses: Mapping[str, torch.Tensor], current_iter: int) -> None:
-        """Raise on every rank if any loss is NaN/Inf on any rank (so no rank is left waiting)."""
-        if not losses:
-            return
-        ok = bool(torch.stack([v.detach().float().reshape(()) for v in losses.values()]).isfinite().all())
-        if not dist_utils.all_true(ok):
-            raise NonFiniteLossError(current_iter, {k: float(v.detach()) for k, v in losses.items()})
+    def _note_finite(self, total: torch.Tensor) -> None:
+        """Fold a loss sum into the step's finiteness flag, on the device (a NaN/Inf term makes the sum one).
+
+        Read once per iteration by the trainer, with the stop request, in one collective: no host sync here.
+        """
+        ok = torch.isfinite(total.detach())
+        self._finite = ok if self._finite is None else self._finite & ok
+
+    def step_is_finite(self) -> torch.Tensor:
+        """A bool tensor on the device: whether every loss of the last :meth:`optimize_parameters` was finite."""
+        return self._finite if self._finite is not None else torch.ones((), dtype=torch.bool, device=self.device)
 
     def _step(self, optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:
         """Clip (``grad_clip``) and apply the gradients accumulated since ``zero_grad``."""
@@ -231,14 +236,15 @@ class SRModel:
         b images step as one batch of k*b would with a mean-reduced loss). Returns the mean losses."""
         micro = _micro_batches(lq, gt)
         self.optimizer_g.zero_grad(set_to_none=True)
+        self._finite = None
         sums: dict[str, torch.Tensor] = {}
         for i, (lq_i, gt_i) in enumerate(micro):
             with self._no_sync(self.net_g_train, last=i == len(micro) - 1):
                 with self.autocast():
                     output = self.net_g_train(lq_i)
                     losses = self._content_losses(output.float(), gt_i, gt_i, "l_")
-                self._check_finite(losses, current_iter)
                 total = torch.stack([v.float() for v in losses.values()]).sum()
+                self._note_finite(total)
                 self.scaler.scale(total / len(micro)).backward()
             _add(sums, losses)
         self._step(self.optimizer_g, list(self.net_g.parameters()))
@@ -396,6 +402,7 @@ class ESRGANModel(SRModel):
         warming_up = current_iter <= self.g_warmup_iter
         optimize_g = warming_up or (current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters)
         sums: dict[str, torch.Tensor] = {}
+        self._finite = None
 
         # ---- generator (gradients of the micro-batches accumulate, each loss divided by k)
         self._set_d_grad(False)
@@ -409,8 +416,8 @@ class ESRGANModel(SRModel):
                 gan_gt = self.loss_targets(gt_i)[2]
                 if optimize_g:
                     g_losses, gan_gt = self._generator_losses(output, gt_i, warming_up)
-                    self._check_finite(g_losses, current_iter)
                     total_g = torch.stack([v.float() for v in g_losses.values()]).sum()
+                    self._note_finite(total_g)
                     self.scaler.scale(total_g / k).backward()
                     _add(sums, g_losses)
             for_d.append((output.detach(), gan_gt))
@@ -424,7 +431,7 @@ class ESRGANModel(SRModel):
             for i, (fake, gan_gt) in enumerate(for_d):
                 with self._no_sync(self.net_d_train, last=i == k - 1):
                     d_losses, total_d, outputs = self._discriminator_losses(fake, gan_gt)
-                    self._check_finite(d_losses, current_iter)
+                    self._note_finite(total_d)
                     self.scaler.scale(total_d / k).backward()
                 _add(sums, d_losses)
                 _add(sums, outputs)

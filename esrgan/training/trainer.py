@@ -43,6 +43,7 @@ from esrgan.training.run_log import LossMeter, RunLog
 from esrgan.training.steps import Position, StepStream, StopMidStep
 from esrgan.training.validation import BestTracker, check_validation_images, metric_specs, validate_dataset
 from esrgan.utils.atomic import DiskFullError, remove_stale_temporaries
+from esrgan.utils.hardware import synchronize
 from esrgan.utils.lock import ExperimentInUseError, ExperimentLock
 
 if TYPE_CHECKING:
@@ -396,7 +397,12 @@ class Trainer:
                 t_data = time.perf_counter()
                 current_iter += 1
                 losses = self._train_step(batches, current_iter)
+                synchronize(self.device)  # the step's time is the device's, not what queueing it took
                 t_step = time.perf_counter()
+                # One collective, one read per iteration: a NaN/Inf loss or a stop signal on any rank.
+                nonfinite, stop = dist_utils.any_of(~self.model.step_is_finite(), self._stop_signal is not None)
+                if nonfinite:
+                    raise NonFiniteLossError(current_iter, {k: float(v) for k, v in losses.items()})
                 meter.add(losses, t_data - t_end, t_step - t_end)
                 bar.update(1)
                 if current_iter % print_freq == 0 or current_iter == self.total_iter:
@@ -405,7 +411,7 @@ class Trainer:
                     self.validate(current_iter)
                 if save_freq and current_iter % save_freq == 0 and current_iter < self.total_iter:
                     self.save(current_iter)
-                if self._stop_requested():
+                if stop:
                     return self._stop(current_iter, None)
                 if current_iter >= self.total_iter:
                     break

@@ -51,6 +51,13 @@ def cuda_native_bf16(device: torch.device) -> bool:
     return tuple(torch.cuda.get_device_capability(index)) >= (8, 0)
 
 
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a GPU runs asynchronously: a time read without this counts only
+    the queueing). Nothing to wait for on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def cpu_model() -> str:
     """The CPU's marketing name, from /proc/cpuinfo where there is one."""
     try:
