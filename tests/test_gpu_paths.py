@@ -208,3 +208,52 @@ def test_step_time_waits_for_the_device_once_per_iteration(tmp_path: Path, monke
     opt = options_from_dict(tiny_options_dict(data, tmp_path / "exp", total_iter=3), ["val.val_freq=0"])
     assert trainer_module.Trainer(opt, interactive=False).run() == 0
     assert devices == [torch.device("cpu")] * 3
+
+
+def test_cudnn_benchmark_on_cuda_unless_deterministic_and_settings_put_back(monkeypatch) -> None:
+    from esrgan.training.preflight import CUBLAS_WORKSPACE_CONFIG, restore_kernels, set_kernels
+
+    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
+    monkeypatch.setattr(torch.backends.cudnn, "benchmark", False)
+    before = (torch.backends.cudnn.deterministic, torch.are_deterministic_algorithms_enabled())
+    saved = set_kernels(torch.device("cuda", 0), deterministic=False)
+    assert torch.backends.cudnn.benchmark and not torch.are_deterministic_algorithms_enabled()
+    restore_kernels(saved)
+    assert not torch.backends.cudnn.benchmark
+    set_kernels(torch.device("cpu"), deterministic=False)
+    assert not torch.backends.cudnn.benchmark  # nothing to benchmark on the CPU
+
+    saved = set_kernels(torch.device("cuda", 0), deterministic=True)
+    try:
+        assert not torch.backends.cudnn.benchmark and torch.backends.cudnn.deterministic
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()  # no kernel: a warning, not a stopped run
+        import os
+
+        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == CUBLAS_WORKSPACE_CONFIG == ":4096:8"
+    finally:
+        restore_kernels(saved)
+    assert (torch.backends.cudnn.deterministic, torch.are_deterministic_algorithms_enabled()) == before
+
+
+def test_train_deterministic_holds_during_the_run_only(tmp_path: Path) -> None:
+    from tiny_training import make_tiny_data, tiny_options_dict
+
+    from esrgan.options import options_from_dict
+    from esrgan.training.trainer import Trainer
+
+    data = make_tiny_data(tmp_path / "data", n_train=4, n_val=1)
+    opt = options_from_dict(tiny_options_dict(data, tmp_path / "exp", total_iter=2),
+                            ["val.val_freq=0", "train.deterministic=true"])
+    assert opt.train.deterministic is True
+    trainer = Trainer(opt, interactive=False)
+    step = trainer.model.optimize_parameters
+    seen: list[bool] = []
+
+    def watched(lq, gt, it):
+        seen.append(torch.are_deterministic_algorithms_enabled())
+        return step(lq, gt, it)
+
+    trainer.model.optimize_parameters = watched
+    assert trainer.run() == 0
+    assert seen == [True, True] and not torch.are_deterministic_algorithms_enabled()

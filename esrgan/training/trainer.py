@@ -37,7 +37,7 @@ from esrgan.training.build import build_model
 from esrgan.training.checkpoints import STATE_FORMAT, CheckpointKeeper, load_state
 from esrgan.training.experiment import ExperimentPaths, archive_if_exists, latest_state, timestamp
 from esrgan.training.models import NonFiniteLossError, SRModel
-from esrgan.training.preflight import check_inputs_exist, pick_device
+from esrgan.training.preflight import check_inputs_exist, pick_device, restore_kernels, set_kernels
 from esrgan.training.rng import seed_everything, set_rng_state
 from esrgan.training.run_log import LossMeter, RunLog
 from esrgan.training.steps import Position, StepStream, StopMidStep
@@ -98,6 +98,7 @@ class Trainer:
         wandb_run.check_ready(opt)
         # One run per experiment folder (rank 0 holds the lock for the job); every rank learns the outcome.
         self._lock: ExperimentLock | None = None
+        self._kernels: dict[str, Any] | None = None  # the settings set_kernels replaced
         in_use = None
         if self.is_main:
             try:
@@ -114,10 +115,14 @@ class Trainer:
             raise
 
     def release_lock(self) -> None:
-        """Free the experiment folder for the next run (also done by :meth:`run` at its end)."""
+        """Free the experiment folder for the next run and put back the process's kernel settings (also done by
+        :meth:`run` at its end)."""
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        if self._kernels is not None:
+            restore_kernels(self._kernels)
+            self._kernels = None
 
     def _set_up(self, auto_resume: bool) -> None:
         """Read every input (data, networks, training state), then make the experiment folder.
@@ -148,6 +153,7 @@ class Trainer:
             logger.info("esrgan training: %s (%s), %s", opt.name, opt.model_type, env_info())
             self.device = pick_device(opt.num_gpu, self.dist_info)
             logger.info("device %s, rank %d of %d", self.device, self.rank, self.world_size)
+            self._kernels = set_kernels(self.device, opt.train.deterministic)
             self._build(resume_path)
         finally:
             logging.getLogger("esrgan").removeHandler(buffer)
