@@ -257,3 +257,28 @@ def test_train_deterministic_holds_during_the_run_only(tmp_path: Path) -> None:
     trainer.model.optimize_parameters = watched
     assert trainer.run() == 0
     assert seen == [True, True] and not torch.are_deterministic_algorithms_enabled()
+
+
+def test_automatic_tiles_keep_activations_below_two_to_the_31_elements(monkeypatch) -> None:
+    # A card with 141 GB fits RRDBNet x4's activations for ~8.7 MP whole: 1,024 elements per input pixel, 8.9e9
+    # in the last convolutions, past what 32-bit-indexed CUDA kernels address.
+    from esrgan.inference import upscaler as upscaler_module
+    from esrgan.inference.upscaler import MAX_ACTIVATION_ELEMENTS, Upscaler
+
+    class Wide(torch.nn.Module):  # x4 with 64 channels at the output size: 1,024 elements per input pixel
+        def __init__(self) -> None:
+            super().__init__()
+            self.up = torch.nn.Upsample(scale_factor=4)
+            self.conv = torch.nn.Conv2d(3, 64, 1)
+            self.out = torch.nn.Conv2d(64, 3, 1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.out(self.conv(self.up(x)))
+
+    monkeypatch.setattr(upscaler_module, "free_memory", lambda device: 141e9)
+    up = Upscaler(Wide(), device="cpu", precision="fp32")
+    assert up.info.activation_per_pixel == 1024
+    assert up.auto_tile(1400, 1400) == 0  # 2.0e9 elements: whole
+    tile = up.auto_tile(3000, 3000)  # 9.2e9: tiled, each window below the limit
+    assert tile > 0 and (tile + 2 * up.tile_pad) ** 2 * 1024 <= MAX_ACTIVATION_ELEMENTS
+    assert up.auto_tile(3000, 3000, budget=1e15) == tile

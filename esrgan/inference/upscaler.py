@@ -52,6 +52,10 @@ MEMORY_SHARE = 0.5
 # Peak memory of a forward pass / the largest activation of the network (measured 3.0x in fp32 and
 # 2.3x in bf16 for RRDBNet x4 on the CPU): the margin covers allocator and convolution workspaces.
 PEAK_PER_ACTIVATION = 4.0
+# Automatic tiles keep every activation of one pass below 2**31 elements: CUDA kernels that index with 32-bit
+# integers fail beyond (some convolutions with an illegal memory access, which no retry survives), and a card
+# with 141 GB would otherwise run ~8.7 MP whole through RRDBNet x4 (1,024 activation elements per input pixel).
+MAX_ACTIVATION_ELEMENTS = 2**31 - 1
 
 # Receives (batch index, output rows y0:y1, output columns x0:x1, float NCHW block of one image) per piece.
 Sink = Callable[[int, int, int, int, int, torch.Tensor], None]
@@ -353,12 +357,14 @@ class Upscaler:
 
         ``budget``: bytes the network may use (default: ``MEMORY_SHARE`` of the device's free memory now, less
         the wider copies of the weights a NaN/Inf output would bring to the device).
-        Tiles are as large as fit (fewest seams, least overlap work), a multiple of 8 input pixels.
+        Tiles are as large as fit (fewest seams, least overlap work), a multiple of 8 input pixels, and no pass
+        holds an activation of 2**31 elements or more (``MAX_ACTIVATION_ELEMENTS``).
         """
         if budget is None:
             budget = MEMORY_SHARE * free_memory(self.device) - self._fallback_bytes()
-        budget = max(budget, 0.0)
         per_pixel = self.bytes_per_pixel()
+        largest_pass = MAX_ACTIVATION_ELEMENTS / max(self.info.activation_per_pixel, 1.0)  # input pixels
+        budget = min(max(budget, 0.0), largest_pass * per_pixel)
         if images * height * width * per_pixel <= budget:
             return 0
         window = int((budget / (self.batch_tiles * per_pixel)) ** 0.5)
