@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from esrgan.data.image import check_pixels
 from esrgan.inference.upscaler import Upscaler
 from esrgan.utils.atomic import atomic_path
 
@@ -229,6 +230,7 @@ def upscale_video(
         vin.thread_type = "AUTO"  # multi-threaded decoding
         rate = vin.average_rate or vin.guessed_rate or Fraction(25)
         in_w, in_h = vin.codec_context.width, vin.codec_context.height
+        check_pixels(f"{src} (frame size)", in_w, in_h)  # the image readers' pixel limit, before a frame decodes
         width, height = in_w * upscaler.scale, in_h * upscaler.scale
         codec = pick_codec(encode.codec)
         stats.codec, stats.size = codec, (width, height)

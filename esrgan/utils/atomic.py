@@ -87,11 +87,15 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     format from the file name (OpenCV, PyAV, torch) see the right one.
     """
     target = Path(target)
+    if target.is_dir():  # else the rename below fails naming the temporary, not the target
+        raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Hidden name ending in the real suffix: ".net_g_100.tmp-x1y2.pth".
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.tmp-", suffix=target.suffix if suffix is None else suffix, dir=target.parent
-    )
+    # Hidden name ending in the real suffix: ".net_g_100.tmp-x1y2.pth"; the stem is shortened so that a target with
+    # a long (legal) name still gets a temporary name within the file system's 255 bytes.
+    suffix = target.suffix if suffix is None else suffix
+    room = 255 - len(b".tmp-") - 1 - 8 - len(suffix.encode())
+    stem = target.stem.encode()[:room].decode(errors="ignore")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.tmp-", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:
