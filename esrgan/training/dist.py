@@ -212,17 +212,20 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
-def on_main(fn: Callable[[], T]) -> T | None:
+def on_main(fn: Callable[[], T], is_main: bool | None = None) -> T | None:
     """``fn()`` on rank 0 only (writing files), then every rank learns whether it worked.
 
     If it raised, every rank raises the same error: a full disk while rank 0 saves stops the whole job with
     one message, instead of leaving the other ranks waiting in the next collective until its timeout (under
     ``srun`` nothing else brings them down). The other ranks return None. Costs one broadcast.
+    ``is_main``: whether this process is rank 0 (default: the process group's rank; a job's
+    :class:`DistInfo` says it where no group is made).
     """
+    main = (not is_dist() or dist.get_rank() == 0) if is_main is None else is_main
     if not is_dist():
-        return fn()
+        return fn() if main else None
     result, failure = None, None
-    if dist.get_rank() == 0:
+    if main:
         try:
             result = fn()
         except Exception as exc:

@@ -164,7 +164,7 @@ class Trainer:
             return archived
 
         # Rank 0 writes; a failure there (a full disk) stops every rank with its message.
-        archived = dist_utils.on_main(make_folder)
+        archived = dist_utils.on_main(make_folder, self.is_main)
 
         self.log_file = Path(opt.path.log) / f"train_{timestamp()}.log"
         log = setup_logger("esrgan", self.log_file if self.is_main else None, rank=self.rank)
@@ -179,7 +179,7 @@ class Trainer:
             remove_stale_temporaries(self.paths.root)  # a run killed mid-save left it (we hold the folder's lock)
             save_options(opt, self.paths.root / f"options_{timestamp()}.yml")
 
-        dist_utils.on_main(tidy_and_record)
+        dist_utils.on_main(tidy_and_record, self.is_main)
         self.keeper = CheckpointKeeper(self.paths, opt.logger.keep_last)
         self.log = RunLog(opt, self.paths.root, self.paths.tb_logger, enabled=self.is_main,
                           purge_step=self.start_iter + 1 if resume_path else None)
@@ -307,12 +307,12 @@ class Trainer:
             "rng": rngs,
             "rank_states": rank_states,
             "model": self.model.state_dict(),
-        }))
+        }), self.is_main)
 
     # ---- validation ----------------------------------------------------------------------------
     def validate(self, current_iter: int) -> None:
         """Validation on rank 0 (the others wait); an error there (a full disk saving the best) stops every rank."""
-        dist_utils.on_main(lambda: self._validate(current_iter))
+        dist_utils.on_main(lambda: self._validate(current_iter), self.is_main)
 
     def _validate(self, current_iter: int) -> None:
         val_opt = self.opt.val
