@@ -1,6 +1,6 @@
 """``esrgan test`` / ``python test.py``: PSNR/SSIM (NIQE, LPIPS) tables, SR images and comparison pictures.
 
-    esrgan test --model M [--model M2 ...] --scale S --hr DIR [--lr DIR] [--name N] [--metrics psnr,ssim,niqe,lpips]
+    esrgan test --model M [--model M2 ...] --scale S --hr DIR [--lr DIR] [--name N] [--metrics psnr,ssim,dists]
     esrgan test -opt configs/test_esrgan_x4.yml
 
 The flags are overrides of the test option file (or of an empty one): both end in the one typed
@@ -41,8 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"network precision (default {SCORING_PRECISION}: scores are not affected by half-precision "
                    "rounding)")
     p.add_argument("--metrics", default=None, metavar="LIST",
-                   help="comma-separated: psnr, ssim (higher is better), niqe, lpips (lower is better); "
-                   "default psnr,ssim or the option file's metrics. LPIPS needs torchvision's AlexNet weights")
+                   help="comma-separated: psnr, ssim (higher is better), niqe, lpips, dists (lower is better); "
+                   "default psnr,ssim or the option file's metrics. LPIPS needs torchvision's AlexNet weights, "
+                   "DISTS its VGG16 weights")
     p.add_argument("--no-save-img", action="store_true", help="do not write SR images")
     p.add_argument("--no-compare", action="store_true", help="do not write comparison pictures")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")

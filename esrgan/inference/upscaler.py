@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from esrgan.archs.sizes import SizeRequirements, pad_to_fit
 from esrgan.data.image import max_value
 from esrgan.inference.tiling import tile_grid
 from esrgan.utils.hardware import cpu_native_bf16, cuda_native_bf16, free_memory
@@ -175,19 +176,30 @@ class ModelInfo:
     scale: int
     in_ch: int
     out_ch: int
-    # Input height/width must be a multiple of this (4 for RRDBNet x1, 2 for x2: pixel-unshuffle).
+    # Input height/width must be a multiple of this (4 for RRDBNet x1, 2 for x2: pixel-unshuffle; a window
+    # size for some of spandrel's networks).
     multiple: int
     # Elements of the largest activation per input pixel (64 x 16 = 1024 for RRDBNet x4): what memory grows with.
     activation_per_pixel: float = 0.0
+    # Input height/width must be at least this (smaller inputs and tiles are padded up to it).
+    minimum: int = 0
+
+    def sizes(self) -> SizeRequirements:
+        return SizeRequirements(minimum=self.minimum, multiple_of=self.multiple)
 
 
-def probe_model(model: nn.Module, device: torch.device, dtype: torch.dtype) -> ModelInfo:
+def probe_model(
+    model: nn.Module, device: torch.device, dtype: torch.dtype, sizes: SizeRequirements | None = None
+) -> ModelInfo:
     """Find a network's scale, channels, input-size multiple and activation size by running it on tiny inputs.
 
     Works for any architecture, including ones that pixel-unshuffle their input (whose
-    first convolution's channel count is not the image's).
+    first convolution's channel count is not the image's). ``sizes``: what the network is known to
+    need (``esrgan.archs.size_requirements``; spandrel's descriptors state it): the probe starts
+    there, and the multiple found is a multiple of it.
     """
-    base = 16
+    sizes = sizes or SizeRequirements()
+    base = 16 + sizes.padding(16, 16)[0]
     largest = [0]
 
     def record(_module: nn.Module, _inputs: object, output: object) -> None:
@@ -220,8 +232,10 @@ def probe_model(model: nn.Module, device: torch.device, dtype: torch.dtype) -> M
             )
         scale = out.shape[-1] // base
         multiple = next((m for m in (1, 2, 4, 8) if attempt(in_ch, base + m) is not None), base)
+        multiple = sizes.merge(SizeRequirements(multiple_of=multiple)).multiple_of
         # The largest module output on a 32x32 input (borders are a small share there) sizes the memory need.
-        size = 32 + (-32 % multiple)
+        size = max(32, sizes.minimum)
+        size += -size % multiple
         hooks = [m.register_forward_hook(record) for m in model.modules()]
         try:
             final = attempt(in_ch, size)
@@ -233,7 +247,7 @@ def probe_model(model: nn.Module, device: torch.device, dtype: torch.dtype) -> M
         largest[0] = max(largest[0], final.numel() if final is not None else out.numel() * 4)
     return ModelInfo(
         scale=scale, in_ch=in_ch, out_ch=int(out.shape[1]), multiple=multiple,
-        activation_per_pixel=largest[0] / (size * size),
+        activation_per_pixel=largest[0] / (size * size), minimum=sizes.minimum,
     )  # fmt: skip
 
 
@@ -316,7 +330,9 @@ class Upscaler:
         self._wider: dict[torch.dtype, nn.Module] = {}
         self._lock = threading.Lock()
         self._warned_non_finite = False
-        self.info = probe_model(self.model, self.device, self.dtype)
+        from esrgan.archs import size_requirements
+
+        self.info = probe_model(self.model, self.device, self.dtype, size_requirements(net))
         self.scale = self.info.scale
 
     def __repr__(self) -> str:
@@ -475,7 +491,17 @@ class Upscaler:
             return self._wider[dtype]
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
-        """The network on one batch (float32 result); a NaN/Inf output is redone at wider precisions."""
+        """The network on one batch (float32 result); a NaN/Inf output is redone at wider precisions.
+
+        An input smaller than the network's minimum is padded up to it and the output cropped back.
+        """
+        h, w = x.shape[-2:]
+        if self.info.minimum:
+            x = pad_to_fit(x, self.info.sizes())
+        result = self._infer_fitting(x)
+        return result[..., : h * self.scale, : w * self.scale]
+
+    def _infer_fitting(self, x: torch.Tensor) -> torch.Tensor:
         result = self.model(self._to_model(x)).float()
         if bool(torch.isfinite(result).all()):
             return result

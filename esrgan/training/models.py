@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from esrgan.archs import build_network
+from esrgan.archs import build_network, pad_to_fit, size_requirements
+from esrgan.archs.spandrel_archs import is_spandrel_network
 from esrgan.losses import build_loss, d_adversarial_terms, g_adversarial_loss, gradient_penalty
 from esrgan.training import dist as dist_utils
 from esrgan.training.ema import ModelEMA
@@ -104,6 +105,8 @@ class SRModel:
         self._finite: torch.Tensor | None = None  # see _note_finite
 
         self.net_g = self._prepare(build_network(opt.network_g.spec()))
+        # validation pads inputs up to what the network takes (window multiples...) and crops the output back
+        self.g_sizes = size_requirements(self.net_g)
         p = opt.path
         if p.pretrain_network_g:
             load_weights_into(
@@ -135,7 +138,9 @@ class SRModel:
             from torch.nn.parallel import DistributedDataParallel
 
             device_ids = [self.device.index] if self.device.type == "cuda" else None
-            wrapped = DistributedDataParallel(net, device_ids=device_ids)
+            # some of spandrel's networks leave parameters unused in training mode (FDAT's gates)
+            unused = is_spandrel_network(net)
+            wrapped = DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=unused)
         if compile_it:
             wrapped = torch.compile(wrapped)
         return wrapped
@@ -263,9 +268,11 @@ class SRModel:
         net = self.eval_network()
         was_training = net.training
         net.eval()
+        h, w = lq.shape[-2:]
+        s = self.opt.scale
         try:
             with self.autocast():
-                return net(self.to_input(lq)).float()
+                return net(self.to_input(pad_to_fit(lq, self.g_sizes))).float()[..., : h * s, : w * s]
         finally:
             net.train(was_training)
 
