@@ -428,6 +428,9 @@ class TrainOptions:
     channels_last: bool = False
     grad_clip: float = 0.0  # max gradient norm for G and D, 0 = off
     compile_g: bool = False
+    # Deterministic GPU kernels (torch.use_deterministic_algorithms, no cudnn.benchmark, a fixed cuBLAS
+    # workspace): exact resume on a GPU, at some speed. Without it cuDNN picks its fastest kernels per shape.
+    deterministic: bool = False
     # Batches whose gradients are summed into one optimizer step: the step sees batch_size_per_gpu x
     # accumulate_grad_batches images per process with the memory of one batch. Iterations (total_iter,
     # schedules, val_freq, checkpoints) count optimizer steps.
