@@ -23,6 +23,7 @@ from esrgan.archs.spandrel_archs import is_spandrel_network
 from esrgan.losses import build_loss, d_adversarial_terms, g_adversarial_loss, gradient_penalty
 from esrgan.training import dist as dist_utils
 from esrgan.training.ema import ModelEMA
+from esrgan.training.precision import training_precision
 from esrgan.training.schedulers import build_scheduler
 
 if TYPE_CHECKING:
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("esrgan.training.models")
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.amp_dtype
 
 
 # One batch, or the micro-batches of one optimizer step (train.accumulate_grad_batches).
@@ -80,7 +80,8 @@ class SRModel:
         self.device = device
         self.dist_info = dist_info or dist_utils.DistInfo()
         t = opt.train
-        self.channels_last = t.channels_last
+        self.precision = training_precision(t, device)
+        self.channels_last = self.precision.channels_last
         self.grad_clip = t.grad_clip
         self.warmup_iter = t.warmup_iter
         self._scheduled_lr: list[list[float]] | None = None
@@ -102,9 +103,8 @@ class SRModel:
         self.optimizers: list[torch.optim.Optimizer] = [self.optimizer_g]
         self.schedulers = [build_scheduler(self.optimizer_g, t.scheduler)] if t.scheduler is not None else []
 
-        self.amp_dtype = AMP_DTYPES[t.amp_dtype] if t.use_amp else None
-        # A grad scaler only for fp16: bf16 has fp32's exponent range and needs none.
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.amp_dtype = self.precision.autocast
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.grad_scaler)
 
     # ---- set-up helpers -------------------------------------------------------------------------
     def _prepare(self, net: nn.Module) -> nn.Module:
