@@ -11,7 +11,7 @@ from harness import REPO, Arena
 from esrgan.data.download import DATASETS
 
 sys.path.insert(0, str(REPO / "tests"))
-from tiny_training import make_tiny_data, tiny_options_dict  # noqa: E402
+from tiny_training import make_tiny_data, tiny_options_dict
 
 pytestmark = pytest.mark.slow
 
