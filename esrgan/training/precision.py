@@ -9,18 +9,21 @@ than fp32); channels_last goes with autocast. bf16 learns as fp32 does within se
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
-from esrgan.utils.hardware import fast_dtype
+from esrgan.utils.hardware import cuda_native_bf16, fast_dtype
 
 if TYPE_CHECKING:
     from esrgan.options.sections import TrainOptions
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.amp_dtype
 _NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
+
+logger = logging.getLogger("esrgan.training.precision")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,23 @@ class TrainingPrecision:
         return self.autocast == torch.float16
 
 
+def amp_dtype_for(use_amp: bool, amp_dtype: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of an explicit ``train.amp_dtype`` (``bf16`` / ``fp16``) on ``device`` (None: fp32).
+
+    bf16 on a GPU older than Ampere (compute capability < 8.0) is emulated and slow: fp16 with the grad scaler
+    there, said once at the start.
+    """
+    if not use_amp:
+        return None
+    dtype = AMP_DTYPES[amp_dtype]
+    if dtype == torch.bfloat16 and device.type == "cuda" and not cuda_native_bf16(device):
+        major, minor = torch.cuda.get_device_capability(device)
+        logger.warning("train.amp_dtype: bf16 is emulated on %s (compute capability %d.%d; native from 8.0): "
+                       "training in fp16 with a grad scaler instead", device, major, minor)
+        return torch.float16
+    return dtype
+
+
 def training_precision(train: TrainOptions, device: torch.device) -> TrainingPrecision:
     """``train``'s precision keys on ``device``."""
     fast, reason = fast_dtype(device)
@@ -43,7 +63,7 @@ def training_precision(train: TrainOptions, device: torch.device) -> TrainingPre
         why = f"train.use_amp: auto; {reason}"
     elif train.use_amp:
         if train.amp_dtype != "auto":
-            dtype = AMP_DTYPES[train.amp_dtype]
+            dtype = amp_dtype_for(True, train.amp_dtype, device)
         else:  # asked for autocast where fp32 is the fast choice: the CPU's autocast dtype
             dtype = torch.bfloat16 if fast == torch.float32 else fast
         why = "train.use_amp: true"
@@ -52,7 +72,7 @@ def training_precision(train: TrainOptions, device: torch.device) -> TrainingPre
     else:
         dtype, why = None, "train.use_amp: false"
     if train.use_amp == "auto" and dtype is not None and train.amp_dtype != "auto":
-        dtype = AMP_DTYPES[train.amp_dtype]
+        dtype = amp_dtype_for(True, train.amp_dtype, device)
     # auto: with autocast, as they were measured together (AMP + channels_last 1.54x the fp32 iteration on a
     # native-bf16 CPU, AMP alone 1.30x: benchmarks/README.md, "Training precision"); fp32 keeps NCHW, as before
     if train.channels_last == "auto":

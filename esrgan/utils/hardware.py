@@ -56,6 +56,23 @@ def fast_dtype(device: torch.device) -> tuple[torch.dtype, str]:
     return torch.float32, "this CPU has no native bf16 instructions: AMX-BF16 / AVX512-BF16"
 
 
+def cuda_native_bf16(device: torch.device) -> bool:
+    """Whether the CUDA GPU ``device`` does bf16 arithmetic natively: compute capability 8.0 (Ampere) or later.
+
+    ``torch.cuda.is_bf16_supported()`` also says yes on a V100 or T4, where bf16 is emulated and convolutions
+    take a slow path, and it asks about the current device rather than ``device``.
+    """
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return tuple(torch.cuda.get_device_capability(index)) >= (8, 0)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a GPU runs asynchronously: a time read without this counts only
+    the queueing). Nothing to wait for on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def cpu_model() -> str:
     """The CPU's marketing name, from /proc/cpuinfo where there is one."""
     try:
