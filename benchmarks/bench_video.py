@@ -32,9 +32,11 @@ from bench_inference import notebook_loop  # benchmarks/ is on sys.path when run
 
 from esrgan.archs import RRDBNet
 from esrgan.inference import Upscaler
-from esrgan.inference.synthetic_video import make_pan_clip, make_test_clip
 from esrgan.inference.video import frames_per_pass, upscale_video
 from esrgan.utils.hardware import cpu_summary
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the synthetic clips live with the tests
+from synthetic_video import make_pan_clip, make_test_clip
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_WEIGHTS = ROOT.parent / "shared" / "models" / "RealESRGAN_x4plus_anime_6B.pth"

@@ -113,7 +113,7 @@ def test_upscale_sees_through_links(tmp_path: Path, natural_image: np.ndarray, m
 
 def test_video_output_from_before_needs_overwrite(tmp_path: Path, model_file: Path) -> None:
     pytest.importorskip("av")
-    from esrgan.inference.synthetic_video import make_test_clip
+    from synthetic_video import make_test_clip
 
     clip = make_test_clip(tmp_path / "c.mkv", frames=4, width=16, height=16, audio=None)
     (tmp_path / "o.mkv").write_bytes(b"mine")

@@ -43,7 +43,7 @@ def _frames(path: Path) -> int:
 def damaged_clips(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The probe's two cases: a truncated mkv and a truncated faststart mp4 (48 frames each, cut in half)."""
     av = pytest.importorskip("av")
-    from esrgan.inference.synthetic_video import make_test_clip
+    from synthetic_video import make_test_clip
 
     d = tmp_path_factory.mktemp("clips")
     mkv = make_test_clip(d / "whole.mkv", frames=48, width=32, height=24)

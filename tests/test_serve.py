@@ -227,9 +227,9 @@ def test_video_job_runs_the_video_pipeline_with_progress_in_frames(client: TestC
                                                                    tmp_path: Path) -> None:
     pytest.importorskip("av", reason="videos need PyAV (pip install 'esrgan[video]')")
     import av
+    from synthetic_video import make_test_clip
 
     from esrgan.commands import video as video_cmd
-    from esrgan.inference.synthetic_video import make_test_clip
 
     clip = make_test_clip(tmp_path / "clip.mp4", frames=6, width=32, height=24)
     model = str(model_dir / "a.pth")

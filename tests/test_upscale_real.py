@@ -12,11 +12,11 @@ import av
 import numpy as np
 import pytest
 import torch
+from synthetic_video import make_pan_clip
 
 from esrgan import load_model
 from esrgan.data.image import imread
 from esrgan.inference import Upscaler
-from esrgan.inference.synthetic_video import make_pan_clip
 from esrgan.inference.upscaler import TILE_PADS
 from esrgan.inference.video import upscale_video
 from esrgan.utils.hardware import cpu_native_bf16

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 from skimage.metrics import peak_signal_noise_ratio
+from synthetic_video import make_test_clip
 from torch import nn
 from torch.nn import functional as F
 
@@ -18,7 +19,6 @@ from esrgan.checkpoint import save_network
 from esrgan.cli import main as esrgan_main
 from esrgan.inference import Upscaler
 from esrgan.inference import video as video_mod
-from esrgan.inference.synthetic_video import make_test_clip
 from esrgan.inference.video import EncodeOptions, pick_codec, upscale_video
 
 

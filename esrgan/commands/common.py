@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
+import signal
 import sys
+from collections.abc import Iterator
 
 import torch
 from tqdm import tqdm
 
+from esrgan.inference.ranks import Ranks
 from esrgan.inference.upscaler import ALPHA_UPSAMPLERS, PRECISIONS, TILE_PADS, Upscaler
 
 DEFAULT_MODEL = "RRDB_ESRGAN_x4"
@@ -102,11 +107,62 @@ class _TqdmHandler(logging.Handler):
             self.handleError(record)
 
 
-def setup_cli_logging(verbose: bool = False) -> None:
-    """Messages of the ``esrgan`` loggers on stderr, above the progress bars (installed once)."""
+def setup_cli_logging(verbose: bool = False, rank: int = 0) -> None:
+    """Messages of the ``esrgan`` loggers on stderr, above the progress bars (installed once).
+
+    Under torchrun the first process tells the story; the others print only warnings and errors, marked
+    with their rank."""
     log = logging.getLogger("esrgan")
-    if not any(isinstance(h, _TqdmHandler) for h in log.handlers):
+    handler = next((h for h in log.handlers if isinstance(h, _TqdmHandler)), None)
+    if handler is None:
         handler = _TqdmHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         log.addHandler(handler)
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handler.setFormatter(logging.Formatter(("%(levelname)s: " if rank == 0 else f"%(levelname)s: rank {rank}: ")
+                                           + "%(message)s"))
+    log.setLevel(logging.DEBUG if verbose else logging.INFO if rank == 0 else logging.WARNING)
+
+
+# A torchrun rank waits for the others at the end (their last parts); torchrun itself ends the job when one fails.
+_RANKS_TIMEOUT_S = 7 * 24 * 3600.0
+
+
+@contextlib.contextmanager
+def join_ranks() -> Iterator[Ranks]:
+    """The process group of a ``torchrun`` launch (gloo: only file lists and part files travel between ranks,
+    on GPU machines too), or one process when not launched by torchrun; the group is closed on the way out."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield Ranks()
+        return
+    from esrgan.training import dist
+
+    dist.init_dist("pytorch", backend="gloo", timeout_s=_RANKS_TIMEOUT_S)
+    try:
+        yield Ranks.current()
+    finally:
+        dist.destroy()
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a ``kill``, a job scheduler's stop, a container shutting down), raised in the main thread like
+    Ctrl-C so the same clean-up runs: temporaries removed, finished parts kept."""
+
+    exit_code = 128 + signal.SIGTERM
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While inside, SIGTERM raises :class:`Terminated` (Python's default ends the process at once, leaving
+    temporary files behind and saying nothing)."""
+
+    def handler(signum: int, frame: object) -> None:
+        raise Terminated()
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (a test runner's worker): nothing to install
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -113,7 +113,7 @@ class ServeState:
         if item.kind == "video":
             self.run_video(job, item, upscaler, progress)
             return
-        from esrgan.commands.upscale import output_file
+        from esrgan.inference.files import output_file
 
         img = imdecode(item.input_path.read_bytes(), item.name)
         out = upscaler.upscale(img, job.settings.outscale, progress=progress)
