@@ -13,8 +13,9 @@ from collections.abc import Iterator
 import torch
 from tqdm import tqdm
 
+from esrgan.inference.color_fix import COLOR_FIXES
 from esrgan.inference.ranks import Ranks
-from esrgan.inference.upscaler import ALPHA_UPSAMPLERS, PRECISIONS, TILE_PADS, Upscaler
+from esrgan.inference.upscaler import ALPHA_UPSAMPLERS, DEFAULT_COLOR_FIX, PRECISIONS, TILE_PADS, Upscaler
 
 DEFAULT_MODEL = "RRDB_ESRGAN_x4"
 
@@ -60,6 +61,14 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="NHWC memory layout (default: on for cpu and cuda)",
     )
+    g.add_argument(
+        "--color-fix",
+        choices=COLOR_FIXES,
+        default=DEFAULT_COLOR_FIX,
+        help="put the input's colours back: wavelet = the input's low frequencies under the network's detail, "
+        f"histogram = each channel's histogram matched to the input's (default: {DEFAULT_COLOR_FIX}; "
+        "see docs/upscaling.md for the measured colour drift)",
+    )
 
 
 def add_alpha_arg(parser: argparse.ArgumentParser) -> None:
@@ -91,6 +100,7 @@ def build_upscaler(args: argparse.Namespace, *, show_progress: bool) -> Upscaler
             batch_tiles=args.batch_tiles,
             alpha_upsampler=getattr(args, "alpha_upsampler", "model"),
             show_progress=show_progress,
+            color_fix=args.color_fix,
         )
     except (OSError, ValueError, RuntimeError) as exc:
         logging.getLogger("esrgan.inference").error("cannot load model %s: %s", args.model, exc)
