@@ -67,10 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(parser, args, ranks)
     except KeyboardInterrupt as exc:
         # Each output is renamed into place when complete: those written are whole, the rest are not there.
-        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
-        logger.error("%s: the outputs written so far are complete; run again with --skip-existing to do the rest",
-                     what)
-        return exc.exit_code if isinstance(exc, Terminated) else 130
+        hint = "the outputs written so far are complete; run again with --skip-existing to do the rest"
+        if isinstance(exc, Terminated):
+            logger.error("terminated (SIGTERM): %s", hint)
+            return exc.exit_code
+        logger.info("%s", hint)
+        raise  # the CLI's one line: "esrgan upscale: interrupted", exit 130
 
 
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, ranks: Ranks) -> int:

@@ -95,7 +95,9 @@ class NetworkModel:
 
         self.name = name
         self.scale = scale
-        self.upscaler = Upscaler(net, device=device, tile=tile, tile_pad=tile_pad, precision=precision)
+        # Scored as trained, as papers and BasicSR score it: no colour fix.
+        self.upscaler = Upscaler(net, device=device, tile=tile, tile_pad=tile_pad, precision=precision,
+                                 color_fix="none")
         if self.upscaler.scale != scale:
             raise ValueError(f"model {name} upscales x{self.upscaler.scale}, but the test scale is x{scale}")
         self.tile = tile

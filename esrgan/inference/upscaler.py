@@ -55,7 +55,7 @@ MEMORY_SHARE = 0.5
 PEAK_PER_ACTIVATION = 4.0
 
 # What ``color_fix`` is unless asked: decided from the colour drift of the shipped models (benchmarks/README.md).
-DEFAULT_COLOR_FIX = "none"
+DEFAULT_COLOR_FIX = "wavelet"
 # Receives (batch index, output rows y0:y1, output columns x0:x1, float NCHW block of one image) per piece.
 Sink = Callable[[int, int, int, int, int, torch.Tensor], None]
 # Receives (network passes done, passes in total) after each forward pass of one call; raising stops the call.
