@@ -104,19 +104,32 @@ class FailAfter(nn.Module):
         return self.net(x)
 
 
-def test_interrupted_run_leaves_no_output(clips: dict[str, Path], tmp_path: Path) -> None:
-    up = Upscaler(FailAfter(calls=2), device="cpu", batch_tiles=2)
+def test_interrupted_run_keeps_its_parts_and_the_same_call_finishes_it(clips: dict[str, Path], tmp_path: Path) -> None:
+    src = clips["mkv_aac"]  # 14 frames at 25 fps: parts of 0.12 s = 3 frames
+    up = Upscaler(FailAfter(calls=4), device="cpu")
     up.model.armed = True
     dst = tmp_path / "out.mkv"
     with pytest.raises(RuntimeError, match="injected failure mid-stream"):
-        upscale_video(up, clips["mkv_aac"], dst, batch=2, show_progress=False)
-    assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary file
-    # an existing output stays as it was
+        upscale_video(up, src, dst, batch=1, part_seconds=0.12, show_progress=False)
+    folder = tmp_path / ".out.mkv.parts"
+    assert not dst.exists() and [p.name for p in tmp_path.iterdir()] == [folder.name]
+    # the first part (3 frames) is done; the 4th frame's part was cut: no temporary of it is left
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "part-000000.json", "part-000000.mkv"]
+    up.model.armed = False
+    stats = upscale_video(up, src, dst, batch=1, part_seconds=0.12, show_progress=False)
+    assert stats.resumed_frames == 3 and stats.frames == 14 and not folder.exists()
+    whole = upscale_video(up, src, tmp_path / "whole.mkv", batch=1, part_seconds=0.12, show_progress=False)
+    assert whole.resumed_frames == 0
+    a, b = _read(dst), _read(tmp_path / "whole.mkv")
+    assert a["pts"] == b["pts"] and a["audio"] == b["audio"] and len(a["frames"]) == 14
+    assert all(np.array_equal(x, y) for x, y in zip(a["frames"], b["frames"], strict=True))
+    # a failure before any part is done leaves nothing, and an existing output stays as it was
     dst.write_bytes(b"previous result")
-    up.model.calls = 1
+    up.model.armed, up.model.calls = True, 1
     with pytest.raises(RuntimeError, match="injected failure"):
-        upscale_video(up, clips["mkv_aac"], dst, batch=2, show_progress=False)
-    assert dst.read_bytes() == b"previous result" and len(list(tmp_path.iterdir())) == 1
+        upscale_video(up, src, dst, batch=1, part_seconds=0.12, show_progress=False)
+    assert dst.read_bytes() == b"previous result" and sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv",
+                                                                                                   "whole.mkv"]
 
 
 def test_encoder_failure_in_its_thread_propagates(clips: dict[str, Path], tmp_path: Path) -> None:

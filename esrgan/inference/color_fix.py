@@ -24,11 +24,15 @@ def check_color_fix(name: str) -> str:
 
 
 def _blur(x: torch.Tensor, dilation: int) -> torch.Tensor:
-    """The a-trous B-spline-like 3x3 kernel [1 2 1]^T [1 2 1] / 16 with holes of ``dilation``, edges replicated."""
-    k = torch.tensor([1.0, 2.0, 1.0], dtype=x.dtype, device=x.device)
-    kernel = (k[:, None] * k[None, :] / 16).expand(x.shape[1], 1, 3, 3).contiguous()
-    padded = F.pad(x, (dilation,) * 4, mode="replicate")
-    return F.conv2d(padded, kernel, groups=x.shape[1], dilation=dilation)
+    """The a-trous 3x3 kernel [1 2 1]^T [1 2 1] / 16 with holes of ``dilation``, edges replicated: one rows pass
+    and one columns pass of shifted sums (a dilated depthwise convolution is twice as slow on a CPU)."""
+    d = dilation
+    w = x.shape[-1]
+    p = F.pad(x, (d, d, 0, 0), mode="replicate")
+    x = torch.add(p[..., :w], p[..., 2 * d : 2 * d + w]).add_(p[..., d : d + w], alpha=2)
+    h = x.shape[-2]
+    p = F.pad(x, (0, 0, d, d), mode="replicate")
+    return torch.add(p[..., :h, :], p[..., 2 * d : 2 * d + h, :]).add_(p[..., d : d + h, :], alpha=2).mul_(1 / 16)
 
 
 def wavelet_low(x: torch.Tensor, levels: int = WAVELET_LEVELS) -> torch.Tensor:

@@ -9,6 +9,7 @@ the instance holds only what was fixed at construction.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import os
 import threading
@@ -309,6 +310,7 @@ class Upscaler:
             device=self.device, dtype=self.dtype, memory_format=self.memory_format
         )
         self._wider: dict[torch.dtype, nn.Module] = {}
+        self._digest: str | None = None
         self._lock = threading.Lock()
         self._warned_non_finite = False
         self.info = probe_model(self.model, self.device, self.dtype)
@@ -321,6 +323,19 @@ class Upscaler:
             f"tile={tile}, tile_pad={self.tile_pad}, batch_tiles={self.batch_tiles}, "
             f"channels_last={self.channels_last}, color_fix={self.color_fix})"
         )
+
+    def weights_digest(self) -> str:
+        """SHA-256 of the network's full-precision weights (names, shapes, dtypes and values, in order): the
+        same for the same network however it was loaded (a resumed video checks it)."""
+        with self._lock:
+            if self._digest is None:
+                h = hashlib.sha256()
+                for name, t in (self._reference or self.model).state_dict().items():
+                    t = t.detach().to("cpu", torch.float32 if t.is_floating_point() else t.dtype).contiguous()
+                    h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+                    h.update(t.numpy().tobytes())
+                self._digest = h.hexdigest()
+            return self._digest
 
     def batched(self, batch_tiles: int) -> Upscaler:
         """The same network (shared, not copied) run ``batch_tiles`` tiles or whole images per forward pass."""
