@@ -114,7 +114,8 @@ def test_color_fixes_keep_what_is_already_right() -> None:
 
 def test_upscaler_color_fix_on_images_tensors_grey_alpha_and_passes() -> None:
     src = _fixture("skin")
-    plain, fixing = Upscaler(Cast(), device="cpu", color_fix="none"), Upscaler(Cast(), device="cpu", color_fix="wavelet")
+    plain = Upscaler(Cast(), device="cpu", color_fix="none")
+    fixing = Upscaler(Cast(), device="cpu", color_fix="wavelet")
     assert "color_fix=wavelet" in repr(fixing)
     assert color_drift(plain.upscale(src), src) > 4 > 4 * color_drift(fixing.upscale(src), src)
     x = _to_tensor(src)
