@@ -93,7 +93,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, ranks: Ranks
     logger.info("%r; %d image(s) -> %s%s", upscaler, len(files), out, ranks.describe())
 
     targets = {src: out if single else planned_output(src, out, suffix, args.ext) for src in files}
-    problem = plan_outputs(targets, overwrite=args.overwrite, skip_existing=args.skip_existing)
+    # Planned by the first process before any writes (the others would take its new files for old ones).
+    problem = ranks.broadcast(
+        plan_outputs(targets, overwrite=args.overwrite, skip_existing=args.skip_existing) if ranks.rank == 0 else None
+    )
     if problem:
         parser.error(problem)
 

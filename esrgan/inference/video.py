@@ -32,6 +32,7 @@ from tqdm import tqdm
 from esrgan.inference import video_parts
 from esrgan.inference.ranks import Ranks
 from esrgan.inference.upscaler import Upscaler
+from esrgan.inference.video_parts import PART_SECONDS
 from esrgan.utils.atomic import atomic_path
 from esrgan.utils.lock import ExperimentInUseError, ExperimentLock
 
@@ -41,10 +42,6 @@ logger = logging.getLogger("esrgan.inference.video")
 CODEC_FALLBACKS = ("libx264", "libopenh264", "libx265", "libvpx-vp9", "mpeg4")
 _CRF_CODECS = {"libx264", "libx265", "libvpx-vp9", "libaom-av1", "libsvtav1"}
 _END = object()
-# Seconds of video per part (see esrgan.inference.video_parts): what an interruption can cost at most, and
-# where a keyframe is forced. Two seconds cost 1-3% more bytes at CRF 18 than x264's own keyframe placement
-# (benchmarks/bench_video_resume.py) and lose at most two seconds' frames of work.
-PART_SECONDS = 2.0
 
 
 @dataclass(frozen=True)
@@ -290,12 +287,10 @@ def upscale_video(
         }
         parts = video_parts.PartsFolder(dst)
         if ranks.rank == 0:
-            lock = ExperimentLock(parts.path, what="esrgan video job")
             try:
-                lock.acquire()
+                lock = _lock_output(dst)
             except ExperimentInUseError as exc:
-                failure: str | None = f"{dst}: {exc}"
-                lock = None
+                failure: str | None = str(exc)
             else:
                 failure = None
             chosen = None
@@ -329,8 +324,8 @@ def upscale_video(
         mine = lambda p: p not in done and p % ranks.world_size == ranks.rank  # noqa: E731
         if resumed_frames:
             of = f" of {frames_total}" if frames_total else f" of about {total}" if total else ""
-            logger.info("%s: resuming: %d%s frames (%d parts) already done in %s", dst.name, resumed_frames, of,
-                        len(done), parts.path)
+            logger.info("%s: resuming: %d%s frames (%d part%s) already done in %s", dst.name, resumed_frames, of,
+                        len(done), "" if len(done) == 1 else "s", parts.path)
         logger.info(
             "%s: %dx%d %s fps -> %dx%d %s (%s), %d audio stream(s) copied; parts of %d frames%s",
             src.name, in_w, in_h, rate, width, height, codec, pix_fmt, len(ains), part_frames, ranks.describe(),
@@ -399,10 +394,24 @@ def finished_video(dst: str | os.PathLike[str]) -> bool:
     """Whether ``dst`` is the finished output of a job whose parts are still beside it (the job died between
     renaming the output into place and removing its parts); if so the parts are removed."""
     parts = video_parts.PartsFolder(Path(dst))
-    if Path(dst).is_file() and parts.finished():
+    if not (Path(dst).is_file() and parts.finished()):
+        return False
+    lock = _lock_output(Path(dst))
+    try:
         parts.remove()
-        return True
-    return False
+    finally:
+        lock.release()
+    return True
+
+
+def _lock_output(dst: Path) -> ExperimentLock:
+    """One job per output (``.<name>.lock`` beside it; the kernel frees it however the job ends)."""
+    try:
+        return ExperimentLock(dst, what="esrgan video job").acquire()
+    except ExperimentInUseError as exc:
+        holder = str(exc).split(" is in use by another ", 1)[-1].split("; wait for it", 1)[0]
+        raise ExperimentInUseError(f"{dst}: another {holder} is writing this output; wait for it to end or stop "
+                                   "it, or choose another output name") from None
 
 
 def _open_parts(

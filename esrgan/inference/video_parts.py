@@ -14,6 +14,7 @@ renamed into place, and the parts folder removed.
 from __future__ import annotations
 
 import contextlib
+import glob
 import hashlib
 import json
 import logging
@@ -27,6 +28,9 @@ from esrgan.utils.atomic import atomic_path, atomic_write_text, remove_stale_tem
 
 logger = logging.getLogger("esrgan.inference.video")
 
+# Seconds of video per part: what an interruption can cost at most, and where a keyframe is forced (each part
+# is encoded on its own). benchmarks/bench_video_resume.py measures what it costs in bytes and time.
+PART_SECONDS = 2.0
 FORMAT = "esrgan-video-parts"
 VERSION = 1
 MANIFEST = "manifest.json"
@@ -173,13 +177,27 @@ class PartsFolder:
                 self.remove()
                 found = None
         elif restart and self.path.exists():
+            if self.path.is_dir():
+                logger.warning("%s: discarding the %d part(s) an earlier run left (--restart)", self.dst,
+                               len(self.present()))
             self.remove()
         self.path.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(self.path)  # what a killed run was writing (no rank writes yet)
+        self._remove_stale_outputs()
         if found is None:
             atomic_write_text(self.path / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
             return Resumed()
         return Resumed(parts=self.done_parts(verify=verify), frames_total=self.read_end(), fresh=False)
+
+    def _remove_stale_outputs(self) -> None:
+        """The output's temporary from a run killed while putting it together (``atomic_path``'s name for it):
+        only this job writes it, and the lock on the parts folder is held."""
+        stale = re.compile(rf"^\.{re.escape(self.dst.stem)}\.tmp-[a-z0-9_]{{8}}{re.escape(self.dst.suffix)}$")
+        for p in self.dst.parent.glob(f".{glob.escape(self.dst.stem)}.tmp-*"):
+            if stale.match(p.name) and p.is_file():
+                logger.info("removed %s, left by a run killed while it wrote %s", p.name, self.dst.name)
+                with contextlib.suppress(FileNotFoundError):
+                    p.unlink()
 
     # ---------------------------------------------------------------- parts
 
