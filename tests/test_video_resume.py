@@ -1,6 +1,7 @@
-"""A long video job that survives: kill -9 at several points of a real `esrgan video` process, the same command
+"""Long jobs that survive: kill -9 at several points of a real `esrgan video` process, the same command
 continues, and the output's frames, timestamps and audio equal an uninterrupted run's; other settings are
-refused; torchrun with 2 CPU processes writes what one process writes (video and images)."""
+refused; torchrun with 2 CPU processes writes what one process writes (video and images); `esrgan upscale`
+over a folder killed mid-write never takes the cut output as done."""
 
 from __future__ import annotations
 
@@ -179,3 +180,51 @@ def test_torchrun_finishes_a_job_one_process_began_and_redoes_a_lost_part(job: d
     assert run.returncode == 0, run.stderr[-3000:]
     assert "part 1 is damaged" in run.stderr and "resuming: 8 of about 25 frames (2 parts)" in run.stderr
     _same_video(out, job["reference"])
+
+
+UPSCALE_KILLER = textwrap.dedent(
+    """
+    import os, runpy, signal, sys
+
+    from esrgan.utils import atomic
+
+    n, args = int(sys.argv[1]), sys.argv[2:]
+    count = [0]
+    replace = atomic.os.replace
+
+    def dying_replace(src, dst):
+        count[0] += 1
+        if count[0] == n:  # the n-th output fully written under its temporary name, not yet renamed
+            os.kill(os.getpid(), signal.SIGKILL)
+        return replace(src, dst)
+
+    atomic.os.replace = dying_replace
+    sys.argv = ["esrgan", *args]
+    runpy.run_module("esrgan", run_name="__main__")
+    """
+)
+
+
+@pytest.mark.slow
+def test_upscale_folder_killed_mid_write_then_skip_existing_finishes_it(model_file: Path, tmp_path: Path) -> None:
+    from esrgan.data.image import imwrite
+
+    rng = np.random.default_rng(0)
+    for i in range(6):
+        imwrite(tmp_path / "imgs" / f"i{i}.png", rng.integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    clean = _esrgan("upscale", tmp_path / "imgs", "-o", tmp_path / "clean", "--model", model_file, cwd=tmp_path)
+    assert clean.returncode == 0, clean.stderr
+    args = ["upscale", str(tmp_path / "imgs"), "-o", str(tmp_path / "out"), "--model", str(model_file)]
+    killed = subprocess.run([sys.executable, "-c", UPSCALE_KILLER, "3", *args], env=ENV, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9
+    out = tmp_path / "out"
+    # two outputs whole under their names; the third only as a hidden temporary: never taken as done
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == ["i0_x4.png", "i1_x4.png"]
+    assert [p.name for p in out.iterdir() if p.name.startswith(".i2_x4.tmp-")]
+    again = _esrgan(*args, "--skip-existing", cwd=tmp_path)
+    assert again.returncode == 0 and "upscaled 4, skipped 2 (existing), failed 0" in again.stderr
+    assert "removed 1 temporary file(s) left by an interrupted run" in again.stderr
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(p.name for p in (tmp_path / "clean").iterdir()) and len(names) == 6
+    assert all((out / n).read_bytes() == (tmp_path / "clean" / n).read_bytes() for n in names)

@@ -18,8 +18,16 @@ from esrgan.commands.common import (
     terminate_as_interrupt,
 )
 from esrgan.data.image import is_image_file
-from esrgan.inference.files import OUTPUT_EXTS, expand_inputs, plan_outputs, planned_output, scale_suffix, upscale_files
+from esrgan.inference.files import (
+    OUTPUT_EXTS,
+    expand_inputs,
+    plan_outputs,
+    planned_output,
+    scale_suffix,
+    upscale_files,
+)
 from esrgan.inference.ranks import Ranks
+from esrgan.utils.atomic import remove_stale_temporaries_of
 
 logger = logging.getLogger("esrgan.inference.upscale")
 
@@ -99,6 +107,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, ranks: Ranks
     )
     if problem:
         parser.error(problem)
+    if ranks.rank == 0:
+        # What a killed run was writing (no process writes yet), for the outputs and their PNG variants.
+        remove_stale_temporaries_of({p for dst in targets.values() for p in (dst, dst.with_suffix(".png"))})
+    ranks.barrier()
 
     result = upscale_files(
         upscaler, targets, outscale=args.outscale, passes=args.passes, quality=args.quality,

@@ -14,7 +14,6 @@ renamed into place, and the parts folder removed.
 from __future__ import annotations
 
 import contextlib
-import glob
 import hashlib
 import json
 import logging
@@ -24,7 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from esrgan.utils.atomic import atomic_path, atomic_write_text, remove_stale_temporaries
+from esrgan.utils.atomic import atomic_path, atomic_write_text, remove_stale_temporaries, remove_stale_temporaries_of
 
 logger = logging.getLogger("esrgan.inference.video")
 
@@ -183,21 +182,11 @@ class PartsFolder:
             self.remove()
         self.path.mkdir(parents=True, exist_ok=True)
         remove_stale_temporaries(self.path)  # what a killed run was writing (no rank writes yet)
-        self._remove_stale_outputs()
+        remove_stale_temporaries_of([self.dst])  # the output of a run killed while it put it together
         if found is None:
             atomic_write_text(self.path / MANIFEST, json.dumps(manifest, indent=1, sort_keys=True))
             return Resumed()
         return Resumed(parts=self.done_parts(verify=verify), frames_total=self.read_end(), fresh=False)
-
-    def _remove_stale_outputs(self) -> None:
-        """The output's temporary from a run killed while putting it together (``atomic_path``'s name for it):
-        only this job writes it, and the lock on the parts folder is held."""
-        stale = re.compile(rf"^\.{re.escape(self.dst.stem)}\.tmp-[a-z0-9_]{{8}}{re.escape(self.dst.suffix)}$")
-        for p in self.dst.parent.glob(f".{glob.escape(self.dst.stem)}.tmp-*"):
-            if stale.match(p.name) and p.is_file():
-                logger.info("removed %s, left by a run killed while it wrote %s", p.name, self.dst.name)
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
 
     # ---------------------------------------------------------------- parts
 

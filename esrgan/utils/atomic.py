@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import logging
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -69,6 +70,25 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
                 p.unlink()
     if found:
         logger.info("removed %d temporary file(s) left by an interrupted save in %s", len(found), folder)
+    return found
+
+
+def remove_stale_temporaries_of(targets: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Delete the hidden temporaries a killed writer left for these files (``atomic_path``'s
+    ``.<stem>.tmp-<8 chars><suffix>`` beside each); return them. Call it only while nothing else writes them
+    (the command that owns those outputs, before it starts)."""
+    found = []
+    for target in map(Path, targets):
+        if not target.parent.is_dir():
+            continue
+        name = re.compile(rf"^\.{re.escape(target.stem)}\.tmp-[a-z0-9_]{{8}}{re.escape(target.suffix)}$")
+        found += [p for p in target.parent.glob(f".{glob.escape(target.stem)}.tmp-*") if name.match(p.name)]
+    for p in found:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            p.unlink()
+    if found:
+        logger.info("removed %d temporary file(s) left by an interrupted run: %s", len(found),
+                    ", ".join(p.name for p in found[:3]))
     return found
 
 
