@@ -251,3 +251,49 @@ def test_nan_weights_fail_the_video_naming_the_model(
     out = tmp_path / "out.mp4"
     assert esrgan_main(["video", str(clips["mp4_aac"]), "-o", str(out), "--model", str(model)]) == 1
     assert "diverged.pth produced NaN/Inf values" in capsys.readouterr().err and not out.exists()
+
+
+def test_frames_per_pass_measured_on_a_gpu_for_long_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The choice logic of the GPU path, with a fake device whose pass costs ``fixed + per_frame * n`` seconds
+    (the GPU check runs the real thing: docs/upscaling.md, "GPU check")."""
+
+    class FakeUpscaler:
+        def __init__(self, fixed: float, per_frame: float, clock: list[float], n: int = 1) -> None:
+            self.device = torch.device("mps")
+            self.fixed, self.per_frame, self.clock, self.n = fixed, per_frame, clock, n
+            self.passes: list[int] = []
+
+        def batched(self, n: int) -> FakeUpscaler:
+            view = FakeUpscaler(self.fixed, self.per_frame, self.clock, n)
+            view.passes = self.passes
+            return view
+
+        def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
+            assert x.shape[0] == self.n
+            self.passes.append(self.n)
+            self.clock[0] += self.fixed + self.per_frame * self.n
+            return x
+
+    def measure(fixed: float, per_frame: float, fits: int) -> tuple[int, dict[int, float], list[int]]:
+        clock = [0.0]
+        monkeypatch.setattr(video_mod, "frames_per_pass", lambda up, h, w: fits)
+        up = FakeUpscaler(fixed, per_frame, clock)
+        choice, times = video_mod.measure_frames_per_pass(up, 64, 64, repeats=2, clock=lambda: clock[0])
+        return choice, times, up.passes
+
+    # a large fixed cost per pass (launches, a small frame): the largest batch that fits wins
+    choice, times, passes = measure(10.0, 1.0, fits=8)
+    assert choice == 8 and times == pytest.approx({1: 11, 2: 6, 4: 3.5, 8: 2.25})
+    assert passes == [1, 1, 1, 2, 2, 2, 4, 4, 4, 8, 8, 8]  # one untimed pass, two timed, per size
+    # almost no fixed cost (a large frame keeps the GPU busy): the smallest within 5% of the best
+    assert measure(0.1, 1.0, fits=8)[0] == 2
+    # memory allows 4: 8 is never tried
+    assert max(measure(10.0, 1.0, fits=4)[1]) == 4
+    # the CPU: one frame per pass, nothing measured; a short job on a GPU: the most that fit, not measured
+    cpu = Upscaler(Sharpen(), device="cpu")
+    assert video_mod.measure_frames_per_pass(cpu, 64, 64) == (1, {})
+    clock = [0.0]
+    gpu = FakeUpscaler(10.0, 1.0, clock)
+    monkeypatch.setattr(video_mod, "frames_per_pass", lambda up, h, w: 4)
+    assert video_mod.choose_frames_per_pass(gpu, 64, 64, frames=video_mod.MEASURE_FROM_FRAMES - 1) == 4
+    assert gpu.passes == []

@@ -190,6 +190,62 @@ def frames_per_pass(upscaler: Upscaler, height: int, width: int) -> int:
     return n
 
 
+# A GPU job of at least this many frames measures its frames per pass (a few seconds) instead of taking the most
+# that fit; shorter ones are not worth the measurement.
+MEASURE_FROM_FRAMES = 300
+# Among the measured batch sizes, the smallest within this share of the fastest per-frame time wins (less memory,
+# less latency, and a batch larger than needed buys nothing).
+MEASURE_TOLERANCE = 0.05
+
+
+def measure_frames_per_pass(
+    upscaler: Upscaler,
+    height: int,
+    width: int,
+    *,
+    repeats: int = 2,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[int, dict[int, float]]:
+    """Frames per pass for ``height x width`` frames chosen by timing: each batch size from 1 to what fits in
+    memory (:func:`frames_per_pass`, doubling) runs ``repeats`` timed passes of random frames after one
+    untimed; the smallest within ``MEASURE_TOLERANCE`` of the best seconds per frame wins. Returns it and
+    the seconds per frame measured for each size. On a CPU: 1, nothing measured (a frame keeps every core
+    busy). ``clock``: seconds, after the device finished its queued work (the caller's synchronisation)."""
+    if upscaler.device.type == "cpu":
+        return 1, {}
+    most = frames_per_pass(upscaler, height, width)
+    sync = torch.cuda.synchronize if upscaler.device.type == "cuda" else (lambda: None)
+    per_frame: dict[int, float] = {}
+    n = 1
+    while n <= most:
+        view = upscaler.batched(n)
+        x = torch.rand(n, 3, height, width)
+        view.upscale_tensor(x)
+        sync()
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = clock()
+            view.upscale_tensor(x)
+            sync()
+            best = min(best, clock() - t0)
+        per_frame[n] = best / n
+        n *= 2
+    fastest = min(per_frame.values())
+    choice = min(k for k, v in per_frame.items() if v <= fastest * (1 + MEASURE_TOLERANCE))
+    return choice, per_frame
+
+
+def choose_frames_per_pass(upscaler: Upscaler, height: int, width: int, frames: int | None) -> int:
+    """Frames per pass for a job of about ``frames`` frames: 1 on a CPU; on a GPU measured for long jobs
+    (:func:`measure_frames_per_pass`), else the most that fit (:func:`frames_per_pass`)."""
+    if upscaler.device.type == "cpu" or (frames or 0) < MEASURE_FROM_FRAMES:
+        return frames_per_pass(upscaler, height, width)
+    choice, per_frame = measure_frames_per_pass(upscaler, height, width)
+    logger.info("frames per pass measured on %s: %s; %d chosen", upscaler.device,
+                ", ".join(f"{k}: {1000 * v:.1f} ms/frame" for k, v in per_frame.items()), choice)
+    return choice
+
+
 def part_frames_for(rate: Fraction, part_seconds: float, batch: int) -> int:
     """Frames per part: ``part_seconds`` of video, at least one, a whole number of batches (a batch never
     spans two parts, so a part's pixels do not depend on where the job was interrupted)."""
@@ -297,7 +353,7 @@ def upscale_video(
             if failure is None:
                 try:
                     chosen, resumed = _open_parts(parts, manifest, upscaler, in_h, in_w, rate, batch, part_seconds,
-                                                  restart, verify=True)
+                                                  restart, verify=True, frames=total)
                 except video_parts.ResumeRefused as exc:
                     failure = str(exc)
             failure, chosen = ranks.broadcast((failure, chosen))
@@ -305,7 +361,7 @@ def upscale_video(
             failure, chosen = ranks.broadcast((None, None))
             if failure is None:
                 _, resumed = _open_parts(parts, {**manifest, "chosen": chosen}, upscaler, in_h, in_w, rate, batch,
-                                         part_seconds, restart, verify=False)
+                                         part_seconds, restart, verify=False, frames=total)
         if failure is not None:
             raise video_parts.ResumeRefused(failure)
         batch, tile, part_frames = chosen["batch"], chosen["tile"], chosen["part_frames"]
@@ -416,7 +472,7 @@ def _lock_output(dst: Path) -> ExperimentLock:
 
 def _open_parts(
     parts: video_parts.PartsFolder, manifest: dict[str, Any], upscaler: Upscaler, in_h: int, in_w: int,
-    rate: Fraction, batch: int | None, part_seconds: float, restart: bool, *, verify: bool,
+    rate: Fraction, batch: int | None, part_seconds: float, restart: bool, *, verify: bool, frames: int | None,
 ) -> tuple[dict[str, int], video_parts.Resumed]:
     """Check or start the parts folder; return the choices the parts were made with and what is done."""
     found = parts.read_manifest() if not restart else None
@@ -426,7 +482,7 @@ def _open_parts(
         chosen = manifest["chosen"]
     else:
         if batch is None:
-            batch = frames_per_pass(upscaler, in_h, in_w)
+            batch = choose_frames_per_pass(upscaler, in_h, in_w, frames)
             logger.info("%d frame(s) per forward pass (--batch)", batch)
         tile = upscaler.tile
         if tile == 0:
