@@ -61,7 +61,7 @@ def write_clip(path: Path, frames: list[np.ndarray], crf: int = 18) -> list[np.n
 
 
 def clips(n: int, w: int, h: int, tmp: Path) -> dict[str, list[np.ndarray]]:
-    photo = imread(SHARED / "data" / "Set14" / "HR" / "comic.png")
+    photo = imread(SHARED / "data" / "Set14" / "HR" / "baboon.png")
     photo = photo[:, :, :3] if photo.ndim == 3 else np.repeat(photo[:, :, None], 3, axis=2)
     small = photo[::2, ::2]  # the photo at about the LR scale, so the pan moves real texture
     pan = [small[10 : 10 + h, 2 * i : 2 * i + w] for i in range(n)]
