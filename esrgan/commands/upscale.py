@@ -17,7 +17,7 @@ from esrgan.commands.common import (
     setup_cli_logging,
     terminate_as_interrupt,
 )
-from esrgan.data.image import is_image_file
+from esrgan.data.image import ImageReadError, inspect_image_file, is_image_file
 from esrgan.inference.files import (
     OUTPUT_EXTS,
     expand_inputs,
@@ -83,6 +83,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise  # the CLI's one line: "esrgan upscale: interrupted", exit 130
 
 
+def _empty_output(files: list[Path], outscale: float) -> str | None:
+    """What a shrinking ``--outscale`` would make of the smallest input (read from the headers), if that is
+    an image without pixels."""
+    for src in files:
+        try:
+            w, h = inspect_image_file(src)
+        except ImageReadError:
+            continue  # reported with the image, when its turn comes
+        if min(round(w * outscale), round(h * outscale)) < 1:
+            return (f"--outscale {outscale:g} would make {src} ({w}x{h}) {round(w * outscale)}x{round(h * outscale)} "
+                    f"pixels; the smallest outscale for it is {0.5 / min(w, h):.3g}")
+    return None
+
+
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, ranks: Ranks) -> int:
     files, missing = expand_inputs(args.inputs, args.recursive)
     for item in missing:
@@ -93,6 +107,10 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, ranks: Ranks
         logger.error("no input images found")
         return 1
 
+    if args.outscale is not None and args.outscale < 1:
+        problem = _empty_output(files, args.outscale)
+        if problem:
+            parser.error(problem)
     upscaler = build_upscaler(args, show_progress=ranks.world_size == 1)
     if upscaler is None:
         return 1

@@ -476,8 +476,8 @@ def _open_parts(
 ) -> tuple[dict[str, int], video_parts.Resumed]:
     """Check or start the parts folder; return the choices the parts were made with and what is done."""
     found = parts.read_manifest() if not restart else None
-    if found is not None and isinstance(found.get("chosen"), dict):
-        chosen = found["chosen"]
+    if found is not None:
+        chosen = found.get("chosen")  # what the parts were made with: kept (checked below)
     elif "chosen" in manifest:
         chosen = manifest["chosen"]
     else:
