@@ -10,8 +10,8 @@ frame; CRF 12: what a network may turn into boiling texture). Each setting upsca
 upscaler adds over the bicubic input's own change) and ``esrgan.metrics.color_drift``. Settings:
 
 - the shipped models (anime_6B RRDBNet, animevideov3 compact; ../shared/models), fp32, whole frames;
-- the project's sources of flicker: a tile layout that changes between frames (64- and 56-pixel tiles
-  alternating, as per-frame tiles "from free memory" did before ``esrgan video`` fixed one layout per video)
+- the project's sources of flicker: a tile layout that changes between frames (64- and 40-pixel tiles
+  alternating: 3x2 and 4x3 windows on 160x120, as per-frame tiles "from free memory" did before ``esrgan video`` fixed one layout per video)
   against one layout, each at pad 10 (other tools' default) and 48 (ours); bf16 (``--precision auto`` on CPUs
   with native bf16); the wavelet colour fix (the default).
 
@@ -115,9 +115,9 @@ def settings_for(path: Path, quick: bool) -> dict[str, Callable[[int, np.ndarray
 
     out = {"fp32, whole frames": fixed(make()), "fp32, wavelet colour fix": fixed(make(color_fix="wavelet"))}
     for pad in (10, 48):
-        a, b = make(tile=64, tile_pad=pad), make(tile=56, tile_pad=pad)
+        a, b = make(tile=64, tile_pad=pad), make(tile=40, tile_pad=pad)
         out[f"tiles 64, pad {pad}, one layout"] = fixed(a)
-        out[f"tiles 64/56 alternating, pad {pad}"] = alternating(a, b)
+        out[f"tiles 64/40 alternating, pad {pad}"] = alternating(a, b)
     if not quick:
         out["bf16, whole frames"] = fixed(make(precision="bf16"))
     return out
