@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-import time
-
 import numpy as np
 import pytest
 from harness import Arena
+from sigterm import sigterm_when
 
 from esrgan.data.image import imread, imwrite
 
@@ -57,23 +53,10 @@ def test_a_small_enough_outscale_works(arena: Arena) -> None:
 @pytest.mark.hostile("correct")
 def test_sigterm_mid_folder_is_one_line_and_skip_existing_finishes(arena: Arena) -> None:
     args = _folder(arena, n=6)
-    slow = ("import runpy, sys, time\nfrom esrgan.inference import files\nwrite = files.imwrite\n"
-            "def slow(*a, **k):\n    write(*a, **k)\n    time.sleep(30)\nfiles.imwrite = slow\n"
-            f"sys.argv = ['esrgan', *{args!r}]\nrunpy.run_module('esrgan', run_name='__main__')\n")
-    proc = subprocess.Popen([sys.executable, "-c", slow], cwd=arena.work, env=arena.env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not (arena.work / "out" / "i0_x4.png").exists():
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 143 and "Traceback" not in err
-    assert "terminated (SIGTERM)" in err.strip().splitlines()[-1] and "--skip-existing" in err
+    patch = ("from esrgan.inference import files\nwrite = files.imwrite\n"
+             "def slow(*a, **k):\n    write(*a, **k)\n    time.sleep(30)\nfiles.imwrite = slow")
+    err = sigterm_when(arena, args, patch, ready=lambda: (arena.work / "out" / "i0_x4.png").exists())
+    assert "--skip-existing" in err
     assert [p.name for p in (arena.work / "out").iterdir()] == ["i0_x4.png"]
     result = arena.run(*args, "--skip-existing")
     result.assert_ok()

@@ -6,16 +6,13 @@ from __future__ import annotations
 
 import json
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import av
 import numpy as np
 import pytest
 from harness import Arena
+from sigterm import sigterm_when
 
 pytestmark = pytest.mark.slow
 
@@ -62,25 +59,10 @@ def _frames(path: Path) -> list[np.ndarray]:
 def _half_done(arena: Arena, args: list[str]) -> Path:
     """Run the job until two parts are committed, then SIGTERM it (exit 143); return its parts folder."""
     parts = arena.work / ".out.mkv.parts"
-    slow = ("import runpy, sys, time\nfrom esrgan.inference import video_parts\n"
-            "commit = video_parts.PartsFolder.commit\n"
-            "def slow(self, record):\n    commit(self, record)\n    time.sleep(30)\n"
-            "video_parts.PartsFolder.commit = slow\n"
-            f"sys.argv = ['esrgan', *{args!r}]\nrunpy.run_module('esrgan', run_name='__main__')\n")
-    proc = subprocess.Popen([sys.executable, "-c", slow], cwd=arena.work, env=arena.env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 120
-        while not list(parts.glob("part-000000.json")):
-            assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 143, err
-    assert "terminated (SIGTERM)" in err.strip().splitlines()[-1] and "Traceback" not in err
+    patch = ("from esrgan.inference import video_parts\ncommit = video_parts.PartsFolder.commit\n"
+             "def slow(self, record):\n    commit(self, record)\n    time.sleep(30)\n"
+             "video_parts.PartsFolder.commit = slow")
+    sigterm_when(arena, args, patch, ready=lambda: (parts / "part-000000.json").exists())
     return parts
 
 
