@@ -11,9 +11,9 @@ upscaler adds over the bicubic input's own change) and ``esrgan.metrics.color_dr
 
 - the shipped models (anime_6B RRDBNet, animevideov3 compact; ../shared/models), fp32, whole frames;
 - the project's sources of flicker: a tile layout that changes between frames (64- and 40-pixel tiles
-  alternating: 3x2 and 4x3 windows on 160x120, as per-frame tiles "from free memory" did before ``esrgan video`` fixed one layout per video)
-  against one layout, each at pad 10 (other tools' default) and 48 (ours); bf16 (``--precision auto`` on CPUs
-  with native bf16); the wavelet colour fix (the default).
+  alternating: 3x2 and 4x3 windows on 160x120, as per-frame tiles "from free memory" did before ``esrgan
+  video`` fixed one layout per video) against one layout, each at pad 10 (other tools' default) and 48
+  (ours); bf16 (``--precision auto`` on CPUs with native bf16); the wavelet colour fix (the default).
 
 A quality figure, not a speed one: a busy machine gives the same numbers. Prints the CPU.
 """

@@ -228,3 +228,48 @@ def test_upscale_folder_killed_mid_write_then_skip_existing_finishes_it(model_fi
     names = sorted(p.name for p in out.iterdir())
     assert names == sorted(p.name for p in (tmp_path / "clean").iterdir()) and len(names) == 6
     assert all((out / n).read_bytes() == (tmp_path / "clean" / n).read_bytes() for n in names)
+
+
+TRANSFER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    import torch.distributed as dist
+
+    from esrgan.inference.ranks import Ranks
+    from esrgan.inference.video import _gather_parts
+    from esrgan.inference.video_parts import PartRecord, PartsFolder
+
+    dist.init_process_group("gloo")
+    ranks = Ranks.current()
+    # each rank its own disk: rank 0 made part 0, rank 1 part 1 (and rank 0 cannot see rank 1's folder)
+    parts = PartsFolder(Path(sys.argv[1]) / f"disk{ranks.rank}" / "out.mkv")
+    parts.path.mkdir(parents=True)
+    i = ranks.rank
+    with parts.writing(i) as tmp:
+        tmp.write_bytes(bytes([i]) * (3_000_000 + i))  # larger than one message
+    size, sha = parts.sealed(i)
+    parts.commit(PartRecord(index=i, first_frame=4 * i, frame_pts=[0, 1, 2, 3], packets=[[0, 0, 1]],
+                            time_base=[1, 25], extradata="", size=size, sha256=sha))
+    records = _gather_parts(parts, 2, ranks, Path("clip.mkv"))
+    if ranks.rank == 0:
+        assert [r.index for r in records] == [0, 1]
+        assert parts.part_path(1).read_bytes() == bytes([1]) * 3_000_001
+        print("rank 0 holds both parts")
+    else:
+        assert records is None
+    dist.destroy_process_group()
+    """
+)
+
+
+@pytest.mark.slow
+def test_ranks_without_a_shared_disk_send_their_parts_to_rank_0(tmp_path: Path) -> None:
+    script = tmp_path / "transfer.py"
+    script.write_text(TRANSFER)
+    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(script), str(tmp_path)], env=ENV, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    assert "rank 0 holds both parts" in run.stdout
