@@ -28,11 +28,11 @@ import numpy as np
 import torch
 
 from esrgan.data.image import imread, imwrite
-from esrgan.data.imresize import imresize
 from esrgan.data.lmdb_backend import LmdbReader
 from esrgan.data.loader import build_dataloader, build_prefetcher
 from esrgan.data.paired_dataset import PairedImageDataset
 from esrgan.data.prepare import create_lmdb
+from esrgan.imageops.imresize import imresize
 from esrgan.options.datasets import DatasetOptions
 
 SOURCES = ("astronaut", "hubble_deep_field", "retina", "immunohistochemistry")

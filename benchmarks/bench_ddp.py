@@ -7,6 +7,10 @@ data loading is left out and the figure is the training step plus gradient all-r
 Every process gets ``cores / N`` threads, so N processes share the same CPU as one.
 Communication share = 1 - (time per iteration without gradient sync, DDP's ``no_sync``) /
 (time per iteration with it), measured in the same job.
+
+Gradient accumulation (``--accumulate K``, default 4): one optimizer step over K micro-batches as the
+trainer runs it (DDP's all-reduce on the last micro-batch only, ``no_sync`` for the others) against
+the same step reducing every micro-batch; the ratio is the time the trainer saves per step.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ def child(args: argparse.Namespace) -> None:
     from esrgan.options import options_from_dict
     from esrgan.training.dist import init_dist
     from esrgan.training.models import SRModel
-    from esrgan.training.trainer import pick_device
+    from esrgan.training.preflight import pick_device
 
     info = init_dist("pytorch")
     torch.set_num_threads(max(1, args.threads))
@@ -43,7 +47,8 @@ def child(args: argparse.Namespace) -> None:
         "scale": 4,
         "num_gpu": "auto",
         "manual_seed": 0,
-        "datasets": {},
+        # never read: the step runs on in-memory batches (the loader checks its folders, the options do not)
+        "datasets": {"train": {"name": "none", "dataroot_gt": "-", "dataroot_lq": "-", "gt_size": args.gt}},
         "network_g": {"type": "RRDBNet", "num_feat": args.feat, "num_block": args.blocks, "num_grow_ch": 32},
         "path": {"experiments_root": str(Path(args.out) / "exp")},
         "train": {
@@ -53,11 +58,7 @@ def child(args: argparse.Namespace) -> None:
             "pixel_opt": {"type": "L1Loss"},
         },
     }
-    # No datasets: build the model directly (the options check for a training set is for train.py).
-    from esrgan.options import Options, from_mapping
-
-    opt = from_mapping(Options, raw, "")
-    del options_from_dict
+    opt = options_from_dict(raw)
     device = pick_device(opt.num_gpu, info)
     model = SRModel(opt, device, info)
     g = torch.Generator().manual_seed(info.rank)
@@ -76,13 +77,31 @@ def child(args: argparse.Namespace) -> None:
             times.append(time.perf_counter() - t0)
         return statistics.median(times)
 
+    def timed_steps(n: int, skip_sync: bool) -> float:
+        """One optimizer step over ``args.accumulate`` micro-batches: as the trainer runs it, or reducing each."""
+        if not skip_sync:
+            model._no_sync = lambda net, last: contextlib.nullcontext()  # type: ignore[method-assign]
+        times = []
+        for i in range(n):
+            t0 = time.perf_counter()
+            model.optimize_parameters([lq] * args.accumulate, [gt] * args.accumulate, i + 1)
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        if not skip_sync:
+            del model._no_sync  # back to the class's method
+        return statistics.median(times)
+
     timed(2, True)  # warm-up
     with_sync = timed(args.iters, True)
     without = timed(args.iters, False)
+    acc_trainer = timed_steps(args.iters, True)
+    acc_every = timed_steps(args.iters, False)
     if info.rank == 0:
-        Path(args.out, f"result_{info.world_size}.json").write_text(
-            json.dumps({"world_size": info.world_size, "sync": with_sync, "no_sync": without})
-        )
+        Path(args.out, f"result_{info.world_size}.json").write_text(json.dumps({
+            "world_size": info.world_size, "sync": with_sync, "no_sync": without,
+            "acc_trainer": acc_trainer, "acc_every": acc_every,
+        }))
     torch.distributed.destroy_process_group()
 
 
@@ -92,6 +111,7 @@ def run(nproc: int, args: argparse.Namespace, out: str) -> dict:
         sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
         __file__, "--child", "--out", out, "--threads", str(max(1, cores // nproc)), "--iters", str(args.iters),
         "--feat", str(args.feat), "--blocks", str(args.blocks), "--batch", str(args.batch), "--gt", str(args.gt),
+        "--accumulate", str(args.accumulate),
     ]  # fmt: skip
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, cores // nproc)), "PYTHONPATH": str(ROOT)}
     subprocess.run(cmd, check=True, env=env, capture_output=True, text=True)
@@ -109,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=4, help="batch per process (default 4)")
     parser.add_argument("--gt", type=int, default=64, help="GT patch size (default 64)")
     parser.add_argument("--procs", default="1,2", help="process counts (default 1,2)")
+    parser.add_argument("--accumulate", type=int, default=4, help="micro-batches per step (default 4)")
     args = parser.parse_args(argv)
     if args.child:
         child(args)
@@ -134,6 +155,11 @@ def main(argv: list[str] | None = None) -> int:
               f"{comm:10.1%}")
     print("it/s: per process (each process does one iteration per step); samples/s = global batch x it/s; "
           "scaling = samples/s relative to the first row")
+    print(f"\ngradient accumulation, {args.accumulate} micro-batches per step:")
+    print(f"{'procs':>5} {'s/step (no_sync)':>16} {'s/step (reduce each)':>20} {'saved':>6}")
+    for r in results:
+        print(f"{r['world_size']:>5} {r['acc_trainer']:16.3f} {r['acc_every']:20.3f} "
+              f"{1 - r['acc_trainer'] / r['acc_every']:6.1%}")
     return 0
 
 

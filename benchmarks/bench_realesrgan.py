@@ -41,9 +41,11 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from bench_metrics import cpu_description  # noqa: E402
 from timing import best_time  # noqa: E402
 
-from esrgan.data.degradations.kernel_draws import BlurRound, draw_sample_kernels  # noqa: E402
+from esrgan.data.degradations.kernel_draws import blur_rounds, draw_sample_kernels  # noqa: E402
+from esrgan.options.datasets import RealESRGANDatasetOptions  # noqa: E402
 
-SECOND = BlurRound(blur_sigma=(0.2, 1.5))
+# The published recipe's kernels (the dataset options' defaults).
+FIRST, SECOND = blur_rounds(RealESRGANDatasetOptions(dataroot_gt="."))
 DEGRADATION = {
     "resize_prob": [0.2, 0.7, 0.1], "resize_range": [0.15, 1.5], "gaussian_noise_prob": 0.5,
     "noise_range": [1, 30], "poisson_scale_range": [0.05, 3], "gray_noise_prob": 0.4, "jpeg_range": [30, 95],
@@ -71,7 +73,7 @@ def batch(n: int, crop: int, device: torch.device, seed: int = 0) -> dict[str, t
         y, x = rng.integers(0, 512 - crop + 1, 2) if crop < 512 else (0, 0)
         tile = np.resize(img, (max(crop, 512), max(crop, 512), 3))[y : y + crop, x : x + crop]
         gts.append(torch.from_numpy(np.ascontiguousarray(tile.transpose(2, 0, 1))))
-        ks.append([torch.from_numpy(k).float() for k in draw_sample_kernels(BlurRound(), SECOND, 0.8)])
+        ks.append([torch.from_numpy(k).float() for k in draw_sample_kernels(FIRST, SECOND, 0.8)])
     out = {"gt": torch.stack(gts)}
     for i, key in enumerate(("kernel1", "kernel2", "sinc_kernel")):
         out[key] = torch.stack([k[i] for k in ks])
@@ -108,7 +110,7 @@ def our_options(net: dict, n: int, gt_size: int, crop: int, queue: int) -> dict:
 
 def our_model(opt_dict: dict, device: torch.device):
     from esrgan.options import options_from_dict
-    from esrgan.training.models import build_model
+    from esrgan.training.build import build_model
 
     return build_model(options_from_dict(opt_dict), device)
 

@@ -39,6 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the sy
 from synthetic_video import make_pan_clip, make_test_clip
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the synthetic clips the tests use too
+
 REAL_WEIGHTS = ROOT.parent / "shared" / "models" / "RealESRGAN_x4plus_anime_6B.pth"
 PHOTO = ROOT.parent / "shared" / "data" / "Set14" / "HR" / "baboon.png"
 

@@ -47,6 +47,41 @@ def strip_wrapper_prefixes(sd: Mapping[str, torch.Tensor]) -> dict[str, torch.Te
     return out
 
 
+# Where trainers of various projects keep the generator weights, in order of preference:
+# the EMA weights are the ones BasicSR/Real-ESRGAN publish and evaluate.
+PARAM_KEYS = ("params_ema", "params", "state_dict", "model", "net_g", "generator")
+
+
+def _is_state_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def select_state_dict(
+    ckpt: Mapping[str, Any], source: str = "<checkpoint>", param_key: str | None = None, what: str = "generator"
+) -> dict[str, torch.Tensor]:
+    """The state dict inside a loaded checkpoint, wrapper prefixes stripped (the one place they are).
+
+    ``param_key`` (BasicSR's ``param_key_g``): that entry, or an error listing the entries there are;
+    None: the first of :data:`PARAM_KEYS` present (``params_ema`` before ``params``), or the
+    checkpoint itself when it is a bare state dict.
+    """
+    if param_key is not None:
+        if _is_state_dict(ckpt.get(param_key)):
+            return strip_wrapper_prefixes(ckpt[param_key])
+        if not _is_state_dict(ckpt):
+            held = [k for k, v in ckpt.items() if _is_state_dict(v)]
+            raise CheckpointError(f"{source}: no weights under {param_key!r}; the checkpoint holds {held}")
+    for key in PARAM_KEYS:
+        if _is_state_dict(ckpt.get(key)):
+            return strip_wrapper_prefixes(ckpt[key])
+    if _is_state_dict(ckpt):
+        return strip_wrapper_prefixes(ckpt)
+    raise CheckpointError(
+        f"{source}: no {what} weights found: expected a state dict, or one under one of the keys "
+        f"{list(PARAM_KEYS)}; top-level keys are {list(ckpt)[:10]}"
+    )
+
+
 def _cpu_tensors(sd: Mapping[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
     out = {}
     for k, v in sd.items():

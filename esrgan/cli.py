@@ -12,8 +12,9 @@ import signal
 import sys
 from typing import NoReturn
 
-# sub-command -> one-line help. Each command is the module ``esrgan.commands.<name>`` with
-# ``main(argv) -> int`` (argument parsing and exit codes only; the work is in the library modules).
+# sub-command -> one-line help. Each command is the module ``esrgan.commands.<name>`` with ``main(argv) -> int``:
+# it reads its flags (as overrides of the typed options where the command takes an option file), calls the
+# library and turns the library's errors into one line and an exit code.
 COMMANDS: dict[str, str] = {
     "train": "train a model from a YAML option file",
     "test": "PSNR/SSIM of models on test sets, with tables and pictures",

@@ -1,9 +1,10 @@
 """The one way to read network weights: checkpoint (or zoo name) -> state dict -> network.
 
-- :func:`select_state_dict`: the weights inside a loaded checkpoint (``param_key``, else EMA first),
-  wrapper prefixes (``module.``, ``_orig_mod.``) stripped;
-- :func:`load_generator`: ``(arch, kwargs, state dict in our layout)`` detected from the weights; the
-  place where architectures we do not build ourselves would be recognised;
+- :func:`load_generator`: ``(arch, kwargs, state dict in our layout)`` detected from the weights (the
+  checkpoint's weights chosen by ``esrgan.checkpoint.select_state_dict``); the place where
+  architectures we do not build ourselves are recognised;
+- :func:`build_generator`: the network of ``(arch, kwargs, state dict)``, weights loaded strictly (the
+  one way: ``esrgan.load_model``, the tester and interpolation build with it);
 - :func:`load_weights_into`: weights into a network built from options (``pretrain_network_g/d``,
   the tester's ``network_g``), shapes compared first so a mismatch is one line naming file and keys;
 - :func:`load_model`: ``esrgan.load_model``, a ready generator in eval mode.
@@ -22,44 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from esrgan.checkpoint import CheckpointError, load_checkpoint_file, strip_wrapper_prefixes
+from esrgan.checkpoint import CheckpointError, load_checkpoint_file, select_state_dict
 
 logger = logging.getLogger("esrgan.loading")
-
-# Where trainers of various projects keep the generator weights, in order of preference:
-# the EMA weights are the ones BasicSR/Real-ESRGAN publish and evaluate.
-PARAM_KEYS = ("params_ema", "params", "state_dict", "model", "net_g", "generator")
-
-
-def _is_state_dict(obj: Any) -> bool:
-    return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
-
-
-def select_state_dict(
-    ckpt: Mapping[str, Any], source: str = "<checkpoint>", param_key: str | None = None
-) -> dict[str, torch.Tensor]:
-    """The state dict inside a loaded checkpoint, wrapper prefixes stripped.
-
-    ``param_key`` (BasicSR's ``param_key_g``): that entry, or an error listing the entries there are;
-    None: the first of :data:`PARAM_KEYS` present (``params_ema`` before ``params``), or the
-    checkpoint itself when it is a bare state dict.
-    """
-    if param_key is not None:
-        if _is_state_dict(ckpt.get(param_key)):
-            return strip_wrapper_prefixes(ckpt[param_key])
-        if not _is_state_dict(ckpt):
-            held = [k for k, v in ckpt.items() if _is_state_dict(v)]
-            raise CheckpointError(f"{source}: no weights under {param_key!r}; the checkpoint holds {held}")
-    for key in PARAM_KEYS:
-        if _is_state_dict(ckpt.get(key)):
-            return strip_wrapper_prefixes(ckpt[key])
-    if _is_state_dict(ckpt):
-        return strip_wrapper_prefixes(ckpt)
-    raise CheckpointError(
-        f"{source}: no generator weights found: expected a state dict, or one under one of the keys "
-        f"{list(PARAM_KEYS)}; top-level keys are {list(ckpt)[:10]}"
-    )
-
 
 def resolve_path(path_or_zoo_name: str | os.PathLike[str]) -> Path:
     """A local file as it is; otherwise a model-zoo name (downloaded into the cache once)."""
@@ -87,9 +53,32 @@ def load_generator(
         raise CheckpointError(f"{path}: {exc}") from exc
 
 
+def build_generator(
+    arch: str, kwargs: Mapping[str, Any], sd: Mapping[str, torch.Tensor], source: str | os.PathLike[str] = ""
+) -> nn.Module:
+    """``GENERATORS[arch](**kwargs)`` with ``sd`` loaded strictly, in eval mode on the CPU; a state dict that does
+    not fit is a :class:`CheckpointError` naming ``source``."""
+    from esrgan.archs import build_network
+
+    model = build_network({"type": arch, **kwargs})
+    try:
+        model.load_state_dict(sd, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{source}: weights do not fit the detected {arch}({dict(kwargs)}): {exc}") from exc
+    return model.eval()
+
+
+def check_finite_weights(sd: Mapping[str, torch.Tensor], source: str | os.PathLike[str]) -> None:
+    """Refuse weights holding NaN or Inf (a diverged run): every output of such a network is broken."""
+    bad = [k for k, v in sd.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        raise CheckpointError(f"{source}: the weights hold NaN/Inf values in {', '.join(bad[:3])}{more}: a diverged "
+                              "training run? use an earlier checkpoint")
+
+
 def load_model(path_or_zoo_name: str | os.PathLike[str], device: str | torch.device = "cpu") -> nn.Module:
     """Build the detected architecture, load the weights strictly, return it in eval mode on ``device``."""
-    from esrgan.archs import GENERATORS
     from esrgan.archs.detect import UnknownArchitectureError
     from esrgan.spandrel_loader import load_with_spandrel
 
@@ -99,13 +88,9 @@ def load_model(path_or_zoo_name: str | os.PathLike[str], device: str | torch.dev
         model, _scale = load_with_spandrel(exc.state_dict or {}, str(path_or_zoo_name), str(exc))
         logger.info("loaded %s (through spandrel) from %s", type(model).__name__, path_or_zoo_name)
         return model.to(device)
-    model = GENERATORS[arch](**kwargs)
-    try:
-        model.load_state_dict(sd, strict=True)
-    except RuntimeError as exc:
-        raise CheckpointError(f"{path_or_zoo_name}: weights do not fit the detected {arch}({kwargs}): {exc}") from exc
+    model = build_generator(arch, kwargs, sd, path_or_zoo_name)
     logger.info("loaded %s %s from %s", arch, kwargs, path_or_zoo_name)
-    return model.eval().to(device)
+    return model.to(device)
 
 
 def _fits(net: nn.Module, sd: Mapping[str, torch.Tensor]) -> tuple[list[str], list[str], list[str]]:

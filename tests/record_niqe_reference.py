@@ -38,7 +38,7 @@ def _shim_torchvision() -> None:
 def cases(data_root: Path) -> list[dict]:
     """The inputs: (name, RGB uint8 array) pairs, built the same way by the test."""
     from esrgan.data.image import imread
-    from esrgan.data.imresize import imresize
+    from esrgan.imageops.imresize import imresize
 
     out = []
     for item in IMAGES:

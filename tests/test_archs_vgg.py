@@ -130,3 +130,27 @@ def test_wrong_weights_file(tmp_path):
         VGGFeatureExtractor(["conv1_2"], pretrained=str(bad))
     with pytest.raises(FileNotFoundError, match=r"VGG weights file not found: .*missing\.pth"):
         VGGFeatureExtractor(["conv1_2"], pretrained=str(tmp_path / "missing.pth"))
+
+
+def test_missing_weights_come_through_the_one_downloader_and_their_digest_is_checked(tmp_path, monkeypatch):
+    import hashlib
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("ESRGAN_OFFLINE", raising=False)
+    payload = tmp_path / "payload.pth"
+    torch.save({"features.0.weight": torch.ones(1)}, payload)
+    prefix = hashlib.sha256(payload.read_bytes()).hexdigest()[:8]
+    source = tmp_path / "mirror" / f"vgg19-{prefix}.pth"  # a local "URL": esrgan.utils.fetch reads plain paths
+    source.parent.mkdir()
+    source.write_bytes(payload.read_bytes())
+    monkeypatch.setitem(vgg_mod.TORCHVISION_WEIGHTS, "vgg19", str(source))
+    got = vgg_mod.resolve_vgg_weights("vgg19", True)
+    assert got == tmp_path / "torch" / "hub" / "checkpoints" / source.name
+    assert got.read_bytes() == payload.read_bytes()
+    # a file whose digest does not match its name is refused, and nothing is left in the cache
+    wrong = tmp_path / "mirror" / "vgg16-00000000.pth"
+    wrong.write_bytes(payload.read_bytes())
+    monkeypatch.setitem(vgg_mod.TORCHVISION_WEIGHTS, "vgg16", str(wrong))
+    with pytest.raises(VGGWeightsNotFoundError, match=r"download failed \(.*does not start with 00000000"):
+        vgg_mod.resolve_vgg_weights("vgg16", True)
+    assert sorted(p.name for p in got.parent.iterdir()) == [source.name]

@@ -2,34 +2,35 @@
 
 Run locally: `apt-get install chromium` (Debian/Ubuntu) and `pip install -e '.[dev]'` (Playwright for Python;
 no `playwright install`: the system browser is used), then `pytest tests/test_browser.py`. Without them these
-tests skip, saying what is missing. Screenshots of both pages go to the test's temporary folder (the path is
-printed; `pytest --basetemp=DIR` keeps them in DIR) or to $ESRGAN_SCREENSHOTS when set.
+tests skip, saying what is missing. Tiny networks keep every job short; one wide network makes a job long
+enough to cancel. Screenshots of the main states go to the test's temporary folder (the path is printed;
+`pytest --basetemp=DIR` keeps them in DIR) or to $ESRGAN_SCREENSHOTS when set.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
 import os
 import shutil
 import socket
 import threading
 import time
+import zipfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
-from tiny_nets import tiny_rrdbnet
+import torch
 
+from esrgan.archs import MSRResNet
 from esrgan.checkpoint import save_network
 from esrgan.data.image import imread, imwrite
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_MODELS = REPO_ROOT.parent / "shared" / "models"
-# The small real models of ../shared/models: SRVGGNetCompact (fast) when this checkout can load it,
-# else the 6-block RRDBNet on a small picture.
-REAL_MODELS = ("realesr-animevideov3_x4.pth", "RealESRGAN_x4plus_anime_6B.pth")
 CHROMIUM = os.environ.get("ESRGAN_CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
@@ -66,34 +67,20 @@ def shots(tmp_path: Path) -> Path:
     return folder
 
 
-def shoot(page, path: Path, record_property) -> None:
-    page.screenshot(path=str(path), full_page=True)
+def shoot(page, path: Path, record_property, full_page: bool = True) -> None:
+    page.wait_for_timeout(300)  # the progress bar's width transition
+    page.screenshot(path=str(path), full_page=full_page)
     record_property(path.stem, str(path))
     print(f"screenshot: {path}")
-
-
-@pytest.fixture(scope="module")
-def real_model() -> Path:
-    from esrgan.loading import load_generator
-
-    for name in REAL_MODELS:
-        path = SHARED_MODELS / name
-        if not path.is_file():
-            continue
-        try:
-            load_generator(str(path))
-        except Exception:  # architecture not in this checkout yet: take the next
-            continue
-        return path
-    pytest.skip(f"no loadable real model in {SHARED_MODELS} ({', '.join(REAL_MODELS)})")
 
 
 class Page:
     """A page with its console errors and every request that tried to leave (for offline checks)."""
 
-    def __init__(self, browser, offline: bool = False) -> None:
-        self.context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True,
-                                           offline=offline)
+    def __init__(self, browser, offline: bool = False, width: int = 1280, height: int = 900,
+                 context=None) -> None:
+        self.context = context or browser.new_context(viewport={"width": width, "height": height},
+                                                      accept_downloads=True, offline=offline)
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.outside: list[str] = []
@@ -109,6 +96,10 @@ class Page:
                 r.abort()
 
         self.context.route("**/*", route)
+
+    def real_errors(self) -> list[str]:
+        # a refused upload or job is an HTTP 4xx the page shows in words; the console notes the status too
+        return [e for e in self.errors if not any(code in e for code in ("400", "403", "404", "413"))]
 
     def close(self) -> None:
         self.context.close()
@@ -133,22 +124,40 @@ def drag_divider(page, viewer: str) -> tuple[float, float]:
     return before, after
 
 
+def labels(page, select: str) -> list[str]:
+    return page.locator(f"{select} option").evaluate_all("os => os.map(o => o.textContent)")
+
+
 # ----------------------------------------------------------------------------------------------- esrgan serve
 
 
-@pytest.fixture
-def server(tmp_path: Path, real_model: Path) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """photo (a tiny MSRResNet: real pictures out), psnr and gan (two of another size: they blend), slow (a wide
+    MSRResNet: a 256 px image takes seconds on a CPU, long enough to cancel), broken (not a checkpoint)."""
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    save_network(folder / "photo.safetensors",
+                 {"params_ema": MSRResNet(3, 3, num_feat=8, num_block=1, upscale=4).state_dict()})
+    for seed, name in ((1, "psnr.pth"), (2, "gan.pth")):  # one network, two weights: they blend
+        torch.manual_seed(seed)
+        save_network(folder / name, {"params": MSRResNet(3, 3, num_feat=16, num_block=1, upscale=4).state_dict()})
+    save_network(folder / "slow.safetensors", {"params": MSRResNet(3, 3, num_feat=64, num_block=8,
+                                                                   upscale=4).state_dict()})
+    (folder / "broken.pth").write_bytes(b"not a checkpoint")
+    return folder
+
+
+@contextmanager
+def serving(tmp_path: Path, models: Path, **changes) -> Iterator[str]:
     import uvicorn
 
     from esrgan.serve import ServeConfig, create_app
 
-    bad_models = tmp_path / "bad_models"
-    bad_models.mkdir()
-    (bad_models / "broken.pth").write_bytes(b"not a checkpoint")
-    config = ServeConfig(model_dirs=[str(real_model.parent), str(bad_models)],
-                         experiments_root=str(tmp_path / "experiments"),
-                         zoo_cache=str(tmp_path / "zoo"), device="cpu", work_dir=str(tmp_path / "work"), tile=512)
-    app = create_app(config)
+    settings = dict(model_dirs=[str(models)], experiments_root=str(tmp_path / "experiments"),
+                    zoo_cache=str(tmp_path / "zoo"), device="cpu", work_dir=str(tmp_path / "work"))
+    settings.update(changes)
+    app = create_app(ServeConfig(**settings))
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -159,100 +168,399 @@ def server(tmp_path: Path, real_model: Path) -> Iterator[str]:
     while not server.started and time.time() < deadline:
         time.sleep(0.05)
     assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(10)
-    sock.close()
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
-@pytest.mark.slow
-def test_serve_upload_progress_compare_download(browser, server: str, real_model: Path, tmp_path: Path,
-                                                natural_image: np.ndarray, shots: Path, record_property) -> None:
-    from esrgan.commands import upscale as upscale_cmd
+@pytest.fixture
+def photos_in(tmp_path: Path, natural_image: np.ndarray) -> dict[str, Path]:
+    up = tmp_path / "upload"
+    files = {"astronaut": (natural_image[120:232, 180:308]), "rocket": natural_image[300:364, 380:444],
+             "large": natural_image[:256, :256], "tiny": natural_image[200:232, 200:232]}
+    out = {}
+    for name, img in files.items():
+        out[name] = up / f"{name}.png"
+        imwrite(out[name], img)
+    return out
 
-    photo = tmp_path / "upload" / "astronaut_crop.png"
-    imwrite(photo, natural_image[120:232, 180:308])  # a real photograph, 128x112
-    p = Page(browser)
-    page = p.page
-    statuses: list[dict] = []
+
+def open_app(p: Page, url: str) -> None:
+    p.page.goto(url)
+    p.page.wait_for_selector("body[data-ready]", state="attached")  # models listed, a job of this page found
+
+
+def choose(page, models: Path, name: str, select: str = "#model") -> None:
+    page.select_option(select, str((models / name).resolve()))
+
+
+def statuses_of(page) -> list[dict]:
+    seen: list[dict] = []
 
     def on_response(resp) -> None:
-        if "/api/jobs/" in resp.url and resp.request.method == "GET" and "/files/" not in resp.url:
-            statuses.append(resp.json())
+        if "/api/jobs/" in resp.url and resp.request.method == "GET" and "/files/" not in resp.url and resp.ok:
+            with contextlib.suppress(Exception):  # a response already gone (page reloaded)
+                seen.append(resp.json())
 
     page.on("response", on_response)
-    page.goto(server)
-    page.wait_for_selector(f"#model option[value='{real_model}']", state="attached")
-    page.set_input_files("#files", str(photo))
-    page.select_option("#model", str(real_model))
-    page.click("details.more summary")
-    page.fill("#tile", "16")  # two windows (16-pixel cores with fp32's 48 pixels of context): progress steps
-    page.select_option("#precision", "fp32")  # the default pad follows the precision (80 px in bf16: one window)
-    page.click("#run")
-    page.wait_for_selector("#status[data-state='done']", timeout=120_000)
-    assert page.get_attribute("#progress", "aria-valuenow") == "100"
-    assert page.text_content("#percent") == "100%"
-    assert "Done: 1 of 1 file(s)" in page.text_content("#status")
-    # the page polled while it ran: fractions never go back, and the last is the whole job
-    fractions = [s["fraction"] for s in statuses]
-    assert fractions == sorted(fractions) and fractions[-1] == 1.0
-    assert statuses[-1]["steps_done"] == statuses[-1]["steps_total"] > 1
+    return seen
 
-    page.wait_for_function("() => document.querySelector('#viewer .cmp-b').naturalWidth > 0")
-    assert page.text_content("#viewer .cmp-tag.l") == "bicubic"
-    drag_divider(page, "#viewer")
-    shoot(page, shots / "serve.png", record_property)
 
-    with page.expect_download() as info:
-        page.click("#results a.download")
-    download = info.value
-    assert download.suggested_filename == "astronaut_crop_x4.png"
-    got = Path(download.path()).read_bytes()
-    cli = [str(photo), "-o", str(tmp_path / "cli"), "--model", str(real_model), "--tile", "16", "--precision", "fp32"]
-    assert upscale_cmd.main(cli) == 0
-    assert got == (tmp_path / "cli" / "astronaut_crop_x4.png").read_bytes()
-    assert imread(tmp_path / "cli" / "astronaut_crop_x4.png").shape == (448, 512, 3)
+def test_upload_progress_results_compare_and_download(browser, tmp_path: Path, models: Path,
+                                                      photos_in: dict[str, Path], shots: Path,
+                                                      record_property) -> None:
+    from esrgan.commands import upscale as upscale_cmd
 
-    # A file that is not an image: the page names it, the server stays up
-    bad = tmp_path / "upload" / "notes.png"
-    bad.write_text("these are my notes, not a picture")
-    page.set_input_files("#files", str(bad))
-    page.click("#run")
-    page.wait_for_selector("#messages .error")
-    message = page.text_content("#messages .error")
-    assert message.startswith("notes.png:") and "cannot decode" in message
-    shoot(page, shots / "serve_bad_upload.png", record_property)
-    # A model that does not load: said in the page, and the next job runs
-    page.set_input_files("#files", str(photo))
-    page.select_option("#model", str((tmp_path / "bad_models" / "broken.pth").resolve()))
-    page.click("#run")
-    page.wait_for_selector("#status[data-state='error']", timeout=60_000)
-    assert "cannot load model broken" in page.text_content("#messages")
-    page.select_option("#model", str(real_model))
-    # Cancel while it runs: the job stops between two tiles, the bar stays where it was
-    long_job = tmp_path / "upload" / "long.png"
-    imwrite(long_job, natural_image[100:356, 150:406])  # 256x256 in 16-pixel tiles: 6 x 6 passes or more
-    page.set_input_files("#files", str(long_job))
-    page.fill("#tile", "16")
-    page.click("#run")
-    page.wait_for_selector("#status:has-text('tile ')", timeout=120_000)
-    # a second user meanwhile waits in the queue, and sees where
-    other = p.context.new_page()
-    other.goto(server)
-    other.wait_for_selector(f"#model option[value='{real_model}']", state="attached")
-    other.set_input_files("#files", str(photo))
-    other.select_option("#model", str(real_model))
-    other.click("#run")
-    other.wait_for_selector("#status[data-state='queued']")
-    assert other.text_content("#status") == "Queued: position 2 (1 job(s) ahead on this device)"
-    other.click("#cancel")
-    other.wait_for_selector("#status[data-state='cancelled']")
-    page.click("#cancel")
-    page.wait_for_selector("#status[data-state='cancelled']", timeout=120_000)
-    assert int(page.get_attribute("#progress", "aria-valuenow")) < 100
-    assert page.is_disabled("#cancel") and not page.is_disabled("#run")
-    assert p.errors == [] or all("400" in e for e in p.errors), p.errors  # the refused upload's HTTP 400 only
-    p.close()
+    with serving(tmp_path, models) as url:
+        p = Page(browser)
+        page = p.page
+        statuses = statuses_of(page)
+        open_app(p, url)
+        # empty: no progress bar, no zip link, a word of what to do
+        assert page.is_hidden("#progress") and page.is_hidden("#zip") and page.is_hidden("#viewer")
+        shoot(page, shots / "serve_empty.png", record_property)
+        # files chosen twice add up, each with a thumbnail and its pixel size; one can be removed
+        page.set_input_files("#files", str(photos_in["astronaut"]))
+        page.set_input_files("#files", [str(photos_in["rocket"]), str(photos_in["tiny"])])
+        page.wait_for_function("() => [...document.querySelectorAll('#chosen li .meta')]"
+                               ".filter(m => m.textContent.includes('\u00d7')).length === 3")
+        assert page.locator("#chosen li .name").all_text_contents() == ["astronaut.png", "rocket.png", "tiny.png"]
+        assert page.text_content("#chosen li:first-child .meta").startswith("128\u00d7112")
+        page.click("#chosen li:last-child .remove")
+        assert page.locator("#chosen li").count() == 2
+        # settings up front: model (with what it is), scale, format
+        choose(page, models, "photo.safetensors")
+        page.wait_for_function("() => document.querySelector('#model-a-about').textContent.includes('MSRResNet x4')")
+        page.click("#scale [data-scale='2']")
+        page.select_option("#format", "jpg")
+        assert page.is_visible("#quality")
+        page.fill("#quality", "90")
+        page.click("details.more summary")
+        page.fill("#tile", "16")  # several tiles: the bar moves
+        page.select_option("#precision", "fp32")
+        page.click("#run")
+        page.wait_for_selector("#status[data-state='done']", timeout=60_000)
+        assert page.get_attribute("#progress", "aria-valuenow") == "100"
+        assert "Done: 2 of 2 file(s) done" in page.text_content("#status")
+        fractions = [s["fraction"] for s in statuses]
+        assert fractions == sorted(fractions) and fractions[-1] == 1.0
+        # each file: its output named after the model, its size, what auto chose, a download
+        rows = page.locator("#results li")
+        assert rows.count() == 2
+        first = rows.nth(0).text_content()
+        assert "256\u00d7224" in first and "fp32 on cpu" in first and "tiles of 16 px" in first
+        # the viewer: input (nearest), bicubic, the model; bicubic | model to start with
+        page.wait_for_function("() => document.querySelector('#viewer .cmp-b').naturalWidth === 256")
+        assert labels(page, "#viewer .cmp-left") == ["input (nearest)", "bicubic", "photo.safetensors"]
+        assert page.text_content("#viewer .cmp-tag.l") == "bicubic"
+        drag_divider(page, "#viewer")
+        assert "Drag the divider" in page.text_content("#viewer .cmp-help")
+        page.click("#viewer button[data-mode='grid']")
+        assert page.locator("#viewer .cmp-pane").count() == 3
+        assert "divider" not in page.text_content("#viewer .cmp-help")  # side by side has no divider
+        page.click("#viewer button[data-mode='slider']")
+        shoot(page, shots / "serve_results.png", record_property)
+        # downloads: one file (the command line's bytes), and all in a zip named after the inputs
+        with page.expect_download() as info:
+            page.click("#results li:first-child a.download")
+        download = info.value
+        assert download.suggested_filename == "astronaut_photo_x2.jpg"
+        cli = [str(photos_in["astronaut"]), "-o", str(tmp_path / "cli"), "--model", str(models / "photo.safetensors"),
+               "--tile", "16", "--precision", "fp32", "--outscale", "2", "--ext", "jpg", "--quality", "90",
+               "--suffix", "_photo_x2"]
+        assert upscale_cmd.main(cli) == 0
+        assert Path(download.path()).read_bytes() == (tmp_path / "cli" / "astronaut_photo_x2.jpg").read_bytes()
+        assert page.is_visible("#zip") and page.get_attribute("#zip", "href")  # the zip link works
+        with page.expect_download() as info:
+            page.click("#zip")
+        assert info.value.suggested_filename == "astronaut_and_1_more_upscaled.zip"
+        assert sorted(zipfile.ZipFile(io.BytesIO(Path(info.value.path()).read_bytes())).namelist()) == [
+            "astronaut_photo_x2.jpg", "rocket_photo_x2.jpg"]
+        # a keyboard user picks the other file in the list: the viewer shows it
+        page.focus("#results li:nth-child(2)")
+        page.keyboard.press("Enter")
+        page.wait_for_function("() => document.querySelector('#viewer .cmp-b').naturalWidth === 128")
+        assert page.get_attribute("#results li:nth-child(2)", "aria-pressed") == "true"
+        assert p.real_errors() == [], p.errors
+        p.close()
+
+
+def test_a_new_job_clears_the_last_one_and_failures_are_one_line(browser, tmp_path: Path, models: Path,
+                                                                 photos_in: dict[str, Path], shots: Path,
+                                                                 record_property) -> None:
+    with serving(tmp_path, models) as url:
+        p = Page(browser)
+        page = p.page
+        open_app(p, url)
+        page.set_input_files("#files", str(photos_in["rocket"]))
+        choose(page, models, "photo.safetensors")
+        page.click("#run")
+        page.wait_for_selector("#status[data-state='done']", timeout=60_000)
+        assert page.locator("#results li").count() == 1 and page.is_visible("#viewer")
+        # a file that is not an image: named; the last job's picture, list and zip are gone at once
+        bad = tmp_path / "upload" / "notes.png"
+        bad.write_text("these are my notes, not a picture")
+        page.click("#clear-files")
+        page.set_input_files("#files", str(bad))
+        page.click("#run")
+        page.wait_for_selector("#messages .error")
+        assert page.text_content("#messages .error .line").startswith("notes.png:")
+        assert page.locator("#results li").count() == 0 and page.is_hidden("#viewer") and page.is_hidden("#zip")
+        assert page.is_hidden("#progress") and "Cancelled" not in page.text_content("#status")
+        # a model that does not load: one line naming it and what to do, the details folded, no empty red bar
+        page.click("#clear-files")
+        page.set_input_files("#files", str(photos_in["rocket"]))
+        choose(page, models, "broken.pth")
+        page.click("#run")
+        page.wait_for_selector("#status[data-state='error']", timeout=60_000)
+        line = page.text_content("#messages .job-error .line")
+        assert line.startswith("broken.pth could not be loaded: ") and line.endswith("Choose another model.")
+        assert str(models) not in line
+        assert page.locator("#messages .job-error details").count() == 1
+        assert page.get_attribute("#messages .job-error details", "open") is None
+        assert page.is_hidden("#progress") and page.text_content("#status") == "Failed."
+        assert page.text_content("#results li.not_run .badge") == "not run"
+        assert page.locator("#results .badge.error").count() == 0
+        # the red box holds its text (long words wrap instead of running out)
+        box = page.locator("#messages .job-error")
+        assert box.evaluate("b => b.scrollWidth <= b.clientWidth")
+        page.click("#messages .job-error summary")
+        assert box.evaluate("b => b.scrollWidth <= b.clientWidth")
+        shoot(page, shots / "serve_failed.png", record_property)
+        assert p.real_errors() == [], p.errors
+        p.close()
+
+
+def test_per_file_results_reload_mid_job_queue_and_cancel(browser, tmp_path: Path, models: Path,
+                                                          photos_in: dict[str, Path], shots: Path,
+                                                          record_property) -> None:
+    with serving(tmp_path, models, tile=0) as url:
+        p = Page(browser)
+        page = p.page
+        open_app(p, url)
+        page.set_input_files("#files", [str(photos_in["tiny"]), str(photos_in["large"]), str(photos_in["rocket"])])
+        choose(page, models, "slow.safetensors")
+        page.click("details.more summary")
+        page.select_option("#precision", "fp32")
+        page.click("#run")
+        # the first file's result shows while the second runs (a single whole-image pass of some seconds)
+        page.wait_for_selector("#results li.done a.download", timeout=60_000)
+        assert page.get_attribute("#status", "data-state") == "running"
+        assert page.locator("#results li.running").count() == 1 and page.is_visible("#viewer")
+        assert page.text_content("#status").startswith("File 2 of 3")
+        shoot(page, shots / "serve_running.png", record_property)
+        # a reload mid-job: the page finds its job again, with what is done
+        page.reload()
+        page.wait_for_selector("#results li.done a.download")
+        assert page.get_attribute("#status", "data-state") == "running"
+        assert "Reconnected to your job" in page.text_content("#messages")
+        shoot(page, shots / "serve_after_reload.png", record_property)
+        # someone else (another browser) meanwhile: queued behind it, and sees the running job listed
+        q = Page(browser)
+        open_app(q, url)
+        q.page.wait_for_selector("#others li")
+        assert "tiny.png, large.png, rocket.png" in q.page.text_content("#others li")
+        q.page.set_input_files("#files", str(photos_in["tiny"]))
+        q.page.click("#run")
+        q.page.wait_for_selector("#status[data-state='queued']")
+        assert q.page.text_content("#status") == "Queued: position 2 (1 job(s) ahead on this device)"
+        q.page.click("#cancel")
+        q.page.wait_for_selector("#status[data-state='cancelled']")
+        # Cancel: said at once, landed within a second (inside the network's pass), what finished kept
+        page.click("#cancel")
+        assert page.text_content("#status") == "Cancelling\u2026" and page.is_disabled("#cancel")
+        clicked = time.time()
+        page.wait_for_selector("#status[data-state='cancelled']", timeout=10_000)
+        seen = time.time() - clicked
+        st = json.loads(page.evaluate("async () => JSON.stringify(await (await fetch("
+                                      "'/api/jobs/' + localStorage.getItem('esrgan-serve-job'))).json())"))
+        print(f"cancel: stopped {st['cancelled_in']:.3f} s after the click (server); page showed it after {seen:.3f} s")
+        assert st["cancelled_in"] < 1.0 and st["steps_done"] == 0
+        assert [r["state"] for r in st["results"]] == ["done", "cancelled", "cancelled"]
+        assert page.locator("#results li.done a.download").count() == 1  # kept
+        assert page.locator("#results .badge.cancelled").count() == 2 and page.locator("#results .error").count() == 0
+        assert page.text_content("#status").startswith("Cancelled: 1 of 3 file(s) done, the rest not run.")
+        assert not page.is_disabled("#run")
+        shoot(page, shots / "serve_cancelled.png", record_property)
+        # an orphan: a job whose page was closed keeps the queue; another page lists it and cancels it
+        q.page.click("#clear-files")
+        q.page.set_input_files("#files", str(photos_in["large"]))
+        q.page.select_option("#model", str((models / "slow.safetensors").resolve()))
+        q.page.click("#run")
+        q.page.wait_for_selector("#status[data-state='running']")
+        q.close()
+        page.reload()
+        page.wait_for_selector("#others li")
+        assert "large.png" in page.text_content("#others li")
+        page.click("#others li button:text('Cancel')")
+        page.wait_for_selector("#others", state="hidden", timeout=10_000)
+        assert p.real_errors() == [], p.errors
+        p.close()
+
+
+def test_compare_a_vs_b_and_blend_with_end_points(browser, tmp_path: Path, models: Path, photos_in: dict[str, Path],
+                                                  shots: Path, record_property,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ESRGAN_OFFLINE", "1")
+    with serving(tmp_path, models) as url:
+        p = Page(browser)
+        page = p.page
+        open_app(p, url)
+        # offline: zoo models not downloaded are shown, but cannot be chosen, and say why
+        zoo = page.locator("#model option[value='RealESRGAN_x4plus']")
+        assert zoo.is_disabled() and "offline" in zoo.text_content()
+        page.set_input_files("#files", [str(photos_in["astronaut"]), str(photos_in["rocket"])])
+        page.click("#mode-compare")
+        choose(page, models, "psnr.pth")
+        choose(page, models, "photo.safetensors", "#model-b")
+        page.click("#run")
+        page.wait_for_selector("#status[data-state='done']", timeout=60_000)
+        assert page.locator("#results li:first-child .out").count() == 2
+        names = page.locator("#results li:first-child a.download").evaluate_all("a => a.map(x => x.download)")
+        assert names == ["astronaut_psnr_x4.png", "astronaut_photo_x4.png"]  # two models, two names
+        page.wait_for_function("() => document.querySelector('#viewer .cmp-b').naturalWidth === 512")
+        assert page.text_content("#viewer .cmp-tag.l") == "psnr.pth" and page.text_content("#viewer .cmp-tag.r") == \
+            "photo.safetensors"
+        assert labels(page, "#viewer .cmp-left") == ["input (nearest)", "bicubic", "psnr.pth", "photo.safetensors"]
+        page.click("#viewer button[data-mode='grid']")
+        grid = page.locator("#viewer .cmp-grid").bounding_box()
+        assert grid["height"] <= 0.8 * 900  # the 2x2 grid fits the window
+        page.click("#viewer button[data-mode='slider']")
+        shoot(page, shots / "serve_compare.png", record_property)
+        # blend: the second model is one of the same network only (gan.pth), never photo or broken
+        page.click("#mode-blend")
+        page.wait_for_function("() => [...document.querySelectorAll('#model-b option')]"
+                               ".some(o => o.value.endsWith('gan.pth'))")
+        offered = page.locator("#model-b option").evaluate_all("os => os.filter(o => !o.disabled).map(o => o.value)")
+        assert offered == [str((models / "gan.pth").resolve())]
+        page.check("#endpoints")
+        page.click("#run")
+        page.wait_for_selector("#status[data-state='done']", timeout=60_000)
+        page.wait_for_function("() => document.querySelector('#viewer .cmp-b').naturalWidth === 512")
+        assert page.text_content("#viewer .cmp-tag.l") == "psnr.pth"
+        assert page.text_content("#viewer .cmp-tag.r") == "blend \u03b1 = 0.8"
+        assert labels(page, "#viewer .cmp-left")[2:] == ["blend \u03b1 = 0.8", "psnr.pth", "gan.pth"]
+        first_job = page.evaluate("localStorage.getItem('esrgan-serve-job')")
+        # live: moving alpha reruns the blend (the end points are reused) and the viewer shows the new one
+        page.focus("#alpha")
+        page.keyboard.press("Home")
+        page.wait_for_function(f"() => localStorage.getItem('esrgan-serve-job') !== '{first_job}'")
+        page.wait_for_selector("#status[data-state='done']", timeout=60_000)
+        page.wait_for_function("() => document.querySelector('#viewer .cmp-tag.r').textContent === 'blend \u03b1 = 0'")
+        shoot(page, shots / "serve_blend.png", record_property)
+        assert p.real_errors() == [], p.errors
+        p.close()
+
+
+def test_keyboard_only(browser, tmp_path: Path, models: Path, photos_in: dict[str, Path]) -> None:
+    """Everything from choosing files to downloading, with Tab, Enter, Space and the arrows only."""
+    with serving(tmp_path, models) as url:
+        p = Page(browser)
+        page = p.page
+        open_app(p, url)
+
+        def tab_to(predicate: str, limit: int = 60) -> None:
+            for _ in range(limit):
+                page.keyboard.press("Tab")
+                if page.evaluate(f"(() => {{ const e = document.activeElement; return !!({predicate}); }})()"):
+                    return
+            raise AssertionError(f"Tab never reached {predicate}")
+
+        tab_to("e.id === 'files'")  # the file chooser is in the tab order, and its drop zone shows the focus
+        assert page.evaluate("getComputedStyle(document.getElementById('drop')).borderColor") != \
+            page.evaluate("getComputedStyle(document.querySelector('.card')).borderColor")
+        with page.expect_file_chooser() as chooser:
+            page.keyboard.press("Space")
+        chooser.value.set_files([str(photos_in["astronaut"]), str(photos_in["rocket"])])
+        page.wait_for_selector("#chosen li:nth-child(2)")
+        tab_to("e.id === 'mode-compare'")
+        page.keyboard.press("Enter")
+        assert page.is_visible("#model-b")
+        tab_to("e.id === 'model'")
+        page.keyboard.type("photo")  # a select takes the first letters of an option
+        tab_to("e.id === 'model-b'")
+        page.keyboard.type("psnr")
+        assert page.input_value("#model").endswith("photo.safetensors")
+        assert page.input_value("#model-b").endswith("psnr.pth")
+        tab_to("e.dataset.scale === '3'")
+        page.keyboard.press("Enter")
+        assert page.get_attribute("#scale [data-scale='3']", "aria-checked") == "true"
+        tab_to("e.id === 'run'")
+        page.keyboard.press("Enter")
+        page.wait_for_selector("#status[data-state='done']", timeout=60_000)
+        tab_to("e.matches('#results li[role=button]')")
+        tab_to("e.matches('#results li[data-index=\"1\"]')")
+        page.keyboard.press("Enter")
+        assert page.get_attribute("#results li[data-index='1']", "aria-pressed") == "true"
+        tab_to("e.matches('#results li[data-index=\"1\"] a.download')")
+        with page.expect_download() as info:
+            page.keyboard.press("Enter")
+        assert info.value.suggested_filename.startswith("rocket_") and info.value.suggested_filename.endswith("_x3.png")
+        # the divider moves with the arrows
+        tab_to("e.classList.contains('cmp-divider')")
+        before = float(page.get_attribute("#viewer .cmp-stage", "data-split"))
+        page.keyboard.press("ArrowRight")
+        assert float(page.get_attribute("#viewer .cmp-stage", "data-split")) > before
+        assert p.real_errors() == [], p.errors
+        p.close()
+
+
+def test_phone_width(browser, tmp_path: Path, models: Path, photos_in: dict[str, Path], shots: Path,
+                     record_property) -> None:
+    with serving(tmp_path, models) as url:
+        p = Page(browser, width=390, height=844)
+        page = p.page
+        open_app(p, url)
+        page.set_input_files("#files", str(photos_in["astronaut"]))
+        choose(page, models, "photo.safetensors")
+        # nothing wider than the screen: no sideways scrolling, labels within their boxes
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        select = page.locator("#model").bounding_box()
+        assert select["x"] >= 0 and select["x"] + select["width"] <= 390
+        page.click("#run")
+        page.wait_for_selector("#status[data-state='done']", timeout=60_000)
+        # the page went down to the results by itself
+        page.wait_for_function("() => document.getElementById('results-card').getBoundingClientRect().top < 200")
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.wait_for_function("() => document.querySelector('#viewer .cmp-b').naturalWidth === 512")
+        shoot(page, shots / "serve_phone.png", record_property, full_page=False)
+        assert p.real_errors() == [], p.errors
+        p.close()
+
+
+def test_folder_in_folder_out(browser, tmp_path: Path, models: Path, photos_in: dict[str, Path]) -> None:
+    mine = tmp_path / "mine"
+    shutil.copytree(photos_in["astronaut"].parent, mine / "photos")
+    (mine / "photos" / "large.png").unlink()
+    with serving(tmp_path, models, batch_dirs=[str(mine)]) as url:
+        p = Page(browser)
+        page = p.page
+        open_app(p, url)
+        page.click("#src-folder")
+        page.fill("#batch-input", str(mine / "photos"))
+        page.fill("#batch-output", str(mine / "big"))
+        choose(page, models, "photo.safetensors")
+        page.click("#run")
+        page.wait_for_selector("#status[data-state='done']", timeout=60_000)
+        assert page.locator("#results li.done").count() == 3
+        assert sorted(x.name for x in (mine / "big").iterdir()) == ["astronaut_photo_x4.png", "rocket_photo_x4.png",
+                                                                    "tiny_photo_x4.png"]
+        assert str((mine / "big").resolve()) in page.text_content("#batch-note")
+        # again: nothing is replaced, each file says why it was skipped
+        page.click("#run")
+        page.wait_for_selector("#status[data-state='done']", timeout=60_000)
+        assert page.locator("#results .badge.skipped").count() == 3
+        assert "exists from before" in page.text_content("#results li:first-child")
+        # a path outside the allowed folders: one line
+        page.fill("#batch-input", str(tmp_path))
+        page.click("#run")
+        page.wait_for_selector("#messages .error")
+        assert "outside the allowed batch folders" in page.text_content("#messages .error")
+        assert p.real_errors() == [], p.errors
+        p.close()
 
 
 # ----------------------------------------------------------------------------------------------- report.html
@@ -260,11 +568,12 @@ def test_serve_upload_progress_compare_download(browser, server: str, real_model
 
 @pytest.fixture
 def photos(tmp_path: Path, natural_image: np.ndarray) -> Path:
-    """A small test set of three 48x48 crops of a real photograph."""
+    """A small test set: three 48x48 crops of a real photograph and a flat one (PSNR infinite for bicubic)."""
     hr = tmp_path / "Photos" / "HR"
     imwrite(hr / "face.png", natural_image[76:124, 196:244])
-    imwrite(hr / "rocket.png", natural_image[300:348, 380:428])
+    imwrite(hr / "rocket #2.png", natural_image[300:348, 380:428])  # '#' must not break the image's link
     imwrite(hr / "flag.png", natural_image[20:68, 40:88])
+    imwrite(hr / "sky <!--.png", np.full((48, 48, 3), 150, np.uint8))  # '<!--' must not blank the page
     return hr
 
 
@@ -274,13 +583,12 @@ def _cells(page, table: str, key: str) -> list[str]:
     return page.locator(f"{table} tbody tr td:nth-child({col})").all_text_contents()
 
 
-def test_test_report_opens_offline_and_its_table_and_viewer_work(browser, tmp_path: Path, real_model: Path,
+def test_test_report_opens_offline_and_its_table_and_viewer_work(browser, tmp_path: Path, models: Path,
                                                                  photos: Path, shots: Path, record_property) -> None:
     from esrgan.commands import test as test_cmd
 
-    hr = photos
-    rc = test_cmd.main(["--model", "bicubic", "--model", f"real={real_model}", "--scale", "4", "--hr", str(hr),
-                        "--name", "browser", "--experiments-root", str(tmp_path / "exp"), "-q"])
+    rc = test_cmd.main(["--model", "bicubic", "--model", f"net={models / 'photo.safetensors'}", "--scale", "4",
+                        "--hr", str(photos), "--name", "browser", "--experiments-root", str(tmp_path / "exp"), "-q"])
     assert rc == 0
     report = tmp_path / "exp" / "browser" / "report.html"
     p = Page(browser, offline=True)
@@ -289,32 +597,43 @@ def test_test_report_opens_offline_and_its_table_and_viewer_work(browser, tmp_pa
     page.goto(report.as_uri())
     page.wait_for_selector("#image-table tbody tr")
     assert p.errors == [] and p.outside == []
-
-    # sorting: PSNR-Y opens best first (descending), a second click reverses
+    # what was compared: the checkpoint by path and SHA-256
+    prov = page.text_content(".provenance")
+    assert str((models / "photo.safetensors").resolve()) in prov and "MSRResNet" in prov
+    # which way is better is written, apart from the sort order (a triangle, only on the sorted column)
+    th = page.locator("#image-table th[data-key='psnr_y']")
+    assert th.locator(".dir").text_content() == "higher is better" and th.locator(".arrow").text_content() == ""
     page.click("#image-table th[data-key='psnr_y']")
-    values = [float(v) for v in _cells(page, "#image-table", "psnr_y")]
-    assert len(values) == 6 and values == sorted(values, reverse=True)
-    page.click("#image-table th[data-key='psnr_y']")
-    values = [float(v) for v in _cells(page, "#image-table", "psnr_y")]
-    assert values == sorted(values)
-    page.click("#image-table th[data-key='image']")
-    assert _cells(page, "#image-table", "image") == ["face", "face", "flag", "flag", "rocket", "rocket"]
+    assert th.locator(".arrow").text_content() == "\u25be" and th.get_attribute("aria-sort") == "descending"
+    values = [v for v in _cells(page, "#image-table", "psnr_y")]
+    numbers = [float(v) for v in values if v not in ("\u221e", "n/a")]
+    assert len(values) == 8 and numbers == sorted(numbers, reverse=True)
+    # the flat image: bicubic's PSNR is infinite, shown as such with the reason, and left out of the mean
+    sky = page.locator("#image-table tbody tr", has_text="sky <!--").filter(has_text="bicubic")
+    cell = sky.locator("td.noted").first
+    assert cell.text_content() == "\u221e" and "left out of the mean" in cell.get_attribute("title")
+    assert "left out: sky <!--" in page.text_content("#summary")
     # the numbers are results.json's
     results = json.loads((report.parent / "results.json").read_text())
-    face = next(r for r in results["sets"]["Photos"]["real"]["images"] if r["image"] == "face")
-    psnrs = _cells(page, "#image-table", "psnr_y")
-    assert f"{face['psnr_y']:.2f}" in psnrs
-
-    # viewer: the images load from the folder, the divider drags, a row click opens its image
+    face = next(r for r in results["sets"]["Photos"]["net"]["images"] if r["image"] == "face")
+    assert f"{face['psnr_y']:.2f}" in values
+    # viewer: the images load from the folder (a '#' in a name too), the divider drags
     page.wait_for_function("() => document.querySelector('#viewer .cmp-b').naturalWidth === 48")
     drag_divider(page, "#viewer")
-    page.click("#image-table tbody tr:last-child")
-    assert page.input_value("#compare .image-select") == "2"  # rocket
-    assert page.get_attribute("#viewer .cmp-a", "src") == "Photos/bicubic/rocket.png"
-    # side by side: zoom one pane, every pane follows
+    # a row of model X shows X: here bicubic's row of 'rocket #2' (the left side then is another picture)
+    page.click("#image-table th[data-key='image']")
+    row = page.locator("#image-table tbody tr", has_text="rocket #2").filter(has_text="bicubic")
+    row.click()
+    assert page.input_value("#compare .image-select") == "2"  # rocket #2
+    assert page.text_content("#viewer .cmp-tag.r") == "bicubic"
+    page.wait_for_function("() => document.querySelector('#viewer .cmp-b').naturalWidth === 48")
+    assert page.get_attribute("#viewer .cmp-b", "src") == "Photos/bicubic/rocket%20%232.png"
+    page.locator("#image-table tbody tr", has_text="rocket #2").filter(has_text="net").click()
+    assert page.text_content("#viewer .cmp-tag.r") == "net"
+    # side by side: zoom one pane, every pane follows; the grid fits the window
     page.click("#viewer button[data-mode='grid']")
     panes = page.locator("#viewer .cmp-pane")
-    assert panes.count() == 3  # bicubic, real, HR
+    assert panes.count() == 3  # bicubic, net, HR
     panes.nth(1).scroll_into_view_if_needed()
     box = panes.nth(1).bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
@@ -330,17 +649,14 @@ def test_test_report_opens_offline_and_its_table_and_viewer_work(browser, tmp_pa
     p.close()
 
 
-
-def test_sweep_report_alpha_slider_and_plots(browser, tmp_path: Path, photos: Path, shots: Path,
+def test_sweep_report_alpha_slider_and_plots(browser, tmp_path: Path, photos: Path, models: Path, shots: Path,
                                             record_property) -> None:
     from esrgan.commands import interp as interp_cmd
 
-    hr = photos
-    a, b = tmp_path / "psnr.pth", tmp_path / "gan.pth"
-    save_network(a, {"params": tiny_rrdbnet(1, 0.35).state_dict()})
-    save_network(b, {"params": tiny_rrdbnet(2, 0.6).state_dict()})
-    rc = interp_cmd.main(["--psnr", str(a), "--gan", str(b), "--sweep", "0:1:0.25", "--hr", str(hr), "--scale", "4",
-                          "--name", "sw", "--experiments-root", str(tmp_path / "exp"), "-q"])
+    (photos / "sky <!--.png").unlink()
+    rc = interp_cmd.main(["--psnr", str(models / "psnr.pth"), "--gan", str(models / "gan.pth"), "--sweep",
+                          "0:1:0.25", "--hr", str(photos), "--scale", "4", "--name", "sw", "--experiments-root",
+                          str(tmp_path / "exp"), "-q"])
     assert rc == 0
     report = tmp_path / "exp" / "sw" / "report.html"
     p = Page(browser, offline=True)
@@ -348,7 +664,11 @@ def test_sweep_report_alpha_slider_and_plots(browser, tmp_path: Path, photos: Pa
     page = p.page
     page.goto(report.as_uri())
     page.wait_for_selector("#alpha-slider")
+    # the end points by name, with their files' digests
+    assert "from 0 (psnr) to 1 (gan)" in page.text_content("header")
+    assert str((models / "gan.pth").resolve()) in page.text_content(".provenance")
     assert page.get_attribute("#viewer .cmp-a", "src") == "Photos/alpha0.00/face.png"
+    assert labels(page, "#viewer .cmp-left") == ["\u03b1 = 0", "HR", "bicubic", "\u03b1 = 0 (psnr)", "\u03b1 = 1 (gan)"]
     assert page.locator("#plot-alpha svg polyline").count() == 1
     # scrub: each step shows that alpha's picture, its scores, and moves the plot's marker
     page.focus("#alpha-slider")
@@ -370,10 +690,8 @@ def test_sweep_report_alpha_slider_and_plots(browser, tmp_path: Path, photos: Pa
     page.click("#sweep-table tbody tr:first-child")
     best_alpha = _cells(page, "#sweep-table", "alpha")[0]
     assert page.text_content("#alpha-value").startswith(f"\u03b1 = {float(best_alpha):g}")
-    # no perceptual metric in this sweep: the page says so instead of drawing an empty plot
     assert "no perceptual metric" in page.text_content("#plot-pd")
-    # with NIQE in sweep.json (as `--metrics psnr,niqe` writes it) the perception-distortion plane is drawn,
-    # one labelled point per alpha, the current one marked
+    # with NIQE in sweep.json the perception-distortion plane is drawn, one labelled point per alpha
     sweep = json.loads((report.parent / "sweep.json").read_text())
     for k, row in enumerate(sweep["results"]):
         row["Photos"]["niqe"] = 9.0 - k * 0.5
@@ -383,9 +701,36 @@ def test_sweep_report_alpha_slider_and_plots(browser, tmp_path: Path, photos: Pa
     write_sweep_report(report.parent)
     page.reload()
     page.wait_for_selector("#plot-pd svg")
-    labels = page.locator("#plot-pd svg text.pt-label").all_text_contents()
-    assert labels == [f"\u03b1={a}" for a in ("0", "0.25", "0.5", "0.75", "1")]
+    assert page.locator("#plot-pd svg text.pt-label").all_text_contents() == [
+        f"\u03b1={a}" for a in ("0", "0.25", "0.5", "0.75", "1")]
     assert page.locator("#plot-pd svg circle[r='6']").count() == 1
+    # the 2x2 grid (alpha, HR, bicubic... ) fits the window even when the window is small (a zoomed page)
+    page.set_viewport_size({"width": 900, "height": 560})
+    page.locator("#viewer").scroll_into_view_if_needed()
+    page.click("#viewer button[data-mode='grid']")
+    grid = page.locator("#viewer .cmp-grid").bounding_box()
+    assert grid["height"] <= 0.8 * 560
+    page.click("#viewer button[data-mode='slider']")
+    page.set_viewport_size({"width": 1280, "height": 900})
     shoot(page, shots / "sweep_report.png", record_property)
     assert p.errors == [] and p.outside == []
+    p.close()
+
+
+def test_report_images_load_with_strange_names(browser, tmp_path: Path, photos: Path) -> None:
+    from esrgan.commands import test as test_cmd
+
+    assert test_cmd.main(["--model", "bicubic", "--scale", "4", "--hr", str(photos), "--name", "names",
+                          "--experiments-root", str(tmp_path / "exp"), "-q"]) == 0
+    p = Page(browser, offline=True)
+    p.block_network()
+    page = p.page
+    page.goto((tmp_path / "exp" / "names" / "report.html").as_uri())
+    page.wait_for_selector("#image-table tbody tr")
+    for index in range(4):  # every picture of every image, '#' and '<!--' in their names, loads
+        page.select_option("#compare .image-select", str(index))
+        page.wait_for_function("() => [...document.querySelectorAll('#viewer img.cmp-a, #viewer img.cmp-b')]"
+                               ".every(i => i.complete && i.naturalWidth === 48)")
+    assert p.errors == [] and p.outside == []
+    assert imread(photos / "sky <!--.png").shape == (48, 48, 3)
     p.close()

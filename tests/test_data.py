@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from esrgan.data.build import build_dataset
 from esrgan.data.image import ImageReadError, imread, imwrite, tensor2img
-from esrgan.data.imresize import imresize
-from esrgan.data.paired_dataset import PairedImageDataset, SingleHRDataset, build_dataset
+from esrgan.data.paired_dataset import PairedImageDataset, SingleHRDataset
 from esrgan.data.transforms import Augmentation, augment_pair, paired_random_crop
+from esrgan.imageops.imresize import imresize
 from esrgan.options.datasets import DatasetOptions, IOBackendOptions
 
 SCALE = 4

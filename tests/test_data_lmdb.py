@@ -14,10 +14,10 @@ import pytest
 
 from esrgan.commands.prepare import main
 from esrgan.data.image import ImageReadError, imread, imwrite, tensor2img
-from esrgan.data.imresize import imresize
 from esrgan.data.lmdb_backend import LmdbReader, iter_verify, read_meta_info, write_lmdb
 from esrgan.data.paired_dataset import PairedImageDataset, SingleHRDataset
 from esrgan.data.prepare import create_lmdb, verify_lmdb
+from esrgan.imageops.imresize import imresize
 from esrgan.options.datasets import DatasetOptions
 
 

@@ -10,7 +10,6 @@ import pytest
 import torch
 
 from esrgan.data.image import imwrite
-from esrgan.data.imresize import imresize
 from esrgan.data.loader import (
     CPUPrefetcher,
     CUDAPrefetcher,
@@ -19,6 +18,7 @@ from esrgan.data.loader import (
 )
 from esrgan.data.paired_dataset import PairedImageDataset
 from esrgan.data.sampling import EpochSampler, SeededDataset
+from esrgan.imageops.imresize import imresize
 from esrgan.options.datasets import DatasetOptions
 
 

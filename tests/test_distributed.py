@@ -55,6 +55,26 @@ CHILD = textwrap.dedent(
             SRModel.optimize_parameters = failing
         sys.exit(main(["-opt", str(opt_file), "--launcher", "pytorch", "--set", "val.val_freq=0"]))
     info = init_dist("pytorch")
+    if sys.argv[5] == "accumulate":
+        # 2 micro-batches of 1 image per step on each rank: DDP's all-reduce runs once per step (no_sync)
+        import json
+
+        from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+        opt = options_from_dict(tiny_options_dict(data, exp, total_iter={K}, batch_size=1),
+                                ["val.val_freq=0", "train.accumulate_grad_batches=2"])
+        trainer = Trainer(opt, dist_info=info, interactive=False)
+        reductions = []
+
+        def counting_hook(state, bucket):
+            reductions.append(bucket.index())
+            return allreduce_hook(state, bucket)
+
+        trainer.model.net_g_train.register_comm_hook(None, counting_hook)
+        code = trainer.run()
+        torch.save(trainer.model.net_g.state_dict(), out / f"rank{{info.rank}}.pth")
+        (out / f"reductions{{info.rank}}.json").write_text(json.dumps(reductions))
+        sys.exit(code)
     raw = tiny_options_dict(data, exp, total_iter={K}, batch_size=1, gan=gan)
     # GAN: the first iteration trains D only (G runs without a graph under DDP)
     overrides = ["val.val_freq=0", "train.net_d_init_iters=1"] if gan else ["val.val_freq=0"]
@@ -100,6 +120,25 @@ def _torchrun(
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=tmp_path)
 
 
+def _one_process(data_root: Path, exp: Path, batch_size: int):
+    """The same K iterations in one process (one thread, as each rank has), for comparison."""
+    from tiny_training import tiny_options_dict
+
+    from esrgan.options import options_from_dict
+    from esrgan.training.trainer import Trainer
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        opt = options_from_dict(tiny_options_dict(data_root, exp, total_iter=K, batch_size=batch_size),
+                                ["val.val_freq=0"])
+        trainer = Trainer(opt, interactive=False)
+        assert trainer.run() == 0
+    finally:
+        torch.set_num_threads(n)
+    return trainer
+
+
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from tiny_training import make_tiny_data
@@ -127,20 +166,7 @@ def test_two_ranks_agree_and_equal_one_process_with_the_same_global_batch(data_r
     assert "global batch 2" in proc.stderr
 
     # One process, batch 2 = the global batch: same samples, same augmentations (per-sample seeds).
-    from tiny_training import tiny_options_dict
-
-    from esrgan.options import options_from_dict
-    from esrgan.training.trainer import Trainer
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        opt = options_from_dict(tiny_options_dict(data_root, tmp_path / "single", total_iter=K, batch_size=2),
-                                ["val.val_freq=0"])
-        trainer = Trainer(opt, interactive=False)
-        assert trainer.run() == 0
-    finally:
-        torch.set_num_threads(n)
+    trainer = _one_process(data_root, tmp_path / "single", batch_size=2)
     single = trainer.model.net_g.state_dict()
     moved = 0.0
     for k in r0:
@@ -156,6 +182,25 @@ def test_two_ranks_agree_and_equal_one_process_with_the_same_global_batch(data_r
     saved = load_checkpoint_file(tmp_path / "exp" / "tiny" / "models" / f"net_g_{K}.pth")["params"]
     for k in r0:
         assert torch.equal(saved[k], r0[k]), k
+
+
+@pytest.mark.slow
+def test_accumulated_micro_batches_reduce_gradients_once_per_step(data_root: Path, tmp_path: Path) -> None:
+    import json
+
+    proc = _torchrun(tmp_path, data_root, fail_rank=-1, timeout=240, stage="accumulate")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    out = tmp_path / "out"
+    # the tiny generator's gradients fit one DDP bucket: one all-reduce per step, not one per micro-batch
+    for rank in (0, 1):
+        assert json.loads((out / f"reductions{rank}.json").read_text()) == [0] * K
+    r0 = torch.load(out / "rank0.pth", weights_only=True)
+    r1 = torch.load(out / "rank1.pth", weights_only=True)
+    # and the step is still the global batch's: 2 ranks x 2 micro-batches of 1 = one process with a batch of 4
+    single = _one_process(data_root, tmp_path / "single", batch_size=4).model.net_g.state_dict()
+    for k in r0:
+        assert torch.equal(r0[k], r1[k]), k
+        torch.testing.assert_close(r0[k], single[k], rtol=0, atol=1e-5, msg=k)
 
 
 @pytest.mark.slow

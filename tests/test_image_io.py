@@ -1,4 +1,4 @@
-"""Image I/O (esrgan/data/image.py) and MATLAB YCbCr (esrgan/data/color.py), checked against PIL and OpenCV."""
+"""Image I/O (esrgan/data/image.py) and MATLAB YCbCr (esrgan/imageops/color.py), checked against PIL and OpenCV."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ import pytest
 import torch
 from PIL import Image
 
-from esrgan.data.color import rgb2ycbcr, rgb2ycbcr_torch
 from esrgan.data.image import (
     ImageReadError,
     imdecode,
@@ -23,6 +22,7 @@ from esrgan.data.image import (
     tensor2img,
     to_rgb,
 )
+from esrgan.imageops.color import rgb2ycbcr, rgb2ycbcr_torch
 
 
 @pytest.fixture(scope="module")

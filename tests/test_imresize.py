@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from esrgan.data import imresize as imresize_lazy
 from esrgan.data.image import imread, mod_crop
-from esrgan.data.imresize import _resize_axis_np, _resize_axis_torch, imresize, imresize_torch, output_size
+from esrgan.imageops import imresize as imresize_lazy
+from esrgan.imageops.imresize import _resize_axis_np, _resize_axis_torch, imresize, imresize_torch, output_size
 
 
 def _keys(x: float) -> float:
@@ -244,13 +244,13 @@ def test_torch_is_differentiable_and_half_input_works() -> None:
     assert torch.all(half == 0.5)
 
 
-def test_exported_from_esrgan_data_as_the_function() -> None:
-    import esrgan.data
-    import esrgan.data.imresize  # importing the submodule must not shadow the function
+def test_exported_from_esrgan_imageops_as_the_function() -> None:
+    import esrgan.imageops
+    import esrgan.imageops.imresize  # importing the submodule must not shadow the function
 
     assert imresize_lazy is imresize
-    assert esrgan.data.imresize is imresize
-    assert esrgan.data.imresize_torch is imresize_torch
+    assert esrgan.imageops.imresize is imresize
+    assert esrgan.imageops.imresize_torch is imresize_torch
 
 
 # ---------------------------------------------------------------- errors

@@ -12,7 +12,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 import esrgan.metrics
 from esrgan.data.image import img2tensor, imread, mod_crop
-from esrgan.data.imresize import imresize
+from esrgan.imageops.imresize import imresize
 from esrgan.metrics import METRICS, METRICS_TORCH, get_metric, psnr, psnr_torch, ssim, ssim_torch
 from esrgan.metrics.psnr_ssim import _ssim_map, gaussian_window
 

@@ -43,14 +43,14 @@ def test_niqe_matches_matlab_published_example(shared_data):
 
 
 def test_niqe_prefers_sharp_to_blurred(natural_image):
-    from esrgan.data.imresize import imresize
+    from esrgan.imageops.imresize import imresize
 
     blurred = imresize(imresize(natural_image, 0.25), 4.0)
     assert niqe(natural_image) < niqe(blurred) - 1.0
 
 
 def test_niqe_grey_and_single_channel_and_uint16(natural_image):
-    from esrgan.data.color import rgb2ycbcr
+    from esrgan.imageops.color import rgb2ycbcr
 
     y = np.round(rgb2ycbcr(natural_image, y_only=True)).astype(np.uint8)
     assert niqe(y) == pytest.approx(niqe(y[:, :, None]))

@@ -357,7 +357,7 @@ def test_image_check_reads_past_large_jpeg_metadata(tmp_path: Path) -> None:
 
 
 def test_real_world_hr_set_is_checked_before_step_1(tmp_path: Path, natural_image: np.ndarray) -> None:
-    from esrgan.data.paired_dataset import build_dataset
+    from esrgan.data.build import build_dataset
     from esrgan.options.datasets import RealESRGANDatasetOptions
 
     imwrite(tmp_path / "a.png", natural_image[:64, :64])

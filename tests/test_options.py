@@ -18,6 +18,7 @@ from esrgan.options import (
     save_options,
 )
 from esrgan.options.sections import WandbOptions
+from esrgan.training.models import build_optimizer
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIGS = REPO / "configs"
@@ -106,7 +107,7 @@ def test_basicsr_esrgan_file_parses(write, text: str) -> None:
     assert train.use_hflip is True and train.use_shuffle is True  # use_flip: BasicSR's old name
     assert opt.datasets["val"].phase == "val" and opt.datasets["val"].gt_size is None
     g = opt.train.optim_g
-    assert (g.type, g.lr, g.betas, g.weight_decay) == ("Adam", 1e-4, (0.9, 0.99), 0.0)
+    assert (g.type, g.kwargs["lr"], g.kwargs["betas"], g.kwargs["weight_decay"]) == ("Adam", 1e-4, (0.9, 0.99), 0.0)
     assert opt.train.scheduler.milestones == [50000, 100000, 200000, 300000] and opt.train.scheduler.gamma == 0.5
     assert opt.train.total_iter == 400000 and opt.train.warmup_iter == -1
     # !!float 5e3 is an iteration count
@@ -131,7 +132,7 @@ def test_basicsr_psnr_file_parses(write, text: str) -> None:
     s = opt.train.scheduler
     assert s.type == "CosineAnnealingRestartLR" and s.periods == [250000] * 4
     assert s.restart_weights == [1.0] * 4 and s.eta_min == 1e-7
-    assert opt.train.optim_g.lr == 2e-4 and opt.train.total_iter == 1_000_000
+    assert opt.train.optim_g.kwargs["lr"] == 2e-4 and opt.train.total_iter == 1_000_000
     assert opt.train.pixel_opt.spec() == {"type": "L1Loss", "loss_weight": 1.0, "reduction": "mean"}
     assert opt.train.gan_opt is None and opt.network_d is None
     assert opt.path.pretrain_network_g is None and opt.path.strict_load_g is True  # old: pretrain_model_g, strict_load
@@ -183,7 +184,7 @@ def test_published_recipe_stage1() -> None:
     assert train.io_backend.type == "lmdb" and train.dataroot_gt.endswith("DIV2K_train_HR_sub.lmdb")
     assert (train.gt_size, train.batch_size_per_gpu, train.use_hflip, train.use_rot) == (128, 16, True, True)
     t = opt.train
-    assert (t.optim_g.type, t.optim_g.lr, t.optim_g.betas) == ("Adam", 2e-4, (0.9, 0.99))
+    assert (t.optim_g.type, t.optim_g.kwargs["lr"], t.optim_g.kwargs["betas"]) == ("Adam", 2e-4, (0.9, 0.99))
     assert t.ema_decay == 0.999 and t.total_iter == 1_000_000
     assert (t.scheduler.type, t.scheduler.periods, t.scheduler.eta_min) == (
         "CosineAnnealingRestartLR",
@@ -216,7 +217,7 @@ def test_published_recipe_stage2() -> None:
         t.gan_opt.kwargs["gan_type"] == "ragan" and t.gan_opt.relativistic and t.gan_opt.kwargs["loss_weight"] == 5e-3
     )
     assert opt.network_d.spec() == {"type": "VGGStyleDiscriminator", "num_in_ch": 3, "num_feat": 64, "input_size": 128}
-    assert t.optim_g.lr == t.optim_d.lr == 1e-4 and t.optim_d.betas == (0.9, 0.99)
+    assert t.optim_g.kwargs["lr"] == t.optim_d.kwargs["lr"] == 1e-4 and t.optim_d.kwargs["betas"] == (0.9, 0.99)
     assert (t.scheduler.type, t.scheduler.milestones, t.scheduler.gamma) == (
         "MultiStepLR",
         [50000, 100000, 200000, 300000],
@@ -276,8 +277,8 @@ def test_unknown_key_names_path_allowed_keys_and_a_guess(write) -> None:
     with pytest.raises(OptionsError) as info:
         load_options(path)
     msg = str(info.value)
-    assert msg.startswith(f"{path}: train.optim_g.lrr: unknown key; did you mean 'lr'?")
-    assert "allowed keys: type, lr, weight_decay, betas" in msg
+    assert msg.startswith(f"{path}: train.optim_g.lrr: unknown argument of Adam; did you mean 'lr'?")
+    assert "accepted: lr, betas, eps, weight_decay" in msg
     assert info.value.key == "train.optim_g.lrr" and info.value.file == str(path)
     assert "datasets.train.gt_siz: unknown key; did you mean 'gt_size'?" in error_of(
         minimal(datasets={"train": {"name": "t", "dataroot_gt": "a", "dataroot_lq": "b", "gt_siz": 8}})
@@ -334,10 +335,11 @@ def test_unknown_names_list_the_allowed_values() -> None:
     assert "allowed values: SRModel, ESRGANModel" in error_of(minimal(model_type="SRGANModel"))
     raw = minimal()
     raw["train"]["optim_g"]["type"] = "Adamm"
-    assert "train.optim_g.type: unknown optimizer 'Adamm'; allowed values: Adam, AdamW" in error_of(raw)
+    assert ("train.optim_g.type: unknown optimizer type 'Adamm' (did you mean 'Adam'?); allowed optimizers: Adam, "
+            "AdamW") in error_of(raw)
     raw = minimal()
     raw["train"]["optim_g"]["momentum"] = 0.9
-    assert error_of(raw) == "x.yml: train.optim_g.momentum: Adam takes no argument 'momentum'"
+    assert error_of(raw).startswith("x.yml: train.optim_g.momentum: unknown argument of Adam; accepted: lr, betas,")
     raw = minimal()
     raw["datasets"]["trian"] = raw["datasets"].pop("train")
     assert "datasets.trian: unknown dataset phase; did you mean 'train'?" in error_of(raw)
@@ -407,7 +409,7 @@ def test_overrides_are_yaml_scalars(write) -> None:
             "manual_seed=~",
         ],
     )
-    assert opt.train.optim_g.lr == 1e-4 and isinstance(opt.train.optim_g.lr, float)
+    assert opt.train.optim_g.kwargs["lr"] == 1e-4 and isinstance(opt.train.optim_g.kwargs["lr"], float)
     assert opt.train.use_amp is True and opt.train.amp_dtype == "fp16"
     assert opt.train.scheduler.milestones == [4, 8]
     assert opt.network_g.kwargs["num_feat"] == 16
@@ -421,10 +423,12 @@ def test_bad_overrides(write) -> None:
     path = write(MINIMAL)
     with pytest.raises(OptionsError) as info:
         load_options(path, ["train.optim_g.lrr=1e-4"])
-    assert str(info.value) == (
-        f"{path}: train.optim_g.lrr: unknown key; did you mean 'lr'? allowed keys: type, lr, weight_decay, betas, "
-        "eps, momentum, nesterov, amsgrad (from --set train.optim_g.lrr=1e-4)"
+    # the optimizer's own arguments (torch's signature of Adam) are the allowed keys
+    assert str(info.value).startswith(
+        f"{path}: train.optim_g.lrr: unknown argument of Adam; did you mean 'lr'? accepted: lr, betas, eps, "
+        "weight_decay, amsgrad,"
     )
+    assert str(info.value).endswith(" (from --set train.optim_g.lrr=1e-4)")
     with pytest.raises(OptionsError, match=r"train\.total_iter: expected an integer, got 'lots' \(from --set"):
         load_options(path, ["train.total_iter=lots"])
     with pytest.raises(OptionsError, match=r"--set: override 'train\.total_iter': expected KEY\.PATH=VALUE"):
@@ -448,7 +452,7 @@ def test_resolution_of_paths_phases_scale_and_seed() -> None:
     raw["val"] = {"metrics": {"psnr": {"type": "calculate_psnr"}, "ssim": {"type": "ssim", "crop_border": 0}}}
     raw["path"] = {"pretrain_network_g": "~/g.pth"}
     opt = options_from_dict(raw)
-    assert opt.num_gpu == torch.cuda.device_count()
+    assert opt.num_gpu == (1 if torch.cuda.is_available() else 0)  # the GPUs of this process
     assert 1 <= opt.manual_seed <= 10000
     val = opt.datasets["val_2"]
     assert (val.phase, val.scale) == ("val", 4) and val.dataroot_gt == str(Path.home() / "hr")
@@ -485,14 +489,10 @@ def test_given_experiments_root_is_kept_and_sub_folders_follow_it() -> None:
     assert options_from_dict(minimal(path=same)).path.models == "/runs/x/models"
 
 
-def test_test_mode_needs_no_training_section() -> None:
+def test_a_training_file_needs_its_training_section() -> None:
+    # Test files are read by esrgan.options.testing (tests/test_tester.py); a training file must train.
     raw = minimal()
     del raw["train"]
-    raw["datasets"] = {"test_1": {"name": "Set5", "dataroot_gt": "hr", "dataroot_lq": "lr"}}
-    opt = options_from_dict(raw, is_train=False)
-    assert opt.is_train is False and opt.train is None
-    assert (opt.path.results_root, opt.path.visualization) == ("results/tiny", "results/tiny/visualization")
-    assert opt.path.experiments_root is None and opt.datasets["test_1"].phase == "test"
     assert "train: required section is missing for training" in error_of(raw)
 
 
@@ -539,7 +539,7 @@ def test_optimizer_and_float_spellings() -> None:
     raw = minimal()
     raw["train"]["optim_g"] = {"type": "AdamW", "lr": "1e-3", "betas": [0.9, 0.99], "weight_decay": 1e-2}
     opt = options_from_dict(raw)
-    optim = opt.train.optim_g.build([torch.nn.Parameter(torch.zeros(2))])
+    optim = build_optimizer([torch.nn.Parameter(torch.zeros(2))], opt.train.optim_g)
     assert isinstance(optim, torch.optim.AdamW)
     group = optim.param_groups[0]
     assert (group["lr"], group["betas"], group["weight_decay"]) == (1e-3, (0.9, 0.99), 1e-2)
@@ -606,9 +606,10 @@ def test_value_ranges(override: str, message: str) -> None:
     assert error_of(minimal(), (override,)) == f"x.yml: {message} (from --set {override})"
 
 
-def test_basicsr_test_file_parses_in_test_mode(write) -> None:
-    opt = load_options(write(BASICSR_TEST_ESRGAN_X4), is_train=False)
-    assert opt.is_train is False and opt.train is None
+def test_basicsr_test_file_parses_as_a_test_file(write) -> None:
+    from esrgan.options.testing import load_test_options
+
+    opt = load_test_options(write(BASICSR_TEST_ESRGAN_X4))
     assert [(k, d.name, d.phase) for k, d in opt.datasets.items()] == [
         ("test_1", "Set5", "test"),
         ("test_2", "Set14", "test"),
@@ -616,7 +617,10 @@ def test_basicsr_test_file_parses_in_test_mode(write) -> None:
     ]
     assert opt.datasets["test_3"].filename_tmpl == "{}x4"
     assert opt.path.pretrain_network_g.endswith("ESRGAN_SRx4_DF2KOST_official-ff704c30.pth")  # pretrain_model_g
-    assert opt.path.results_root == "results/ESRGAN_SRx4_DF2KOST_official"
+    assert opt.path.strict_load_g is True  # strict_load
+    # the training file's parser: arguments checked, defaults and the scale filled in
+    assert opt.network_g.spec() == {"type": "RRDBNet", "num_in_ch": 3, "num_out_ch": 3, "scale": 4, "num_feat": 64,
+                                    "num_block": 23, "num_grow_ch": 32, "unshuffle": None}
     assert {k: (m.type, m.crop_border, m.test_y_channel) for k, m in opt.val.metrics.items()} == {
         "psnr": ("psnr", 4, False),
         "ssim": ("ssim", 4, False),
@@ -693,3 +697,86 @@ def test_duplicate_keys_and_float_spelling_in_test_option_files(tmp_path) -> Non
         load_test_options(path)
     path.write_text("name: t\nscale: 1e0\nmodels: [bicubic]\ndatasets: {test_1: {dataroot_gt: hr}}\n")
     assert load_test_options(path).scale == 1
+
+
+# ---------------------------------------------------------------------------------------------
+# Resolved once (issue 20) and nothing accepted-and-ignored (issue 19)
+# ---------------------------------------------------------------------------------------------
+
+
+def test_losses_that_all_weigh_zero_are_refused_and_perceptual_alone_is_a_loss() -> None:
+    raw = minimal()
+    raw["train"]["pixel_opt"]["loss_weight"] = 0
+    msg = error_of(raw)
+    assert msg == ("x.yml: train: no loss has a positive weight (pixel_opt.loss_weight 0): the generator would learn "
+                   "nothing; give one of them a weight > 0")
+    raw = gan_raw({"gan_type": "vanilla", "loss_weight": 0})
+    raw["train"]["pixel_opt"]["loss_weight"] = 0
+    assert "pixel_opt.loss_weight 0, gan_opt.loss_weight 0" in error_of(raw)
+    # BasicSR's SRModel trains with a perceptual loss alone (no pixel_opt): accepted, and used
+    raw = minimal()
+    raw["train"]["pixel_opt"] = None
+    raw["train"]["perceptual_opt"] = {"type": "PerceptualLoss", "layer_weights": {"conv1_2": 1.0}, "pretrained": False}
+    assert options_from_dict(raw).train.perceptual_opt.active
+    raw["train"]["perceptual_opt"].update(perceptual_weight=0, style_weight=0)
+    assert "perceptual_opt.perceptual_weight 0, perceptual_opt.style_weight 0" in error_of(raw)
+    # the GAN warm-up trains G with the pixel loss only: without one, it would train nothing
+    raw = gan_raw({"gan_type": "vanilla"})
+    raw["train"]["pixel_opt"] = None
+    raw["train"]["g_warmup_iter"] = 5
+    assert "train.g_warmup_iter: 5: the warm-up trains the generator with the pixel loss only" in error_of(raw)
+
+
+@pytest.mark.parametrize("key", ["dist", "rank", "world_size", "is_train"])
+def test_keys_basicsr_adds_at_run_time_are_refused_in_a_file(key: str) -> None:
+    assert error_of(minimal(**{key: 0})).startswith(f"x.yml: {key}: not an option (")
+
+
+def test_control_characters_name_the_file_and_the_position(tmp_path) -> None:
+    path = tmp_path / "o.yml"
+    path.write_bytes(MINIMAL.encode().replace(b"scale: 4", b"scale: 4\x07"))
+    with pytest.raises(OptionsError) as info:
+        load_options(path)
+    assert str(info.value).startswith(f"{path}: control character 0x07 at line 4, column 9: not allowed in YAML")
+
+
+def test_resolved_values_are_values_not_none() -> None:
+    raw = minimal(val={"metrics": {"psnr": {"type": "psnr"}}})
+    raw["train"]["scheduler"] = {"type": "CosineAnnealingRestartLR", "periods": [5, 5]}
+    raw["train"]["gan_opt"] = {"type": "GANLoss", "gan_type": "vanilla"}
+    opt = options_from_dict(raw)
+    assert isinstance(opt.manual_seed, int) and opt.num_gpu == 1
+    assert opt.train.scheduler.restart_weights == [1.0, 1.0] and opt.train.scheduler.milestones == []
+    assert opt.val.metrics["psnr"].crop_border == 4 and opt.logger.wandb.project is None
+    assert opt.train.gan_opt.relativistic is False  # SRModel: gan_type decides (and the section is ignored)
+    # the scheduler takes the resolved lists as they are
+    from esrgan.training.schedulers import build_scheduler
+
+    sched = build_scheduler(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0), opt.train.scheduler)
+    assert sched.restart_weights == [1.0, 1.0]
+
+
+def test_the_options_name_what_the_tables_build() -> None:
+    from esrgan.data.build import DATASETS
+    from esrgan.options.datasets import DATASET_TYPES
+    from esrgan.options.sections import MODEL_TYPES, OPTIMIZERS, optimizer_class
+    from esrgan.training.build import MODELS
+
+    assert set(MODEL_TYPES) == set(MODELS)
+    assert set(DATASET_TYPES) == set(DATASETS)
+    assert all(issubclass(optimizer_class(name), torch.optim.Optimizer) for name in OPTIMIZERS)
+
+
+def test_a_new_optimizer_is_one_table_entry(monkeypatch) -> None:
+    from esrgan.options import sections
+
+    monkeypatch.setitem(sections.OPTIMIZERS, "NAdam", "torch.optim.NAdam")
+    raw = minimal()
+    raw["train"]["optim_g"] = {"type": "NAdam", "lr": 1e-3, "momentum_decay": 5e-3}
+    opt = options_from_dict(raw)
+    optim = build_optimizer([torch.nn.Parameter(torch.zeros(2))], opt.train.optim_g)
+    assert isinstance(optim, torch.optim.NAdam) and optim.param_groups[0]["momentum_decay"] == 5e-3
+    monkeypatch.setitem(sections.OPTIMIZERS, "Adan", "no_such_package.Adan")
+    raw["train"]["optim_g"] = {"type": "Adan", "lr": 1e-3}
+    assert error_of(raw).startswith("x.yml: train.optim_g.type: optimizer Adan needs the package 'no_such_package': "
+                                    "pip install no_such_package")

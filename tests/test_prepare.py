@@ -16,9 +16,9 @@ from esrgan.cli import main as esrgan_main
 from esrgan.commands.prepare import main
 from esrgan.data import download as dl
 from esrgan.data.image import imread, imwrite, list_images
-from esrgan.data.imresize import imresize
 from esrgan.data.paired_dataset import PairedImageDataset
 from esrgan.data.subimages import crop_positions
+from esrgan.imageops.imresize import imresize
 from esrgan.options.datasets import DatasetOptions
 
 

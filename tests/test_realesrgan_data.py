@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from esrgan.data.build import build_dataset
 from esrgan.data.image import imwrite
-from esrgan.data.paired_dataset import build_dataset
 from esrgan.options.datasets import RealESRGANDatasetOptions
 
 FIXTURE = Path(__file__).parent / "fixtures" / "realesrgan" / "basicsr_1.4.2.npz"

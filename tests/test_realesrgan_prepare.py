@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from esrgan.commands.prepare import main
+from esrgan.data.build import build_dataset
 from esrgan.data.image import imread, imwrite
-from esrgan.data.paired_dataset import build_dataset
 from esrgan.options.datasets import DatasetOptions, RealESRGANDatasetOptions
 
 FIXTURES = Path(__file__).parent / "fixtures" / "realesrgan"
@@ -43,7 +43,7 @@ def test_degrade_is_reproducible_per_image_and_pairs_exactly(hr_dir, tmp_path):
     assert _degrade(alone, tmp_path / "s0alone", 0) == 0
     np.testing.assert_array_equal(a, imread(tmp_path / "s0alone" / "a.png"))
     # degraded, not a plain downscale: far from the bicubic LR
-    from esrgan.data.imresize import imresize
+    from esrgan.imageops.imresize import imresize
 
     bic = imresize(imread(tmp_path / "hr0" / "a.png"), 0.25)
     assert np.abs(bic.astype(float) - a).mean() > 2
@@ -66,8 +66,10 @@ def test_degrade_reads_a_published_option_file_and_refuses_bad_input(hr_dir, tmp
     np.testing.assert_array_equal(imread(tmp_path / "default" / "b.png"), imread(tmp_path / "file" / "b.png"))
     assert _degrade(hr_dir, tmp_path / "default", 3) == 1  # non-empty output folder
     assert "--overwrite" in capsys.readouterr().err
+    # the file is read as `esrgan train` reads it: a bad value in a published file is refused, naming the key
     bad = tmp_path / "bad.yml"
-    bad.write_text("resize_prob: [0.5, 0.5, 0.5]\n")
+    bad.write_text((FIXTURES / "train_realesrgan_x4plus.yml").read_text().replace(
+        "resize_prob: [0.2, 0.7, 0.1]", "resize_prob: [0.5, 0.5, 0.5]", 1))
     assert _degrade(hr_dir, tmp_path / "bad", 3, "--options", str(bad)) == 1
     err = capsys.readouterr().err
     assert "resize_prob" in err and "sum to 1" in err

@@ -173,3 +173,116 @@ def test_report_of_a_missing_or_broken_results_file_is_named(tmp_path: Path) -> 
     (tmp_path / "results.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"results\.json: not valid JSON"):
         write_test_report(tmp_path)
+
+
+def strict_json(text: str):
+    """json.loads that refuses what JSON does not have (Infinity, NaN), as a browser's JSON.parse does."""
+    def refuse(token: str):
+        raise ValueError(f"not JSON: {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+@pytest.fixture
+def flat_set(tmp_path: Path, natural_image: np.ndarray) -> Path:
+    """A set whose second image is flat: bicubic reproduces it exactly (PSNR infinite), NIQE is not defined."""
+    folder = tmp_path / "Flat" / "HR"
+    imwrite(folder / "photo.png", natural_image[100:228, 100:228])
+    imwrite(folder / "sky.png", np.full((128, 128, 3), 140, np.uint8))
+    imwrite(folder / "wall.png", natural_image[300:428, 200:328])
+    return folder
+
+
+def test_a_flat_image_is_left_out_of_the_mean_with_its_reason_and_every_json_stays_valid(
+        tmp_path: Path, flat_set: Path) -> None:
+    rc = test_command.main(["--model", "bicubic", "--scale", "4", "--hr", str(flat_set), "--metrics", "psnr,ssim,niqe",
+                            "--name", "flat", "--experiments-root", str(tmp_path / "exp"), "-q"])
+    assert rc == 0
+    out = tmp_path / "exp" / "flat"
+    results = strict_json((out / "results.json").read_text())
+    entry = results["sets"]["Flat"]["bicubic"]
+    sky = next(r for r in entry["images"] if r["image"] == "sky")
+    assert sky["psnr_y"] is None and sky["psnr_rgb"] is None and sky["niqe"] is None
+    assert "PSNR is infinite" in sky["notes"]["psnr_y"] and "not defined" in sky["notes"]["niqe"]
+    assert sky["ssim_y"] == 1.0  # a finite score of the same image stays
+    others = [r for r in entry["images"] if r["image"] != "sky"]
+    assert entry["mean"]["psnr_y"] == pytest.approx(np.mean([r["psnr_y"] for r in others]), abs=1e-9)
+    assert entry["mean"]["ssim_y"] == pytest.approx(np.mean([r["ssim_y"] for r in entry["images"]]), abs=1e-9)
+    assert entry["left_out"] == {"psnr_y": ["sky"], "psnr_rgb": ["sky"], "niqe": ["sky"]}
+    assert entry["counts"]["psnr_y"] == 2 and entry["counts"]["ssim_y"] == 3
+    csv_row = next(line for line in (out / "results.csv").read_text().splitlines() if ",sky," in line)
+    assert csv_row.split(",")[3] == ""  # psnr_y: an empty cell, not 'inf'
+    # the page: valid inline JSON, the cell says why
+    html = (out / "report.html").read_text(encoding="utf-8")
+    data = page_data(html)
+    image = next(i for i in data["sets"][0]["images"] if i["name"] == "sky")
+    assert image["notes"]["bicubic"]["psnr_y"][0] == "\u221e" and image["notes"]["bicubic"]["niqe"][0] == "n/a"
+    assert "mean of 2 of 3 images; left out: sky" in data["sets"][0]["mean_notes"]["bicubic"]["psnr_y"][1]
+
+
+def test_a_sweep_with_a_flat_image_writes_valid_json(tmp_path: Path, flat_set: Path, ckpts: tuple[Path, Path]) -> None:
+    rc = interp_cmd.main(["--psnr", str(ckpts[0]), "--gan", str(ckpts[1]), "--sweep", "0,1", "--hr", str(flat_set),
+                          "--scale", "4", "--metrics", "psnr,niqe", "--name", "sw", "--experiments-root",
+                          str(tmp_path / "exp"), "-q"])
+    assert rc == 0
+    sweep = strict_json((tmp_path / "exp" / "sw" / "sweep.json").read_text())
+    assert all(isinstance(v, float) or v is None for r in sweep["results"] for v in r["Flat"].values())
+    page_data((tmp_path / "exp" / "sw" / "report.html").read_text(encoding="utf-8"))
+
+
+def test_names_with_comment_openers_and_url_characters_keep_the_page_and_its_links(
+        tmp_path: Path, natural_image: np.ndarray) -> None:
+    hr = tmp_path / "a<!--b" / "HR"
+    names = ["x#1?y", "<!--c-->", "100%", "é & </script>"]
+    for k, name in enumerate(names):
+        imwrite(hr / f"{name}.png", natural_image[k * 60:k * 60 + 48, 100:148])
+    rc = test_command.main(["--model", "bicubic", "--scale", "4", "--hr", str(hr), "--name", "names",
+                            "--experiments-root", str(tmp_path / "exp"), "-q"])
+    assert rc == 0
+    out = tmp_path / "exp" / "names"
+    html = (out / "report.html").read_text(encoding="utf-8")
+    data = page_data(html)  # the inline data is valid JSON
+    assert "<!--" not in html.split('id="report-data">')[1].split("</script>")[0]
+    from urllib.parse import unquote
+
+    (set_data,) = data["sets"]
+    assert set_data["name"] == "a<!--b"  # the set is named after the folder above HR/
+    for image in set_data["images"]:
+        for source in image["sources"]:
+            assert "#" not in source["src"] and "?" not in source["src"]
+            assert (out / unquote(source["src"])).is_file()  # the link leads to the file
+    sources = {i["name"]: i["sources"][0]["src"] for i in set_data["images"]}
+    assert sources["x#1?y"] == "a%3C%21--b/bicubic/x%231%3Fy.png"
+
+
+def test_results_and_sweep_name_every_checkpoint_by_path_and_content(tmp_path: Path, hr_set: Path,
+                                                                    ckpts: tuple[Path, Path]) -> None:
+    import hashlib
+
+    import esrgan
+
+    rc = test_command.main(["--model", "bicubic", "--model", f"net={ckpts[0]}", "--scale", "4", "--hr", str(hr_set),
+                            "--name", "prov", "--experiments-root", str(tmp_path / "exp"), "-q"])
+    assert rc == 0
+    prov = json.loads((tmp_path / "exp" / "prov" / "results.json").read_text())["provenance"]
+    bic, net = prov["models"]
+    assert bic["label"] == "bicubic" and bic["source"] == "bicubic"
+    assert net["label"] == "net" and net["path"] == str(ckpts[0].resolve())
+    assert net["sha256"] == hashlib.sha256(ckpts[0].read_bytes()).hexdigest()
+    assert net["network"] == "RRDBNet" and net["network_options"]["num_block"] == 1
+    assert net["scale"] == 4 and net["precision"] == "fp32" and net["device"] == "cpu"
+    assert prov["esrgan_version"] == esrgan.__version__ and "PSNR/SSIM on Y" in prov["conventions"]
+    assert prov["command"]
+    rc = interp_cmd.main(["--psnr", str(ckpts[0]), "--gan", str(ckpts[1]), "--sweep", "0,1", "--hr", str(hr_set),
+                          "--scale", "4", "--name", "sw", "--experiments-root", str(tmp_path / "exp"), "-q"])
+    assert rc == 0
+    out = tmp_path / "exp" / "sw"
+    ends = json.loads((out / "sweep.json").read_text())["provenance"]["models"]
+    assert [(e["label"], e["path"]) for e in ends] == [("psnr", str(ckpts[0].resolve())),
+                                                       ("gan", str(ckpts[1].resolve()))]
+    assert [e["sha256"] for e in ends] == [hashlib.sha256(p.read_bytes()).hexdigest() for p in ckpts]
+    data = page_data((out / "report.html").read_text(encoding="utf-8"))
+    assert [m["label"] for m in data["provenance"]["models"]] == ["psnr", "gan"]
+    # the sweep viewer has the bicubic baseline
+    image = data["sets"][0]["images"][0]
+    assert image["bicubic"] == f"Tiny/_bicubic/{image['name']}.png" and (out / image["bicubic"]).is_file()

@@ -15,11 +15,11 @@ from esrgan.archs import VGGStyleDiscriminator
 from esrgan.checkpoint import save_network
 from esrgan.commands import test as test_command
 from esrgan.data.image import img2tensor, imread, imwrite, mod_crop, tensor2img
-from esrgan.data.imresize import imresize
 from esrgan.evaluation import tested_models as eval_models
 from esrgan.evaluation.compare import CAPTION_HEIGHT, GAP, default_crop_size, display_zoom, select_crop
 from esrgan.evaluation.tester import run_tests
 from esrgan.evaluation.testsets import iter_test_images, make_test_set, sets_from_options
+from esrgan.imageops.imresize import imresize
 from esrgan.metrics import psnr, ssim
 from esrgan.options import OptionsError
 from esrgan.options.testing import load_test_options

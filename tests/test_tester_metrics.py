@@ -12,10 +12,10 @@ import torch
 
 from esrgan.commands import test as test_command
 from esrgan.data.image import imread, imwrite, mod_crop
-from esrgan.data.imresize import imresize
 from esrgan.evaluation.compare import CAPTION_HEIGHT, default_crop_size, display_zoom
 from esrgan.evaluation.tester import run_tests
 from esrgan.evaluation.testsets import make_test_set
+from esrgan.imageops.imresize import imresize
 from esrgan.metrics import lpips, niqe, psnr
 from esrgan.metrics.lpips_metric import backbone_weights_path
 from esrgan.options import OptionsError

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import shutil
@@ -606,3 +607,89 @@ def test_val_pbar_shows_a_progress_bar_over_the_validation_images(data_root: Pat
     err = capsys.readouterr().err
     # The bar's first line names the set and its size; tqdm may skip later updates on a fast machine.
     assert ("validation tinyval" in err and "0/2 [" in err) == pbar
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop_call", [7, 8])  # after the first / second micro-batch of step 3 (which spans an epoch)
+def test_a_stop_between_micro_batches_saves_the_last_step_and_resumes_exactly(
+    data_root: Path, tmp_path: Path, stop_call: int
+) -> None:
+    sets = ("train.scheduler.milestones=[3]",)
+    straight = _train_accumulating(data_root, tmp_path / "s", batch=1, accumulate=3, total=6, extra=sets)
+    sets_r = (*sets, "train.accumulate_grad_batches=3", "val.val_freq=0", "train.ema_decay=0",
+              "logger.save_checkpoint_freq=3")
+    trainer = Trainer(_opt(data_root, tmp_path / "r", sets_r, total_iter=6, batch_size=1), interactive=False)
+    calls = []
+
+    def stop_at_call() -> bool:  # asked after each micro-batch but a step's last, and after each step
+        calls.append(1)
+        if len(calls) == stop_call:
+            trainer._stop_signal = signal.SIGTERM
+        return trainer._stop_signal is not None
+
+    trainer._stop_requested = stop_at_call
+    assert trainer.run() == 128 + signal.SIGTERM
+    root = Path(trainer.opt.path.experiments_root)
+    state = load_checkpoint_file(root / "training_states" / "2.state")
+    # the state of step 2, positioned at step 3's first batch (the 7th of the 8-batch epoch 0)
+    assert (state["iter"], state["epoch"], state["batches_in_epoch"]) == (2, 0, 6)
+    log = "".join(p.read_text() for p in root.glob("train_*.log"))
+    assert "between the micro-batches of the next step" in log
+    resumed = _opt(data_root, tmp_path / "r", sets_r, total_iter=6, batch_size=1)
+    code, again = _run(resumed, auto_resume=True)
+    assert code == 0 and again.start_iter == 2
+    _assert_same(_weights(straight, 6), _weights(root, 6))
+
+
+def test_accumulating_more_batches_than_an_epoch_holds_is_refused_before_the_folder(data_root: Path,
+                                                                                     tmp_path: Path) -> None:
+    opt = _opt(data_root, tmp_path, ("train.accumulate_grad_batches=100000",), batch_size=2)
+    with pytest.raises(ValueError, match=r"train.accumulate_grad_batches: 100000 is more than the 4 batches of an "
+                                         r"epoch of datasets.train \(8 images per process / batch_size_per_gpu 2\); "
+                                         r"use at most 4"):
+        Trainer(opt, interactive=False)
+    assert not tmp_path.joinpath("tiny").exists()
+
+
+def test_niqe_on_validation_images_too_small_is_refused_at_set_up(data_root: Path, tmp_path: Path) -> None:
+    opt = _opt(data_root, tmp_path, ("val.metrics.niqe.type=niqe",))
+    with pytest.raises(ValueError, match=r"validation set tinyval: .*000\.png is 48x48 pixels, but metric niqe needs "
+                                         r"at least 104x104 \(NIQE's 96x96 blocks inside a crop_border of 4\)"):
+        Trainer(opt, interactive=False)
+    assert not tmp_path.joinpath("tiny").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without a GPU")
+def test_num_gpu_1_without_a_gpu_trains_on_the_cpu_and_says_so(data_root: Path, tmp_path: Path, caplog) -> None:
+    opt = _opt(data_root, tmp_path, ("num_gpu=1", "train.total_iter=1", "val.val_freq=0"))
+    with caplog.at_level(logging.WARNING, logger="esrgan.training"):
+        trainer = Trainer(opt, interactive=False)
+    assert trainer.device.type == "cpu"
+    said = "num_gpu: 1 asks for a GPU, but torch sees no CUDA device on this machine: training on the CPU"
+    assert said in caplog.text
+    assert trainer.run() == 0
+    log = "".join(p.read_text() for p in Path(opt.path.experiments_root).glob("train_*.log"))
+    assert "training on the CPU" in log  # in the log file too
+
+
+def test_wandb_without_a_login_is_refused_before_anything_is_archived(data_root: Path, tmp_path: Path,
+                                                                       monkeypatch) -> None:
+    pytest.importorskip("wandb")
+    for var in ("WANDB_MODE", "WANDB_API_KEY", "WANDB_IDENTITY_TOKEN_FILE", "WANDB_BASE_URL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("NETRC", str(tmp_path / "no.netrc"))
+    earlier = tmp_path / "exp" / "tiny"
+    (earlier / "models").mkdir(parents=True)
+    (earlier / "models" / "net_g_latest.pth").write_bytes(b"an earlier run")
+    raw = tiny_options_dict(data_root, tmp_path / "exp", total_iter=2)
+    raw["logger"]["wandb"] = {"project": "p"}
+    with pytest.raises(ValueError, match=r"no API key on this machine: run 'wandb login' \(or set WANDB_API_KEY\), or "
+                                         r"log offline with WANDB_MODE=offline"):
+        Trainer(options_from_dict(raw), interactive=False)
+    assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["tiny"]  # not archived
+    # a key in ~/.netrc (what `wandb login` writes), or offline mode, lets the run start
+    (tmp_path / "no.netrc").write_text("machine api.wandb.ai login user password " + "k" * 40 + "\n")
+    (tmp_path / "no.netrc").chmod(0o600)
+    from esrgan.training import wandb_run
+
+    wandb_run.check_ready(options_from_dict(raw))

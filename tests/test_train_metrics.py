@@ -17,8 +17,9 @@ from esrgan.training.trainer import Trainer
 from esrgan.training.validation import BestTracker, metric_specs
 
 
-def _metrics(raw: dict) -> dict[str, MetricOptions]:
-    return {k: from_mapping(MetricOptions, v, f"val.metrics.{k}") for k, v in raw.items()}
+def _metrics(raw: dict, scale: int = 4) -> dict[str, MetricOptions]:
+    """As the option loader resolves them: a metric without crop_border crops the scale."""
+    return {k: from_mapping(MetricOptions, {"crop_border": scale, **v}, f"val.metrics.{k}") for k, v in raw.items()}
 
 
 def test_metric_specs_take_the_direction_from_the_table(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,12 +30,12 @@ def test_metric_specs_take_the_direction_from_the_table(tmp_path: Path, monkeypa
     monkeypatch.setenv("ESRGAN_OFFLINE", "1")
     # a missing LPIPS backbone fails when the metrics are set up, before any training
     with pytest.raises(VGGWeightsNotFoundError, match=r"vgg16-397923af\.pth"):
-        metric_specs(_metrics({"l": {"type": "lpips", "net": "vgg"}}), 4)
+        metric_specs(_metrics({"l": {"type": "lpips", "net": "vgg"}}))
     path = backbone_weights_path("alex")
     path.parent.mkdir(parents=True)
     torch.save({f"features.{k}": v for k, v in LPIPS("alex", backbone=False).features.state_dict().items()}, path)
     specs = metric_specs(_metrics({"p": {"type": "calculate_psnr"}, "n": {"type": "calculate_niqe"},
-                                   "l": {"type": "lpips"}, "n2": {"type": "niqe", "better": "higher"}}), 4)
+                                   "l": {"type": "lpips"}, "n2": {"type": "niqe", "better": "higher"}}))
     assert [s.higher_is_better for s in specs] == [True, False, False, True]
     assert [s.on_device for s in specs] == [False, False, True, False]
     assert specs[2].fn.keywords == {"net": "alex"}
@@ -104,7 +105,7 @@ def test_validation_scores_lpips_and_niqe_on_the_8bit_output(tmp_path: Path, mon
     torch.save({f"features.{k}": v for k, v in LPIPS("alex", backbone=False).features.state_dict().items()}, path)
     gt = img2tensor(natural_image[:112, :112]).unsqueeze(0)
     noisy = (gt + 0.05 * torch.randn_like(gt)).clamp(0, 1)
-    specs = metric_specs(_metrics({"lpips": {"type": "calculate_lpips"}, "niqe": {"type": "niqe"}}), 4)
+    specs = metric_specs(_metrics({"lpips": {"type": "calculate_lpips"}, "niqe": {"type": "niqe"}}))
     loader = [{"lq": noisy, "gt": gt, "lq_path": ["x.png"]}]
     values, _ = validate_dataset(lambda lq: lq.clone(), loader, specs, save_dir=None, iteration=1)
     sr8 = tensor2img(noisy[0])

@@ -196,3 +196,25 @@ def test_grad_clip_bounds_the_total_gradient_norm_after_unscaling(scaled: bool) 
     assert moved == pytest.approx(0.5, rel=1e-5)  # clipped to 0.5 (the scaler's 1024 factor removed first)
     moved, _ = update_norm(1e6)
     assert moved == pytest.approx(grad_norm, rel=1e-5)  # a bound above the norm changes nothing
+
+
+def test_srmodel_trains_with_a_perceptual_loss_as_basicsr_does() -> None:
+    from tiny_training import tiny_options_dict
+
+    from esrgan.options import options_from_dict
+
+    raw = tiny_options_dict("d", "e")
+    raw["train"]["pixel_opt"] = {"type": "L1Loss", "loss_weight": 0.5}
+    raw["train"]["perceptual_opt"] = {"type": "PerceptualLoss", "layer_weights": {"conv1_2": 1.0},
+                                      "style_weight": 1.0, "pretrained": False}
+    torch.manual_seed(0)
+    model = SRModel(options_from_dict(raw), torch.device("cpu"))
+    before = {k: v.clone() for k, v in model.net_g.state_dict().items()}
+    lq, gt = torch.rand(2, 3, 4, 4), torch.rand(2, 3, 16, 16)
+    with torch.no_grad():
+        expected_pix = 0.5 * (model.net_g(lq) - gt).abs().mean()
+    losses = model.optimize_parameters(lq, gt, 1)
+    assert set(losses) == {"l_pix", "l_percep", "l_style"}  # BasicSR's SRModel names
+    torch.testing.assert_close(losses["l_pix"], expected_pix)
+    assert losses["l_percep"] > 0 and losses["l_style"] > 0
+    assert any(not torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())

@@ -18,7 +18,7 @@ def make_tiny_data(root: str | Path, n_train: int = 8, n_val: int = 2, size: int
     from skimage import data
 
     from esrgan.data.image import imwrite
-    from esrgan.data.imresize import imresize
+    from esrgan.imageops.imresize import imresize
 
     root = Path(root)
     img = data.astronaut()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
-from esrgan.checkpoint import CheckpointError, strip_wrapper_prefixes
+from esrgan.checkpoint import CheckpointError
 
 StateDict = dict[str, torch.Tensor]
 
@@ -214,8 +214,10 @@ def srvgg_kwargs(sd: StateDict) -> dict:
 
 
 def detect_generator(sd: Mapping[str, torch.Tensor]) -> tuple[str, dict, StateDict]:
-    """``(arch name, constructor kwargs, state dict in our layout)`` for a generator state dict."""
-    sd = strip_wrapper_prefixes(sd)
+    """``(arch name, constructor kwargs, state dict in our layout)`` for a generator state dict.
+
+    ``sd`` as ``esrgan.checkpoint.select_state_dict`` returns it (wrapper prefixes already stripped).
+    """
     layout = find_layout(sd)
     ours = layout.to_ours(sd)
     if layout.arch == "RRDBNet":

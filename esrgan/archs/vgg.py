@@ -5,7 +5,7 @@ asking for a ``convX_Y`` name returns the conv output itself, which has negative
 
 Weights (``pretrained``):
 - ``True``: torchvision's ImageNet weights from its cache, ``$TORCH_HOME/hub/checkpoints/<file>``
-  (``vgg19-dcbb9e9d.pth``), downloaded there when missing and online;
+  (``vgg19-dcbb9e9d.pth``), downloaded there (``esrgan.utils.fetch``) when missing and online;
 - a path: a state dict in torchvision's layout (``features.<idx>.weight``) or of ``features`` alone;
 - ``False``: random weights (tests, or when the features are trained).
 The classifier part of VGG is never built (it would be 120M parameters for nothing).
@@ -78,15 +78,18 @@ def torchvision_cache_path(vgg_type: str = "vgg19") -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[1]
 
 
-def _offline() -> bool:
-    return os.environ.get("ESRGAN_OFFLINE", "") not in ("", "0")
-
-
 def _download(url: str, dst: Path) -> None:
-    """Download with torch.hub (progress bar, SHA-256 prefix check, temp file + rename)."""
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    hash_prefix = dst.stem.rsplit("-", 1)[-1]
-    torch.hub.download_url_to_file(url, str(dst), hash_prefix=hash_prefix, progress=True)
+    """Through the one downloader (resumable, checked, renamed into place when whole); the file name carries the
+    first hex digits of its SHA-256, as torch.hub's names do."""
+    from esrgan.utils.fetch import DownloadError, fetch
+
+    prefix = dst.stem.rsplit("-", 1)[-1]
+
+    def check(digest: str, part: Path) -> None:
+        if not digest.startswith(prefix):
+            raise DownloadError(f"{url}: SHA-256 {digest[:16]}... does not start with {prefix} (the file name's)")
+
+    fetch(url, dst, check=check)
 
 
 def resolve_vgg_weights(vgg_type: str, pretrained: bool | str | os.PathLike[str]) -> Path | None:
@@ -107,7 +110,9 @@ def resolve_vgg_weights(vgg_type: str, pretrained: bool | str | os.PathLike[str]
         f"(from {url}) at {path} (set TORCH_HOME to use another cache folder), pass a file path as "
         "'pretrained', or use pretrained: false for random weights"
     )
-    if _offline():
+    from esrgan.utils.fetch import offline
+
+    if offline():
         raise VGGWeightsNotFoundError(f"offline (ESRGAN_OFFLINE is set): {hint}")
     logger.info("downloading %s to %s", url, path)
     try:
@@ -118,14 +123,15 @@ def resolve_vgg_weights(vgg_type: str, pretrained: bool | str | os.PathLike[str]
 
 
 def _features_state_dict(raw: dict, path: Path) -> dict[str, torch.Tensor]:
-    from esrgan.checkpoint import CheckpointError
+    """The ``features`` weights of a torchvision VGG/AlexNet file (whole model or ``features`` alone)."""
+    from esrgan.checkpoint import CheckpointError, select_state_dict
 
-    sd = raw.get("state_dict", raw) if isinstance(raw, dict) else raw
-    if not isinstance(sd, dict):
-        raise CheckpointError(f"{path}: expected a VGG state dict, got {type(sd).__name__}")
+    if not isinstance(raw, dict):
+        raise CheckpointError(f"{path}: expected a VGG state dict, got {type(raw).__name__}")
+    sd = select_state_dict(raw, str(path), what="VGG")
     if any(k.startswith("features.") for k in sd):
         return {k[len("features.") :]: v for k, v in sd.items() if k.startswith("features.")}
-    return dict(sd)
+    return sd
 
 
 class VGGFeatureExtractor(nn.Module):

@@ -51,14 +51,12 @@ def _config_dir() -> Path:
 def _train(config: Path, overrides: list[str], root: Path) -> Path:
     from esrgan.options import load_options
     from esrgan.training.trainer import Trainer
+    from esrgan.utils.folders import EXPERIMENTS_ROOT
     from esrgan.utils.logger import close_logger
 
-    opt = load_options(config, overrides, is_train=True)
-    # A fresh demo every time (an older demo run is archived, not overwritten).
-    exp = root / "experiments" / opt.name
-    opt.path.experiments_root = str(exp)
-    opt.path.models, opt.path.training_states = str(exp / "models"), str(exp / "training_states")
-    opt.path.log, opt.path.visualization = str(exp), str(exp / "visualization")
+    # The run goes under --root (experiments/<name> there); an older demo run is archived, not overwritten.
+    name = load_options(config, overrides).name
+    opt = load_options(config, [*overrides, f"path.experiments_root={root / EXPERIMENTS_ROOT / name}"])
     for ds in opt.datasets.values():
         for attr in ("dataroot_gt", "dataroot_lq"):
             value = getattr(ds, attr)
@@ -111,10 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     from esrgan.evaluation.tester import run_tests
     from esrgan.evaluation.testsets import TestSet
     from esrgan.metrics.lpips_metric import backbone_weights_path
+    from esrgan.utils.folders import EXPERIMENTS_ROOT
 
     alexnet = backbone_weights_path("alex")
     metrics = ["psnr", "ssim", "niqe", *(["lpips"] if alexnet.is_file() else [])]
 
+    exp = root / EXPERIMENTS_ROOT
     t0 = time.perf_counter()
     val = TestSet("demo_val", data / "val" / "HR", data / "val" / "LR_bicubic" / "X4")
     report = run_tests(
@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         [val],
         4,
         "demo_test",
-        experiments_root=root / "experiments",
+        experiments_root=exp,
         progress=False,
         metrics=metrics,
     )
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     sweep = run_sweep(
         str(psnr_ckpt), str(gan_ckpt), "0:1:0.5" if args.quick else "0:1:0.25", [val], 4, "demo_interp",
-        experiments_root=root / "experiments", progress=False, metrics=metrics,
+        experiments_root=exp, progress=False, metrics=metrics,
     )  # fmt: skip
     timings["interpolation"] = time.perf_counter() - t0
     from esrgan.report import write_sweep_report, write_test_report
@@ -145,7 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     bic = report.mean("demo_val", "bicubic")["psnr_y"]
     s1 = report.mean("demo_val", "stage1_PSNR")["psnr_y"]
     s2 = report.mean("demo_val", "stage2_ESRGAN")["psnr_y"]
-    exp = root / "experiments"
     models = (("bicubic", "bicubic"), ("stage 1", "stage1_PSNR"), ("stage 2", "stage2_ESRGAN"))
     niqe_line = "NIQE (no reference, lower is better): " + ", ".join(
         f"{label} {report.mean('demo_val', m)['niqe']:.2f}" for label, m in models)

@@ -4,6 +4,8 @@
     esrgan interp --psnr A --gan B --sweep 0:1:0.1 --hr DIR [--lr DIR] --scale 4 --name N [--save-models]
         [--metrics psnr,ssim,niqe,lpips]
     esrgan interp -opt configs/interp_sweep_x4.yml
+
+A sweep's flags are overrides of the sweep option file (or of an empty one), as ``esrgan test``'s are.
 """
 
 from __future__ import annotations
@@ -12,9 +14,8 @@ import argparse
 import logging
 import sys
 
-from esrgan.evaluation.testsets import sets_from_folders, sets_from_options
+from esrgan.commands.test import FlagOverrides, add_test_set_args, missing_flags
 from esrgan.options.errors import OptionsError
-from esrgan.options.testing import load_test_options
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -29,9 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, help="one alpha in [0, 1]; writes -o")
     p.add_argument("-o", "--output", metavar="FILE", help="interpolated checkpoint (.pth or .safetensors)")
     p.add_argument("--sweep", metavar="A", help="alphas: start:stop:step (stop included, e.g. 0:1:0.1) or 0,0.5,1")
-    p.add_argument("--hr", action="append", default=[], metavar="DIR", help="HR folder of a test set; repeatable")
-    p.add_argument("--lr", action="append", default=[], metavar="DIR", help="LR folder per --hr (omit: bicubic LR)")
-    p.add_argument("--filename-tmpl", default=None, metavar="T", help="LR name from HR stem, e.g. '{}x4'")
+    add_test_set_args(p)
     p.add_argument("--scale", type=int, help="upscaling factor")
     p.add_argument("--name", help="experiment name (folder under experiments/)")
     p.add_argument("--experiments-root", default=None, metavar="DIR", help="default: experiments")
@@ -49,51 +48,53 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     from esrgan.evaluation.interpolation import interpolate_checkpoints
     from esrgan.evaluation.sweep import run_sweep
-    from esrgan.metrics import parse_metric_list
+    from esrgan.evaluation.testsets import sets_from_options
+    from esrgan.inference.upscaler import NonFiniteOutputError
+    from esrgan.options.testing import test_options_from_dict
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        if args.opt:
-            cfg = load_test_options(args.opt, require_interp=True)
-            assert cfg.interp is not None  # required above
-            sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl) if args.hr else sets_from_options(cfg)
-            report = run_sweep(
-                args.psnr or cfg.interp.psnr, args.gan or cfg.interp.gan, args.sweep or cfg.interp.alphas, sets,
-                args.scale or cfg.scale, args.name or cfg.name,
-                experiments_root=args.experiments_root or cfg.experiments_root,
-                save_models=args.save_models or cfg.interp.save_models, device=args.device or cfg.device,
-                tile=cfg.val.tile if args.tile is None else args.tile, precision=cfg.val.precision,
-                strip_image=args.strip_image, progress=not args.quiet and cfg.val.pbar,
-                metrics=parse_metric_list(args.metrics) if args.metrics else cfg.metric_names,
-            )
-        else:
-            if not args.psnr or not args.gan:
-                print("esrgan interp: give --psnr and --gan (or -opt FILE)", file=sys.stderr)
+    if not args.opt:
+        if not args.psnr or not args.gan:
+            print("esrgan interp: give --psnr and --gan (or -opt FILE)", file=sys.stderr)
+            return 2
+        if (args.alpha is None) == (args.sweep is None):
+            print("esrgan interp: give exactly one of --alpha (with -o) or --sweep", file=sys.stderr)
+            return 2
+        if args.alpha is not None:
+            if not args.output:
+                print("esrgan interp: --alpha needs -o FILE for the interpolated checkpoint", file=sys.stderr)
                 return 2
-            if (args.alpha is None) == (args.sweep is None):
-                print("esrgan interp: give exactly one of --alpha (with -o) or --sweep", file=sys.stderr)
-                return 2
-            if args.alpha is not None:
-                if not args.output:
-                    print("esrgan interp: --alpha needs -o FILE for the interpolated checkpoint", file=sys.stderr)
-                    return 2
+            try:
                 out = interpolate_checkpoints(args.psnr, args.gan, args.alpha, args.output)
-                print(f"wrote {out} (alpha={args.alpha:g})")
-                return 0
-            missing = [f for f, v in (("--hr", args.hr), ("--scale", args.scale), ("--name", args.name)) if not v]
-            if missing:
-                print(f"esrgan interp: --sweep needs {', '.join(missing)}", file=sys.stderr)
-                return 2
-            sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl)
-            report = run_sweep(
-                args.psnr, args.gan, args.sweep, sets, args.scale, args.name,
-                experiments_root=args.experiments_root or "experiments", save_models=args.save_models,
-                device=args.device, tile=args.tile or 0, strip_image=args.strip_image,
-                progress=not args.quiet, metrics=parse_metric_list(args.metrics) if args.metrics else ("psnr", "ssim"),
-            )
-    except (OptionsError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
+            except (OSError, ValueError) as exc:
+                print(f"esrgan interp: error: {exc}", file=sys.stderr)
+                return 1
+            print(f"wrote {out} (alpha={args.alpha:g})")
+            return 0
+        missing = missing_flags(args, "--hr", "--scale", "--name")
+        if missing:
+            print(f"esrgan interp: --sweep needs {', '.join(missing)}", file=sys.stderr)
+            return 2
+    try:
+        given = FlagOverrides.of(args)
+        for key, value, flag in (("interp.psnr", args.psnr, "--psnr"), ("interp.gan", args.gan, "--gan"),
+                                 ("interp.alphas", args.sweep, "--sweep"),
+                                 ("interp.strip_image", args.strip_image, "--strip-image")):
+            if value is not None:
+                given.set(key, value, flag)
+        if args.save_models:
+            given.set("interp.save_models", True, "--save-models")
+        cfg = test_options_from_dict(given.raw, args.opt, require_interp=True, flags=given.flags)
+        interp = cfg.interp
+        assert interp is not None and interp.psnr and interp.gan  # required above
+        report = run_sweep(
+            interp.psnr, interp.gan, interp.alphas, sets_from_options(cfg), cfg.scale, cfg.name,
+            experiments_root=cfg.experiments_root, save_models=interp.save_models, device=cfg.device,
+            tile=cfg.val.tile, precision=cfg.val.precision, strip_image=interp.strip_image,
+            save_images=cfg.val.save_img, progress=cfg.val.pbar, metrics=cfg.metric_names,
+        )  # fmt: skip
+    except (OptionsError, FileNotFoundError, IsADirectoryError, ValueError, NonFiniteOutputError) as exc:
         print(f"esrgan interp: error: {exc}", file=sys.stderr)
         return 1
     print(report.format_table())

@@ -20,6 +20,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Iterable
+from typing import Any
 
 from esrgan.data.image import ImageReadError
 from esrgan.data.prepare import (
@@ -85,9 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--input", required=True, help="folder of HR images")
     p.add_argument("--output", required=True, help="output folder for the degraded LR images (<stem>.png)")
     p.add_argument("--seed", type=int, required=True, help="seed: the same seed, image and settings give the same LR")
-    p.add_argument("--scale", type=int, default=4, help="downscaling factor (default 4)")
+    p.add_argument("--scale", type=int, default=None,
+                   help="downscaling factor (default: the option file's scale, else 4)")
     p.add_argument("--options", default=None,
-                   help="Real-ESRGAN option file whose degradation keys to use (default: the x4plus recipe)")
+                   help="Real-ESRGAN training option file whose degradation keys to use, read and checked as "
+                   "'esrgan train' reads it (default: the x4plus recipe)")
     p.add_argument("--hr-output", default=None, help="also write the mod-cropped HR images here (exact pairs)")
     p.add_argument("--preview", default=None, help="also write a picture of HR crops beside their LR (PNG)")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
@@ -131,6 +134,28 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
+def _degradation(options_file: str | None, scale: int | None) -> tuple[Any, Any, int]:
+    """``(Real-ESRGAN keys, training set's blur keys, scale)``: from a Real-ESRGAN training file, read by the one
+    option loader, or the published recipe (the options' defaults)."""
+    from esrgan.options import OptionsError, RealESRGANOptions, load_options
+    from esrgan.options.datasets import RealESRGANDatasetOptions
+
+    if options_file is None:
+        scale = 4 if scale is None else scale
+        return RealESRGANOptions(), RealESRGANDatasetOptions(dataroot_gt=".", scale=scale), scale
+    opt = load_options(options_file)
+    if not opt.is_real:
+        raise OptionsError(f"{opt.model_type} makes no degraded LR; expected a Real-ESRGAN option file (model_type "
+                           "RealESRNetModel or RealESRGANModel)", key="model_type", file=options_file)
+    if not opt.real_esrgan.high_order_degradation:
+        raise OptionsError("false: this file trains on given LR/HR pairs and degrades nothing",
+                           key="high_order_degradation", file=options_file)
+    if scale is not None and scale != opt.scale:
+        raise OptionsError(f"{opt.scale}, but --scale is {scale}; leave --scale out to use the file's",
+                           key="scale", file=options_file)
+    return opt.real_esrgan, opt.datasets["train"], opt.scale
+
+
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "extract-subimages":
         extract_subimages(
@@ -155,8 +180,9 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "degrade":
         from esrgan.data.degrade_set import degrade_folder
 
-        degrade_folder(args.input, args.output, args.seed, args.scale, args.options, args.hr_output,
-                       args.overwrite, preview=args.preview)
+        real, blur, scale = _degradation(args.options, args.scale)
+        degrade_folder(args.input, args.output, args.seed, scale, real, blur, args.hr_output, args.overwrite,
+                       preview=args.preview)
     elif args.command == "multiscale":
         multiscale_images(args.input, args.output, args.factors, args.short_side, args.compress_level,
                           args.workers, args.overwrite)

@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from esrgan.utils.folders import EXPERIMENTS_ROOT
+
 logger = logging.getLogger("esrgan.serve")
 
 INSTALL_HINT = "esrgan serve needs the web extra: pip install 'esrgan[serve]' (starlette, uvicorn, python-multipart)"
@@ -27,7 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="zoo name or checkpoint file to offer first (allowed wherever it is); repeatable")
     p.add_argument("--model-dir", action="append", default=[], metavar="DIR",
                    help="folder whose checkpoints may be loaded (besides the zoo cache and experiments/); repeatable")
-    p.add_argument("--experiments-root", default="experiments", metavar="DIR",
+    p.add_argument("--experiments-root", default=EXPERIMENTS_ROOT, metavar="DIR",
                    help="experiments folder whose checkpoints are offered (default: experiments)")
     p.add_argument("--device", choices=("cpu", "cuda", "mps"), help="default: cuda, else mps, else cpu")
     p.add_argument("--tile", type=int, default=0, help="default tile size in input pixels, 0 = automatic "
@@ -38,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-files", type=int, default=64, help="most files in one upload (default: 64)")
     p.add_argument("--work-dir", metavar="DIR", help="where results are kept (default: a temporary folder, "
                    "removed when the server stops)")
+    p.add_argument("--batch-dir", action="append", default=[], metavar="DIR",
+                   help="folder whose subfolders the page may upscale in place of uploads (folder in, folder out; "
+                   "outputs never replace a file); repeatable; only with a server on this machine (--host 127.0.0.1)")
     p.add_argument("--log-level", default="info", choices=("debug", "info", "warning", "error"))
     return p
 
@@ -70,9 +75,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{flag} must be > 0, got {value}")
     if args.tile < 0:
         parser.error(f"--tile must be >= 0, got {args.tile}")
-    for folder in args.model_dir:
-        if not Path(folder).expanduser().is_dir():
-            parser.error(f"--model-dir {folder}: no such folder")
+    for flag, folders in (("--model-dir", args.model_dir), ("--batch-dir", args.batch_dir)):
+        for folder in folders:
+            if not Path(folder).expanduser().is_dir():
+                parser.error(f"{flag} {folder}: no such folder")
+
     from esrgan.commands.common import check_device, setup_cli_logging
     from esrgan.serve.app import ServeConfig, create_app
 
@@ -81,7 +88,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     config = ServeConfig(host=args.host, port=args.port, models=args.model, model_dirs=args.model_dir,
                          experiments_root=args.experiments_root, device=args.device, tile=args.tile,
                          max_upload_mb=args.max_upload_mb, max_pixels=args.max_pixels, max_files=args.max_files,
-                         work_dir=args.work_dir)
+                         work_dir=args.work_dir, batch_dirs=args.batch_dir)
+    if config.exposed and config.batch_dirs:
+        parser.error(f"--batch-dir lets the page read and write folders of this machine: only with a server bound "
+                     f"to this machine (--host 127.0.0.1), not --host {args.host}")
     try:
         app = create_app(config)
     except (FileNotFoundError, ValueError) as exc:

@@ -3,6 +3,9 @@
     esrgan test --model M [--model M2 ...] --scale S --hr DIR [--lr DIR] [--name N] [--metrics psnr,ssim,niqe,lpips]
     esrgan test -opt configs/test_esrgan_x4.yml
     esrgan test --model M --scale S --video IN [--video-hr HR]     # a video: temporal stability, colour drift
+
+The flags are overrides of the test option file (or of an empty one): both end in the one typed
+:class:`~esrgan.options.testing.TestOptions`, whose defaults are the only ones. A video test takes flags only.
 """
 
 from __future__ import annotations
@@ -10,10 +13,10 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import Any
 
-from esrgan.evaluation.testsets import sets_from_folders, sets_from_options
 from esrgan.options.errors import OptionsError
-from esrgan.options.testing import load_test_options
+from esrgan.options.testing import SCORING_PRECISION
 
 logger = logging.getLogger("esrgan.evaluation")
 
@@ -28,11 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", action="append", default=[], metavar="M",
                    help="checkpoint path, zoo name or 'bicubic'; LABEL=PATH names the column; repeatable")
     p.add_argument("--scale", type=int, help="upscaling factor (HR is mod-cropped to it; its border is not scored)")
-    p.add_argument("--hr", action="append", default=[], metavar="DIR", help="HR folder of a test set; repeatable")
-    p.add_argument("--lr", action="append", default=[], metavar="DIR",
-                   help="LR folder paired with the --hr of the same position (omit: MATLAB bicubic LR on the fly)")
-    p.add_argument("--filename-tmpl", default=None, metavar="T",
-                   help="LR name from the HR stem, e.g. '{}x4' (default: tries '{}' and '{}x<scale>')")
+    add_test_set_args(p)
     p.add_argument("--name", help="experiment name (folder under experiments/)")
     p.add_argument("--experiments-root", default=None, metavar="DIR", help="default: experiments")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda if available)")
@@ -40,7 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="0 automatic (whole image when it fits in half the free memory, else tiles), N: N-pixel "
                         "tiles (default 0)")
     p.add_argument("--precision", default=None, choices=("fp32", "fp16", "bf16", "auto"),
-                   help="network precision (default fp32: scores are not affected by half-precision rounding)")
+                   help=f"network precision (default {SCORING_PRECISION}: scores are not affected by half-precision "
+                   "rounding)")
     p.add_argument("--metrics", default=None, metavar="LIST",
                    help="comma-separated: psnr, ssim (higher is better), niqe, lpips (lower is better); "
                    "default psnr,ssim or the option file's metrics. LPIPS needs torchvision's AlexNet weights")
@@ -55,56 +55,108 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _model_spec(text: str) -> str | tuple[str, str]:
+def add_test_set_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hr", action="append", default=[], metavar="DIR", help="HR folder of a test set; repeatable")
+    p.add_argument("--lr", action="append", default=[], metavar="DIR",
+                   help="LR folder paired with the --hr of the same position (omit: MATLAB bicubic LR on the fly)")
+    p.add_argument("--filename-tmpl", default=None, metavar="T",
+                   help="LR name from the HR stem, e.g. '{}x4' (default: tries '{}' and '{}x<scale>')")
+
+
+class FlagOverrides:
+    """The flags given on the command line, set into the option mapping; remembers which key each flag set."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw: dict[str, Any] = dict(raw) if isinstance(raw, dict) else {}
+        self.flags: dict[str, str] = {}
+
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> FlagOverrides:
+        """The option file of ``-opt`` (or an empty one) with the flags ``esrgan test`` and ``interp`` share set."""
+        from esrgan.options.yaml_io import read_option_file
+
+        given = cls(read_option_file(args.opt) if args.opt else {})
+        given.common(args)
+        return given
+
+    def set(self, key: str, value: Any, flag: str) -> None:
+        *parents, last = key.split(".")
+        node = self.raw
+        for part in parents:
+            child = node.get(part)
+            node[part] = child = dict(child) if isinstance(child, dict) else {}
+            node = child
+        node[last] = value
+        self.flags[key] = flag
+
+    def common(self, args: argparse.Namespace) -> None:
+        """The flags ``esrgan test`` and ``esrgan interp`` share."""
+        if args.hr:
+            if args.lr and len(args.lr) != len(args.hr):
+                raise OptionsError(f"give one --lr per --hr or none: got {len(args.hr)} --hr and {len(args.lr)} --lr")
+            lrs = list(args.lr) or [None] * len(args.hr)
+            sets = {}
+            for i, (hr, lr) in enumerate(zip(args.hr, lrs, strict=True)):
+                sets[f"test_{i + 1}"] = {"dataroot_gt": hr, "dataroot_lq": lr, "filename_tmpl": args.filename_tmpl}
+            self.set("datasets", sets, "--hr")
+        for key, value, flag in (("scale", args.scale, "--scale"), ("name", args.name, "--name"),
+                                 ("path.experiments_root", args.experiments_root, "--experiments-root"),
+                                 ("val.device", args.device, "--device"), ("val.tile", args.tile, "--tile"),
+                                 ("metrics", args.metrics, "--metrics")):
+            if value is not None:
+                self.set(key, value, flag)
+        if args.quiet:
+            self.set("val.pbar", False, "-q")
+
+
+def missing_flags(args: argparse.Namespace, *flags: str) -> list[str]:
+    """The ``flags`` not given (what a command without ``-opt`` needs)."""
+    return [flag for flag in flags if not getattr(args, flag.lstrip("-").replace("-", "_"))]
+
+
+def _model_spec(text: str) -> str | dict[str, str]:
     label, sep, spec = text.partition("=")
     if sep and label and "/" not in label and "\\" not in label:
-        return (label, spec)
+        return {"name": label, "model": spec}
     return text
 
 
 def main(argv: list[str] | None = None) -> int:
     from esrgan.evaluation.tester import run_tests
-    from esrgan.metrics import parse_metric_list
+    from esrgan.evaluation.testsets import sets_from_options
+    from esrgan.inference.upscaler import NonFiniteOutputError
+    from esrgan.options.testing import test_options_from_dict
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.video or args.video_hr:
         return _video_test(args)
+    missing = [] if args.opt else missing_flags(args, "--model", "--scale", "--hr")
+    if missing:
+        print(f"esrgan test: missing {', '.join(missing)} (or give -opt FILE)", file=sys.stderr)
+        return 2
     try:
-        if args.opt:
-            cfg = load_test_options(args.opt)
-            models = [_model_spec(m) for m in args.model] or cfg.models_to_test
-            scale = args.scale or cfg.scale
-            sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl) if args.hr else sets_from_options(cfg)
-            name = args.name or cfg.name
-            quiet = args.quiet or not cfg.val.pbar
-            extra = dict(network_g=cfg.network_g, strict_load_g=cfg.path.strict_load_g,
-                         param_key_g=cfg.path.param_key_g, experiments_root=cfg.experiments_root,
-                         save_images=cfg.val.save_img and not args.no_save_img,
-                         comparisons=cfg.val.comparisons and not args.no_compare,
-                         device=args.device or cfg.device,
-                         tile=cfg.val.tile if args.tile is None else args.tile,
-                         precision=args.precision or cfg.val.precision)
-        else:
-            given = (("--model", args.model), ("--scale", args.scale), ("--hr", args.hr))
-            missing = [flag for flag, v in given if not v]
-            if missing:
-                print(f"esrgan test: missing {', '.join(missing)} (or give -opt FILE)", file=sys.stderr)
-                return 2
-            models = [_model_spec(m) for m in args.model]
-            scale = args.scale
-            quiet = args.quiet
-            sets = sets_from_folders(args.hr, args.lr, args.filename_tmpl)
-            name = args.name or f"test_{_label(models[0])}_x{scale}"
-            extra = dict(save_images=not args.no_save_img, comparisons=not args.no_compare, device=args.device,
-                         tile=args.tile or 0, precision=args.precision or "fp32",
-                         experiments_root=args.experiments_root or "experiments")
-        if args.experiments_root:
-            extra["experiments_root"] = args.experiments_root
-        extra["metrics"] = parse_metric_list(args.metrics) if args.metrics else (cfg.metric_names if args.opt else
-                                                                                  ["psnr", "ssim"])
-        report = run_tests(models, sets, scale, name, progress=not quiet, **extra)
-    except (OptionsError, FileNotFoundError, IsADirectoryError, ValueError) as exc:
+        given = FlagOverrides.of(args)
+        if args.model:
+            given.set("models", [_model_spec(m) for m in args.model], "--model")
+            given.set("path.pretrain_network_g", None, "--model")  # the flags name every model
+        if args.precision:
+            given.set("val.precision", args.precision, "--precision")
+        if args.no_save_img:
+            given.set("val.save_img", False, "--no-save-img")
+        if args.no_compare:
+            given.set("val.comparisons", False, "--no-compare")
+        if not args.opt and not args.name:
+            given.set("name", f"test_{_label(args.model[0])}_x{args.scale}", "--model")
+        cfg = test_options_from_dict(given.raw, args.opt, flags=given.flags)
+        report = run_tests(
+            cfg.models_to_test, sets_from_options(cfg), cfg.scale, cfg.name,
+            experiments_root=cfg.experiments_root, device=cfg.device, tile=cfg.val.tile, precision=cfg.val.precision,
+            network_g=cfg.network_g.spec() if cfg.network_g else None, strict_load_g=cfg.path.strict_load_g,
+            param_key_g=cfg.path.param_key_g, save_images=cfg.val.save_img, comparisons=cfg.val.comparisons,
+            progress=cfg.val.pbar, metrics=cfg.metric_names,
+        )  # fmt: skip
+    except (OptionsError, FileNotFoundError, IsADirectoryError, ValueError, NonFiniteOutputError) as exc:
         print(f"esrgan test: error: {exc}", file=sys.stderr)
         return 1
     print(report.format_table())
@@ -119,17 +171,19 @@ def _video_test(args: argparse.Namespace) -> int:
     from esrgan.evaluation.video_test import run_video_test
     from esrgan.report.video_page import write_video_report
 
-    missing = [flag for flag, v in (("--model", args.model), ("--scale", args.scale)) if not v]
+    missing = missing_flags(args, "--model", "--scale")
     if missing or args.opt:
         print(f"esrgan test --video: {'missing ' + ', '.join(missing) if missing else '-opt is for image sets'}",
               file=sys.stderr)
         return 2
-    models = [_model_spec(m) for m in args.model]
-    name = args.name or f"test_video_{_label(models[0])}_x{args.scale}"
+    specs = [_model_spec(m) for m in args.model]
+    models = [(s["name"], s["model"]) if isinstance(s, dict) else s for s in specs]
+    name = args.name or f"test_video_{_label(args.model[0])}_x{args.scale}"
+    given = {k: v for k, v in (("tile", args.tile), ("precision", args.precision), ("device", args.device),
+                               ("experiments_root", args.experiments_root)) if v is not None}
     try:
-        report = run_video_test(models, args.video, args.video_hr, args.scale, name,
-                                experiments_root=args.experiments_root or "experiments", device=args.device,
-                                tile=args.tile or 0, precision=args.precision or "fp32", progress=not args.quiet)
+        report = run_video_test(models, args.video, args.video_hr, args.scale, name, progress=not args.quiet,
+                                **given)
     except (FileNotFoundError, ValueError, OSError) as exc:
         print(f"esrgan test: error: {exc}", file=sys.stderr)
         return 1
@@ -138,10 +192,11 @@ def _video_test(args: argparse.Namespace) -> int:
     return 0
 
 
-def _label(spec: str | tuple[str, str]) -> str:
+def _label(text: str) -> str:
     from esrgan.evaluation.tested_models import default_label
 
-    return spec[0] if isinstance(spec, tuple) else default_label(spec)
+    spec = _model_spec(text)
+    return spec["name"] if isinstance(spec, dict) else default_label(spec)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
 
     log = logging.getLogger("esrgan.training")
     try:
-        opt = load_options(args.opt, args.overrides, is_train=True, debug=args.debug)
+        opt = load_options(args.opt, args.overrides, debug=args.debug)
     except OptionsError as exc:
         print(f"esrgan train: {exc}", file=sys.stderr)
         return 2
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except (RuntimeError, ValueError) as exc:  # e.g. --launcher pytorch outside torchrun: say so, no traceback
         print(f"esrgan train: {exc}", file=sys.stderr)
         return 2
-    if isinstance(opt.num_gpu, int) and opt.num_gpu > 1 and not info.distributed:
+    if opt.num_gpu > 1 and not info.distributed:
         # BasicSR trains such a file on one device at a fraction of its batch; start one process per GPU.
         print(
             f"esrgan train: num_gpu: {opt.num_gpu} asks for {opt.num_gpu} GPUs, but this is a single process; run "
@@ -78,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    opt.dist, opt.rank, opt.world_size = info.distributed, info.rank, info.world_size
     from esrgan.training.trainer import EXIT_NO_SPACE
     from esrgan.utils.atomic import DiskFullError
 

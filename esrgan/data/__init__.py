@@ -1,12 +1,12 @@
-"""Data: image I/O, MATLAB-compatible resizing, paired datasets, loaders and preparation.
+"""Data: image I/O, datasets, loaders, Real-ESRGAN degradations and preparation.
 
-Image I/O and resizing are imported eagerly (cheap); datasets, loaders and LMDB
-are resolved on first use, so inference code does not pay for them.
+Image I/O is imported eagerly (cheap); datasets, loaders and LMDB are resolved on first use,
+so inference code does not pay for them. Colour conversion and MATLAB resizing are in
+:mod:`esrgan.imageops`, below the metrics that use them.
 """
 
 from __future__ import annotations
 
-from esrgan.data.color import rgb2ycbcr, rgb2ycbcr_torch
 from esrgan.data.image import (
     ImageReadError,
     img2tensor,
@@ -16,10 +16,6 @@ from esrgan.data.image import (
     mod_crop,
     tensor2img,
 )
-
-# Eager on purpose: the submodule ``imresize`` shares the function's name, and importing the
-# submodule (from anywhere) sets ``esrgan.data.imresize`` to the module, shadowing a lazy lookup.
-from esrgan.data.imresize import imresize, imresize_torch
 from esrgan.utils.lazy import lazy_getattr
 
 # public name -> module that defines it (imported on first access)
@@ -30,8 +26,7 @@ _LAZY = {
     "build_prefetcher": "esrgan.data.loader",
     "CPUPrefetcher": "esrgan.data.loader",
     "CUDAPrefetcher": "esrgan.data.loader",
-    "build_dataset": "esrgan.data.paired_dataset",
-    "DatasetOptions": "esrgan.options.datasets",
+    "build_dataset": "esrgan.data.build",
     "make_demo_data": "esrgan.data.demo_data",
 }
 
@@ -43,13 +38,9 @@ __all__ = [
     "ImageReadError",
     "img2tensor",
     "imread",
-    "imresize",
-    "imresize_torch",
     "imwrite",
     "list_images",
     "mod_crop",
-    "rgb2ycbcr",
-    "rgb2ycbcr_torch",
     "tensor2img",
     *_LAZY,
 ]

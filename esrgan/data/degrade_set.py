@@ -3,8 +3,9 @@
 Each HR image is mod-cropped to the scale and degraded whole, on its own (batch of one): its
 kernels and every draw of the two rounds come from generators seeded by ``(seed, image name)``,
 so an image's LR depends only on the seed, its name and the settings, not on the other images
-or their order. Settings: the published x4plus recipe, or the keys of a Real-ESRGAN option file
-(top level: resize/noise/JPEG; ``datasets.train``: blur kernels).
+or their order. Settings: the typed Real-ESRGAN options (top level: resize/noise/JPEG;
+``datasets.train``: blur kernels), read from an option file by ``esrgan prepare degrade`` through the
+option loader, or their defaults (the published x4plus recipe).
 """
 
 from __future__ import annotations
@@ -12,13 +13,18 @@ from __future__ import annotations
 import logging
 import os
 import zlib
-from collections.abc import Mapping
-from typing import Any
 
 import numpy as np
 import torch
 
-from esrgan.data.degradations import DegradationRNG, DiffJPEG, degrade, draw_sample_kernels
+from esrgan.data.degradations import (
+    DegradationRNG,
+    DiffJPEG,
+    blur_rounds,
+    degradation_settings,
+    degrade,
+    draw_sample_kernels,
+)
 from esrgan.data.image import img2tensor, imread, imwrite, mod_crop, tensor2img, to_rgb
 from esrgan.options.datasets import RealESRGANDatasetOptions
 from esrgan.options.realesrgan import RealESRGANOptions
@@ -31,36 +37,16 @@ def image_seed(seed: int, name: str) -> int:
     return (int(seed) % 2**31) * 2**32 + zlib.crc32(name.encode())
 
 
-def settings_from_file(
-    path: str | os.PathLike[str] | None, scale: int
-) -> tuple[RealESRGANOptions, RealESRGANDatasetOptions]:
-    """``(RealESRGANOptions, dataset options)`` from a Real-ESRGAN option file, or the recipe's defaults."""
-    raw: Mapping[str, Any] = {}
-    if path is not None:
-        from esrgan.options.yaml_io import read_option_file
-
-        raw = read_option_file(path) or {}
-    real = RealESRGANOptions.from_options(raw)
-    real.check(str(path or ""), scale=scale)
-    train = dict((raw.get("datasets") or {}).get("train") or {})
-    known = {f for f in RealESRGANDatasetOptions.__dataclass_fields__}
-    blur = {k: v for k, v in train.items() if k in known and k.startswith(("blur", "kernel", "sinc", "beta", "final"))}
-    ds = RealESRGANDatasetOptions.from_dict(
-        {"name": "degrade", "dataroot_gt": ".", "gt_size": scale, "scale": scale, **blur}, "datasets.train"
-    )
-    return real, ds
-
-
 @torch.no_grad()
-def degrade_image(hr: np.ndarray, name: str, seed: int, scale: int, real: Any,
+def degrade_image(hr: np.ndarray, name: str, seed: int, scale: int, real: RealESRGANOptions,
                   ds: RealESRGANDatasetOptions, device: torch.device | str = "cpu") -> np.ndarray:
     """The LR (uint8 RGB, ``shape // scale``) of one HR image (uint8/uint16 RGB), reproducibly from ``seed``."""
     rng = DegradationRNG(image_seed(seed, name), device)
-    first, second = ds.blur_rounds()
+    first, second = blur_rounds(ds)
     kernels = [torch.from_numpy(k).float()[None].to(device)
                for k in draw_sample_kernels(first, second, ds.final_sinc_prob, rng.py, rng.np)]
     x = img2tensor(mod_crop(to_rgb(hr), scale))[None].to(device)
-    lq = degrade(x, *kernels, real.settings(scale), rng, DiffJPEG().to(device))
+    lq = degrade(x, *kernels, degradation_settings(real, scale), rng, DiffJPEG().to(device))
     return tensor2img(lq[0])
 
 
@@ -91,13 +77,15 @@ def degrade_folder(
     input_dir: str | os.PathLike[str],
     output_dir: str | os.PathLike[str],
     seed: int,
-    scale: int = 4,
-    options_file: str | os.PathLike[str] | None = None,
+    scale: int,
+    real: RealESRGANOptions,
+    blur: RealESRGANDatasetOptions,
     hr_output: str | os.PathLike[str] | None = None,
     overwrite: bool = False,
     preview: str | os.PathLike[str] | None = None,
 ) -> int:
-    """Degrade every image of ``input_dir`` into ``output_dir/<stem>.png``; returns how many.
+    """Degrade every image of ``input_dir`` into ``output_dir/<stem>.png`` with ``real`` (resize, noise, JPEG) and
+    ``blur`` (the kernels of a ``RealESRGANDataset`` section); returns how many.
 
     ``hr_output`` also writes the mod-cropped HR images, so ``PairedImageDataset`` pairs them exactly.
     ``preview``: a PNG with, per image (up to 8), a centre HR crop beside the same region of its LR.
@@ -108,13 +96,12 @@ def degrade_folder(
 
     if scale < 1:
         raise ValueError(f"--scale {scale}: expected an integer >= 1")
-    real, ds = settings_from_file(options_file, scale)
     images = _input_images(input_dir)
     out, hr_out = _low_and_high_outputs(output_dir, hr_output, overwrite)
     rows = []
     for path in tqdm(images, desc=f"degrade x{scale} (seed {seed})", unit="img"):
         hr = imread(path)
-        lr = degrade_image(hr, path.name, seed, scale, real, ds)
+        lr = degrade_image(hr, path.name, seed, scale, real, blur)
         imwrite(out / f"{path.stem}.png", lr)
         if hr_out is not None:
             imwrite(hr_out / f"{path.stem}.png", mod_crop(hr, scale))
@@ -127,4 +114,4 @@ def degrade_folder(
     return len(images)
 
 
-__all__ = ["degrade_folder", "degrade_image", "image_seed", "settings_from_file"]
+__all__ = ["degrade_folder", "degrade_image", "image_seed"]

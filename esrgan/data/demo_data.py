@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from esrgan.data.image import imwrite, mod_crop, to_rgb
-from esrgan.data.imresize import imresize
 from esrgan.data.subimages import iter_subimages, subimage_name
+from esrgan.imageops.imresize import imresize
 from esrgan.utils.atomic import atomic_dir
 
 logger = logging.getLogger("esrgan.data.demo_data")

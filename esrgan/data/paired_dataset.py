@@ -280,7 +280,7 @@ class SingleHRDataset(Dataset):
         return len(self.refs)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor | str]:
-        from esrgan.data.imresize import imresize
+        from esrgan.imageops.imresize import imresize
 
         ref = self.refs[index]
         img_gt = self._reader.read_image(ref.key) if self._reader and ref.key else imread(ref.path)
@@ -293,24 +293,3 @@ class SingleHRDataset(Dataset):
             img_gt = mod_crop(img_gt, self.scale)
         img_lq = imresize(img_gt, 1.0 / self.scale)
         return {"lq": img2tensor(img_lq), "gt": img2tensor(img_gt), "lq_path": ref.path, "gt_path": ref.path}
-
-
-DATASETS: dict[str, type[Dataset]] = {
-    "PairedImageDataset": PairedImageDataset,
-    "SingleHRDataset": SingleHRDataset,
-}
-
-
-def build_dataset(opt: DatasetOptions) -> Dataset:
-    """The dataset named by ``opt.type``; unknown types list the known ones."""
-    if opt.type in ("RealESRGANDataset", "RealESRGANPairedDataset"):
-        from esrgan.data import realesrgan_dataset  # imports this module: resolved here, not at import
-
-        cls = getattr(realesrgan_dataset, opt.type)
-    else:
-        cls = DATASETS.get(opt.type)
-    if cls is None:
-        raise ValueError(f"datasets.{opt.phase}.type: {opt.type!r} is not one of {', '.join(DATASETS)}")
-    dataset = cls(opt)
-    logger.info("dataset %s (%s, %s): %d images", opt.name, opt.type, opt.io_backend.type, len(dataset))
-    return dataset

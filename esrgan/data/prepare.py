@@ -21,7 +21,6 @@ import numpy as np
 from esrgan.data.image import imencode, imread, imwrite, list_images, mod_crop
 from esrgan.data.lmdb_backend import png_params
 from esrgan.data.subimages import iter_subimages, strip_scale_suffix, subimage_name
-from esrgan.utils.lazy import lazy_getattr
 
 logger = logging.getLogger("esrgan.data.prepare")
 
@@ -232,7 +231,7 @@ def write_meta_info(
 
 
 def _make_lr_one(job: tuple[Path, Path, int, str, Path | None]) -> None:
-    from esrgan.data.imresize import imresize
+    from esrgan.imageops.imresize import imresize
 
     path, out, scale, tmpl, hr_out = job
     hr = mod_crop(imread(path), scale)
@@ -331,7 +330,4 @@ def verify_lmdb(path: str | os.PathLike[str]) -> list[str]:
             errors.append(error)
     return errors
 
-
-# make_demo_data lives in esrgan.data.demo_data; re-exported here lazily (it imports scikit-image).
-__getattr__ = lazy_getattr(__name__, {"make_demo_data": "esrgan.data.demo_data"})
 

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from esrgan.data.degradations.kernel_draws import draw_sample_kernels
+from esrgan.data.degradations.kernel_draws import blur_rounds, draw_sample_kernels
 from esrgan.data.image import ImageReadError, img2tensor, imread, to_rgb
 from esrgan.data.paired_dataset import (
     ImageRef,
@@ -60,7 +60,7 @@ class RealESRGANDataset(Dataset):
         self._reader, self.refs = hr_image_refs(opt.dataroot_gt, opt.io_backend.type == "lmdb", opt.meta_info)
         if self._reader is None:
             check_image_files([(ref.path, None) for ref in self.refs], 1, None)
-        self.first, self.second = opt.blur_rounds()
+        self.first, self.second = blur_rounds(opt)
 
     def __len__(self) -> int:
         return len(self.refs)

@@ -95,21 +95,21 @@ class GeneratorPair:
 
     def build(self, alpha: float, device: str | torch.device = "cpu") -> torch.nn.Module:
         """The generator at ``alpha``, in eval mode on ``device``."""
-        from esrgan.archs import build_network
+        from esrgan.loading import build_generator
 
-        net = build_network({"type": self.arch, **self.kwargs})
-        net.load_state_dict(self.interpolate(alpha), strict=True)
-        return net.eval().to(device)
+        return build_generator(self.arch, self.kwargs, self.interpolate(alpha), f"alpha {alpha:g}").to(device)
 
 
 def load_generator_checked(path: str | Path, role: str) -> tuple[str, dict[str, Any], dict[str, torch.Tensor]]:
     """``esrgan.loading.load_generator`` with the role (PSNR/GAN) and a missing file named up front."""
     from esrgan.evaluation.tested_models import check_model_source
-    from esrgan.loading import load_generator
+    from esrgan.loading import check_finite_weights, load_generator
 
     check_model_source(str(path), what=f"{role} model")
     try:
-        return load_generator(str(path))
+        arch, kwargs, sd = load_generator(str(path))
+        check_finite_weights(sd, path)
+        return arch, kwargs, sd
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
         raise ValueError(f"{role} model: {exc}" if str(path) in str(exc) else f"{role} model {path}: {exc}") from exc
 

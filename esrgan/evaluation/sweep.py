@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,12 +26,15 @@ import numpy as np
 from esrgan.data.image import imwrite
 from esrgan.evaluation.compare import comparison_picture, error_map
 from esrgan.evaluation.interpolation import GeneratorPair, load_pair, parse_alphas
-from esrgan.evaluation.layout import HR_FOLDER
-from esrgan.evaluation.tested_models import NetworkModel
+from esrgan.evaluation.layout import BICUBIC_FOLDER, HR_FOLDER
+from esrgan.evaluation.provenance import dump_json, model_provenance, run_provenance
+from esrgan.evaluation.tested_models import BicubicModel, NetworkModel
 from esrgan.evaluation.tester import conventions, evaluate, metric_keys, unique_set_names
 from esrgan.evaluation.testsets import TestImage, TestSet, hr_paths
+from esrgan.metrics import DEFAULT_METRICS
+from esrgan.options.testing import SCORING_PRECISION
 from esrgan.utils.atomic import atomic_path, atomic_write_text
-from esrgan.utils.folders import check_experiment_name, experiment_dir, fresh_output_dir
+from esrgan.utils.folders import EXPERIMENTS_ROOT, check_experiment_name, experiment_dir, fresh_output_dir
 from esrgan.utils.lock import ExperimentLock
 
 logger = logging.getLogger("esrgan.evaluation.sweep")
@@ -50,24 +53,20 @@ class SweepReport:
     files: dict[str, Path] = field(default_factory=dict)
     # images[set][alpha] = per-image rows ({"image": stem, metric: value, ...})
     images: dict[str, dict[float, list[dict[str, Any]]]] = field(default_factory=dict)
-    metrics: list[str] = field(default_factory=lambda: ["psnr", "ssim"])
+    metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
+    provenance: dict[str, Any] = field(default_factory=dict)  # the two end points (esrgan.evaluation.provenance)
 
     @property
     def keys(self) -> tuple[str, ...]:
         return metric_keys(self.metrics)
-
-    def rows(self) -> list[list[Any]]:
-        return [
-            [alpha, *(self.means[alpha][s][k] for s in self.sets for k in ("psnr_y", "ssim_y"))]
-            for alpha in self.alphas
-        ]
 
     def to_csv(self) -> str:
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
         writer.writerow(["alpha", *(f"{s}_{k}" for s in self.sets for k in self.keys)])
         for alpha in self.alphas:
-            writer.writerow([f"{alpha:g}", *(f"{self.means[alpha][s][k]:.6f}" for s in self.sets for k in self.keys)])
+            writer.writerow([f"{alpha:g}", *(_cell(self.means[alpha][s][k], ".6f", "") for s in self.sets
+                                             for k in self.keys)])
         return buf.getvalue()
 
     def to_dict(self) -> dict[str, Any]:
@@ -76,6 +75,7 @@ class SweepReport:
             "scale": self.scale,
             "conventions": conventions(self.scale, self.metrics),
             "metrics": list(self.keys),
+            "provenance": self.provenance,
             "alphas": self.alphas,
             "results": [{"alpha": a, **{s: self.means[a][s] for s in self.sets}} for a in self.alphas],
             "images": {s: {f"{a:g}": rows for a, rows in per_alpha.items()} for s, per_alpha in self.images.items()},
@@ -94,7 +94,7 @@ class SweepReport:
         lines = [title, "", head]
         for alpha in self.alphas:
             cells = "".join(
-                " |" + "".join(f" {self.means[alpha][s][k]:{14 if i == 0 else 7}{heads[k][1]}}"
+                " |" + "".join(f" {_cell(self.means[alpha][s][k], heads[k][1]):>{14 if i == 0 else 7}}"
                                for i, k in enumerate(shown))
                 for s in self.sets
             )
@@ -102,22 +102,30 @@ class SweepReport:
         return "\n".join(lines)
 
 
+def _cell(value: float | None, spec: str, missing: str = "n/a") -> str:
+    # A mean is None when no image of the set had a finite score (see tester.score_note).
+    return missing if value is None or not math.isfinite(value) else f"{value:{spec}}"
+
+
+def _plotted(value: float | None) -> float:
+    return float("nan") if value is None else value  # matplotlib leaves a gap
+
+
 def plot_sweep(report: SweepReport, path: Path) -> None:
-    """PSNR-Y and SSIM-Y against alpha, one line per set, as a PNG (matplotlib, no display needed)."""
+    """PSNR-Y (and SSIM-Y when scored) against alpha, one line per set, as a PNG (matplotlib, no display needed)."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
+    panels = [(k, label) for k, label in (("psnr_y", "PSNR-Y (dB)"), ("ssim_y", "SSIM-Y")) if k in report.keys]
     # A bare Figure (not pyplot) keeps no global state between calls.
-    fig = Figure(figsize=(9, 3.6), dpi=100, layout="constrained")
-    ax_p, ax_s = fig.subplots(1, 2)
-    for s in report.sets:
-        ax_p.plot(report.alphas, [report.means[a][s]["psnr_y"] for a in report.alphas], "o-", label=s)
-        ax_s.plot(report.alphas, [report.means[a][s]["ssim_y"] for a in report.alphas], "o-", label=s)
-    ax_p.set(xlabel="alpha (0 = PSNR model, 1 = GAN model)", ylabel="PSNR-Y (dB)", title=f"x{report.scale} PSNR")
-    ax_s.set(xlabel="alpha (0 = PSNR model, 1 = GAN model)", ylabel="SSIM-Y", title=f"x{report.scale} SSIM")
-    for ax in (ax_p, ax_s):
+    fig = Figure(figsize=(4.5 * len(panels), 3.6), dpi=100, layout="constrained")
+    for ax, (key, label) in zip(fig.subplots(1, len(panels), squeeze=False)[0], panels):
+        for s in report.sets:
+            ax.plot(report.alphas, [_plotted(report.means[a][s][key]) for a in report.alphas], "o-", label=s)
+        ax.set(xlabel="alpha (0 = PSNR model, 1 = GAN model)", ylabel=label,
+               title=f"x{report.scale} {label.split('-')[0]}")
         ax.grid(alpha=0.3)
         ax.legend()
     with atomic_path(path) as tmp:
@@ -142,8 +150,8 @@ def plot_perception_distortion(report: SweepReport, path: Path) -> None:
     axes = fig.subplots(1, len(keys), squeeze=False)[0]
     for ax, key in zip(axes, keys):
         for s in report.sets:
-            xs = [report.means[a][s]["psnr_y"] for a in report.alphas]
-            ys = [report.means[a][s][key] for a in report.alphas]
+            xs = [_plotted(report.means[a][s]["psnr_y"]) for a in report.alphas]
+            ys = [_plotted(report.means[a][s][key]) for a in report.alphas]
             ax.plot(xs, ys, "o-", label=s)
             for a, x, y in zip(report.alphas, xs, ys):
                 ax.annotate(f"{a:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
@@ -154,6 +162,17 @@ def plot_perception_distortion(report: SweepReport, path: Path) -> None:
         ax.legend()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")
+
+
+def _provenance(model: NetworkModel, psnr: Any, gan: Any, metrics: list[str], scale: int) -> dict[str, Any]:
+    """The two end points (alpha 0 and 1) with their files and digests, and how the blends ran."""
+    ends = []
+    for source, role in ((psnr, "alpha 0 (PSNR model)"), (gan, "alpha 1 (GAN model)")):
+        given = None if isinstance(source, GeneratorPair) or source is None else str(source)
+        entry = model_provenance(model, given, role)
+        entry["label"] = Path(given).stem if given and ("/" in given or Path(given).suffix) else (given or role)
+        ends.append(entry)
+    return run_provenance(ends, conventions(scale, metrics))
 
 
 def make_strip(outputs: dict[float, np.ndarray], psnrs: dict[float, float], hr: np.ndarray, border: int) -> np.ndarray:
@@ -176,23 +195,24 @@ def run_sweep(
     scale: int,
     name: str,
     *,
-    experiments_root: str | Path = "experiments",
+    experiments_root: str | Path = EXPERIMENTS_ROOT,
     save_models: bool = False,
     device: str | None = None,
     tile: int = 0,
-    precision: str = "fp32",
+    precision: str = SCORING_PRECISION,
     strip_image: str | None = None,
     save_images: bool = True,
     progress: bool = True,
-    metrics: Sequence[str] = ("psnr", "ssim"),
+    metrics: Sequence[str] = DEFAULT_METRICS,
 ) -> SweepReport:
     """Evaluate the interpolated generator at each alpha on ``test_sets``; write table, plot and strips.
 
     ``psnr``/``gan``: checkpoint paths or zoo names (or a loaded ``GeneratorPair`` as ``psnr``
     with ``gan=None``). ``alphas``: '0:1:0.1', '0,0.5,1' or a list. ``strip_image``: the HR
     stem shown in each set's strip (default: the set's first image). ``save_images``: every alpha's
-    outputs and the HR images, for the HTML report. ``metrics``: names from the metric table (psnr is
-    always scored: it is the distortion axis); with niqe or lpips a perception-distortion plot is drawn.
+    outputs, the HR images and the bicubic baseline, for the HTML report. ``metrics``: names from the metric
+    table (psnr is always scored: it is the distortion axis); with niqe or lpips a perception-distortion plot
+    is drawn.
     """
     check_experiment_name(name)
     from esrgan.metrics import parse_metric_list
@@ -226,6 +246,8 @@ def run_sweep(
                 save_network(path, {"params": {k: v.detach().cpu() for k, v in net.state_dict().items()}})
                 report.files[f"model_{alpha:g}"] = path
             model = NetworkModel(net, f"alpha={alpha:g}", scale, device=device, tile=tile, precision=precision)
+            if not report.provenance:
+                report.provenance = _provenance(model, psnr, gan, metric_list, scale)
 
             def keep(set_name: str, item: TestImage, _model: str, sr: np.ndarray, psnr_y: float,
                      a: float = alpha) -> None:
@@ -234,6 +256,9 @@ def run_sweep(
                     hr_path = out_dir / set_name / HR_FOLDER / f"{item.name}.png"
                     if not hr_path.exists():
                         imwrite(hr_path, item.hr)
+                        # the report's baseline, as the tester's (MATLAB bicubic of the same LR)
+                        imwrite(out_dir / set_name / BICUBIC_FOLDER / f"{item.name}.png",
+                                BicubicModel(scale).upscale(item.lr))
                 if item.name == strip_names[set_name]:
                     strip_outputs.setdefault(set_name, {})[a] = sr
                     strip_psnr.setdefault(set_name, {})[a] = psnr_y
@@ -244,16 +269,18 @@ def run_sweep(
             report.sets = result.sets
             report.means[alpha] = {s: result.mean(s, model.name) for s in result.sets}
             for s in result.sets:
-                rows = [{"image": r.image, **r.metrics()} for r in result.scores[s][model.name]]
+                # as results.json's rows: a score that is not a number is null with its note
+                rows = [{k: v for k, v in r.to_dict().items() if k != "grey"} for r in result.scores[s][model.name]]
                 report.images.setdefault(s, {})[alpha] = rows
             summary = ", ".join(
-                f"{s} {m['psnr_y']:.2f} dB" + "".join(f" {v} {m[k]:.3f}" for k, v in PERCEPTUAL_KEYS.items() if k in m)
+                f"{s} {_cell(m['psnr_y'], '.2f')} dB" + "".join(f" {v} {_cell(m[k], '.3f')}"
+                                                                for k, v in PERCEPTUAL_KEYS.items() if k in m)
                 for s, m in report.means[alpha].items()
             )
             logger.info("alpha %g: %s", alpha, summary)
 
         atomic_write_text(out_dir / "sweep.csv", report.to_csv())
-        atomic_write_text(out_dir / "sweep.json", json.dumps(report.to_dict(), indent=2) + "\n")
+        atomic_write_text(out_dir / "sweep.json", dump_json(report.to_dict()))
         report.files.update(table=out_dir / "sweep.csv", json=out_dir / "sweep.json",
                             plot=out_dir / "psnr_vs_alpha.png")
         plot_sweep(report, report.files["plot"])

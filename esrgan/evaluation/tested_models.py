@@ -16,6 +16,7 @@ from torch import nn
 
 from esrgan.evaluation.layout import RESERVED_LABELS
 from esrgan.evaluation.testsets import matlab_resize
+from esrgan.options.testing import SCORING_PRECISION
 from esrgan.utils.folders import check_folder_name
 
 logger = logging.getLogger("esrgan.evaluation.tested_models")
@@ -89,7 +90,7 @@ class NetworkModel:
         device: str | None = None,
         tile: int = 0,
         tile_pad: int | None = None,
-        precision: str = "fp32",
+        precision: str = SCORING_PRECISION,
     ) -> None:
         from esrgan.inference.upscaler import Upscaler
 
@@ -98,6 +99,7 @@ class NetworkModel:
         # Scored as trained, as papers and BasicSR score it: no colour fix.
         self.upscaler = Upscaler(net, device=device, tile=tile, tile_pad=tile_pad, precision=precision,
                                  color_fix="none")
+        self.upscaler.name = name  # its messages (NaN/Inf output) name the model by its label
         if self.upscaler.scale != scale:
             raise ValueError(f"model {name} upscales x{self.upscaler.scale}, but the test scale is x{scale}")
         self.tile = tile
@@ -119,7 +121,7 @@ def load_network(
     """
     from esrgan.archs import build_network
     from esrgan.archs.detect import UnknownArchitectureError
-    from esrgan.loading import load_generator, load_weights_into
+    from esrgan.loading import build_generator, check_finite_weights, load_generator, load_weights_into
     from esrgan.spandrel_loader import load_with_spandrel
 
     check_model_source(spec)
@@ -128,10 +130,11 @@ def load_network(
             net = build_network(network_g)
             kwargs = {k: v for k, v in network_g.items() if k != "type"}
             load_weights_into(net, spec, param_key=param_key, strict=strict)
+            check_finite_weights(net.state_dict(), spec)
         else:
             arch, kwargs, sd = load_generator(spec, param_key)
-            net = build_network({"type": arch, **kwargs})
-            net.load_state_dict(sd, strict=True)  # built from these very weights
+            check_finite_weights(sd, spec)
+            net = build_generator(arch, kwargs, sd, spec)
     except UnknownArchitectureError as exc:
         if network_g:
             raise ValueError(str(exc)) from exc
@@ -148,7 +151,7 @@ def build_models(
     *,
     device: str | None = None,
     tile: int = 0,
-    precision: str = "fp32",
+    precision: str = SCORING_PRECISION,
     network_g: dict[str, Any] | None = None,
     strict: bool = True,
     param_key: str | None = None,

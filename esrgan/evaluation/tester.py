@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import logging
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -27,11 +27,14 @@ from tqdm import tqdm
 from esrgan.data.image import imwrite
 from esrgan.evaluation.compare import comparison_picture, error_map
 from esrgan.evaluation.layout import BICUBIC_FOLDER, COMPARE_FOLDER, HR_FOLDER
+from esrgan.evaluation.provenance import dump_json, model_provenance, run_provenance
 from esrgan.evaluation.tested_models import BicubicModel, TestedModel, build_models
 from esrgan.evaluation.testsets import TestImage, TestSet, iter_test_images
 from esrgan.inference.upscaler import GREY_FROM_RGB
+from esrgan.metrics import DEFAULT_METRICS
+from esrgan.options.testing import SCORING_PRECISION
 from esrgan.utils.atomic import atomic_write_text
-from esrgan.utils.folders import check_experiment_name, experiment_dir, fresh_output_dir
+from esrgan.utils.folders import EXPERIMENTS_ROOT, check_experiment_name, experiment_dir, fresh_output_dir
 from esrgan.utils.lock import ExperimentLock
 
 logger = logging.getLogger("esrgan.evaluation.tester")
@@ -42,7 +45,6 @@ METRIC_COLUMNS = {
     "psnr": ("psnr_y", "psnr_rgb"), "ssim": ("ssim_y", "ssim_rgb"), "niqe": ("niqe",), "lpips": ("lpips",)
 }
 ALL_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "niqe", "lpips")
-DEFAULT_METRICS = ("psnr", "ssim")
 _HEADS = {"psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB", "ssim_rgb": "SSIM-RGB", "niqe": "NIQE",
           "lpips": "LPIPS"}
 _FORMATS = {"psnr_y": ".2f", "psnr_rgb": ".2f", "ssim_y": ".4f", "ssim_rgb": ".4f", "niqe": ".3f", "lpips": ".4f"}
@@ -103,10 +105,45 @@ def score(
     return {k: out[k] for k in ALL_KEYS if k in out}
 
 
-def mean_scores(rows: Sequence[dict[str, float]]) -> dict[str, float]:
-    """Mean over images of each metric (the published tables' per-set figure)."""
+def score_note(key: str, value: float | None) -> str | None:
+    """Why a score is not a number and was left out of its set's mean; None for a finite score.
+
+    A flat image is the usual cause: an output identical to HR has MSE 0, so its PSNR is infinite (no cap
+    is chosen for it: a capped value would move the mean by an arbitrary amount); NIQE fits a Gaussian to
+    local contrast, which a flat image does not have.
+    """
+    if value is None or math.isfinite(value):
+        return None
+    if key.startswith("psnr") and value > 0:
+        return "identical to HR (MSE 0): PSNR is infinite; left out of the mean"
+    if key == "niqe":
+        return "not defined: the image has no local contrast (flat) for NIQE's statistics; left out of the mean"
+    return f"not a finite number ({value}); left out of the mean"
+
+
+def mean_scores(rows: Sequence[dict[str, float]]) -> dict[str, float | None]:
+    """Mean over images of each metric (the published tables' per-set figure), over the finite scores only
+    (see :func:`score_note`); None for a metric with no finite score at all."""
     keys = [k for k in ALL_KEYS if rows and k in rows[0]]
-    return {k: float(np.mean([r[k] for r in rows])) for k in keys}
+    out: dict[str, float | None] = {}
+    for k in keys:
+        finite = [r[k] for r in rows if r.get(k) is not None and math.isfinite(r[k])]
+        out[k] = float(np.mean(finite)) if finite else None
+    return out
+
+
+def left_out(rows: Sequence[ImageScore]) -> dict[str, list[str]]:
+    """metric -> the images whose score is not a number (left out of the mean), for metrics with any."""
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        for k, v in r.metrics().items():
+            if score_note(k, v) is not None:
+                out.setdefault(k, []).append(r.image)
+    return out
+
+
+def _number(value: float | None, spec: str) -> str:
+    return "n/a" if value is None or not math.isfinite(value) else f"{value:{spec}}"
 
 
 @dataclass
@@ -125,7 +162,15 @@ class ImageScore:
         return {k: getattr(self, k) for k in ALL_KEYS if getattr(self, k) is not None}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"image": self.image, **self.metrics(), "grey": self.grey}
+        """JSON-ready: a score that is not a number is null, with the reason under ``notes`` (valid JSON has no
+        Infinity or NaN)."""
+        scores = self.metrics()
+        notes = {k: note for k, v in scores.items() if (note := score_note(k, v)) is not None}
+        row: dict[str, Any] = {"image": self.image, **{k: (None if k in notes else v) for k, v in scores.items()},
+                               "grey": self.grey}
+        if notes:
+            row["notes"] = notes
+        return row
 
 
 @dataclass
@@ -139,6 +184,7 @@ class TestReport:
     sets: list[str]
     scores: dict[str, dict[str, list[ImageScore]]] = field(default_factory=dict)
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
+    provenance: dict[str, Any] = field(default_factory=dict)  # what was compared (esrgan.evaluation.provenance)
 
     __test__ = False
 
@@ -146,8 +192,17 @@ class TestReport:
     def keys(self) -> tuple[str, ...]:
         return metric_keys(self.metrics)
 
-    def mean(self, set_name: str, model: str) -> dict[str, float]:
+    def mean(self, set_name: str, model: str) -> dict[str, float | None]:
         return mean_scores([s.metrics() for s in self.scores[set_name][model]])
+
+    def _entry(self, set_name: str, model: str) -> dict[str, Any]:
+        rows = self.scores[set_name][model]
+        entry: dict[str, Any] = {"mean": self.mean(set_name, model), "images": [s.to_dict() for s in rows]}
+        excluded = left_out(rows)
+        if excluded:  # which images each mean leaves out, and how many it is over
+            entry["left_out"] = excluded
+            entry["counts"] = {k: len(rows) - len(excluded.get(k, [])) for k in self.keys}
+        return entry
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -157,11 +212,9 @@ class TestReport:
             "metrics": list(self.keys),
             "directions": {k: _direction(k) for k in self.keys},
             "models": self.models,
+            "provenance": self.provenance,
             "sets": {
-                set_name: {
-                    model: {"mean": self.mean(set_name, model), "images": [s.to_dict() for s in rows]}
-                    for model, rows in per_model.items()
-                }
+                set_name: {model: self._entry(set_name, model) for model in per_model}
                 for set_name, per_model in self.scores.items()
             },
         }
@@ -172,9 +225,10 @@ class TestReport:
         writer.writerow(["set", "model", "image", *self.keys])
         for set_name, per_model in self.scores.items():
             for model, rows in per_model.items():
+                # A score that is not a number (see score_note) is an empty cell, as results.json's null.
                 for s in rows:
-                    writer.writerow([set_name, model, s.image, *(f"{v:.6f}" for v in s.metrics().values())])
-                writer.writerow([set_name, model, "MEAN", *(f"{v:.6f}" for v in self.mean(set_name, model).values())])
+                    writer.writerow([set_name, model, s.image, *(_csv(v) for v in s.metrics().values())])
+                writer.writerow([set_name, model, "MEAN", *(_csv(v) for v in self.mean(set_name, model).values())])
         return buf.getvalue()
 
     def format_table(self) -> str:
@@ -186,7 +240,12 @@ class TestReport:
             lines += ["", f"{set_name} ({n} images)", f"{'model':<{width}}" + "".join(f"  {h:>8}" for h in heads)]
             for model in per_model:
                 m = self.mean(set_name, model)
-                lines.append(f"{model:<{width}}" + "".join(f"  {m[k]:>8{_FORMATS[k]}}" for k in self.keys))
+                lines.append(f"{model:<{width}}" + "".join(f"  {_number(m[k], _FORMATS[k]):>8}" for k in self.keys))
+            for model, rows in per_model.items():
+                for k, images in left_out(rows).items():
+                    note = score_note(k, next(r.metrics()[k] for r in rows if r.image == images[0]))
+                    lines.append(f"  {model} {_HEADS[k]}: mean of {n - len(images)} of {n}; "
+                                 f"left out: {', '.join(images)} ({(note or '').split(';')[0]})")
         lower = [_HEADS[k] for k in ("niqe", "lpips") if k in self.keys]
         if lower:
             higher = [h for k, h in (("psnr_y", "PSNR"), ("ssim_y", "SSIM")) if k in self.keys]
@@ -195,8 +254,12 @@ class TestReport:
         return "\n".join(lines)
 
     def write(self, out_dir: Path) -> None:
-        atomic_write_text(out_dir / "results.json", json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(out_dir / "results.json", dump_json(self.to_dict()))
         atomic_write_text(out_dir / "results.csv", self.to_csv())
+
+
+def _csv(value: float | None) -> str:
+    return "" if value is None or not math.isfinite(value) else f"{value:.6f}"
 
 
 def _direction(key: str) -> str:
@@ -228,11 +291,13 @@ def evaluate(
     name: str = "test",
     on_output: Callable[[str, TestImage, str, np.ndarray, float | None], None] | None = None,
     metrics: Sequence[str] = DEFAULT_METRICS,
+    sources: Sequence[str | None] | None = None,
 ) -> TestReport:
     """Run every model on every image of every set and score it; write images under ``out_dir``.
 
     ``metrics``: names from the metric table (psnr, ssim, niqe, lpips); psnr and ssim give a Y
-    and an RGB column each.
+    and an RGB column each. ``sources``: what each model was loaded from (a path or zoo name; None for one
+    built in memory), for the provenance in results.json.
 
     Images are the outer loop (each read once, all models run on it), so a comparison
     picture can be made as soon as its image is done and memory holds one image at a time.
@@ -246,6 +311,10 @@ def evaluate(
     metrics = parse_metric_list(list(metrics))
     report = TestReport(name=name, scale=scale, out_dir=out_dir, models=[m.name for m in models],
                         sets=[t.name for t in test_sets], metrics=metrics)
+    if out_dir is not None:
+        given = list(sources) if sources is not None else [None] * len(models)
+        report.provenance = run_provenance([model_provenance(m, src) for m, src in zip(models, given)],
+                                           conventions(scale, metrics))
 
     # LPIPS runs where the networks do (the first network's device; CPU for bicubic alone).
     metric_device = next((m.device for m in models if getattr(m, "device", None) is not None), "cpu")
@@ -299,7 +368,7 @@ def evaluate(
         for model in models:
             m = report.mean(test_set.name, model.name)
             logger.info("%s %s: %s", test_set.name, model.name,
-                        ", ".join(f"{_HEADS[k]} {v:{_FORMATS[k]}}" for k, v in m.items()))
+                        ", ".join(f"{_HEADS[k]} {_number(v, _FORMATS[k])}" for k, v in m.items()))
     if out_dir is not None:
         report.write(out_dir)
     return report
@@ -330,10 +399,10 @@ def run_tests(
     scale: int,
     name: str,
     *,
-    experiments_root: str | Path = "experiments",
+    experiments_root: str | Path = EXPERIMENTS_ROOT,
     device: str | None = None,
     tile: int = 0,
-    precision: str = "fp32",
+    precision: str = SCORING_PRECISION,
     network_g: dict[str, Any] | None = None,
     strict_load_g: bool = True,
     param_key_g: str | None = None,
@@ -358,7 +427,8 @@ def run_tests(
     folder = experiment_dir(experiments_root, name)
     with ExperimentLock(folder, what="test run"):  # two runs of one name would archive each other's folder
         out_dir = fresh_output_dir(folder)
+        sources = [s if isinstance(s, str) else s[1] for s in models]
         return evaluate(built, test_sets, scale, out_dir=out_dir, save_images=save_images,
-                        comparisons=comparisons, progress=progress, name=name, metrics=metrics)
+                        comparisons=comparisons, progress=progress, name=name, metrics=metrics, sources=sources)
 
 

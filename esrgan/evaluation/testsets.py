@@ -94,22 +94,17 @@ def _download_hint(folder: Path) -> str:
 
 
 def sets_from_options(opt: TestOptions) -> list[TestSet]:
-    """The test sets of a test or sweep option file, folders checked now; errors name the file and key."""
+    """The test sets of a test or sweep option file (or of ``--hr``/``--lr`` flags), folders checked now; errors
+    name the file and key (a flag's folder is named in the message itself)."""
     sets = []
     for key, ds in opt.datasets.items():
         try:
             sets.append(make_test_set(ds.name, ds.dataroot_gt, ds.dataroot_lq, ds.filename_tmpl))
         except (FileNotFoundError, ValueError) as exc:
+            if "datasets" in opt.flags:
+                raise
             raise OptionsError(str(exc), key=f"datasets.{key}", file=opt.source) from None
     return sets
-
-
-def sets_from_folders(hr_dirs: list[str], lr_dirs: list[str], filename_tmpl: str | None = None) -> list[TestSet]:
-    """Test sets from ``--hr`` / ``--lr`` flags: one LR folder per HR folder, or none at all."""
-    if lr_dirs and len(lr_dirs) != len(hr_dirs):
-        raise ValueError(f"give one --lr per --hr or none: got {len(hr_dirs)} --hr and {len(lr_dirs)} --lr")
-    lrs: list[str | None] = list(lr_dirs) or [None] * len(hr_dirs)
-    return [make_test_set(None, hr, lr, filename_tmpl) for hr, lr in zip(hr_dirs, lrs)]
 
 
 def _strip_alpha(img: np.ndarray) -> np.ndarray:
@@ -182,6 +177,6 @@ def bicubic_downscale(hr: np.ndarray, scale: int) -> np.ndarray:
 
 def matlab_resize(img: np.ndarray, scale: float) -> np.ndarray:
     """MATLAB bicubic resize of a grey (HW) or colour (HWC) integer image, same dtype and layout."""
-    from esrgan.data.imresize import imresize
+    from esrgan.imageops.imresize import imresize
 
     return imresize(img, scale)

@@ -29,7 +29,7 @@ from esrgan.metrics import psnr, ssim
 from esrgan.metrics.color_drift import color_drift
 from esrgan.metrics.temporal import TemporalMeter
 from esrgan.utils.atomic import atomic_write_text
-from esrgan.utils.folders import check_experiment_name, experiment_dir, fresh_output_dir
+from esrgan.utils.folders import EXPERIMENTS_ROOT, check_experiment_name, experiment_dir, fresh_output_dir
 from esrgan.utils.lock import ExperimentLock
 
 logger = logging.getLogger("esrgan.evaluation")
@@ -180,14 +180,13 @@ def run_video_test(
     scale: int,
     name: str,
     *,
-    experiments_root: str | Path = "experiments",
-    device: str | None = None,
-    tile: int = 0,
-    precision: str = "fp32",
+    experiments_root: str | Path = EXPERIMENTS_ROOT,
     progress: bool = True,
+    **model_options: Any,
 ) -> VideoTestReport:
     """Score ``models`` on a video (``video``: LR video or folder of frames; ``hr``: its HR, optional; one of
-    the two at least). Writes ``experiments_root/name/`` (results.json, strips, report.html)."""
+    the two at least). Writes ``experiments_root/name/`` (results.json, strips, report.html).
+    ``model_options``: ``device``, ``tile``, ``precision`` (default: the tester's, fp32) as ``build_models``."""
     if video is None and hr is None:
         raise ValueError("give the video to upscale (--video) and/or its HR (--video-hr)")
     if not isinstance(scale, int) or isinstance(scale, bool) or scale < 1:
@@ -197,7 +196,7 @@ def run_video_test(
     for path in (video, hr):
         if path is not None and not path.exists():
             raise FileNotFoundError(f"{path}: no such video file or folder of frames")
-    built = build_models(list(models), scale, device=device, tile=tile, precision=precision)
+    built = build_models(list(models), scale, **model_options)
     folder = experiment_dir(experiments_root, name)
     with ExperimentLock(folder, what="test run"):
         out_dir = fresh_output_dir(folder)

@@ -97,6 +97,10 @@ def get_metric(metric_type: str, batched: bool = False) -> Callable[..., Any]:
     return m.fn_torch if batched else m.fn
 
 
+# What `esrgan test` and sweeps score unless told otherwise (the SR literature's table).
+DEFAULT_METRICS: tuple[str, ...] = ("psnr", "ssim")
+
+
 def parse_metric_list(text: str | list[str] | tuple[str, ...]) -> list[str]:
     """``"psnr,ssim,niqe"`` (or a list) -> canonical names in order, duplicates dropped."""
     items = text.split(",") if isinstance(text, str) else list(text)
@@ -114,6 +118,7 @@ def parse_metric_list(text: str | list[str] | tuple[str, ...]) -> list[str]:
 
 
 __all__ = [
+    "DEFAULT_METRICS",
     "METRICS",
     "METRICS_TORCH",
     "METRIC_TABLE",

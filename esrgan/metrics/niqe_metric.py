@@ -35,7 +35,7 @@ import numpy as np
 from scipy.ndimage import convolve
 from scipy.special import gamma
 
-from esrgan.data.imresize import imresize
+from esrgan.imageops.imresize import imresize
 
 __all__ = ["NIQE_BLOCK", "niqe", "niqe_features"]
 

@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from esrgan.data.color import rgb2ycbcr
+from esrgan.imageops.color import rgb2ycbcr
 
 __all__ = ["DATA_RANGE", "SSIM_K1", "SSIM_K2", "SSIM_SIGMA", "SSIM_WINDOW", "gaussian_window", "psnr", "ssim"]
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from esrgan.data.color import rgb2ycbcr_torch
+from esrgan.imageops.color import rgb2ycbcr_torch
 from esrgan.metrics.psnr_ssim import DATA_RANGE, SSIM_K1, SSIM_K2, SSIM_WINDOW, gaussian_window
 
 __all__ = ["psnr_torch", "ssim_torch"]

@@ -1,17 +1,32 @@
-"""BasicSR compatibility: old key names upgraded, and what BasicSR fills in at load time (dataset phase
-and scale from the keys, the generator's scale from the top-level one)."""
+"""BasicSR compatibility and resolution: old key names upgraded, and what BasicSR fills in at load time.
+
+Everything here works on the parsed mapping, before the typed sections are built, so that those
+hold resolved values: each dataset's phase and scale, the generator's scale, each metric's
+``crop_border``, ``gan_opt.relativistic``, the experiment's folders and ``--debug``'s frequencies.
+"""
 
 from __future__ import annotations
 
 import difflib
 import inspect
 import logging
+import os
 from typing import Any
 
 from esrgan.options.errors import OptionsError, _join
-from esrgan.options.sections import _generators
+from esrgan.utils.folders import EXPERIMENTS_ROOT, check_experiment_name
 
 logger = logging.getLogger("esrgan.options")
+
+# Keys BasicSR's parser adds at run time; in a file they would say nothing true about this run.
+RUNTIME_KEYS = {
+    "dist": "whether the run is distributed follows from --launcher",
+    "rank": "each process's rank comes from its launcher (torchrun, srun)",
+    "world_size": "the number of processes comes from the launcher (torchrun, srun)",
+    "is_train": "esrgan train trains and esrgan test tests",
+}
+EXPERIMENT_FOLDERS = ("models", "training_states", "log", "visualization")
+
 
 def _rename(section: dict[str, Any], old: str, new: str, where: str) -> None:
     if old not in section:
@@ -44,8 +59,85 @@ def upgrade_basicsr(raw: dict[str, Any]) -> None:
         logger.info("options: network_d: VGGStyleDiscriminator128 read as VGGStyleDiscriminator(input_size=128)")
 
 
+def refuse_runtime_keys(raw: dict[str, Any]) -> None:
+    for key, why in RUNTIME_KEYS.items():
+        if key in raw:
+            raise OptionsError(f"not an option ({why}); remove it", key=key)
 
-def _prefill_datasets(raw: dict[str, Any]) -> None:
+
+def resolve_training(raw: dict[str, Any], *, debug: bool) -> None:
+    """Fill in, in place, what a training file leaves to the loader (BasicSR's resolution and ours)."""
+    name = raw.get("name")
+    if isinstance(name, str):
+        try:  # it becomes experiments/<name>: one folder name, never '' (= experiments/ itself) or '../x'
+            check_experiment_name(name)
+        except ValueError as exc:
+            raise OptionsError(str(exc), key="name") from None
+        if debug and not name.startswith("debug"):
+            name = raw["name"] = "debug_" + name
+        _resolve_paths(raw, name)
+        if name.startswith("debug"):  # BasicSR's debug mode: log every iteration, validate and save every 8
+            if isinstance(raw.get("val"), dict):
+                raw["val"]["val_freq"] = 8
+            if raw.get("logger") is None:
+                raw["logger"] = {}
+            if isinstance(raw["logger"], dict):
+                raw["logger"].update(print_freq=1, save_checkpoint_freq=8)
+    resolve_common(raw, training=True)
+    train = raw.get("train")
+    gan = train.get("gan_opt") if isinstance(train, dict) else None
+    if isinstance(gan, dict) and gan.get("relativistic") is None:
+        # BasicSR's ESRGANModel always trains the relativistic average GAN, whatever gan_type says;
+        # its RealESRGANModel follows gan_type.
+        gan["relativistic"] = gan.get("gan_type") == "ragan" or raw.get("model_type") == "ESRGANModel"
+
+
+def resolve_common(raw: dict[str, Any], *, training: bool) -> None:
+    """What training, test and sweep files share: dataset phase/scale, the generator's scale, crop borders.
+
+    A training file's dataset keys are BasicSR's (``train``, ``val_1``...); a test file may name its sets
+    freely (a key that is not ``test_*`` or ``val_*`` is a test set).
+    """
+    _prefill_datasets(raw, strict_keys=training)
+    _prefill_network_scale(raw)
+    scale = raw.get("scale", 4)
+    val = raw.get("val")
+    metrics = val.get("metrics") if isinstance(val, dict) else None
+    if isinstance(metrics, dict) and isinstance(scale, int):
+        for metric in metrics.values():
+            if isinstance(metric, dict) and metric.get("crop_border") is None:
+                metric["crop_border"] = scale  # the SR literature crops `scale` pixels at each border
+
+
+def _resolve_paths(raw: dict[str, Any], name: str) -> None:
+    """``path.experiments_root`` (default ``experiments/<name>``) and the folders that follow from it."""
+    p = raw.get("path")
+    if p is None:
+        p = raw["path"] = {}
+    if not isinstance(p, dict):
+        return  # reported by the converter
+    for key in ("pretrain_network_g", "pretrain_network_d", "resume_state", "experiments_root"):
+        if isinstance(p.get(key), str):
+            p[key] = os.path.expanduser(p[key])
+    root = p.get("experiments_root") or os.path.join(EXPERIMENTS_ROOT, name)
+    if not isinstance(root, str):
+        return
+    p["experiments_root"] = root
+    # The experiment's folders follow from its root (the trainer archives and locks the root as a whole);
+    # a resolved file states them, and only those values load back.
+    for key in EXPERIMENT_FOLDERS:
+        derived = root if key == "log" else os.path.join(root, key)
+        given = p.get(key)
+        if given is not None and (not isinstance(given, str) or os.path.normpath(given) != os.path.normpath(derived)):
+            raise OptionsError(
+                f"{given!r}: the experiment keeps this in {derived!r} (under path.experiments_root); "
+                "set path.experiments_root to put the whole experiment elsewhere, or remove path." + key,
+                key=f"path.{key}",
+            )
+        p[key] = derived
+
+
+def _prefill_datasets(raw: dict[str, Any], *, strict_keys: bool) -> None:
     """Each dataset's phase (from its key: ``val_1`` -> ``val``) and scale (the top-level one), as BasicSR.
 
     Done before the datasets are built because their checks depend on both.
@@ -56,6 +148,8 @@ def _prefill_datasets(raw: dict[str, Any]) -> None:
     scale = raw.get("scale", 4)
     for key, ds in datasets.items():
         phase = str(key).split("_")[0]
+        if not strict_keys and phase not in ("val", "test"):
+            phase = "test"
         if phase not in ("train", "val", "test"):
             close = difflib.get_close_matches(phase, ["train", "val", "test"], n=1, cutoff=0.5)
             hint = f"did you mean {close[0]!r}? " if close else ""
@@ -86,16 +180,17 @@ def _prefill_network_scale(raw: dict[str, Any]) -> None:
     """Give the generator the top-level scale when it takes one and the file does not say it.
 
     BasicSR builds an x4 RRDBNet for an x2 option file that forgets ``network_g.scale``; we do not.
-    A contradicting explicit value is refused in :func:`_resolve`.
+    A contradicting explicit value is refused once the options are built.
     """
+    from esrgan.archs import GENERATORS
+
     net_g = raw.get("network_g")
     if not isinstance(net_g, dict):
         return
-    cls = _generators().get(net_g.get("type"))  # an unknown type is reported by the section parser
+    cls = GENERATORS.get(net_g.get("type"))  # an unknown type is reported by the section parser
     if cls is None:
         return
     params = inspect.signature(cls.__init__).parameters
     for arg in ("scale", "upscale"):
         if arg in params and arg not in net_g:
             net_g[arg] = raw.get("scale", 4)
-

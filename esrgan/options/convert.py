@@ -34,7 +34,10 @@ def _describe(tp: Any) -> str:
     if origin is Literal:
         return "one of " + ", ".join("null" if a is None else str(a) for a in get_args(tp))
     if origin in (Union, types.UnionType):
-        return " or ".join(_describe(a) for a in get_args(tp))
+        # Only what a YAML value can be (an optimizer's ``lr: float | Tensor`` is "a number").
+        args = [a for a in get_args(tp) if not (isinstance(a, type) and a.__module__ not in ("builtins", "types")
+                                                and not dataclasses.is_dataclass(a))]
+        return " or ".join(_describe(a) for a in args or get_args(tp))
     if origin in (list, Sequence, tuple):
         args = get_args(tp)
         if origin is tuple and args and args[-1] is not Ellipsis:
@@ -91,11 +94,16 @@ def convert(value: Any, tp: Any, path: str) -> Any:
         options = [a for a in args if a is not type(None)]
         if len(options) == 1:
             return convert(value, options[0], path)
+        errors: dict[Any, OptionsError] = {}
         for option in options:
             try:
                 return convert(value, option, path)
-            except OptionsError:
-                continue
+            except OptionsError as err:
+                errors[option] = err
+        # A number refused by a number type (e.g. .nan for float | Tensor): that type's reason is the useful one.
+        for kind in (float, int):
+            if kind in errors and isinstance(value, int | float) and not isinstance(value, bool):
+                raise errors[kind]
         raise OptionsError(f"expected {_describe(tp)}, got {_show(value)}", key=path)
     if tp is bool:
         if not isinstance(value, bool):
@@ -166,26 +174,38 @@ def _number(value: Any, path: str, what: str) -> int | float:
 def from_mapping(cls: type, value: Any, path: str) -> Any:
     """Build dataclass ``cls`` from a mapping: unknown keys and bad values are errors naming ``path.key``.
 
-    A field may carry ``metadata={"parse": fn}`` with ``fn(value, key_path)`` doing its own conversion.
+    A field's metadata may hold ``"parse"``: ``fn(value, key_path)`` doing its own conversion;
+    ``"missing"``: the reason given when a required key is absent; ``"inline"``: the field is a
+    dataclass whose keys sit in this same mapping (BasicSR's top-level Real-ESRGAN keys).
     """
     if value is None:
         value = {}
     if not isinstance(value, Mapping):
         raise OptionsError(f"expected a mapping (section of keys), got {_show(value)}", key=path or None)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    for key in value:
-        if key not in fields:
-            raise _unknown_key(str(key), list(fields), path)
+    inline = {name: f for name, f in fields.items() if f.metadata.get("inline")}
     hints = get_type_hints(cls)
+    inline_keys = {k: name for name in inline for k in _field_names(hints[name])}
+    allowed = [n for n in fields if n not in inline] + list(inline_keys)
+    for key in value:
+        if key not in allowed:
+            raise _unknown_key(str(key), allowed, path)
     kwargs: dict[str, Any] = {}
     for name, f in fields.items():
         key = _join(path, name)
+        if name in inline:
+            own = {k: v for k, v in value.items() if inline_keys.get(k) == name}
+            kwargs[name] = from_mapping(hints[name], own, path)
+            continue
         if name not in value:
             if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise OptionsError(f"required key is missing ({_describe(hints[name])})", key=key)
+                reason = f.metadata.get("missing") or f"required key is missing ({_describe(hints[name])})"
+                raise OptionsError(reason, key=key)
             continue
         parse: Callable[[Any, str], Any] | None = f.metadata.get("parse")
         kwargs[name] = parse(value[name], key) if parse else convert(value[name], hints[name], key)
+        if kwargs[name] is None and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise OptionsError(f.metadata.get("missing") or f"required, got null ({_describe(hints[name])})", key=key)
     try:
         obj = cls(**kwargs)
     except OptionsError:
@@ -196,6 +216,19 @@ def from_mapping(cls: type, value: Any, path: str) -> Any:
     if callable(check):
         check(path)
     return obj
+
+
+def _field_names(tp: Any) -> list[str]:
+    return [f.name for f in dataclasses.fields(tp) if f.init]
+
+
+def deep_copy(value: Any) -> Any:
+    """A parsed YAML tree copied (mappings and lists), so that resolving it leaves the caller's untouched."""
+    if isinstance(value, Mapping):
+        return {k: deep_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [deep_copy(v) for v in value]
+    return value
 
 
 def to_plain(obj: Any) -> Any:
@@ -213,15 +246,18 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
-def check_kwargs(cls: type, kwargs: Mapping[str, Any], path: str, *, fill_defaults: bool = True) -> dict[str, Any]:
+def check_kwargs(
+    cls: type, kwargs: Mapping[str, Any], path: str, *, fill_defaults: bool = True, skip: tuple[str, ...] = ()
+) -> dict[str, Any]:
     """Validate constructor arguments of ``cls`` by name and annotation; optionally add the defaults.
 
     Filling in the defaults makes the saved, resolved options state every hyper-parameter in force.
+    ``skip``: arguments the caller passes itself (an optimizer's ``params``).
     """
     params = {
         n: p
         for n, p in inspect.signature(cls.__init__).parameters.items()
-        if n != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        if n != "self" and n not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     }
     for key in kwargs:
         if key not in params:
@@ -241,6 +277,10 @@ def check_kwargs(cls: type, kwargs: Mapping[str, Any], path: str, *, fill_defaul
         elif p.default is inspect.Parameter.empty:
             raise OptionsError(f"required argument of {cls.__name__} is missing", key=_join(path, name))
         elif fill_defaults:
-            out[name] = to_plain(p.default)
+            # As the value would be after a reload of the saved options (a tuple default stays a tuple).
+            try:
+                out[name] = convert(to_plain(p.default), hints.get(name, Any), _join(path, name))
+            except OptionsError:
+                out[name] = to_plain(p.default)
     return out
 

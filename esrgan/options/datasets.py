@@ -8,7 +8,7 @@ Two dataset types:
 - ``PairedImageDataset``: HR (``dataroot_gt``) and LR (``dataroot_lq``) images on disk or in LMDB,
   paired by name;
 - ``SingleHRDataset``: HR images only; the LR image is made on the fly with the MATLAB-compatible
-  bicubic (``esrgan.data.imresize``), for users who have no LR set;
+  bicubic (``esrgan.imageops.imresize``), for users who have no LR set;
 - ``RealESRGANDataset`` / ``RealESRGANPairedDataset`` (:class:`RealESRGANDatasetOptions`): HR crops
   with Real-ESRGAN's blur kernels (the LR is degraded on the training device), and real pairs.
 
@@ -25,8 +25,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from esrgan.data.degradations.kernel_draws import BlurRound
-from esrgan.data.degradations.kernels import KERNEL_TYPES
 from esrgan.options.convert import from_mapping
 from esrgan.options.errors import OptionsError
 
@@ -34,6 +32,8 @@ DATASET_TYPES = ("PairedImageDataset", "SingleHRDataset", "RealESRGANDataset", "
 IO_BACKENDS = ("disk", "lmdb")
 PHASES = ("train", "val", "test")
 PREFETCH_MODES = (None, "cpu", "cuda")
+# The blur kernel shapes of Real-ESRGAN's degradation (``esrgan.data.degradations.kernels`` draws them).
+KERNEL_TYPES = ("iso", "aniso", "generalized_iso", "generalized_aniso", "plateau_iso", "plateau_aniso")
 
 
 @dataclass
@@ -256,22 +256,6 @@ class RealESRGANDatasetOptions(DatasetOptions):
         _check_probability(getattr(self, f"sinc_prob{suffix}"), key("sinc_prob"))
         for name in ("blur_sigma", "betag_range", "betap_range"):
             check_range(getattr(self, f"{name}{suffix}"), key(name), low=0.0, strict_low=True)
-
-    def blur_rounds(self) -> tuple[BlurRound, BlurRound]:
-        """The two rounds' kernel settings, as the workers' kernel draws take them."""
-
-        def round_(s: str) -> BlurRound:
-            return BlurRound(
-                getattr(self, f"blur_kernel_size{s}"),
-                tuple(getattr(self, f"kernel_list{s}")),
-                tuple(getattr(self, f"kernel_prob{s}")),
-                getattr(self, f"sinc_prob{s}"),
-                tuple(getattr(self, f"blur_sigma{s}")),
-                tuple(getattr(self, f"betag_range{s}")),
-                tuple(getattr(self, f"betap_range{s}")),
-            )
-
-        return round_(""), round_("2")
 
 
 def _check_int(value: Any, key: str, low: int) -> None:

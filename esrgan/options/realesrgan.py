@@ -2,22 +2,18 @@
 
 BasicSR keeps the degradation settings at the top level of the option file (``resize_prob``,
 ``noise_range2``, ``queue_size``...); :class:`RealESRGANOptions` holds them, with the published
-x4plus recipe as defaults, checks them against each other and the training set (errors name the
-key), and turns them into the degradation's :class:`~esrgan.data.degradations.DegradationSettings`.
+x4plus recipe as defaults, and checks them (each value at load; against the scale and the training
+set in :meth:`RealESRGANOptions.check_fit`); errors name the key. Plain values only:
+``esrgan.data.degradations.degradation_settings`` turns them into the degradation's settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from esrgan.data.degradations.pipeline import DegradationSettings, NoiseRound
-from esrgan.options.datasets import check_distribution, check_range
+from esrgan.options.datasets import DatasetOptions, RealESRGANDatasetOptions, check_distribution, check_range
 from esrgan.options.errors import OptionsError
-
-if TYPE_CHECKING:
-    from esrgan.options.sections import Options
 
 
 @dataclass
@@ -47,17 +43,8 @@ class RealESRGANOptions:
     gt_size: int = 256
     queue_size: int = 180
 
-    @classmethod
-    def from_options(cls, opt: Options | Mapping[str, Any]) -> RealESRGANOptions:
-        """The keys from the options (or a mapping of them); absent ones take the published recipe's values."""
-        given = opt if isinstance(opt, Mapping) else opt.real_esrgan_keys()
-        names = {f.name for f in fields(cls)}
-        values = {k: list(v) if isinstance(v, tuple) else v for k, v in given.items() if k in names and v is not None}
-        return cls(**values)
-
-    def check(self, path: str = "", *, scale: int = 4, batch_size: int | None = None,
-              crop_pad_size: int | None = None, blur_kernel_size2: int | None = None) -> None:
-        """Every value, and how they fit the dataset (batch, crop, kernel sizes); errors name the key."""
+    def check(self, path: str = "") -> None:
+        """Every value on its own (the loader calls it); errors name the key."""
 
         def key(name: str) -> str:
             return f"{path}.{name}" if path else name
@@ -78,21 +65,25 @@ class RealESRGANOptions:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise OptionsError(key=key(name), reason=f"expected an integer >= 1, got {value!r}")
+
+    def check_fit(self, *, scale: int, train: DatasetOptions | None) -> None:
+        """How the keys fit the scale and the training set (batch, crop and kernel sizes); errors name the key."""
         if self.gt_size % scale:
-            raise OptionsError(key=key('gt_size'), reason=f"{self.gt_size} is not divisible by scale {scale}")
-        if batch_size is not None and self.queue_size % batch_size:
+            raise OptionsError(key="gt_size", reason=f"{self.gt_size} is not divisible by scale {scale}")
+        if train is not None and self.queue_size % train.batch_size_per_gpu:
             raise OptionsError(
-                key=key('queue_size'), reason=f"{self.queue_size} is not divisible by the batch size {batch_size} "
-                f"(datasets.train.batch_size_per_gpu); the queue swaps whole batches"
+                key="queue_size", reason=f"{self.queue_size} is not divisible by the batch size "
+                f"{train.batch_size_per_gpu} (datasets.train.batch_size_per_gpu); the queue swaps whole batches"
             )
-        if crop_pad_size is not None:
+        if isinstance(train, RealESRGANDatasetOptions):
+            crop_pad_size, blur_kernel_size2 = train.crop_pad_size, train.blur_kernel_size2
             if self.gt_size > crop_pad_size:
-                raise OptionsError(key=key('gt_size'), reason=f"{self.gt_size} is larger than the dataset's HR crop "
+                raise OptionsError(key="gt_size", reason=f"{self.gt_size} is larger than the dataset's HR crop "
                                  f"(crop_pad_size {crop_pad_size})")
             # The second blur filters the image after the first round, whose smallest size is the crop
             # times resize_range[0]; the final sinc (21) filters the LR.
             smallest = int(crop_pad_size * self.resize_range[0])
-            if blur_kernel_size2 is not None and blur_kernel_size2 // 2 >= smallest:
+            if blur_kernel_size2 // 2 >= smallest:
                 raise OptionsError(
                     key="datasets.train.blur_kernel_size2",
                     reason=f"{blur_kernel_size2} is too large for the patch: after "
@@ -102,20 +93,10 @@ class RealESRGANOptions:
             lr = crop_pad_size // scale
             if lr <= 21 // 2:
                 raise OptionsError(
-                    key=key("gt_size"),
+                    key="gt_size",
                     reason=f"the LR of a {crop_pad_size}-pixel crop ({lr} pixels) is too small for the final "
                     "21-pixel sinc filter; raise crop_pad_size",
                 )
-
-    def settings(self, scale: int) -> DegradationSettings:
-        def round_(s: str) -> NoiseRound:
-            return NoiseRound(*(tuple(v) if isinstance(v, list) else v for v in (
-                getattr(self, f"resize_prob{s}"), getattr(self, f"resize_range{s}"),
-                getattr(self, f"gaussian_noise_prob{s}"), getattr(self, f"noise_range{s}"),
-                getattr(self, f"poisson_scale_range{s}"), getattr(self, f"gray_noise_prob{s}"),
-                getattr(self, f"jpeg_range{s}"))))
-
-        return DegradationSettings(scale, round_(""), round_("2"), self.second_blur_prob)
 
 
 def _probability(value: Any, key: str) -> None:

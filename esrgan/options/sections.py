@@ -1,35 +1,70 @@
 """The sections of a training option file as typed dataclasses (BasicSR's key names).
 
-Adding a section: a dataclass here and a field of :class:`Options`; the converter does the rest
-(types from the annotations, ``check(path)`` for ranges). Network and loss sections are checked
-against the name -> class tables of ``esrgan.archs`` and ``esrgan.losses``.
+What the loader resolves (dataset phases and scale, the generator's scale, a metric's ``crop_border``,
+the experiment's folders, ``num_gpu: auto``, a missing ``manual_seed``, ``gan_opt.relativistic``) is
+filled in before these classes are built (``esrgan.options.basicsr``), so their fields hold values,
+not ``None`` for "the loader decides". Adding a section: a dataclass here and a field of
+:class:`Options`; the converter does the rest (types from the annotations, ``check(path)`` for
+ranges). Network, loss and optimizer sections are checked against their name -> class tables.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
+import importlib
+import logging
+import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_type_hints
-
-import yaml
+from typing import Any, Literal, get_args, get_type_hints
 
 from esrgan.options.convert import check_kwargs, convert, from_mapping, to_plain
 from esrgan.options.datasets import DatasetOptions, dataset_options_class
 from esrgan.options.errors import OptionsError, _join, _show
-from esrgan.options.realesrgan import REAL_KEYS
+from esrgan.options.realesrgan import RealESRGANOptions
 
-MODEL_TYPES = ("SRModel", "ESRGANModel", "RealESRNetModel", "RealESRGANModel")
+logger = logging.getLogger("esrgan.options")
+
+# The model types (``esrgan.training.build.MODELS`` builds them) and the schedules (``esrgan.training.schedulers``).
+ModelType = Literal["SRModel", "ESRGANModel", "RealESRNetModel", "RealESRGANModel"]
+MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 GAN_MODEL_TYPES = ("ESRGANModel", "RealESRGANModel")
-SCHEDULER_TYPES = ("MultiStepLR", "CosineAnnealingRestartLR")
-OPTIMIZER_TYPES = ("Adam", "AdamW", "Adamax", "SGD", "ASGD", "RMSprop", "Rprop")
+REAL_MODEL_TYPES = ("RealESRNetModel", "RealESRGANModel")
+SchedulerType = Literal["MultiStepLR", "CosineAnnealingRestartLR"]
+SCHEDULER_TYPES: tuple[str, ...] = get_args(SchedulerType)
+
+# Optimizers by name: "module.Class", imported when a file names it (an optimizer from another package is
+# one entry here; its arguments are checked against the class's signature like a network's).
+OPTIMIZERS: dict[str, str] = {
+    "Adam": "torch.optim.Adam",
+    "AdamW": "torch.optim.AdamW",
+    "Adamax": "torch.optim.Adamax",
+    "SGD": "torch.optim.SGD",
+    "ASGD": "torch.optim.ASGD",
+    "RMSprop": "torch.optim.RMSprop",
+    "Rprop": "torch.optim.Rprop",
+}
+OPTIMIZER_TYPES = tuple(OPTIMIZERS)
+
+
+def optimizer_class(name: str) -> type:
+    """The optimizer class of ``OPTIMIZERS[name]``; a missing package is one line with what to install."""
+    module, _, attr = OPTIMIZERS[name].rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except ImportError as exc:
+        package = module.split(".")[0]
+        raise OptionsError(f"optimizer {name} needs the package {package!r}: pip install {package} ({exc})") from None
 
 
 @dataclass
 class ComponentOptions:
-    """A component chosen by name plus its constructor arguments (``network_g``, ``pixel_opt``, ...)."""
+    """A component chosen by name plus its constructor arguments (``network_g``, ``pixel_opt``, ``optim_g``, ...).
+
+    The arguments are checked against the class's signature at load, and the resolved options state
+    every argument in force (the class's defaults filled in).
+    """
 
     type: str
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -65,6 +100,16 @@ class LossOptions(ComponentOptions):
                 if isinstance(v, int | float) and not isinstance(v, bool) and v < 0:
                     raise OptionsError(f"must be >= 0 (0 = off), got {v}", key=key)
 
+    def weights(self) -> dict[str, float]:
+        """The loss's weights by argument name (``loss_weight``, ``perceptual_weight``, ``style_weight``)."""
+        return {k: float(v) for k, v in self.kwargs.items()
+                if k.endswith("_weight") and isinstance(v, int | float) and not isinstance(v, bool)}
+
+    @property
+    def active(self) -> bool:
+        """Some weight of it is > 0: the loss moves the generator."""
+        return any(w > 0 for w in self.weights().values())
+
 
 @dataclass
 class GANOptions(LossOptions):
@@ -75,25 +120,49 @@ class GANOptions(LossOptions):
     ``gp_weight``: weight of the WGAN-GP gradient penalty in the discriminator loss (0 = off).
     """
 
-    relativistic: bool | None = None  # None until load_options resolves it
-    gp_weight: float = 0.0
+    relativistic: bool = field(kw_only=True)
+    gp_weight: float = field(default=0.0, kw_only=True)
 
     def to_dict(self) -> dict[str, Any]:
         return to_plain({**self.spec(), "relativistic": self.relativistic, "gp_weight": self.gp_weight})
+
+    def weights(self) -> dict[str, float]:
+        return {k: v for k, v in super().weights().items() if k == "loss_weight"}  # gp_weight is D's
 
     def check(self, path: str) -> None:
         super().check(path)
         if self.gp_weight < 0:
             raise OptionsError(f"must be >= 0 (0 = off), got {self.gp_weight}", key=_join(path, "gp_weight"))
+        if self.kwargs.get("gan_type") == "ragan" and not self.relativistic:
+            raise OptionsError("gan_type ragan is the relativistic GAN; relativistic: false contradicts it",
+                               key=_join(path, "relativistic"))
+
+
+class OptimizerOptions(ComponentOptions):
+    """``optim_g`` / ``optim_d``: an optimizer of :data:`OPTIMIZERS` and its arguments (unset ones: the class's).
+
+    ``esrgan.training.models.build_optimizer`` builds it.
+    """
+
+    def check(self, path: str) -> None:
+        lr = self.kwargs.get("lr")
+        if isinstance(lr, int | float) and lr <= 0:
+            raise OptionsError(f"must be > 0, got {float(lr)}", key=_join(path, "lr"))
+        if self.kwargs.get("weight_decay", 0) < 0:
+            raise OptionsError(f"must be >= 0, got {self.kwargs['weight_decay']}", key=_join(path, "weight_decay"))
+        betas = self.kwargs.get("betas")
+        if betas is not None and not all(0 <= b < 1 for b in betas):
+            raise OptionsError(f"each beta must be in [0, 1), got {list(betas)}", key=_join(path, "betas"))
 
 
 def _parse_section(
-    table_name: str, tables: Callable[[], Mapping[str, type]], kind: str, cls: type = LossOptions
+    table_name: str, tables: Callable[[], Mapping[str, Any]], kind: str, cls: type = LossOptions
 ) -> Callable[[Any, str], Any]:
     """A ``parse`` hook for a ``{type: Name, **kwargs}`` section checked against a name -> class table.
 
     Keys that are fields of ``cls`` itself (e.g. ``relativistic`` of :class:`GANOptions`) are its
-    own; all others are the constructor arguments of ``table[type]``.
+    own; all others are the constructor arguments of ``table[type]`` (a class, or a function of the
+    name that returns it).
     """
 
     def parse(value: Any, path: str) -> Any:
@@ -112,11 +181,17 @@ def _parse_section(
                 f"unknown {kind} type {_show(name)}{hint}; allowed {table_name}: {', '.join(table)}",
                 key=_join(path, "type"),
             )
+        target = table[name]
+        if not isinstance(target, type):
+            try:
+                target = target(name)
+            except OptionsError as err:
+                raise OptionsError(err.reason, key=_join(path, "type")) from None
         hints = get_type_hints(cls)
         own = {f.name for f in dataclasses.fields(cls)} - {"type", "kwargs"}
         rest = {k: v for k, v in value.items() if k != "type" and k not in own}
         values = {k: convert(value[k], hints[k], _join(path, k)) for k in own if k in value}
-        obj = cls(type=name, kwargs=check_kwargs(table[name], rest, path), **values)
+        obj = cls(type=name, kwargs=check_kwargs(target, rest, path, skip=("params",)), **values)
         check = getattr(obj, "check", None)
         if callable(check):
             check(path)
@@ -155,6 +230,13 @@ def _gan_losses() -> Mapping[str, type]:
     return GAN_LOSSES
 
 
+def _optimizers() -> Mapping[str, Callable[[str], type]]:
+    return dict.fromkeys(OPTIMIZERS, optimizer_class)
+
+
+parse_generator = _parse_section("generators", _generators, "network", NetworkOptions)
+
+
 def _parse_datasets(value: Any, path: str) -> dict[str, DatasetOptions]:
     if value is None:
         return {}
@@ -176,9 +258,13 @@ def _at_least(section: Any, path: str, *bounds: tuple[str, float]) -> None:
             raise OptionsError(f"must be >= {low}, got {getattr(section, key)}", key=_join(path, key))
 
 
-@dataclass
+@dataclass(kw_only=True)
 class PathOptions:
-    """``path``: pretrained weights, resume state and the experiment folders (resolved from ``name``)."""
+    """``path``: pretrained weights, resume state and the experiment's folders.
+
+    The folders follow from ``name`` (``experiments/<name>``) or from a given ``experiments_root``;
+    the loader fills them in, and the trainer uses them as they are.
+    """
 
     pretrain_network_g: str | None = None
     param_key_g: str = "params"
@@ -187,57 +273,11 @@ class PathOptions:
     param_key_d: str = "params"
     strict_load_d: bool = True
     resume_state: str | None = None
-    # Training: experiments/<name> and its sub-folders; test: results/<name>. Given values are kept.
-    experiments_root: str | None = None
-    models: str | None = None
-    training_states: str | None = None
-    log: str | None = None
-    visualization: str | None = None
-    results_root: str | None = None
-
-
-@dataclass
-class OptimizerOptions:
-    """``optim_g`` / ``optim_d``: a ``torch.optim`` class name and its arguments (unset ones use torch's)."""
-
-    type: str = "Adam"
-    lr: float = 1e-4
-    weight_decay: float = 0.0
-    betas: tuple[float, float] | None = None
-    eps: float | None = None
-    momentum: float | None = None
-    nesterov: bool | None = None
-    amsgrad: bool | None = None
-
-    def kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for the ``torch.optim`` class (``lr``, ``weight_decay`` and the ones set)."""
-        names = ("lr", "weight_decay", "betas", "eps", "momentum", "nesterov", "amsgrad")
-        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
-
-    def build(self, params: Any) -> Any:
-        """``torch.optim.<type>(params, **kwargs())``."""
-        import torch
-
-        return getattr(torch.optim, self.type)(params, **self.kwargs())
-
-    def check(self, path: str) -> None:
-        if self.type not in OPTIMIZER_TYPES:
-            raise OptionsError(
-                f"unknown optimizer {_show(self.type)}; allowed values: {', '.join(OPTIMIZER_TYPES)}",
-                key=_join(path, "type"),
-            )
-        import torch
-
-        accepted = inspect.signature(getattr(torch.optim, self.type).__init__).parameters
-        for name in self.kwargs():
-            if name not in accepted:
-                raise OptionsError(f"{self.type} takes no argument {name!r}", key=_join(path, name))
-        if self.lr <= 0:
-            raise OptionsError(f"must be > 0, got {self.lr}", key=_join(path, "lr"))
-        if self.weight_decay < 0:
-            raise OptionsError(f"must be >= 0, got {self.weight_decay}", key=_join(path, "weight_decay"))
-        if self.betas is not None and not all(0 <= b < 1 for b in self.betas):
-            raise OptionsError(f"each beta must be in [0, 1), got {list(self.betas)}", key=_join(path, "betas"))
+    experiments_root: str
+    models: str
+    training_states: str
+    log: str
+    visualization: str
 
 
 @dataclass
@@ -245,16 +285,16 @@ class SchedulerOptions:
     """``scheduler``: ``MultiStepLR`` (``milestones``, ``gamma``) or ``CosineAnnealingRestartLR``
     (``periods``, ``restart_weights`` (default all 1), ``eta_min``), stepped once per iteration."""
 
-    type: Literal["MultiStepLR", "CosineAnnealingRestartLR"]
-    milestones: list[int] | None = None
+    type: SchedulerType
+    milestones: list[int] = field(default_factory=list)
     gamma: float = 0.5
-    periods: list[int] | None = None
-    restart_weights: list[float] | None = None
+    periods: list[int] = field(default_factory=list)
+    restart_weights: list[float] = field(default_factory=list)
     eta_min: float = 0.0
 
     def check(self, path: str) -> None:
         if self.type == "MultiStepLR":
-            if self.milestones is None:
+            if not self.milestones:
                 reason = "required for MultiStepLR (iterations where lr *= gamma)"
                 raise OptionsError(reason, key=_join(path, "milestones"))
             if self.milestones != sorted(self.milestones):
@@ -262,7 +302,7 @@ class SchedulerOptions:
             if self.gamma <= 0:
                 raise OptionsError(f"must be > 0, got {self.gamma}", key=_join(path, "gamma"))
             for key in ("periods", "restart_weights"):
-                if getattr(self, key) is not None:
+                if getattr(self, key):
                     raise OptionsError("only for CosineAnnealingRestartLR", key=_join(path, key))
         else:
             if not self.periods or any(p <= 0 for p in self.periods):
@@ -270,28 +310,32 @@ class SchedulerOptions:
                     f"required for CosineAnnealingRestartLR: a list of positive period lengths, got {self.periods}",
                     key=_join(path, "periods"),
                 )
-            if self.restart_weights is None:
+            if not self.restart_weights:
                 self.restart_weights = [1.0] * len(self.periods)
             if len(self.restart_weights) != len(self.periods):
                 raise OptionsError(
                     f"needs one weight per period ({len(self.periods)}), got {len(self.restart_weights)}",
                     key=_join(path, "restart_weights"),
                 )
-            if self.milestones is not None:
+            if self.milestones:
                 raise OptionsError("only for MultiStepLR", key=_join(path, "milestones"))
             if self.eta_min < 0:
                 raise OptionsError(f"must be >= 0, got {self.eta_min}", key=_join(path, "eta_min"))
 
 
-@dataclass
+_parse_optimizer = _parse_section("optimizers", _optimizers, "optimizer", OptimizerOptions)
+
+
+@dataclass(kw_only=True)
 class TrainOptions:
     """``train``: optimisation and losses. The last group of fields is ours (not in BasicSR)."""
 
     ema_decay: float = 0.0  # 0 = no EMA of the generator
-    optim_g: OptimizerOptions | None = None
-    optim_d: OptimizerOptions | None = None
+    optim_g: OptimizerOptions = field(metadata={"parse": _parse_optimizer,
+                                                "missing": "required for training (type, lr, ...)"})
+    optim_d: OptimizerOptions | None = field(default=None, metadata={"parse": _parse_optimizer})
     scheduler: SchedulerOptions | None = None
-    total_iter: int = 0
+    total_iter: int = field(metadata={"missing": "required for training: the number of iterations (>= 1)"})
     warmup_iter: int = -1  # linear learning-rate warm-up iterations (-1 = none), as BasicSR
     pixel_opt: LossOptions | None = field(
         default=None, metadata={"parse": _parse_section("pixel losses", _pixel_losses, "pixel loss")}
@@ -319,20 +363,30 @@ class TrainOptions:
     def check(self, path: str) -> None:
         if not 0 <= self.ema_decay < 1:
             raise OptionsError(f"must be in [0, 1) (0 = off), got {self.ema_decay}", key=_join(path, "ema_decay"))
+        if self.total_iter < 1:
+            raise OptionsError(f"required for training: the number of iterations (>= 1), got {self.total_iter}",
+                               key=_join(path, "total_iter"))
         _at_least(self, path, ("net_d_iters", 1), ("net_d_init_iters", 0), ("g_warmup_iter", 0), ("grad_clip", 0),
                   ("accumulate_grad_batches", 1))
+        s = self.scheduler
+        if s is not None and s.periods and sum(s.periods) < self.total_iter:
+            raise OptionsError(
+                f"the periods cover {sum(s.periods)} iterations, fewer than total_iter {self.total_iter}",
+                key=_join(path, "scheduler.periods"),
+            )
 
 
-@dataclass
+@dataclass(kw_only=True)
 class MetricOptions:
     """One metric of ``val.metrics`` (training and test files): a name of ``esrgan.metrics.METRIC_TABLE``.
 
     BasicSR's ``calculate_*`` names are read as ours (``calculate_psnr`` -> ``psnr``). A new metric is
-    added to that table only; the options accept every name in it.
+    added to that table only; the options accept every name in it. ``crop_border`` is filled in at
+    load (the top-level scale, the SR literature's convention) when the file does not give it.
     """
 
     type: str
-    crop_border: int | None = None  # None: the top-level scale (the SR literature's convention)
+    crop_border: int
     test_y_channel: bool = True  # the literature scores the Y channel; BasicSR's default is false
     better: Literal["higher", "lower"] | None = None  # None: the metric's own (psnr/ssim higher, niqe/lpips lower)
     net: Literal["alex", "vgg"] = "alex"  # LPIPS backbone
@@ -349,7 +403,7 @@ class MetricOptions:
             raise OptionsError(
                 f"{_show(self.type)} is not allowed{hint}; allowed values: {', '.join(known)}", key=_join(path, "type")
             ) from None
-        if self.crop_border is not None and self.crop_border < 0:
+        if self.crop_border < 0:
             raise OptionsError(f"must be >= 0, got {self.crop_border}", key=_join(path, "crop_border"))
 
 
@@ -387,7 +441,7 @@ class ValOptions:
 class WandbOptions:
     """``logger.wandb``: Weights & Biases logging when ``project`` is set (needs the wandb package)."""
 
-    project: str | None = None
+    project: str | None = None  # None: no W&B logging
     resume_id: str | None = None  # continue this W&B run
     entity: str | None = None  # ours: the W&B team or user (default: wandb's)
 
@@ -400,7 +454,7 @@ class LoggerOptions:
     save_checkpoint_freq: int = 5000  # 0: checkpoints only at the end (and on interruption)
     use_tb_logger: bool = True
     keep_last: int = 0  # keep only the last K periodic checkpoints (0 = keep all); ours
-    wandb: WandbOptions | None = None
+    wandb: WandbOptions = field(default_factory=WandbOptions)
 
     def check(self, path: str) -> None:
         _at_least(self, path, ("print_freq", 1), ("save_checkpoint_freq", 0), ("keep_last", 0))
@@ -414,68 +468,61 @@ class DistParams:
     port: int = 29500
 
 
+def _parse_num_gpu(value: Any, path: str) -> int:
+    """``num_gpu``: 0 = CPU; ``auto`` = the GPUs this process trains on (a launcher starts one process per GPU)."""
+    if value == "auto":
+        import torch
+
+        return 1 if torch.cuda.is_available() else 0
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise OptionsError(f"expected an integer >= 0 (0 = CPU) or auto, got {_show(value)}", key=path)
+    return value
 
 
-@dataclass
+def _draw_seed() -> int:
+    seed = random.randint(1, 10000)  # BasicSR's range
+    logger.info("options: no manual_seed given; using %d", seed)
+    return seed
+
+
+def _parse_seed(value: Any, path: str) -> int:
+    return _draw_seed() if value is None else convert(value, int, path)
+
+
+@dataclass(kw_only=True)
 class Options:
-    """A whole option file, validated and resolved. ``to_dict()`` is what the trainer saves."""
+    """A whole training option file, validated and resolved. ``to_dict()`` is what the trainer saves."""
 
     name: str
-    model_type: Literal["SRModel", "ESRGANModel", "RealESRNetModel", "RealESRGANModel"] = "SRModel"
+    model_type: ModelType = "SRModel"
     scale: int = 4
-    num_gpu: int | Literal["auto"] = 1
-    manual_seed: int | None = None
-    is_train: bool = True
-    dist: bool = False
-    rank: int = 0
-    world_size: int = 1
+    num_gpu: int = field(default=1, metadata={"parse": _parse_num_gpu})
+    manual_seed: int = field(default_factory=_draw_seed, metadata={"parse": _parse_seed})
     datasets: dict[str, DatasetOptions] = field(default_factory=dict, metadata={"parse": _parse_datasets})
-    network_g: NetworkOptions | None = field(
-        default=None, metadata={"parse": _parse_section("generators", _generators, "network", NetworkOptions)}
+    network_g: NetworkOptions = field(
+        metadata={"parse": parse_generator, "missing": "required section is missing (type and arguments of the "
+                  "generator)"}
     )
     network_d: NetworkOptions | None = field(
         default=None, metadata={"parse": _parse_section("discriminators", _discriminators, "network", NetworkOptions)}
     )
-    path: PathOptions = field(default_factory=PathOptions)
-    train: TrainOptions | None = None
+    path: PathOptions
+    train: TrainOptions = field(
+        metadata={"missing": "required section is missing for training (optim_g, total_iter, losses...)"}
+    )
     val: ValOptions | None = None
     logger: LoggerOptions = field(default_factory=LoggerOptions)
     dist_params: DistParams = field(default_factory=DistParams)
-    # Real-ESRGAN's top-level keys (RealESRNetModel / RealESRGANModel; null = the published recipe's
-    # value; see esrgan.options.realesrgan.RealESRGANOptions).
-    high_order_degradation: bool | None = None
-    gt_usm: bool | None = None
-    l1_gt_usm: bool | None = None
-    percep_gt_usm: bool | None = None
-    gan_gt_usm: bool | None = None
-    resize_prob: list[float] | None = None
-    resize_range: list[float] | None = None
-    gaussian_noise_prob: float | None = None
-    noise_range: list[float] | None = None
-    poisson_scale_range: list[float] | None = None
-    gray_noise_prob: float | None = None
-    jpeg_range: list[float] | None = None
-    second_blur_prob: float | None = None
-    resize_prob2: list[float] | None = None
-    resize_range2: list[float] | None = None
-    gaussian_noise_prob2: float | None = None
-    noise_range2: list[float] | None = None
-    poisson_scale_range2: list[float] | None = None
-    gray_noise_prob2: float | None = None
-    jpeg_range2: list[float] | None = None
-    gt_size: int | None = None
-    queue_size: int | None = None
+    # Real-ESRGAN's keys sit at the top level of the file (BasicSR's layout); RealESRNetModel and
+    # RealESRGANModel use them, with the published recipe's values for those not given.
+    real_esrgan: RealESRGANOptions = field(default_factory=RealESRGANOptions, metadata={"inline": True})
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dicts/lists/scalars; dumped as YAML it loads back to equal options."""
-        return {
-            f.name: to_plain(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-            if getattr(self, f.name) is not None or f.name not in REAL_KEYS
-        }
-
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=False)
+        """Plain dicts/lists/scalars in the file's layout; dumped as YAML it loads back to equal options."""
+        out = {f.name: to_plain(getattr(self, f.name)) for f in dataclasses.fields(self) if f.name != "real_esrgan"}
+        if self.is_real:
+            out.update(to_plain(self.real_esrgan))
+        return out
 
     @property
     def is_gan(self) -> bool:
@@ -484,14 +531,8 @@ class Options:
     @property
     def is_real(self) -> bool:
         """A Real-ESRGAN model: LR made by the degradation on the device, with the top-level keys."""
-        return self.model_type in ("RealESRNetModel", "RealESRGANModel")
-
-    def real_esrgan_keys(self) -> dict[str, Any]:
-        """The Real-ESRGAN top-level keys that are set (by name), for ``RealESRGANOptions``."""
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name in REAL_KEYS}
-        return {k: v for k, v in values.items() if v is not None}
+        return self.model_type in REAL_MODEL_TYPES
 
     def datasets_of(self, phase: str) -> dict[str, DatasetOptions]:
         """The datasets of one phase (``"val"`` -> ``val``, ``val_1``, ...), by their key."""
         return {k: d for k, d in self.datasets.items() if d.phase == phase}
-

@@ -1,14 +1,18 @@
 """Option files of the tester (``configs/test_*.yml``) and of interpolation sweeps (``configs/interp_*.yml``).
 
-BasicSR's vocabulary: ``name``, ``scale``, ``datasets: {test_1: {name, dataroot_gt, dataroot_lq,
+BasicSR's vocabulary: ``name``, ``scale``, ``datasets: {test_1: {name, type, dataroot_gt, dataroot_lq,
 filename_tmpl}}``, ``path: {pretrain_network_g, strict_load_g, param_key_g}``, ``network_g``, ``val``
 (``save_img``, ``pbar``, ``metrics``); ours: a ``models`` list (``bicubic``, checkpoint paths, zoo names,
 or ``{name: label, model: spec}``), ``metrics`` (a list or comma-separated names: psnr, ssim, niqe,
 lpips; without it psnr, ssim and the types of ``val.metrics``), ``val.{comparisons, tile,
-precision, device}`` and, for sweeps, ``interp: {psnr, gan, alphas, save_models}``.
-Read by the same loader and converter as training files: duplicate keys, unknown keys and bad values
-are :class:`OptionsError` naming the file and key path. Relative folders are relative to the working
+precision, device}`` and, for sweeps, ``interp: {psnr, gan, alphas, save_models, strip_image}``.
+Read by the same loader, upgrade of BasicSR's old names and converter as training files, and
+``network_g`` by the training file's parser: duplicate keys, unknown keys and bad values are
+:class:`OptionsError` naming the file and key path. Relative folders are relative to the working
 directory, as in BasicSR (run from the repository root).
+
+``esrgan test`` and ``esrgan interp`` give their flags as overrides of the same mapping
+(:func:`test_options_from_dict`), so every default is the one stated here.
 
 BasicSR keys that describe the run but change nothing in scoring are accepted: ``model_type``,
 ``num_gpu`` (0 = CPU when ``val.device`` is not given), ``manual_seed``, ``is_train``, ``dist``.
@@ -22,27 +26,36 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from esrgan.options.convert import from_mapping
+from esrgan.options.basicsr import resolve_common, upgrade_basicsr
+from esrgan.options.convert import deep_copy, from_mapping
 from esrgan.options.datasets import IOBackendOptions
 from esrgan.options.errors import OptionsError, _join, _show
-from esrgan.options.sections import MetricOptions, _parse_metrics
+from esrgan.options.sections import MetricOptions, NetworkOptions, _parse_metrics, parse_generator
 from esrgan.options.yaml_io import read_option_file
-from esrgan.utils.folders import check_folder_name
+from esrgan.utils.folders import EXPERIMENTS_ROOT, check_folder_name
+
+# Scores are computed in fp32 unless asked otherwise: half-precision rounding would move them.
+SCORING_PRECISION = "fp32"
+Precision = Literal["fp32", "fp16", "bf16", "auto"]
 
 
 @dataclass
 class TestDatasetOptions:
-    """One test set: HR folder, optional LR folder (else MATLAB bicubic LR on the fly)."""
+    """One test set: HR folder, optional LR folder (else MATLAB bicubic LR on the fly).
+
+    ``type``: ``PairedImageDataset`` needs ``dataroot_lq``; ``SingleHRDataset`` makes the LR from the HR
+    (and refuses ``dataroot_lq``); left out, the set is paired when ``dataroot_lq`` is given.
+    """
 
     __test__ = False  # not a pytest class
 
     dataroot_gt: str
-    name: str | None = None
-    type: Literal["PairedImageDataset", "SingleHRDataset"] = "PairedImageDataset"
+    name: str | None = None  # None: the HR folder's name (its parent's when it is called HR or GT)
+    type: Literal["PairedImageDataset", "SingleHRDataset"] | None = None
     dataroot_lq: str | None = None
     filename_tmpl: str | None = None
     io_backend: IOBackendOptions = field(default_factory=IOBackendOptions)
-    phase: Literal["test", "val"] | None = None
+    phase: Literal["test", "val"] = "test"  # from the dataset's key (test_1 -> test), as in BasicSR
     scale: int | None = None  # BasicSR fills it in; must equal the top-level scale when given
 
     def check(self, path: str) -> None:
@@ -51,6 +64,12 @@ class TestDatasetOptions:
                 f"must be 'disk' for testing (image folders), got {self.io_backend.type!r}",
                 key=_join(path, "io_backend.type"),
             )
+        if self.type == "PairedImageDataset" and not self.dataroot_lq:
+            raise OptionsError("required for type PairedImageDataset; use type SingleHRDataset (or leave type out) "
+                               "to make the LR with MATLAB bicubic", key=_join(path, "dataroot_lq"))
+        if self.type == "SingleHRDataset" and self.dataroot_lq:
+            raise OptionsError("type SingleHRDataset makes the LR from the HR; remove dataroot_lq or use type "
+                               "PairedImageDataset", key=_join(path, "dataroot_lq"))
 
 
 @dataclass
@@ -58,8 +77,12 @@ class TestPathOptions:
     pretrain_network_g: str | None = None
     strict_load_g: bool = True
     param_key_g: str | None = None  # which weights of the checkpoint: params_ema, params, ... (None: EMA first)
-    results_root: str | None = None
-    experiments_root: str | None = None
+    results_root: str | None = None  # BasicSR's name for experiments_root
+    experiments_root: str | None = None  # the run goes to <experiments_root>/<name> (default: experiments)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.experiments_root or self.results_root or EXPERIMENTS_ROOT)
 
 
 @dataclass
@@ -67,7 +90,7 @@ class TestValOptions:
     save_img: bool = True
     comparisons: bool = True
     tile: int = 0  # as Upscaler's: 0 automatic (whole image when it fits in memory), N: N-pixel tiles
-    precision: Literal["fp32", "fp16", "bf16", "auto"] = "fp32"
+    precision: Precision = SCORING_PRECISION
     device: str | None = None
     pbar: bool = True  # progress bars (``-q`` turns them off too)
     # BasicSR's metric section: its types say which metrics the tester reports (when ``metrics`` is not given)
@@ -93,6 +116,7 @@ class InterpOptions:
     gan: str | None = None
     alphas: str | list[float] = "0:1:0.1"  # start:stop:step (stop included) or a list
     save_models: bool = False
+    strip_image: str | None = None  # the HR stem shown in each set's strip (None: the set's first image)
 
 
 def _parse_models(value: Any, path: str) -> list[str | tuple[str, str]]:
@@ -116,17 +140,12 @@ def _parse_models(value: Any, path: str) -> list[str | tuple[str, str]]:
     return models
 
 
-def _parse_network(value: Any, path: str) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping) or "type" not in value:
-        raise OptionsError(f"expected a mapping with a 'type' key, got {_show(value)}", key=path)
-    return dict(value)
-
-
 @dataclass
 class TestOptions:
-    """A test or sweep option file, validated. ``source`` is the file it came from."""
+    """A test or sweep option file (or the flags standing for one), validated.
+
+    ``source``: the file it came from (None: the command line); ``flags``: key path -> the flag that set it.
+    """
 
     __test__ = False
 
@@ -134,7 +153,7 @@ class TestOptions:
     scale: int
     models: list[str | tuple[str, str]] = field(default_factory=list, metadata={"parse": _parse_models})
     datasets: dict[str, TestDatasetOptions] = field(default_factory=dict)
-    network_g: dict[str, Any] | None = field(default=None, metadata={"parse": _parse_network})
+    network_g: NetworkOptions | None = field(default=None, metadata={"parse": parse_generator})
     path: TestPathOptions = field(default_factory=TestPathOptions)
     val: TestValOptions = field(default_factory=TestValOptions)
     interp: InterpOptions | None = None
@@ -147,6 +166,7 @@ class TestOptions:
     is_train: bool | None = None
     dist: bool | None = None
     source: str | None = field(default=None, init=False, repr=False)
+    flags: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     def check(self, path: str) -> None:
         if self.scale < 1:
@@ -165,7 +185,7 @@ class TestOptions:
             except ValueError as exc:
                 raise OptionsError(str(exc), key="metrics") from None
         for name, metric in self.val.metrics.items():
-            if metric.crop_border is not None and metric.crop_border != self.scale:
+            if metric.crop_border != self.scale:
                 raise OptionsError(
                     f"{metric.crop_border}: the tester crops scale ({self.scale}) pixels at each border, as the "
                     "SR literature scores; remove crop_border or set it to the scale",
@@ -181,27 +201,38 @@ class TestOptions:
     @property
     def metric_names(self) -> list[str]:
         """What the tester scores: ``metrics``, else psnr, ssim and the types of ``val.metrics``."""
-        from esrgan.metrics import parse_metric_list
+        from esrgan.metrics import DEFAULT_METRICS, parse_metric_list
 
         if self.metrics is not None:
             return parse_metric_list(self.metrics)
-        if self.val.metrics:  # BasicSR's val.metrics: its types are scored beside psnr and ssim
-            return parse_metric_list(["psnr", "ssim", *(m.type for m in self.val.metrics.values())])
-        return ["psnr", "ssim"]
+        # BasicSR's val.metrics: its types are scored beside psnr and ssim
+        return parse_metric_list([*DEFAULT_METRICS, *(m.type for m in self.val.metrics.values())])
 
     @property
     def experiments_root(self) -> Path:
-        return Path(self.path.experiments_root or self.path.results_root or "experiments")
+        return self.path.root
 
     @property
     def device(self) -> str | None:
         return self.val.device or ("cpu" if self.num_gpu == 0 else None)
 
 
-def load_test_options(path: str | os.PathLike[str], *, require_interp: bool = False) -> TestOptions:
-    """Read and check a test (or, with ``require_interp``, sweep) option file."""
-    raw = read_option_file(path)
+def test_options_from_dict(
+    raw: Any,
+    source: str | os.PathLike[str] | None = None,
+    *,
+    require_interp: bool = False,
+    flags: Mapping[str, str] | None = None,
+) -> TestOptions:
+    """A test (or, with ``require_interp``, sweep) option mapping, checked; errors name ``source`` and the key,
+    or the flag of ``flags`` (key path -> flag) that set the value."""
+    flags = dict(flags or {})
     try:
+        if not isinstance(raw, Mapping):
+            raise OptionsError(f"expected a mapping of option sections at the top level, got {_show(raw)}")
+        raw = deep_copy(raw)
+        upgrade_basicsr(raw)
+        resolve_common(raw, training=False)
         opt = from_mapping(TestOptions, raw, "")
         if require_interp:
             interp = opt.interp or InterpOptions()
@@ -211,10 +242,22 @@ def load_test_options(path: str | os.PathLike[str], *, require_interp: bool = Fa
         elif not opt.models_to_test:
             raise OptionsError("no models: give a models list or path.pretrain_network_g", key="models")
     except OptionsError as err:
-        raise err.with_file(path) from None
-    opt.source = os.fspath(path)
+        flag = next((f for k, f in flags.items() if err.key and (err.key == k or err.key.startswith(k + "."))), None)
+        if flag is not None:
+            raise OptionsError(err.reason, key=flag) from None
+        raise err.with_file(source) if source is not None else err from None
+    opt.source = None if source is None else os.fspath(source)
+    opt.flags = flags
     return opt
 
 
-__all__ = ["InterpOptions", "TestDatasetOptions", "TestOptions", "TestPathOptions",
-           "TestValOptions", "load_test_options"]
+test_options_from_dict.__test__ = False  # type: ignore[attr-defined]  # not a pytest test despite the name
+
+
+def load_test_options(path: str | os.PathLike[str], *, require_interp: bool = False) -> TestOptions:
+    """Read and check a test (or, with ``require_interp``, sweep) option file."""
+    return test_options_from_dict(read_option_file(path), path, require_interp=require_interp)
+
+
+__all__ = ["SCORING_PRECISION", "InterpOptions", "TestDatasetOptions", "TestOptions", "TestPathOptions",
+           "TestValOptions", "load_test_options", "test_options_from_dict"]

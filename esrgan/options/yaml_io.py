@@ -77,7 +77,10 @@ def _expanded_size(root: yaml.Node, limit: int) -> int:
 
 def parse_yaml(text: str, name: str = "<string>") -> Any:
     """Parse YAML text with the option loader; every problem is an OptionsError naming ``name`` (and the line)."""
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)  # the reader refuses control characters (NUL, BEL, ...) here, before parsing
+    except yaml.reader.ReaderError as exc:
+        raise OptionsError(_control_character(text, exc), file=name) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -89,6 +92,8 @@ def parse_yaml(text: str, name: str = "<string>") -> Any:
                 file=name,
             )
         return loader.construct_document(node)
+    except yaml.reader.ReaderError as exc:
+        raise OptionsError(_control_character(text, exc), file=name) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -100,6 +105,17 @@ def parse_yaml(text: str, name: str = "<string>") -> Any:
         raise OptionsError("invalid YAML: nested too deeply (a recursive alias?)", file=name) from None
     finally:
         loader.dispose()
+
+
+def _control_character(text: str, exc: yaml.reader.ReaderError) -> str:
+    """Where the byte YAML refuses is: an option file is plain text."""
+    pos = exc.position if isinstance(exc.position, int) else 0
+    line = text.count("\n", 0, pos) + 1
+    column = pos - (text.rfind("\n", 0, pos) + 1) + 1
+    char = exc.character
+    code = ord(char) if isinstance(char, str) else int(char)
+    return (f"control character 0x{code:02x} at line {line}, column {column}: not allowed in YAML; an option file is "
+            "plain text (was it saved by a word processor, or is it not the option file?)")
 
 
 def read_option_file(path: str | os.PathLike[str]) -> Any:

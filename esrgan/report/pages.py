@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import cv2
 import numpy as np
@@ -71,8 +73,24 @@ def _ordered_keys(results: dict[str, Any], rows: list[dict[str, Any]]) -> list[s
     return listed + [k for k in found if k not in listed]
 
 
+def _is_number(v: Any) -> bool:
+    return isinstance(v, int | float) and not isinstance(v, bool)
+
+
 def _numbers(row: dict[str, Any], keys: list[str]) -> dict[str, float]:
-    return {k: float(row[k]) for k in keys if isinstance(row.get(k), int | float) and not isinstance(row.get(k), bool)}
+    # Finite numbers only: an older results file may hold Infinity/NaN, which JSON (and the page) cannot.
+    return {k: float(row[k]) for k in keys if _is_number(row.get(k)) and math.isfinite(row[k])}
+
+
+def _notes(row: dict[str, Any], keys: list[str]) -> dict[str, list[str]]:
+    """metric -> [what the cell shows, why] for each score that is not a number (results.json's ``notes``, or an
+    Infinity/NaN of an older file); the page shows the first and the reason on hover."""
+    notes = {k: str(v) for k, v in (row.get("notes") or {}).items() if k in keys}
+    for k in keys:
+        v = row.get(k)
+        if _is_number(v) and not math.isfinite(v) and k not in notes:
+            notes[k] = "identical to HR: PSNR is infinite" if v > 0 and k.startswith("psnr") else "not a finite number"
+    return {k: ["\u221e" if "infinite" in why else "n/a", why] for k, why in notes.items()}
 
 
 def asset(name: str, package: str = "esrgan.report") -> str:
@@ -80,9 +98,14 @@ def asset(name: str, package: str = "esrgan.report") -> str:
     return (resources.files(package) / "assets" / name).read_text(encoding="utf-8")
 
 
+# Inside <script>, '</script', '<!--' and '<script' can end or confuse the element: every '<', '>' and '&' is
+# written as a JSON escape, so the text stays valid JSON that JSON.parse reads back unchanged.
+_SCRIPT_ESCAPES = {"<": "\\u003c", ">": "\\u003e", "&": "\\u0026", "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
 def _script_json(data: Any) -> str:
-    # Inside <script> only '</' (and the HTML comment openers) can end or confuse the element.
-    return json.dumps(data, separators=(",", ":")).replace("</", "<\\/").replace("<!--", "<\\!--")
+    text = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    return "".join(_SCRIPT_ESCAPES.get(c, c) for c in text)
 
 
 def render_page(title: str, data: dict[str, Any]) -> str:
@@ -101,7 +124,10 @@ def render_page(title: str, data: dict[str, Any]) -> str:
 
 
 def _rel(out_dir: Path, path: Path) -> str | None:
-    return path.relative_to(out_dir).as_posix() if path.is_file() else None
+    """The URL of ``path`` relative to the page: each folder and file name percent-encoded ('#', '?', '%'...)."""
+    if not path.is_file():
+        return None
+    return "/".join(quote(part, safe="") for part in path.relative_to(out_dir).parts)
 
 
 def make_thumbnail(src: Path, dst: Path, size: int = THUMB_SIZE) -> bool:
@@ -142,6 +168,12 @@ def _load_json(path: Path) -> dict[str, Any]:
         raise ValueError(f"{path}: not valid JSON ({exc})") from exc
 
 
+def _mean_notes(entry: dict[str, Any], keys: list[str], n: int) -> dict[str, list[str]]:
+    """For each metric whose mean leaves images out: ['*', 'mean of 4 of 5 images; left out: flat (...)']."""
+    return {k: ["*", f"mean of {n - len(names)} of {n} images; left out: {', '.join(names)} (no finite score)"]
+            for k, names in (entry.get("left_out") or {}).items() if k in keys}
+
+
 def collect_test_data(out_dir: str | Path) -> dict[str, Any]:
     """What the test page shows, from ``results.json`` and the images under ``out_dir``."""
     out_dir = Path(out_dir)
@@ -166,15 +198,19 @@ def collect_test_data(out_dir: str | Path) -> dict[str, Any]:
                     sources.append({"label": model, "src": src})
             if _rel(out_dir, hr):
                 sources.append({"label": "HR", "src": _rel(out_dir, hr)})
-            scores = {
-                model: _numbers(next(r for r in rows["images"] if r["image"] == name), keys)
-                for model, rows in per_model.items()
-            }
+            rows = {model: next(r for r in entry["images"] if r["image"] == name) for model, entry in per_model.items()}
             thumb = _thumb(out_dir, set_name, name, [hr, *(out_dir / set_name / m / f"{name}.png" for m in per_model)])
-            images.append({"name": name, "thumb": thumb, "sources": sources, "scores": scores})
+            images.append({
+                "name": name, "thumb": thumb, "sources": sources,
+                "scores": {model: _numbers(row, keys) for model, row in rows.items()},
+                "notes": {model: notes for model, row in rows.items() if (notes := _notes(row, keys))},
+            })
+        n = len(names)
         sets.append({
             "name": set_name,
-            "means": {model: _numbers(rows["mean"], keys) for model, rows in per_model.items()},
+            "means": {model: _numbers(entry["mean"], keys) for model, entry in per_model.items()},
+            "mean_notes": {model: notes for model, entry in per_model.items()
+                           if (notes := {**_notes(entry["mean"], keys), **_mean_notes(entry, keys, n)})},
             "images": images,
         })
     return {
@@ -182,6 +218,7 @@ def collect_test_data(out_dir: str | Path) -> dict[str, Any]:
         "name": results.get("name", out_dir.name),
         "scale": results.get("scale"),
         "conventions": results.get("conventions", ""),
+        "provenance": results.get("provenance") or {},
         "models": models or list(next(iter(results["sets"].values()), {})),
         "metrics": _metric_info(keys, results.get("directions")),
         "sets": sets,
@@ -221,8 +258,11 @@ def collect_sweep_data(out_dir: str | Path) -> dict[str, Any]:
                 "name": name,
                 "thumb": _thumb(out_dir, set_name, name, [hr, first]),
                 "hr": _rel(out_dir, hr),
+                "bicubic": _rel(out_dir, out_dir / set_name / BICUBIC_FOLDER / f"{name}.png"),
                 "outputs": outputs,
                 "scores": scores,
+                "notes": {a: notes for a, per_alpha in rows.items()
+                          if (notes := _notes(next((r for r in per_alpha if r["image"] == name), {}), keys))},
             })
         sets.append({"name": set_name, "means": means, "images": images})
     return {
@@ -230,6 +270,7 @@ def collect_sweep_data(out_dir: str | Path) -> dict[str, Any]:
         "name": sweep.get("name", out_dir.name),
         "scale": sweep.get("scale"),
         "conventions": sweep.get("conventions", ""),
+        "provenance": sweep.get("provenance") or {},
         "alphas": [f"{a:g}" for a in alphas],
         "metrics": _metric_info(keys, sweep.get("directions")),
         "sets": sets,
@@ -242,11 +283,23 @@ def _write(out_dir: Path, data: dict[str, Any], what: str) -> Path:
     return path
 
 
+def _collect(collect: Any, out_dir: Path, name: str, what: str) -> dict[str, Any]:
+    try:
+        return collect(out_dir)
+    except (KeyError, TypeError, AttributeError, IndexError, StopIteration, ValueError) as exc:  # not our layout
+        if str(out_dir / name) in str(exc):
+            raise
+        raise ValueError(f"{out_dir / name}: not a results file of {what} (unexpected layout: "
+                         f"{type(exc).__name__} {exc})") from None
+
+
 def write_test_report(out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` for an ``esrgan test`` run; returns its path."""
-    return _write(Path(out_dir), collect_test_data(out_dir), "test report")
+    data = _collect(collect_test_data, Path(out_dir), "results.json", "esrgan test")
+    return _write(Path(out_dir), data, "test report")
 
 
 def write_sweep_report(out_dir: str | Path) -> Path:
     """Write ``out_dir/report.html`` for an interpolation sweep; returns its path."""
-    return _write(Path(out_dir), collect_sweep_data(out_dir), "interpolation sweep")
+    data = _collect(collect_sweep_data, Path(out_dir), "sweep.json", "esrgan interp --sweep")
+    return _write(Path(out_dir), data, "interpolation sweep")

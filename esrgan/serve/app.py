@@ -1,33 +1,41 @@
 """The web app behind ``esrgan serve``: a Starlette (ASGI) application with one page and a small JSON API.
 
-    GET  /                            the page (styles and scripts inline, no network needed)
-    GET  /api/info                    models, defaults, limits, device
-    POST /api/jobs                    multipart upload (files + settings) or ``from_job`` to rerun; -> job id
-    GET  /api/jobs/{id}               state, queue position, progress, time left, results
+    GET  /                              the page (styles and scripts inline, no network needed)
+    GET  /api/info                      models, defaults, limits, device, whether folder batches are on
+    GET  /api/model?id=M                what M is (network, size) and which models it can be blended with
+    GET  /api/jobs                      the jobs of this server (a reloaded page finds its job again)
+    POST /api/jobs                      multipart upload (files + settings) or ``from_job`` to rerun; -> job id
+    POST /api/batch                     a folder of this machine in, a folder out (``--batch-dir``, localhost)
+    GET  /api/jobs/{id}                 state, queue position, progress, time left, each file's results
     POST /api/jobs/{id}/cancel
-    GET  /api/jobs/{id}/files/{i}/{output|bicubic}[?download=1]
-    GET  /api/jobs/{id}/zip           every output in one zip
+    GET  /api/jobs/{id}/files/{i}/{a|b|blend|input|bicubic}[?download=1]
+    GET  /api/jobs/{id}/zip             every output in one zip, named after the inputs
 
-Uploads (images, or videos with PyAV) are decoded and checked (size, pixels) before a job is made; a
-bad file is named in the answer and the other files still run. Errors come back as ``{"error": message}``
-for the page to show.
+Uploads are streamed to the job's folder with their bytes counted (``uploads``), then decoded and checked
+(size, pixels: the one pixel-limit check of ``esrgan.data.image``) before a job is made; a bad file is named
+in the answer and the other files still run. Errors come back as ``{"error": line, "detail": text}``.
 """
 
 from __future__ import annotations
 
-import io
 import logging
+import os
 import re
+import shutil
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from esrgan.data.image import imdecode, imwrite, probe_image
+from esrgan.data.image import ImageReadError, ImageTooLargeError, imdecode, imwrite
+from esrgan.serve.batch import BatchFolders, BatchNotAllowed
 from esrgan.serve.catalog import ModelCatalog, ModelNotAllowed, UpscalerCache
-from esrgan.serve.jobs import Item, Job, JobQueue, Settings, bicubic_preview
+from esrgan.serve.errors import BlendError, explain
+from esrgan.serve.jobs import FORMATS, MODES, Item, Job, JobQueue, Output, Settings, Variant, bicubic_preview
+from esrgan.serve.uploads import UploadError, over_limit, read_upload, safe_name, size_text
+from esrgan.utils.folders import EXPERIMENTS_ROOT
 
 logger = logging.getLogger("esrgan.serve")
 
@@ -42,7 +50,7 @@ class ServeConfig:
     port: int = 7860
     models: list[str] = field(default_factory=list)  # --model: preselected and allowed
     model_dirs: list[str] = field(default_factory=list)
-    experiments_root: str = "experiments"
+    experiments_root: str = EXPERIMENTS_ROOT
     zoo_cache: str | None = None  # default: esrgan.zoo.cache_dir()
     device: str | None = None
     max_upload_mb: float = 50.0
@@ -50,24 +58,27 @@ class ServeConfig:
     max_files: int = 64
     tile: int = 0  # automatic (whole image when it fits in memory), as `esrgan upscale`
     work_dir: str | None = None  # results; default a temporary folder removed at exit
+    batch_dirs: list[str] = field(default_factory=list)  # --batch-dir: folders a batch may read and write
 
     @property
     def exposed(self) -> bool:
         return self.host not in LOCAL_HOSTS
+
+    @property
+    def upload_limit(self) -> int:
+        return int(self.max_upload_mb * 2**20)
 
 
 class BadRequest(ValueError):
     pass
 
 
-def _safe_name(name: str, taken: set[str]) -> str:
-    base = re.sub(r"[^A-Za-z0-9._ -]+", "_", Path(name or "image").name).strip(" .") or "image"
-    stem, suffix = Path(base).stem or "image", Path(base).suffix
-    candidate, k = base, 2
-    while candidate.lower() in taken:
-        candidate, k = f"{stem}_{k}{suffix}", k + 1
-    taken.add(candidate.lower())
-    return candidate
+class LoadFailed(RuntimeError):
+    """A model of a job did not load; carries the line and detail for the page."""
+
+    def __init__(self, line: str, detail: str) -> None:
+        super().__init__(line)
+        self.line, self.detail = line, detail
 
 
 def render_index(config: ServeConfig) -> str:
@@ -81,13 +92,25 @@ def render_index(config: ServeConfig) -> str:
     return re.sub(r"\{\{(STYLE|SCRIPT)\}\}", lambda m: parts[m.group(1)], page)
 
 
+def plan_text(upscaler: Any, height: int, width: int) -> str:
+    """What 'auto' chose for an image: precision, device, whole image or N tiles of T px."""
+    from esrgan.evaluation.provenance import precision_name
+
+    passes = upscaler.forward_passes(1, height, width)
+    head = f"{precision_name(upscaler.dtype)} on {upscaler.device.type}"
+    if passes <= 1:
+        return f"{head} \u00b7 whole image"
+    tile = upscaler.tile or upscaler.auto_tile(height, width)
+    return f"{head} \u00b7 {passes} tiles of {tile} px"
+
+
 class ServeState:
     """Everything the routes share: configuration, model catalog and cache, the job queue."""
 
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
         self.catalog = ModelCatalog(config.model_dirs, config.models, config.experiments_root, config.zoo_cache)
-        self.cache = UpscalerCache(self.catalog, config.device)
+        self.batch = BatchFolders.create(config.batch_dirs, config.exposed)
         self._tmp = None
         if config.work_dir:
             work = Path(config.work_dir)
@@ -95,8 +118,10 @@ class ServeState:
         else:
             self._tmp = tempfile.TemporaryDirectory(prefix="esrgan-serve-")
             work = Path(self._tmp.name)
-        self.queue = JobQueue(self.load, self.run_item, work)
+        self.queue = JobQueue(self.load, self.run_item, work, self.explain)
+        self.cache = UpscalerCache(self.catalog, config.device, cancelled=self.queue.cancelling)
         self.page = render_index(config)
+        self._decoded: tuple[Path, Any] | None = None  # the worker's last decoded input (shared by variants)
 
     def close(self) -> None:
         self.queue.stop()
@@ -105,46 +130,98 @@ class ServeState:
 
     # -------------------------------------------------------------- work (on the queue's thread)
 
-    def load(self, job: Job) -> Any:
+    def explain(self, exc: BaseException, job: Job) -> tuple[str, str]:
+        if isinstance(exc, LoadFailed):
+            return exc.line, exc.detail
+        return explain(exc)
+
+    def load(self, job: Job, variant: Variant) -> Any:
         s = job.settings
-        return self.cache.upscaler(s.model, tile=s.tile, precision=s.precision, model_b=s.model_b, alpha=s.alpha)
+        try:
+            return self.cache.upscaler(variant.model, tile=s.tile, precision=s.precision, model_b=variant.model_b,
+                                       alpha=variant.alpha)
+        except BlendError as exc:
+            raise LoadFailed(str(exc), str(exc)) from exc
+        except Exception as exc:
+            specs = [m for m in (variant.model, variant.model_b) if m]
+            missing = next((m for m in specs if m in self.catalog.zoo and not self.catalog.cached(m)), None)
+            label = missing or (variant.label if variant.model_b else self.catalog.label(variant.model))
+            raise LoadFailed(*explain(exc, label)) from exc
 
-    def run_item(self, job: Job, item: Item, upscaler: Any, progress: Any) -> None:
-        if item.kind == "video":
-            self.run_video(job, item, upscaler, progress)
+    def _image(self, item: Item) -> Any:
+        if self._decoded is None or self._decoded[0] != item.input_path:
+            self._decoded = None  # free the previous one first
+            self._decoded = (item.input_path, self.decode(item.input_path.read_bytes(), item.name))
+        return self._decoded[1]
+
+    def run_item(self, job: Job, item: Item, variant: Variant, upscaler: Any, progress: Any) -> None:
+        if variant.key in item.outputs:  # reused from the job this one reruns (a blend's end points)
             return
-        from esrgan.inference.files import output_file
+        if item.kind == "video":
+            self.run_video(job, item, variant, upscaler, progress)
+            return
+        from esrgan.serve.outputs import OutputClashError, output_target
 
-        img = imdecode(item.input_path.read_bytes(), item.name)
+        img = self._image(item)
+        h, w = img.shape[:2]
+        item.input_size = (int(w), int(h))
+        plan = plan_text(upscaler, h, w)
+        start = time.time()
         out = upscaler.upscale(img, job.settings.outscale, progress=progress)
         final_scale = job.settings.outscale if job.settings.outscale is not None else upscaler.scale
-        # Named and encoded as `esrgan upscale` would: the same bytes for the same input and model.
-        item.output_path, params = output_file(Path(item.name), job.folder / "out", out, final_scale)
-        imwrite(item.output_path, out, params)
-        item.bicubic_path = job.folder / "bicubic" / f"{Path(item.name).stem}.png"
-        imwrite(item.bicubic_path, bicubic_preview(img, out.shape[1], out.shape[0]))
-        item.size = (int(out.shape[1]), int(out.shape[0]))
+        assert job.out_dir is not None
+        dst, params = output_target(item.output_stem, item.name, job.out_dir, variant, self.catalog.tag, out,
+                                    final_scale, job.settings)
+        if job.batch:  # the user's folder: never replace a file
+            try:
+                job.guard.check(dst, item.input_path)
+            except OutputClashError as exc:
+                item.note = f"{dst.name} exists from before: left as it is ({exc})"
+                return
+        imwrite(dst, out, params)
+        if job.batch:
+            job.guard.written(dst)
+        seconds = time.time() - start
+        item.outputs[variant.key] = Output(dst, (int(out.shape[1]), int(out.shape[0])), plan, seconds)
+        if h * w >= 256 * 256:  # what the page says of its speed (smaller images measure the overheads)
+            self.catalog.speeds[variant.model] = seconds / (h * w / 1e6)
 
-    def run_video(self, job: Job, item: Item, upscaler: Any, progress: Any) -> None:
+    def run_video(self, job: Job, item: Item, variant: Variant, upscaler: Any, progress: Any) -> None:
         """Through the video pipeline at `esrgan video`'s defaults (frames per pass from the device and free
         memory: one on a CPU); audio is copied."""
         from esrgan.inference.video import upscale_video
+        from esrgan.serve.outputs import variant_tag
 
         name = Path(item.name)
-        dst = job.folder / "out" / f"{name.stem}_x{upscaler.scale}{name.suffix}"  # as `esrgan video IN -o DIR`
+        assert job.out_dir is not None
+        tag = variant_tag(variant, self.catalog.tag)
+        dst = job.out_dir / f"{item.output_stem}_{tag}_x{upscaler.scale}{name.suffix}"  # as `esrgan video` names
+        if job.batch and dst.exists():  # the user's folder: never replace a file
+            item.note = f"{dst.name} exists from before: left as it is"
+            return
         dst.parent.mkdir(parents=True, exist_ok=True)
+        start = time.time()
         stats = upscale_video(upscaler, item.input_path, dst, show_progress=False,
                               progress=lambda done, total: progress(done, max(total or 0, done)))
-        item.output_path, item.size = dst, (int(stats.size[0]), int(stats.size[1]))
+        item.outputs[variant.key] = Output(dst, (int(stats.size[0]), int(stats.size[1])),
+                                           plan_text(upscaler, int(stats.size[1]) // upscaler.scale,
+                                                     int(stats.size[0]) // upscaler.scale), time.time() - start)
 
     # -------------------------------------------------------------- requests
 
     def settings_from(self, form: dict[str, str]) -> Settings:
         model = self.catalog.resolve(form.get("model", ""))
-        model_b = form.get("model_b") or None
-        alpha = None
-        if model_b is not None:
-            model_b = self.catalog.resolve(model_b)
+        mode = form.get("mode") or ("blend" if form.get("model_b") else "single")
+        if mode not in MODES:
+            raise BadRequest(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
+        model_b, alpha = None, None
+        if mode != "single":
+            if not form.get("model_b"):
+                raise BadRequest(f"{mode} needs a second model (model_b)")
+            model_b = self.catalog.resolve(form["model_b"])
+            if model_b == model:
+                raise BadRequest("choose two different models (the second model is the first one)")
+        if mode == "blend":
             try:
                 alpha = float(form.get("alpha", ""))
             except ValueError:
@@ -169,29 +246,35 @@ class ServeState:
         precision = form.get("precision") or "auto"
         if precision not in PRECISIONS:
             raise BadRequest(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        return Settings(model, model_b, alpha, outscale, tile, precision)
+        fmt = form.get("format") or "auto"
+        if fmt not in FORMATS:
+            raise BadRequest(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        try:
+            quality = int(form.get("quality") or 95)
+        except ValueError:
+            raise BadRequest(f"quality must be a whole number in 1..100, got {form.get('quality')!r}") from None
+        if not 1 <= quality <= 100:
+            raise BadRequest(f"quality must be in 1..100, got {quality}")
+        endpoints = form.get("endpoints", "") in ("1", "true", "on")
+        return Settings(model, model_b, alpha, mode, endpoints, outscale, tile, precision, fmt, quality)
 
-    def check_upload(self, name: str, data: bytes) -> str:
+    def check_upload(self, name: str, path: Path) -> str:
         """'image' or 'video' when the file is one that may run; BadRequest naming the file otherwise."""
-        limit = int(self.config.max_upload_mb * 1024 * 1024)
-        if len(data) > limit:
-            raise BadRequest(f"{name}: {len(data) / 2**20:.1f} MB is over the upload limit of "
-                             f"{self.config.max_upload_mb:g} MB (esrgan serve --max-upload-mb)")
-        if not data:
+        if path.stat().st_size == 0:
             raise BadRequest(f"{name}: empty file")
         if Path(name).suffix.lower() in VIDEO_EXTENSIONS:
-            self.check_video(name, data)
+            self.check_video(name, path)
             return "video"
-        self.check_image(name, data)
+        self.check_image(name, path.read_bytes())
         return "image"
 
-    def check_video(self, name: str, data: bytes) -> None:
+    def check_video(self, name: str, path: Path) -> None:
         try:
             import av
         except ImportError:
             raise BadRequest(f"{name}: videos need PyAV on the server: pip install 'esrgan[video]'") from None
         try:
-            with av.open(io.BytesIO(data)) as container:
+            with av.open(str(path)) as container:
                 if not container.streams.video:
                     raise BadRequest(f"{name}: no video stream")
                 ctx = container.streams.video[0].codec_context
@@ -201,58 +284,123 @@ class ServeState:
         except Exception as exc:  # PyAV raises many kinds for files that are not videos
             raise BadRequest(f"{name}: cannot open as a video ({exc})") from None
         if w * h > self.config.max_pixels:
-            raise BadRequest(f"{name}: {w}x{h} frames are over the limit of {self.config.max_pixels / 1e6:.1f} MP "
+            raise BadRequest(f"{name}: {w}x{h} frames are over the limit of {self.config.max_pixels / 1e6:.3g} MP "
                              "(esrgan serve --max-pixels)")
 
-    def check_image(self, name: str, data: bytes) -> tuple[int, int]:
-        probe = probe_image(data)  # the header's size: a small file can declare a huge image
-        if probe is not None:
-            self._check_pixels(name, *probe[:2])
+    def decode(self, data: bytes, name: str) -> Any:
+        """``data`` decoded as a job does: ``esrgan.data.image.imdecode`` checks ``--max-pixels`` from the header
+        (its one probe, for every format) before decoding, so a small file declaring a huge image is never
+        decoded; its refusal is worded for this server."""
         try:
-            img = imdecode(data, name)
+            img = imdecode(data, name, max_pixels=self.config.max_pixels)
+        except ImageTooLargeError as exc:
+            size = re.search(r"(\d+)x(\d+)", str(exc).removeprefix(name))
+            w, h = (int(size.group(1)), int(size.group(2))) if size else (0, 0)
+            raise BadRequest(self._pixels_message(name, w, h)) from None
+        h, w = img.shape[:2]
+        if h * w > self.config.max_pixels:  # a format the probe does not know: refused after decoding, at least
+            raise BadRequest(self._pixels_message(name, w, h))
+        return img
+
+    def check_image(self, name: str, data: bytes) -> tuple[int, int]:
+        try:
+            img = self.decode(data, name)
         except (ValueError, OSError) as exc:
             msg = str(exc)
             raise BadRequest(msg if name in msg else f"{name}: {msg}") from None
         h, w = img.shape[:2]
-        self._check_pixels(name, w, h)
         return w, h
 
-    def _check_pixels(self, name: str, w: int, h: int) -> None:
-        if h * w > self.config.max_pixels:
-            raise BadRequest(f"{name}: {w}x{h} = {h * w / 1e6:.1f} MP is over the limit of "
-                             f"{self.config.max_pixels / 1e6:.1f} MP per image (esrgan serve --max-pixels)")
+    def _pixels_message(self, name: str, w: int, h: int) -> str:
+        size = f"{w}x{h} = {h * w / 1e6:.3g} MP" if w and h else "the image"
+        return (f"{name}: {size} is over the limit of {self.config.max_pixels / 1e6:.3g} MP per image "
+                "(esrgan serve --max-pixels)")
+
+    def new_job(self, job_id: str, folder: Path, settings: Settings, items: list[Item], **kw: Any) -> Job:
+        variants = settings.variants(self.catalog.label)
+        job = Job(job_id, folder, settings, items, variants=variants, **kw)
+        from esrgan.serve.outputs import longest_suffix, output_stems
+
+        scales = [settings.outscale] if settings.outscale else [16]  # room for '_x16'
+        stems = output_stems([it.name for it in items], longest_suffix(variants, self.catalog.tag, scales))
+        for it, stem in zip(items, stems):
+            it.output_stem = stem
+        return job
+
+    def item_status(self, job: Job, i: int, it: Item) -> dict[str, Any]:
+        base = f"/api/jobs/{job.id}/files/{i}"
+        labels = {v.key: v.label for v in job.variants}
+        return {
+            "index": i,
+            "name": it.name,
+            "kind": it.kind,
+            "state": it.state,
+            "error": it.error,
+            "detail": it.detail if it.detail and it.detail != it.error else None,
+            "note": it.note,
+            "input_size": it.input_size,
+            "input": f"{base}/input" if it.kind == "image" and it.input_size else None,
+            "bicubic": f"{base}/bicubic" if it.kind == "image" and it.outputs else None,
+            "outputs": [
+                {"key": k, "label": labels.get(k, k), "name": o.path.name, "url": f"{base}/{k}", "size": o.size,
+                 "plan": o.plan, "seconds": round(o.seconds, 2)}
+                for k, o in sorted(it.outputs.items(), key=lambda kv: list(labels).index(kv[0]))
+            ],
+        }
 
     def status(self, job: Job) -> dict[str, Any]:
-        base = f"/api/jobs/{job.id}"
+        from esrgan.serve.outputs import zip_name
+
+        running = job.current < len(job.items) and job.state == "running"
+        kind = job.items[job.current].kind if running else "image"
         return {
             "id": job.id,
             "state": job.state,
+            "cancelling": job.cancel_requested is not None and job.state == "running",
+            # seconds from the click to the stop, for the page to say (and the tests to check)
+            "cancelled_in": round(job.finished - job.cancel_requested, 3)
+            if job.state == "cancelled" and job.cancel_requested and job.finished else None,
+            "phase": job.phase,
             "message": job.message,
-            "settings": job.settings.describe(),
+            "detail": job.detail if job.detail and job.detail != job.message else None,
+            "settings": job.settings.describe(self.catalog.label),
+            "request": asdict(job.settings),  # for a reloaded page to show the settings its job runs with
+            "variants": [{"key": v.key, "label": v.label} for v in job.variants],
             "position": self.queue.position(job),
             "fraction": job.fraction(),
             "image": min(job.current + 1, len(job.items)),
             "images": len(job.items),
+            "variant": job.current_variant + 1,
             "steps_done": job.steps_done,
             "steps_total": job.steps_total,
             "eta": job.eta(),
             "elapsed": (job.finished or time.time()) - job.started if job.started else 0.0,
-            "unit": "frame" if job.current < len(job.items) and job.items[job.current].kind == "video" else "tile",
-            "results": [
-                {
-                    "index": i,
-                    "name": it.name,
-                    "kind": it.kind,
-                    "error": it.error,
-                    "output_name": it.output_path.name if it.output_path else None,
-                    "output": f"{base}/files/{i}/output" if it.output_path else None,
-                    "bicubic": f"{base}/files/{i}/bicubic" if it.bicubic_path else None,
-                    "size": it.size,
-                }
-                for i, it in enumerate(job.items)
-            ],
-            "zip": f"{base}/zip" if any(it.output_path for it in job.items) else None,
+            "unit": "frame" if kind == "video" else "tile",
+            "counts": job.counts(),
+            "batch": {"output": str(job.out_dir)} if job.batch else None,
+            "results": [self.item_status(job, i, it) for i, it in enumerate(job.items)],
+            "zip": f"/api/jobs/{job.id}/zip" if any(it.outputs for it in job.items) else None,
+            "zip_name": zip_name([it.name for it in job.items]),
         }
+
+    def summary(self, job: Job) -> dict[str, Any]:
+        return {"id": job.id, "state": job.state, "created": job.created, "images": len(job.items),
+                "names": [it.name for it in job.items[:3]], "settings": job.settings.describe(self.catalog.label),
+                "position": self.queue.position(job), "fraction": job.fraction(), "batch": job.batch,
+                "cancelling": job.cancel_requested is not None and job.state == "running"}
+
+    def preview(self, job: Job, i: int, kind: str) -> Path | None:
+        """The viewer's 'input' (the decoded input as PNG, drawn with square pixels) and 'bicubic' pictures,
+        made when first asked for (a batch of hundreds makes none it does not show)."""
+        item = job.items[i]
+        first = next(iter(item.outputs.values()), None)
+        if item.kind != "image" or (kind == "bicubic" and first is None):
+            return None
+        path = job.folder / "preview" / f"{i}_{kind}.png"
+        if not path.is_file():
+            img = self.decode(item.input_path.read_bytes(), item.name)
+            imwrite(path, img if kind == "input" else bicubic_preview(img, *first.size))  # type: ignore[union-attr]
+        return path
 
 
 def request_problem(config: ServeConfig, headers: dict[str, str], method: str) -> str | None:
@@ -267,6 +415,14 @@ def request_problem(config: ServeConfig, headers: dict[str, str], method: str) -
     if method not in ("GET", "HEAD") and origin is not None and urlsplit(origin).netloc != host:
         return f"refused: a page of {origin} may not send requests to esrgan serve"
     return None
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copyfile(src, dst)
 
 
 def create_app(config: ServeConfig) -> Any:
@@ -285,6 +441,11 @@ def create_app(config: ServeConfig) -> Any:
     def get_job(request: Request) -> Job | None:
         return state.queue.jobs.get(request.path_params["job_id"])
 
+    def no_job(request: Request) -> JSONResponse:
+        job_id = request.path_params["job_id"][:40]
+        return error(f"no job {job_id!r} on this server (finished jobs are kept for a while; the server may have "
+                     "restarted): upload again", 404)
+
     async def index(request: Request) -> HTMLResponse:
         return HTMLResponse(state.page, headers={"Cache-Control": "no-store"})
 
@@ -292,135 +453,236 @@ def create_app(config: ServeConfig) -> Any:
         import torch
 
         from esrgan.inference.upscaler import default_device
+        from esrgan.utils.fetch import offline
 
         device = config.device or default_device()
         name = torch.cuda.get_device_name(0) if device == "cuda" and torch.cuda.is_available() else device
         return JSONResponse({
             "models": [c.to_dict() for c in state.catalog.choices()],
             "allowed_folders": [str(r) for r in state.catalog.roots],
-            "defaults": {"tile": config.tile, "precision": "auto", "model": (state.catalog.preferred or [""])[0]},
+            "defaults": {"tile": config.tile, "precision": "auto", "model": (state.catalog.preferred or [""])[0],
+                         "format": "auto", "quality": 95},
             "limits": {"max_upload_mb": config.max_upload_mb, "max_pixels": config.max_pixels,
                        "max_files": config.max_files},
             "precisions": list(PRECISIONS),
+            "formats": list(FORMATS),
             "device": name,
             "exposed": config.exposed,
             "host": config.host,
+            "offline": offline(),
+            "batch": {"enabled": state.batch.why_not() is None, "why": state.batch.why_not(),
+                      "folders": [str(r) for r in state.batch.roots]},
         })
 
+    async def model_info(request: Request) -> JSONResponse:
+        try:
+            spec = state.catalog.resolve(request.query_params.get("id", ""))
+        except ModelNotAllowed as exc:
+            return error(str(exc), 403)
+        choices = state.catalog.choices()
+        network = await run_in_threadpool(state.catalog.network, spec)
+        compatible = await run_in_threadpool(state.catalog.compatible, spec, choices)
+        speed = state.catalog.speeds.get(spec)
+        said = None
+        if speed:
+            said = f"about {speed:.0f} s" if speed >= 10 else f"about {speed:.2g} s"
+            said += " per input megapixel here (last run)"
+        return JSONResponse({"id": spec, "label": state.catalog.label(spec), "network": network.describe(),
+                             "scale": network.scale or None, "loads": not network.error, "compatible": compatible,
+                             "speed": said})
+
+    async def jobs(request: Request) -> JSONResponse:
+        listed = sorted(state.queue.jobs.values(), key=lambda j: j.created, reverse=True)
+        return JSONResponse({"jobs": [state.summary(j) for j in listed]})
+
     async def submit(request: Request) -> JSONResponse:
-        limit = int(config.max_upload_mb * 1024 * 1024)
-        # Refuse an oversized request before its body is read (and spooled to disk) at all.
+        limit = config.upload_limit
+        total_limit = limit * config.max_files + 2**20
+        # A declared size is refused before the body is read; the body itself is counted as it arrives.
         declared = request.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > limit * config.max_files + 2**20:
-            return error(f"upload of {int(declared) / 2**20:.0f} MB is over {config.max_files} files of "
+        if declared.isdigit() and int(declared) > total_limit:
+            return error(f"upload of {size_text(int(declared))} is over {config.max_files} files of "
                          f"{config.max_upload_mb:g} MB (esrgan serve --max-upload-mb, --max-files)", 413)
+        job_id, folder = state.queue.new_folder()
         try:
-            async with request.form(max_files=config.max_files, max_fields=50) as form:
-                fields = {k: v for k, v in form.multi_items() if isinstance(v, str)}
-                uploads = [v for k, v in form.multi_items() if k == "files" and not isinstance(v, str)]
-                blobs = []
-                for up in uploads:
-                    data = await up.read(limit + 1)
-                    blobs.append((up.filename or "image", data))
-        except Exception as exc:  # malformed multipart, too many files
-            return error(f"could not read the upload: {exc}")
+            answer = await _submit(request, job_id, folder, limit, total_limit)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # the job's own folder, made above: no orphan stays
+            raise
+        if answer.status_code != 200:
+            shutil.rmtree(folder, ignore_errors=True)
+        return answer
+
+    async def _submit(request: Request, job_id: str, folder: Path, limit: int, total_limit: int) -> JSONResponse:
         try:
-            settings = state.settings_from(fields)
+            upload = await read_upload(request.headers.get("content-type", ""), request.stream(), folder / "in",
+                                       file_limit=limit, max_files=config.max_files, total_limit=total_limit)
+        except UploadError as exc:
+            return error(str(exc), exc.status)
+        try:
+            settings = state.settings_from(upload.fields)
         except (ModelNotAllowed, BadRequest) as exc:
             return error(str(exc), 403 if isinstance(exc, ModelNotAllowed) else 400)
 
-        source = state.queue.jobs.get(fields.get("from_job", "")) if fields.get("from_job") else None
-        if fields.get("from_job") and source is None:
-            return error(f"job {fields['from_job']} is gone (finished jobs are kept for a while); upload again", 404)
+        from_job = upload.fields.get("from_job")
+        source = state.queue.jobs.get(from_job or "") if from_job else None
+        if from_job and source is None:
+            return error(f"job {from_job[:40]!r} is gone (finished jobs are kept for a while); upload again", 404)
+        if source is not None and source.batch:
+            return error("a folder batch is rerun from its folder, not from the job", 400)
         rejected: list[dict[str, str]] = []
-        accepted: list[tuple[str, bytes, str]] = []
+        items: list[Item] = []
+        taken: set[str] = set()
         if source is not None:
-            accepted = [(it.name, it.input_path.read_bytes(), it.kind) for it in source.items if it.error is None]
+            for it in source.items:
+                if it.error is None and it.input_path.is_file():
+                    path = folder / "in" / safe_name(it.name, taken)
+                    _link_or_copy(it.input_path, path)
+                    items.append(Item(path.name, path, kind=it.kind, input_size=it.input_size))
         else:
-            for name, data in blobs:
+            for received in upload.files:
                 try:
-                    kind = await run_in_threadpool(state.check_upload, name, data)
-                    accepted.append((name, data, kind))
+                    if received.over:
+                        raise BadRequest(over_limit(received.name, received.size, limit))
+                    kind = await run_in_threadpool(state.check_upload, received.name, received.path)
                 except BadRequest as exc:
-                    rejected.append({"name": name, "error": str(exc)})
-        if not accepted:
+                    rejected.append({"name": received.name, "error": str(exc)})
+                    received.path.unlink(missing_ok=True)
+                    continue
+                path = received.path.with_name(safe_name(received.name, taken))
+                received.path.rename(path)
+                items.append(Item(path.name, path, kind=kind))
+        if not items:
             msg = "; ".join(r["error"] for r in rejected) or "no files uploaded: choose one or more images"
             return error(msg, 400, rejected=rejected)
-        job_id, folder = state.queue.new_folder()
-        taken: set[str] = set()
-        items = []
-        for name, data, kind in accepted:
-            safe = _safe_name(name, taken)
-            path = folder / "in" / safe
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-            items.append(Item(safe, path, kind=kind))
-        job = Job(job_id, folder, settings, items)
+        job = state.new_job(job_id, folder, settings, items)
+        if source is not None:
+            _reuse_end_points(source, job)
         state.queue.submit(job)
-        logger.info("job %s: %d image(s), %s", job_id, len(items), settings.describe())
+        logger.info("job %s: %d file(s), %s", job_id, len(items), job.settings.describe(state.catalog.label))
         return JSONResponse({"job": job_id, "rejected": rejected, "status": state.status(job)})
+
+    def _reuse_end_points(source: Job, job: Job) -> None:
+        """A blend rerun at another alpha: the end points (models alone) are the same pictures: linked, not rerun."""
+        same = replace(source.settings, alpha=job.settings.alpha) == job.settings
+        if not same:
+            return
+        assert job.out_dir is not None
+        for old, new in zip(source.items, job.items):
+            for key in ("a", "b"):
+                out = old.outputs.get(key)
+                if out is not None and out.path.is_file():
+                    dst = job.out_dir / out.path.name
+                    _link_or_copy(out.path, dst)
+                    new.outputs[key] = Output(dst, out.size, out.plan, 0.0)
+
+    async def batch(request: Request) -> JSONResponse:
+        why = state.batch.why_not()
+        if why:
+            return error(why, 403)
+        job_id, folder = state.queue.new_folder()
+        try:
+            upload = await read_upload(request.headers.get("content-type", ""), request.stream(), folder,
+                                       file_limit=0, max_files=0, total_limit=2**20)
+            settings = state.settings_from(upload.fields)
+            source, files = await run_in_threadpool(state.batch.input_files, upload.fields.get("input"))
+            out_dir = await run_in_threadpool(state.batch.output_folder, upload.fields.get("output"))
+        except (UploadError, BatchNotAllowed, ModelNotAllowed, BadRequest) as exc:
+            shutil.rmtree(folder, ignore_errors=True)
+            status = getattr(exc, "status", 403 if isinstance(exc, BatchNotAllowed | ModelNotAllowed) else 400)
+            return error(str(exc), status)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        from esrgan.serve.outputs import OutputGuard
+
+        items = [Item(p.name, p, kind="video" if p.suffix.lower() in VIDEO_EXTENSIONS else "image") for p in files]
+        job = state.new_job(job_id, folder, settings, items, out_dir=out_dir, batch=True,
+                            guard=OutputGuard(files, overwrite=False))
+        state.queue.submit(job)
+        logger.info("job %s: folder %s (%d files) -> %s", job_id, source, len(items), out_dir)
+        return JSONResponse({"job": job_id, "rejected": [], "status": state.status(job)})
 
     async def status(request: Request) -> JSONResponse:
         job = get_job(request)
         if job is None:
-            return error(f"no job {request.path_params['job_id']}", 404)
+            return no_job(request)
         return JSONResponse(state.status(job))
 
     async def cancel(request: Request) -> JSONResponse:
         job = get_job(request)
         if job is None:
-            return error(f"no job {request.path_params['job_id']}", 404)
+            return no_job(request)
         state.queue.cancel(job)
         return JSONResponse(state.status(job))
 
     async def file(request: Request) -> Response:
         job = get_job(request)
         if job is None:
-            return error(f"no job {request.path_params['job_id']}", 404)
+            return no_job(request)
         index, kind = request.path_params["index"], request.path_params["kind"]
-        if not 0 <= index < len(job.items) or kind not in ("output", "bicubic"):
+        if not 0 <= index < len(job.items):
             return error("no such file", 404)
         item = job.items[index]
-        path = item.output_path if kind == "output" else item.bicubic_path
+        if kind in ("input", "bicubic"):
+            try:
+                path = await run_in_threadpool(state.preview, job, index, kind)
+            except (ImageReadError, ValueError, OSError) as exc:
+                return error(f"{item.name}: no {kind} picture ({exc})", 404)
+        else:
+            out = item.outputs.get(kind)
+            path = out.path if out is not None else None
         if path is None or not path.is_file():
-            return error(f"{item.name}: no {kind} yet", 404)
+            return error(f"{item.name}: no {kind} picture yet", 404)
         download = request.query_params.get("download") == "1"
         return FileResponse(path, filename=path.name if download else None,
-                            content_disposition_type="attachment" if download else "inline")
+                            content_disposition_type="attachment" if download else "inline",
+                            headers={"Cache-Control": "no-store"})
 
     async def zip_all(request: Request) -> Response:
+        from esrgan.serve.outputs import zip_name
+        from esrgan.utils.atomic import atomic_path
+
         job = get_job(request)
         if job is None:
-            return error(f"no job {request.path_params['job_id']}", 404)
-        outputs = [it.output_path for it in job.items if it.output_path is not None and it.output_path.is_file()]
+            return no_job(request)
+        outputs = [o.path for it in job.items for o in it.outputs.values() if o.path.is_file()]
         if not outputs:
             return error("no outputs to download yet", 404)
+        name = zip_name([it.name for it in job.items])
+        target = job.folder / "zip" / f"{len(outputs)}" / name  # one per number of outputs: a later one has more
 
-        def build() -> bytes:
-            buf = io.BytesIO()
-            # Images are already compressed: store them.
-            with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-                for p in outputs:
-                    zf.write(p, p.name)
-            return buf.getvalue()
+        def build() -> None:
+            if target.is_file():
+                return
+            with atomic_path(target) as tmp, zipfile.ZipFile(tmp, "w", zipfile.ZIP_STORED) as zf:
+                seen: set[str] = set()
+                for p in outputs:  # images are compressed already: stored
+                    zf.write(p, safe_name(p.name, seen))
 
-        data = await run_in_threadpool(build)
-        return Response(data, media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="esrgan_{job.id}.zip"'})
+        await run_in_threadpool(build)
+        return FileResponse(target, filename=name, media_type="application/zip")
 
     routes = [
         Route("/", index),
         Route("/api/info", info),
+        Route("/api/model", model_info),
+        Route("/api/jobs", jobs, methods=["GET"]),
         Route("/api/jobs", submit, methods=["POST"]),
+        Route("/api/batch", batch, methods=["POST"]),
         Route("/api/jobs/{job_id}", status),
         Route("/api/jobs/{job_id}/cancel", cancel, methods=["POST"]),
         Route("/api/jobs/{job_id}/files/{index:int}/{kind}", file),
         Route("/api/jobs/{job_id}/zip", zip_all),
     ]
 
+    async def not_found(request: Request, exc: Exception) -> JSONResponse:
+        return error(f"no such page or API call: {request.url.path[:80]!r}", getattr(exc, "status_code", 404))
+
     async def on_error(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("request %s failed", request.url.path)
-        return error(f"server error: {exc}", 500)
+        line, detail = explain(exc)
+        return error(f"server error: {line}", 500, detail=detail)
 
     from contextlib import asynccontextmanager
 
@@ -447,9 +709,8 @@ def create_app(config: ServeConfig) -> Any:
 
     from starlette.middleware import Middleware
 
-    app = Starlette(routes=routes, exception_handlers={Exception: on_error}, lifespan=lifespan,
+    app = Starlette(routes=routes, exception_handlers={Exception: on_error, 404: not_found, 405: not_found},
+                    lifespan=lifespan,
                     middleware=[Middleware(Guard)])
     app.state.serve = state
     return app
-
-

@@ -11,10 +11,12 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from esrgan.utils.folders import EXPERIMENTS_ROOT
 
 logger = logging.getLogger("esrgan.serve")
 
@@ -22,6 +24,7 @@ CHECKPOINT_SUFFIXES = (".pth", ".safetensors")
 # Folders that hold training states or optimiser files, never generators worth listing.
 _SKIP_PARTS = {"training_states", ".git", "tb_logger", "__pycache__"}
 MAX_LISTED = 400
+MAX_COMPARED = 60  # checkpoints read to tell which can be blended with a model (each is read once, then cached)
 
 
 class ModelNotAllowed(ValueError):
@@ -34,16 +37,40 @@ class ModelChoice:
     label: str
     kind: str  # "zoo" or "file"
     note: str = ""
+    description: str = ""  # what it is for (the zoo's words), shown under the choice
+    available: bool = True  # False: cannot run now (a zoo model not downloaded while offline)
+    why: str = ""  # why it cannot run now
 
-    def to_dict(self) -> dict[str, str]:
-        return {"id": self.id, "label": self.label, "kind": self.kind, "note": self.note}
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "label": self.label, "kind": self.kind, "note": self.note,
+                "description": self.description, "available": self.available, "why": self.why}
+
+
+@dataclass(frozen=True)
+class Network:
+    """What a checkpoint holds, as far as blending is concerned: two models blend when ``family`` is equal."""
+
+    arch: str
+    scale: int
+    family: str | None  # arch and hyper-parameters; None when not known before a download
+    parameters: int | None = None
+    error: str = ""  # it does not load
+
+    def describe(self) -> str:
+        if self.error:
+            return f"does not load: {self.error}"
+        size = ""
+        if self.parameters:
+            n = self.parameters
+            size = f", {n / 1e6:.1f} M parameters" if n >= 1e5 else f", {n / 1e3:.1f} k parameters"
+        return f"{self.arch} x{self.scale}{size}"
 
 
 class ModelCatalog:
     """Zoo names and checkpoint files in the allowed folders; ``resolve`` refuses everything else."""
 
     def __init__(self, model_dirs: Sequence[str | Path] = (), models: Sequence[str] = (),
-                 experiments_root: str | Path = "experiments", zoo_cache: str | Path | None = None) -> None:
+                 experiments_root: str | Path = EXPERIMENTS_ROOT, zoo_cache: str | Path | None = None) -> None:
         from esrgan.zoo import ZOO, cache_dir
 
         self.zoo = ZOO
@@ -51,6 +78,10 @@ class ModelCatalog:
         self.roots = [Path(p).expanduser().resolve() for p in (self.zoo_cache, experiments_root, *model_dirs)]
         self.files: list[Path] = []  # the --model files: allowed wherever they are
         self.preferred: list[str] = []
+        self.failed_downloads: dict[str, str] = {}  # zoo name -> why its download failed in this session
+        self.speeds: dict[str, float] = {}  # spec -> seconds per input megapixel, measured on this server's jobs
+        self._networks: dict[tuple[str, int, int], Network] = {}
+        self._lock = threading.Lock()
         for spec in models:
             if spec in ZOO:
                 self.preferred.append(spec)
@@ -81,14 +112,90 @@ class ModelCatalog:
 
     def _choice(self, spec: str) -> ModelChoice:
         if spec in self.zoo:
+            from esrgan.utils.fetch import offline
+
             entry = self.zoo[spec]
-            cached = (self.zoo_cache / entry.filename).is_file()
+            cached = self.cached(spec)
             note = f"x{entry.scale} {entry.arch}" + ("" if cached else ", downloads once")
-            return ModelChoice(spec, spec, "zoo", note)
+            why = ""
+            if not cached and offline():
+                why = "not downloaded, and this server is offline (ESRGAN_OFFLINE)"
+            elif not cached and spec in self.failed_downloads:
+                why = f"not downloaded: {self.failed_downloads[spec]}"
+            return ModelChoice(spec, spec, "zoo", note, entry.description, not why, why)
         path = Path(spec)
         root = next((r for r in self.roots if path.is_relative_to(r)), None)
         label = str(path.relative_to(root)) if root is not None else path.name
-        return ModelChoice(spec, label, "file", str(root) if root is not None else "")
+        return ModelChoice(spec, label, "file", str(root) if root is not None else "",
+                           f"checkpoint in {root}" if root is not None else "checkpoint given with --model")
+
+    def cached(self, spec: str) -> bool:
+        return spec in self.zoo and (self.zoo_cache / self.zoo[spec].filename).is_file()
+
+    def label(self, spec: str) -> str:
+        """A model as people call it: the zoo name, or the checkpoint's path inside its folder."""
+        if spec in self.zoo:
+            return spec
+        path = Path(spec)
+        root = next((r for r in self.roots if path.is_relative_to(r)), None)
+        return str(path.relative_to(root)) if root is not None and path != root else path.name
+
+    def tag(self, spec: str) -> str:
+        """A model's short name for output file names: the zoo name or the checkpoint's stem."""
+        return spec if spec in self.zoo else Path(spec).stem
+
+    def network(self, spec: str) -> Network:
+        """What ``spec`` (a resolved spec) holds; read once per file version (path, size, time), then cached."""
+        if spec in self.zoo and not self.cached(spec):
+            entry = self.zoo[spec]
+            return Network(entry.arch, entry.scale, None)
+        path = Path(self.local_path(spec)) if spec in self.zoo else Path(spec)
+        try:
+            st = path.stat()
+        except OSError as exc:
+            return Network("?", 0, None, error=str(exc))
+        key = (str(path), st.st_size, st.st_mtime_ns)
+        with self._lock:
+            if key in self._networks:
+                return self._networks[key]
+        from esrgan.loading import load_generator
+
+        try:
+            arch, kwargs, sd = load_generator(str(path))
+            scale = int(kwargs.get("scale", kwargs.get("upscale", 0)) or 0)
+            family = f"{arch}({', '.join(f'{k}={v!r}' for k, v in sorted(kwargs.items()))})"
+            net = Network(arch, scale, family, sum(int(t.numel()) for t in sd.values()))
+        except Exception as exc:  # not ours (spandrel) or not a checkpoint: it cannot be blended
+            from esrgan.serve.errors import one_line
+
+            net = Network("?", 0, None, error=one_line(str(exc), 160))
+        with self._lock:
+            self._networks[key] = net
+        return net
+
+    def compatible(self, spec: str, choices: list[ModelChoice]) -> dict[str, str]:
+        """For the blend's second model: id -> "yes" (same network), "unknown" (a zoo model not downloaded yet,
+        of the same architecture and scale) for each choice that can be blended with ``spec``."""
+        mine = self.network(spec)
+        out: dict[str, str] = {}
+        if mine.error:
+            return out
+        read = 0
+        for choice in choices:
+            if choice.id == spec or not choice.available:
+                continue
+            if choice.kind == "file" and read >= MAX_COMPARED:  # a huge folder: the rest is checked when run
+                out[choice.id] = "unknown"
+                continue
+            read += choice.kind == "file"
+            other = self.network(choice.id)
+            if other.error or other.arch != mine.arch or other.scale != mine.scale:
+                continue
+            if other.family is None or mine.family is None:
+                out[choice.id] = "unknown"
+            elif other.family == mine.family:
+                out[choice.id] = "yes"
+        return out
 
     @staticmethod
     def _scan(root: Path) -> list[Path]:
@@ -131,17 +238,29 @@ class ModelCatalog:
         if spec in self.zoo:
             from esrgan.zoo import download
 
-            return str(download(spec, cache=self.zoo_cache))
+            try:
+                return str(download(spec, cache=self.zoo_cache))
+            except Exception as exc:  # remembered: the page marks the model as not available now
+                from esrgan.serve.errors import one_line
+
+                self.failed_downloads[spec] = one_line(str(exc), 120)
+                raise
         return spec
 
 
 class UpscalerCache:
-    """The last few ``Upscaler``s (and interpolation pairs), so a second job with one model starts at once."""
+    """The last few ``Upscaler``s (and interpolation pairs), so a second job with one model starts at once.
 
-    def __init__(self, catalog: ModelCatalog, device: str | None, size: int = 3) -> None:
+    ``cancelled``: asked by every layer of every network made here (``jobs.add_cancel_hooks``), so that a
+    cancelled job stops within one layer.
+    """
+
+    def __init__(self, catalog: ModelCatalog, device: str | None, size: int = 3,
+                 cancelled: Callable[[], bool] | None = None) -> None:
         self.catalog = catalog
         self.device = device
         self.size = size
+        self.cancelled = cancelled
         self._items: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -157,18 +276,31 @@ class UpscalerCache:
                 self._items.popitem(last=False)
         return value
 
+    def _upscaler(self, model: Any, **kw: Any) -> Any:
+        from esrgan.inference.upscaler import Upscaler
+        from esrgan.serve.jobs import add_cancel_hooks
+
+        up = Upscaler(model, **kw)
+        if self.cancelled is not None:
+            add_cancel_hooks(up.model, self.cancelled)
+        return up
+
     def upscaler(self, model: str, *, tile: int, precision: str, model_b: str | None = None,
                  alpha: float | None = None) -> Any:
         """An Upscaler for ``model`` (a resolved spec) or, with ``model_b`` and ``alpha``, for
         (1 - alpha) * model + alpha * model_b (``esrgan.evaluation.interpolation``)."""
-        from esrgan.inference.upscaler import Upscaler
-
         kw = dict(device=self.device, tile=tile, precision=precision, batch_tiles=1)
         if model_b is None:
             path = self.catalog.local_path(model)
-            return self._get(("model", path, tile, precision), lambda: Upscaler(path, **kw))
+            return self._get(("model", path, tile, precision), lambda: self._upscaler(path, **kw))
         from esrgan.evaluation.interpolation import load_pair
+        from esrgan.serve.errors import BlendError
 
         a, b = self.catalog.local_path(model), self.catalog.local_path(model_b)
+        net_a, net_b = self.catalog.network(model), self.catalog.network(model_b)
+        if net_a.family != net_b.family or net_a.error or net_b.error:
+            la, lb = self.catalog.label(model), self.catalog.label(model_b)
+            raise BlendError(f"{la} and {lb} cannot be blended: they are different networks ({net_a.describe()} "
+                             f"and {net_b.describe()}). Choose a second model of the same network.")
         pair = self._get(("pair", a, b), lambda: load_pair(a, b))
-        return self._get(("interp", a, b, alpha, tile, precision), lambda: Upscaler(pair.build(alpha), **kw))
+        return self._get(("interp", a, b, alpha, tile, precision), lambda: self._upscaler(pair.build(alpha), **kw))

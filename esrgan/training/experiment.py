@@ -9,8 +9,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from esrgan.utils.folders import archive_if_exists, timestamp
+
+if TYPE_CHECKING:
+    from esrgan.options import PathOptions
 
 __all__ = ["SUBDIRS", "ExperimentPaths", "archive_if_exists", "latest_state", "prune", "timestamp"]
 
@@ -26,8 +30,10 @@ class ExperimentPaths:
     tb_logger: Path
 
     @classmethod
-    def at(cls, root: Path) -> ExperimentPaths:
-        return cls(root, *(root / d for d in SUBDIRS))
+    def of(cls, path: PathOptions) -> ExperimentPaths:
+        """The folders of the resolved options (``path.experiments_root`` and the ones the loader derived)."""
+        root = Path(path.experiments_root)
+        return cls(root, Path(path.models), Path(path.training_states), Path(path.visualization), root / "tb_logger")
 
     def make(self) -> None:
         for d in (self.root, self.models, self.training_states, self.visualization, self.tb_logger):

@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -25,7 +25,7 @@ from esrgan.training.ema import ModelEMA
 from esrgan.training.schedulers import build_scheduler
 
 if TYPE_CHECKING:
-    from esrgan.options import LossOptions, OptimizerOptions, Options, TrainOptions
+    from esrgan.options import LossOptions, OptimizerOptions, Options
 
 logger = logging.getLogger("esrgan.training.models")
 
@@ -59,19 +59,18 @@ class NonFiniteLossError(RuntimeError):
         self.values = dict(values)
 
 
-def build_optimizer(params: Iterator[nn.Parameter], optim_opt: OptimizerOptions) -> torch.optim.Optimizer:
-    """The ``torch.optim`` optimizer of an ``optim_g`` / ``optim_d`` section, over the trainable ``params``."""
-    return optim_opt.build([p for p in params if p.requires_grad])
+def build_optimizer(params: Iterable[nn.Parameter], optim_opt: OptimizerOptions) -> torch.optim.Optimizer:
+    """The optimizer of an ``optim_g`` / ``optim_d`` section (``esrgan.options.OPTIMIZERS``), over the trainable
+    ``params``."""
+    from esrgan.options import optimizer_class
 
-
-def _train_section(opt: Options) -> TrainOptions:
-    if opt.train is None:
-        raise ValueError("train: required section for training (optim_g, total_iter, losses...)")
-    return opt.train
+    return optimizer_class(optim_opt.type)([p for p in params if p.requires_grad], **optim_opt.kwargs)
 
 
 class SRModel:
-    """PSNR-oriented stage: generator, pixel loss, optional EMA, AMP, channels_last, clipping, compile, DDP."""
+    """PSNR-oriented stage: generator, pixel (and, as BasicSR's SRModel, perceptual) loss, optional EMA, AMP,
+    channels_last, clipping, compile, DDP. The options are resolved and checked at load: nothing is re-checked here.
+    """
 
     def __init__(self, opt: Options, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> None:
         from esrgan.loading import load_weights_into
@@ -79,14 +78,12 @@ class SRModel:
         self.opt = opt
         self.device = device
         self.dist_info = dist_info or dist_utils.DistInfo()
-        t = _train_section(opt)
+        t = opt.train
         self.channels_last = t.channels_last
         self.grad_clip = t.grad_clip
         self.warmup_iter = t.warmup_iter
         self._scheduled_lr: list[list[float]] | None = None
 
-        if opt.network_g is None:
-            raise ValueError("network_g: required (type and arguments of the generator)")
         self.net_g = self._prepare(build_network(opt.network_g.spec()))
         p = opt.path
         if p.pretrain_network_g:
@@ -97,8 +94,7 @@ class SRModel:
         self.net_g_train = self._wrap(self.net_g, compile_it=t.compile_g)
 
         self.cri_pix = self._loss(t.pixel_opt)
-        if t.optim_g is None:
-            raise ValueError("train.optim_g: required for training (type, lr, ...)")
+        self.cri_perceptual = self._loss(t.perceptual_opt)
         self.optimizer_g = build_optimizer(self.net_g.parameters(), t.optim_g)
         self.optimizers: list[torch.optim.Optimizer] = [self.optimizer_g]
         self.schedulers = [build_scheduler(self.optimizer_g, t.scheduler)] if t.scheduler is not None else []
@@ -190,21 +186,42 @@ class SRModel:
         self.scaler.scale(loss).backward()
         self._step(optimizer, params)
 
+    def _no_sync(self, net: nn.Module, last: bool) -> contextlib.AbstractContextManager:
+        """DDP all-reduces the gradients in every backward: the micro-batches of one step but the last skip it
+        (their gradients accumulate locally; the last backward reduces the sum)."""
+        if last or not self.dist_info.distributed:
+            return contextlib.nullcontext()
+        return net.no_sync()
+
+    def _content_losses(self, output: torch.Tensor, pix_gt: torch.Tensor, percep_gt: torch.Tensor, prefix: str,
+                        perceptual: bool = True) -> dict[str, torch.Tensor]:
+        """The pixel and perceptual (and style) losses of ``output`` (float32) that the options set."""
+        losses: dict[str, torch.Tensor] = {}
+        if self.cri_pix is not None:
+            losses[f"{prefix}pix"] = self.cri_pix(output, pix_gt)
+        if self.cri_perceptual is not None and perceptual:
+            percep, style = self.cri_perceptual(output, percep_gt)
+            if percep is not None:
+                losses[f"{prefix}percep"] = percep
+            if style is not None:
+                losses[f"{prefix}style"] = style
+        return losses
+
     def optimize_parameters(self, lq: Batch, gt: Batch, current_iter: int) -> dict[str, torch.Tensor]:
         """One optimizer step on a batch, or on a list of micro-batches whose gradients are accumulated
         (``train.accumulate_grad_batches``: each loss is divided by their number, so k micro-batches of
         b images step as one batch of k*b would with a mean-reduced loss). Returns the mean losses."""
         micro = _micro_batches(lq, gt)
-        if self.cri_pix is None:
-            raise ValueError("train.pixel_opt: the PSNR stage needs a pixel loss (e.g. {type: L1Loss})")
         self.optimizer_g.zero_grad(set_to_none=True)
         sums: dict[str, torch.Tensor] = {}
-        for lq_i, gt_i in micro:
-            with self.autocast():
-                output = self.net_g_train(lq_i)
-                losses = {"l_pix": self.cri_pix(output.float(), gt_i)}
-            self._check_finite(losses, current_iter)
-            self.scaler.scale(losses["l_pix"] / len(micro)).backward()
+        for i, (lq_i, gt_i) in enumerate(micro):
+            with self._no_sync(self.net_g_train, last=i == len(micro) - 1):
+                with self.autocast():
+                    output = self.net_g_train(lq_i)
+                    losses = self._content_losses(output.float(), gt_i, gt_i, "l_")
+                self._check_finite(losses, current_iter)
+                total = torch.stack([v.float() for v in losses.values()]).sum()
+                self.scaler.scale(total / len(micro)).backward()
             _add(sums, losses)
         self._step(self.optimizer_g, list(self.net_g.parameters()))
         self.scaler.update()
@@ -287,9 +304,8 @@ class ESRGANModel(SRModel):
         from esrgan.loading import load_weights_into
 
         super().__init__(opt, device, dist_info)
-        t = _train_section(opt)
-        if opt.network_d is None or t.gan_opt is None or t.optim_d is None:
-            raise ValueError("network_d, train.gan_opt and train.optim_d: required for model_type ESRGANModel")
+        t = opt.train
+        assert opt.network_d is not None and t.gan_opt is not None and t.optim_d is not None  # required at load
         self.net_d = self._prepare(build_network(opt.network_d.spec()))
         p = opt.path
         if p.pretrain_network_d:
@@ -299,7 +315,6 @@ class ESRGANModel(SRModel):
         # G's step calls the plain D (its weights are frozen there, nothing to synchronise) so
         # that DDP's reducer only ever sees D's own backward.
         self.net_d_train = self._wrap(self.net_d)
-        self.cri_perceptual = self._loss(t.perceptual_opt)
         # "relativistic" and "gp_weight" are the trainer's switches, not arguments of the criterion.
         self.relativistic = bool(t.gan_opt.relativistic)
         self.cri_gan = build_loss(t.gan_opt.spec()).to(device)
@@ -326,15 +341,7 @@ class ESRGANModel(SRModel):
         pix_gt, percep_gt, gan_gt = self.loss_targets(gt)
         with self.autocast():
             out32 = output.float()
-            g_losses: dict[str, torch.Tensor] = {}
-            if self.cri_pix is not None:
-                g_losses["l_g_pix"] = self.cri_pix(out32, pix_gt)
-            if self.cri_perceptual is not None and not warming_up:
-                percep, style = self.cri_perceptual(out32, percep_gt)
-                if percep is not None:
-                    g_losses["l_g_percep"] = percep
-                if style is not None:
-                    g_losses["l_g_style"] = style
+            g_losses = self._content_losses(out32, pix_gt, percep_gt, "l_g_", perceptual=not warming_up)
             if not warming_up:
                 # The plain D: its weights are frozen here, there is nothing for DDP to synchronise.
                 # D(real) only enters the relativistic loss.
@@ -344,8 +351,6 @@ class ESRGANModel(SRModel):
                     self.cri_gan, None if real_pred is None else real_pred.float(), fake_pred.float(),
                     self.relativistic,
                 )
-        if not g_losses:
-            raise ValueError("train: no generator loss is active (set pixel_opt, or end g_warmup_iter)")
         return g_losses, gan_gt
 
     def _discriminator_losses(
@@ -378,17 +383,18 @@ class ESRGANModel(SRModel):
         self._set_d_grad(False)
         self.optimizer_g.zero_grad(set_to_none=True)
         for_d: list[tuple[torch.Tensor, torch.Tensor]] = []
-        for lq_i, gt_i in micro:
-            # Without a G update, run G without a graph: DDP would otherwise wait for G's gradients.
-            with torch.set_grad_enabled(optimize_g), self.autocast():
-                output = self.net_g_train(lq_i)
-            gan_gt = self.loss_targets(gt_i)[2]
-            if optimize_g:
-                g_losses, gan_gt = self._generator_losses(output, gt_i, warming_up)
-                self._check_finite(g_losses, current_iter)
-                total_g = torch.stack([v.float() for v in g_losses.values()]).sum()
-                self.scaler.scale(total_g / k).backward()
-                _add(sums, g_losses)
+        for i, (lq_i, gt_i) in enumerate(micro):
+            with self._no_sync(self.net_g_train, last=i == k - 1):
+                # Without a G update, run G without a graph: DDP would otherwise wait for G's gradients.
+                with torch.set_grad_enabled(optimize_g), self.autocast():
+                    output = self.net_g_train(lq_i)
+                gan_gt = self.loss_targets(gt_i)[2]
+                if optimize_g:
+                    g_losses, gan_gt = self._generator_losses(output, gt_i, warming_up)
+                    self._check_finite(g_losses, current_iter)
+                    total_g = torch.stack([v.float() for v in g_losses.values()]).sum()
+                    self.scaler.scale(total_g / k).backward()
+                    _add(sums, g_losses)
             for_d.append((output.detach(), gan_gt))
         if optimize_g:
             self._step(self.optimizer_g, list(self.net_g.parameters()))
@@ -397,10 +403,11 @@ class ESRGANModel(SRModel):
         if not warming_up:
             self._set_d_grad(True)
             self.optimizer_d.zero_grad(set_to_none=True)
-            for fake, gan_gt in for_d:
-                d_losses, total_d, outputs = self._discriminator_losses(fake, gan_gt)
-                self._check_finite(d_losses, current_iter)
-                self.scaler.scale(total_d / k).backward()
+            for i, (fake, gan_gt) in enumerate(for_d):
+                with self._no_sync(self.net_d_train, last=i == k - 1):
+                    d_losses, total_d, outputs = self._discriminator_losses(fake, gan_gt)
+                    self._check_finite(d_losses, current_iter)
+                    self.scaler.scale(total_d / k).backward()
                 _add(sums, d_losses)
                 _add(sums, outputs)
             self._step(self.optimizer_d, list(self.net_d.parameters()))
@@ -423,17 +430,3 @@ class ESRGANModel(SRModel):
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
         self.net_d.load_state_dict(state["networks"]["net_d"])
-
-
-MODELS: dict[str, type[SRModel]] = {"SRModel": SRModel, "ESRGANModel": ESRGANModel}
-
-
-def build_model(opt: Options, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> SRModel:
-    """``MODELS[opt.model_type](opt, device, dist_info)``; unknown types list the known ones."""
-    # Real-ESRGAN's models build on these classes: their module is imported here, not above.
-    from esrgan.training.realesrgan import REAL_MODELS
-
-    models = {**MODELS, **REAL_MODELS}
-    if opt.model_type not in models:
-        raise ValueError(f"model_type: unknown model {opt.model_type!r}; known: {', '.join(models)}")
-    return models[opt.model_type](opt, device, dist_info)

@@ -9,7 +9,7 @@ With ``high_order_degradation: false`` (or batches that carry ``lq``) they train
 
 The degradation's generators and the queue are per-process state (``rank_state``; each rank of a
 distributed run draws its own degradations), saved with the training state, so resuming is exact.
-The top-level option keys are BasicSR's (:class:`esrgan.options.realesrgan.RealESRGANOptions`).
+The top-level option keys are BasicSR's (``opt.real_esrgan``, :class:`esrgan.options.RealESRGANOptions`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from esrgan.data.degradations import (
     DegradationRNG,
     DiffJPEG,
     USMSharp,
+    degradation_settings,
     degrade,
     paired_random_crop,
 )
@@ -47,7 +48,7 @@ class RealDegrader:
                  *, sharpen_input: bool, sharpened_target: bool) -> None:
         self.real = real
         self.scale = scale
-        self.settings = real.settings(scale)
+        self.settings = degradation_settings(real, scale)
         self.device = device
         self.rng = DegradationRNG(seed, device)
         self.jpeg = DiffJPEG().to(device)
@@ -83,16 +84,11 @@ class RealDegrader:
 
 
 def _degrader(model: SRModel, opt: Options, *, gan: bool) -> RealDegrader:
-    real = RealESRGANOptions.from_options(opt)
-    ds = opt.datasets.get("train")
-    real.check(scale=opt.scale, batch_size=None if ds is None else ds.batch_size_per_gpu,
-               crop_pad_size=getattr(ds, "crop_pad_size", None),  # RealESRGANDatasetOptions' own keys
-               blur_kernel_size2=getattr(ds, "blur_kernel_size2", None))
-    seed = (opt.manual_seed or 0) + model.dist_info.rank
+    real = opt.real_esrgan  # checked against the scale and the training set at load
+    seed = opt.manual_seed + model.dist_info.rank
     if gan:
-        return RealDegrader(real, int(opt.scale), model.device, seed, sharpen_input=True, sharpened_target=False)
-    return RealDegrader(real, int(opt.scale), model.device, seed, sharpen_input=real.gt_usm,
-                        sharpened_target=real.gt_usm)
+        return RealDegrader(real, opt.scale, model.device, seed, sharpen_input=True, sharpened_target=False)
+    return RealDegrader(real, opt.scale, model.device, seed, sharpen_input=real.gt_usm, sharpened_target=real.gt_usm)
 
 
 class RealESRNetModel(SRModel):
@@ -142,6 +138,3 @@ def _load_degradation(degrader: RealDegrader, state: Mapping[str, Any] | None) -
     if not state or "degradation" not in state:
         raise ValueError("the training state has no degradation state (saved by a non-Real-ESRGAN model?)")
     degrader.load_state_dict(state["degradation"])
-
-
-REAL_MODELS: dict[str, type[SRModel]] = {"RealESRNetModel": RealESRNetModel, "RealESRGANModel": RealESRGANModel}

@@ -26,17 +26,11 @@ class CosineAnnealingRestartLR(LRScheduler):
         self,
         optimizer: Optimizer,
         periods: Sequence[int],
-        restart_weights: Sequence[float] = (1.0,),
-        eta_min: float = 0.0,
+        restart_weights: Sequence[float],
+        eta_min: float,
         last_epoch: int = -1,
     ) -> None:
-        if not periods or any(p <= 0 for p in periods):
-            raise ValueError(f"train.scheduler.periods must be positive integers, got {list(periods)}")
-        if len(restart_weights) != len(periods):
-            raise ValueError(
-                f"train.scheduler.restart_weights has {len(restart_weights)} entries but periods has "
-                f"{len(periods)}; give one weight per period"
-            )
+        # The values (and their defaults) are the options' (esrgan.options.SchedulerOptions), checked at load.
         self.periods = [int(p) for p in periods]
         self.restart_weights = [float(w) for w in restart_weights]
         self.eta_min = float(eta_min)
@@ -62,7 +56,5 @@ def build_scheduler(optimizer: Optimizer, opt: SchedulerOptions) -> LRScheduler:
     from torch.optim.lr_scheduler import MultiStepLR
 
     if opt.type == "MultiStepLR":
-        return MultiStepLR(optimizer, milestones=list(opt.milestones or []), gamma=opt.gamma)
-    periods = list(opt.periods or [])
-    weights = list(opt.restart_weights or [1.0] * len(periods))
-    return CosineAnnealingRestartLR(optimizer, periods, weights, opt.eta_min)
+        return MultiStepLR(optimizer, milestones=opt.milestones, gamma=opt.gamma)
+    return CosineAnnealingRestartLR(optimizer, opt.periods, opt.restart_weights, opt.eta_min)

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from esrgan.data.image import imwrite, tensor2img
+from esrgan.metrics.niqe_metric import NIQE_BLOCK
 
 if TYPE_CHECKING:
     from esrgan.options import MetricOptions
@@ -34,10 +35,12 @@ class MetricSpec:
     y_channel: bool
     higher_is_better: bool = True
     on_device: bool = False  # scored where the network ran (LPIPS) rather than on the CPU copy
+    min_size: int = 0  # the smallest image side it can score (NIQE: its blocks inside the crop border)
 
 
-def metric_specs(metrics: Mapping[str, MetricOptions], scale: int) -> list[MetricSpec]:
-    """``val.metrics`` (validated options) as callables; a metric without ``crop_border`` crops ``scale``."""
+def metric_specs(metrics: Mapping[str, MetricOptions]) -> list[MetricSpec]:
+    """``val.metrics`` (validated, resolved options: ``crop_border`` is the scale unless the file says otherwise)
+    as callables."""
     import functools
 
     from esrgan.metrics import metric_info
@@ -56,13 +59,39 @@ def metric_specs(metrics: Mapping[str, MetricOptions], scale: int) -> list[Metri
             MetricSpec(
                 name=name,
                 fn=fn,
-                crop_border=scale if m.crop_border is None else m.crop_border,
+                crop_border=m.crop_border,
                 y_channel=m.test_y_channel,
                 higher_is_better=info.higher_is_better if m.better is None else m.better != "lower",
                 on_device=info.name == "lpips",
+                min_size=NIQE_BLOCK + 2 * m.crop_border if info.name == "niqe" else 0,
             )
         )
     return specs
+
+
+def check_validation_images(name: str, dataset: Any, metrics: list[MetricSpec]) -> None:
+    """Before training: every validation image is large enough for every metric (NIQE scores whole 96x96
+    blocks inside the crop border); the first one that is not is named with the size it needs."""
+    need = max(metrics, key=lambda m: m.min_size, default=None)
+    if need is None or need.min_size == 0:
+        return
+    from esrgan.data.image import inspect_image_file
+
+    refs = [gt for gt, _ in dataset.pairs] if hasattr(dataset, "pairs") else list(getattr(dataset, "refs", []))
+    for ref in refs:
+        if ref.key is None:
+            w, h = inspect_image_file(ref.path)
+        elif ref.shape is not None:
+            h, w = ref.shape[:2]
+        else:
+            continue  # an LMDB without sizes in its meta_info: the metric itself reports it
+        if w < need.min_size or h < need.min_size:
+            raise ValueError(
+                f"validation set {name}: {ref.path} is {w}x{h} pixels, but metric {need.name} needs at least "
+                f"{need.min_size}x{need.min_size} (NIQE's {NIQE_BLOCK}x{NIQE_BLOCK} blocks inside a crop_border "
+                f"of {(need.min_size - NIQE_BLOCK) // 2}); use larger validation images or remove {need.name} "
+                "from val.metrics"
+            )
 
 
 class BestTracker:

@@ -15,6 +15,8 @@ logger = logging.getLogger("esrgan")
 # Longest name accepted for a folder or file the program names after a user's string: room for the suffixes it
 # adds (``_archived_<time>_N``, ``_x4.png``, ...) inside the 255 bytes of common file systems.
 MAX_NAME_BYTES = 200
+# Where runs land unless told otherwise (training: path.experiments_root; test, interp: --experiments-root).
+EXPERIMENTS_ROOT = "experiments"
 
 
 def timestamp() -> str:

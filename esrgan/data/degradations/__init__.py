@@ -10,8 +10,14 @@ from __future__ import annotations
 
 from esrgan.data.degradations.filters import USMSharp, filter2d
 from esrgan.data.degradations.jpeg import DiffJPEG
-from esrgan.data.degradations.kernel_draws import BlurRound, draw_sample_kernels
-from esrgan.data.degradations.pipeline import DegradationSettings, NoiseRound, degrade, paired_random_crop
+from esrgan.data.degradations.kernel_draws import BlurRound, blur_rounds, draw_sample_kernels
+from esrgan.data.degradations.pipeline import (
+    DegradationSettings,
+    NoiseRound,
+    degradation_settings,
+    degrade,
+    paired_random_crop,
+)
 from esrgan.data.degradations.rng import DegradationRNG
 
 __all__ = [
@@ -21,6 +27,8 @@ __all__ = [
     "DiffJPEG",
     "NoiseRound",
     "USMSharp",
+    "blur_rounds",
+    "degradation_settings",
     "degrade",
     "draw_sample_kernels",
     "filter2d",

@@ -12,11 +12,11 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from esrgan.data.degradations.kernels import (
-    KERNEL_TYPES,
     _np,
     _py,
     circular_lowpass_kernel,
@@ -25,6 +25,9 @@ from esrgan.data.degradations.kernels import (
     random_sinc_cutoff,
 )
 
+if TYPE_CHECKING:
+    from esrgan.options.datasets import RealESRGANDatasetOptions
+
 MIN_KERNEL_SIZE = 7
 # The final sinc filter's sizes (BasicSR fixes them at 7..21, independent of the blur settings).
 FINAL_SINC_SIZE = 21
@@ -32,19 +35,39 @@ FINAL_SINC_SIZE = 21
 
 @dataclass(frozen=True)
 class BlurRound:
-    """Blur settings of one degradation round (BasicSR's dataset keys, without the ``2`` suffix)."""
+    """Blur settings of one degradation round (BasicSR's dataset keys, without the ``2`` suffix).
 
-    blur_kernel_size: int = 21
-    kernel_list: Sequence[str] = KERNEL_TYPES
-    kernel_prob: Sequence[float] = (0.45, 0.25, 0.12, 0.03, 0.12, 0.03)
-    sinc_prob: float = 0.1
-    blur_sigma: Sequence[float] = (0.2, 3.0)
-    betag_range: Sequence[float] = (0.5, 4.0)
-    betap_range: Sequence[float] = (1.0, 2.0)
+    The values (and their defaults, the published recipe) come from the dataset options: :func:`blur_rounds`.
+    """
+
+    blur_kernel_size: int
+    kernel_list: Sequence[str]
+    kernel_prob: Sequence[float]
+    sinc_prob: float
+    blur_sigma: Sequence[float]
+    betag_range: Sequence[float]
+    betap_range: Sequence[float]
 
     @property
     def kernel_sizes(self) -> list[int]:
         return list(range(MIN_KERNEL_SIZE, self.blur_kernel_size + 1, 2))
+
+
+def blur_rounds(ds: RealESRGANDatasetOptions) -> tuple[BlurRound, BlurRound]:
+    """The two rounds' kernel settings of a ``RealESRGANDataset`` section (keys without / with ``2``)."""
+
+    def round_(s: str) -> BlurRound:
+        return BlurRound(
+            getattr(ds, f"blur_kernel_size{s}"),
+            tuple(getattr(ds, f"kernel_list{s}")),
+            tuple(getattr(ds, f"kernel_prob{s}")),
+            getattr(ds, f"sinc_prob{s}"),
+            tuple(getattr(ds, f"blur_sigma{s}")),
+            tuple(getattr(ds, f"betag_range{s}")),
+            tuple(getattr(ds, f"betap_range{s}")),
+        )
+
+    return round_(""), round_("2")
 
 
 def identity_kernel(size: int) -> np.ndarray:

@@ -20,14 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-KERNEL_TYPES = (
-    "iso",
-    "aniso",
-    "generalized_iso",
-    "generalized_aniso",
-    "plateau_iso",
-    "plateau_aniso",
-)
+from esrgan.options.datasets import KERNEL_TYPES
 
 
 def _py(rng: random.Random | None) -> random.Random:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,32 +21,46 @@ from esrgan.data.degradations.noise import random_gaussian_noise, random_poisson
 from esrgan.data.degradations.resize import draw_mode, draw_scale, resize
 from esrgan.data.degradations.rng import DegradationRNG
 
+if TYPE_CHECKING:
+    from esrgan.options.realesrgan import RealESRGANOptions
+
 
 @dataclass(frozen=True)
 class NoiseRound:
     """Resize, noise and JPEG settings of one round (the top-level keys without / with the ``2`` suffix)."""
 
-    resize_prob: Sequence[float] = (0.2, 0.7, 0.1)
-    resize_range: Sequence[float] = (0.15, 1.5)
-    gaussian_noise_prob: float = 0.5
-    noise_range: Sequence[float] = (1.0, 30.0)
-    poisson_scale_range: Sequence[float] = (0.05, 3.0)
-    gray_noise_prob: float = 0.4
-    jpeg_range: Sequence[float] = (30.0, 95.0)
-
-
-# Round 2 of the published recipe (train_realesrnet_x4plus.yml).
-SECOND_ROUND_DEFAULTS = NoiseRound((0.3, 0.4, 0.3), (0.3, 1.2), 0.5, (1.0, 25.0), (0.05, 2.5), 0.4, (30.0, 95.0))
+    resize_prob: Sequence[float]
+    resize_range: Sequence[float]
+    gaussian_noise_prob: float
+    noise_range: Sequence[float]
+    poisson_scale_range: Sequence[float]
+    gray_noise_prob: float
+    jpeg_range: Sequence[float]
 
 
 @dataclass(frozen=True)
 class DegradationSettings:
-    """Both rounds, the probability of the second blur, and the scale (HR / LR)."""
+    """Both rounds, the probability of the second blur, and the scale (HR / LR).
 
-    scale: int = 4
-    first: NoiseRound = NoiseRound()
-    second: NoiseRound = SECOND_ROUND_DEFAULTS
-    second_blur_prob: float = 0.8
+    The values (and their defaults, the published recipe) come from the options: :func:`degradation_settings`.
+    """
+
+    scale: int
+    first: NoiseRound
+    second: NoiseRound
+    second_blur_prob: float
+
+
+def degradation_settings(real: RealESRGANOptions, scale: int) -> DegradationSettings:
+    """The settings of Real-ESRGAN's top-level option keys (validated at load) at ``scale``."""
+
+    def round_(s: str) -> NoiseRound:
+        names = ("resize_prob", "resize_range", "gaussian_noise_prob", "noise_range", "poisson_scale_range",
+                 "gray_noise_prob", "jpeg_range")
+        values = (getattr(real, f"{n}{s}") for n in names)
+        return NoiseRound(*(tuple(v) if isinstance(v, list) else v for v in values))
+
+    return DegradationSettings(scale, round_(""), round_("2"), real.second_blur_prob)
 
 
 def _noise(img: torch.Tensor, r: NoiseRound, rng: DegradationRNG) -> torch.Tensor:

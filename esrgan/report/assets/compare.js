@@ -1,6 +1,7 @@
 /* Comparison viewer shared by report.html and the `esrgan serve` page.
  *
- * new CompareView(element, {sources: [{label, src}], left: 0, right: 1})
+ * new CompareView(element, {sources: [{label, src, nearest?}], left: 0, right: 1})
+ * (``nearest``: drawn with square pixels at every zoom, e.g. the small input shown at the output's size)
  * Two modes: "slider" (two images stacked, a draggable divider shows the left one on its left)
  * and "side by side" (every source in a grid). Zoom and pan are one state shared by every image,
  * so all views stay aligned pixel for pixel. Images of other sizes (an LR input) are drawn
@@ -68,7 +69,7 @@
       this.stage = el("div", { class: "cmp-stage" }, [this.imgA, this.top, this.divider, this.tagL, this.tagR]);
       this.grid = el("div", { class: "cmp-grid" });
       this.empty = el("div", { class: "cmp-empty", text: "no images to compare" });
-      this.help = el("div", { class: "cmp-help", text: "Drag the divider to compare; wheel or +/\u2212 to zoom, drag to pan, double-click for fit / 1:1. All views move together." });
+      this.help = el("div", { class: "cmp-help" });
       this.root.classList.add("cmp");
       this.root.replaceChildren(bar, this.stage, this.grid, this.help);
 
@@ -85,7 +86,7 @@
       this.left = Math.min(left ?? 0, Math.max(n - 1, 0));
       this.right = Math.min(right ?? (n > 1 ? 1 : 0), Math.max(n - 1, 0));
       for (const sel of [this.leftSelect, this.rightSelect]) {
-        sel.replaceChildren(...this.sources.map((s, i) => el("option", { value: String(i), text: s.label })));
+        sel.replaceChildren(...this.sources.map((s, i) => el("option", { value: String(i), text: s.label, title: s.label })));
       }
       this.gridPanes = null;
       this.render();
@@ -123,6 +124,10 @@
       for (const [m, b] of Object.entries(this.modeButtons)) b.classList.toggle("on", m === this.mode);
       this.leftSelect.value = String(this.left);
       this.rightSelect.value = String(this.right);
+      this.help.textContent = (this.mode === "slider"
+        ? "Drag the divider (or focus it and use \u2190 \u2192) to compare the left and right pictures; "
+        : "Every picture side by side; ") +
+        "wheel or +/\u2212 to zoom, drag to pan, double-click for fit / 1:1. All views move together.";
       this.pickers.style.display = this.mode === "slider" ? "" : "none";
       this.stage.style.display = this.mode === "slider" ? "" : "none";
       this.grid.style.display = this.mode === "grid" ? "" : "none";
@@ -134,19 +139,27 @@
       const a = this.sources[this.left], b = this.sources[this.right];
       if (this.imgA.getAttribute("src") !== a.src) this.imgA.src = a.src;
       if (this.imgB.getAttribute("src") !== b.src) this.imgB.src = b.src;
+      this.imgA.classList.toggle("nearest", !!a.nearest);
+      this.imgB.classList.toggle("nearest", !!b.nearest);
       this.tagL.textContent = a.label;
       this.tagR.textContent = b.label;
+      this.tagL.title = a.label;
+      this.tagR.title = b.label;
       if (this.mode === "grid" && !(keepGrid && this.gridPanes)) this.buildGrid();
       this.apply();
     }
 
     buildGrid() {
-      const cols = Math.min(this.sources.length, this.sources.length === 4 ? 2 : 3);
-      this.grid.style.gridTemplateColumns = `repeat(${cols}, 1fr)`;
+      const n = this.sources.length;
+      const cols = Math.min(n, n === 4 ? 2 : 3), rows = Math.ceil(n / cols);
+      // The whole grid fits the viewport (its height is a share of it, at any browser zoom): rows share it.
+      this.grid.style.gridTemplateColumns = `repeat(${cols}, minmax(0, 1fr))`;
+      this.grid.style.gridTemplateRows = `repeat(${rows}, minmax(0, 1fr))`;
+      this.grid.dataset.rows = String(rows);
       this.gridPanes = this.sources.map((s) => {
-        const img = el("img", { alt: s.label, draggable: "false", src: s.src });
+        const img = el("img", { alt: s.label, draggable: "false", src: s.src, class: s.nearest ? "nearest" : "" });
         img.addEventListener("load", () => this.onImageLoad(img));
-        const tag = el("span", { class: "cmp-tag", text: s.label });
+        const tag = el("span", { class: "cmp-tag", text: s.label, title: s.label });
         const pane = el("div", { class: "cmp-pane" }, [img, tag]);
         this.bindPanZoom(pane);
         return { pane, img, tag };

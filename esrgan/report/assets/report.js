@@ -7,10 +7,35 @@
   const metrics = data.metrics || [];
   const metricCols = (best) => metrics.map((m) => ({ key: m.key, label: m.label, direction: m.direction, best }));
 
+  const prov = data.provenance || {};
+  const provModels = prov.models || [];
+
+  /* What was compared: each model's file (path and SHA-256), network, scale, precision; the command and version. */
+  function provenance() {
+    if (!provModels.length && !prov.command) return null;
+    const rows = provModels.map((m) => el("tr", {}, [
+      el("td", { class: "text", text: m.label + (m.role ? ` (${m.role})` : "") }),
+      el("td", { class: "text wrap mono", text: m.path || m.source || "" }),
+      el("td", { class: "text mono", title: m.sha256 || "", text: m.sha256 ? m.sha256.slice(0, 16) + "\u2026" : "\u2013" }),
+      el("td", { class: "text", text: [m.network, m.network_options ? Object.entries(m.network_options).map(([k, v]) => `${k}=${v}`).join(", ") : ""].filter(Boolean).join(": ") }),
+      el("td", { text: m.scale ? `x${m.scale}` : "" }),
+      el("td", { class: "text", text: [m.precision, m.device].filter(Boolean).join(" on ") }),
+    ]));
+    const table = el("div", { class: "table-wrap" }, [el("table", { class: "data prov" }, [
+      el("thead", {}, [el("tr", {}, ["model", "file", "SHA-256", "network", "scale", "precision"].map((h) => el("th", { class: "text", text: h })))]),
+      el("tbody", {}, rows)])]);
+    const facts = [
+      prov.command ? el("div", {}, [el("span", { class: "muted", text: "command: " }), el("code", { class: "wrap", text: prov.command })]) : null,
+      el("div", { class: "muted", text: [prov.esrgan_version ? `esrgan ${prov.esrgan_version}` : "", prov.torch_version ? `torch ${prov.torch_version}` : "", prov.created || ""].filter(Boolean).join(" \u00b7 ") }),
+    ];
+    return el("details", { class: "small provenance", open: "" }, [el("summary", { text: "what was compared (files, SHA-256, network, precision, command)" }), table, ...facts]);
+  }
+
   function header(subtitle) {
     return el("header", {}, [
       el("h1", { text: data.name }),
       el("div", { class: "muted", text: subtitle }),
+      provenance(),
       data.conventions ? el("details", { class: "small", style: "margin-top:6px" }, [
         el("summary", { text: "scoring conventions" }), el("p", { text: data.conventions })]) : null,
     ]);
@@ -67,12 +92,16 @@
     const summaryGrid = el("div", { class: "cols" });
     for (const set of data.sets) {
       const box = el("div", { class: "set-summary", "data-set": set.name });
-      const rows = Object.entries(set.means).map(([model, m]) => ({ model, ...m }));
+      const notes = set.mean_notes || {};
+      const rows = Object.entries(set.means).map(([model, m]) => ({ model, ...m, _notes: notes[model] }));
       new window.SortableTable(box, { columns: [{ key: "model", label: "model", text: true }, ...metricCols(true)], rows });
-      summaryGrid.appendChild(el("div", {}, [el("h3", { text: `${set.name} (${set.images.length} images)` }), box]));
+      const left = Object.entries(notes).flatMap(([model, n]) => Object.entries(n).map(([k, v]) =>
+        el("li", { text: `${model}, ${(metrics.find((m) => m.key === k) || { label: k }).label}: ${v[1]}` })));
+      summaryGrid.appendChild(el("div", { class: "set-box" }, [el("h3", { text: `${set.name} (${set.images.length} images)` }), box,
+        left.length ? el("ul", { class: "muted small notes" }, left) : null]));
     }
     summary.appendChild(summaryGrid);
-    summary.appendChild(el("p", { class: "muted small", text: "Click a column to sort; \u2191/\u2193: higher/lower is better; the best value per column is green." }));
+    summary.appendChild(el("p", { class: "muted small", text: "Click a column (or focus it and press Enter) to sort; under each metric: which way is better; the best value per column is green. * : a mean that leaves images out (hover for which)." }));
 
     // Comparison viewer.
     let setIndex = 0;
@@ -83,7 +112,8 @@
     const scoreBox = el("div", { class: "image-scores", style: "margin-top:10px" });
     compare.append(pickerRow, viewerBox, scoreBox);
     const viewer = new window.CompareView(viewerBox, { sources: [] });
-    const picker = new ImagePicker(pickerBox, (img) => showImage(img));
+    let wanted = null;  // the model a per-image row asked for: shown on the right
+    const picker = new ImagePicker(pickerBox, (img) => { showImage(img, wanted); wanted = null; });
     const sp = setPicker((i) => { setIndex = i; loadSet(); });
     if (sp) pickerRow.appendChild(sp);
     pickerRow.appendChild(pickerBox);
@@ -101,8 +131,8 @@
       columns: [
         { key: "thumb", label: "", sortable: false, render: (r) => r.thumb ? el("img", { class: "thumb", src: r.thumb, alt: "", loading: "lazy" }) : null },
         { key: "image", label: "image", text: true }, { key: "model", label: "model", text: true }, ...metricCols(false)],
-      rows: [], rowKey: "image",
-      onRowClick: (r) => { picker.go(r.index); compare.scrollIntoView({ behavior: "smooth", block: "start" }); },
+      rows: [], rowKey: "_key",
+      onRowClick: (r) => { wanted = r.model; picker.go(r.index); compare.scrollIntoView({ behavior: "smooth", block: "start" }); },
     });
     modelFilter.addEventListener("change", () => fillTable());
 
@@ -112,24 +142,31 @@
       const rows = [];
       set.images.forEach((im, index) => {
         for (const [model, s] of Object.entries(im.scores)) {
-          if (!only || only === model) rows.push({ image: im.name, model, thumb: im.thumb, index, ...s });
+          if (!only || only === model) rows.push({ image: im.name, model, thumb: im.thumb, index, ...s, _notes: (im.notes || {})[model], _key: `${im.name}\u0000${model}` });
         }
       });
       imageTable.setRows(rows);
     }
 
-    function showImage(img) {
+    function showImage(img, model) {
       const srcs = img.sources;
-      // Default: the baseline (first) on the left, the first network on the right.
+      // Default: the baseline (first) on the left, the first network on the right; a row of model X shows X
+      // on the right (against the baseline, or HR when X is the baseline).
       const keep = viewer.sources.length === srcs.length;
-      viewer.setSources(srcs, keep ? viewer.left : 0, keep ? viewer.right : Math.min(1, srcs.length - 1));
+      let left = keep ? viewer.left : 0, right = keep ? viewer.right : Math.min(1, srcs.length - 1);
+      const at = model ? srcs.findIndex((s) => s.label === model) : -1;
+      if (at >= 0) {
+        right = at;
+        if (left === at) left = at === 0 ? srcs.length - 1 : 0;
+      }
+      viewer.setSources(srcs, left, right);
       if (!srcs.length) viewerBox.querySelector(".cmp-empty").textContent = "No images saved for this run (esrgan test --no-save-img).";
-      const rows = Object.entries(img.scores).map(([model, s]) => ({ model, ...s }));
+      const rows = Object.entries(img.scores).map(([m, s]) => ({ model: m, ...s, _notes: (img.notes || {})[m] }));
       scoreBox.replaceChildren(el("h3", { text: img.name }));
       const t = el("div");
       scoreBox.appendChild(t);
       new window.SortableTable(t, { columns: [{ key: "model", label: "model", text: true }, ...metricCols(true)], rows });
-      imageTable.select(img.name);
+      imageTable.select(`${img.name}\u0000${model || viewer.sources[viewer.right] && viewer.sources[viewer.right].label}`);
     }
 
     function loadSet() {
@@ -149,14 +186,16 @@
   // ------------------------------------------------------------------ sweep report
   function sweepPage() {
     const alphas = data.alphas;
-    app.replaceChildren(header(`x${data.scale} network interpolation \u00b7 \u03b1 from ${alphas[0]} (PSNR model) to ` +
-      `${alphas[alphas.length - 1]} (GAN model) \u00b7 ${alphas.length} steps \u00b7 ${data.sets.length} set(s)`));
+    // The end points by name (sweep.json's provenance), else by role.
+    const endA = (provModels[0] && provModels[0].label) || "PSNR model", endB = (provModels[1] && provModels[1].label) || "GAN model";
+    app.replaceChildren(header(`x${data.scale} network interpolation \u00b7 \u03b1 from ${alphas[0]} (${endA}) to ` +
+      `${alphas[alphas.length - 1]} (${endB}) \u00b7 ${alphas.length} steps \u00b7 ${data.sets.length} set(s)`));
     let setIndex = 0, alphaIndex = 0;
 
     // Table: rows = alpha, columns = set x metric.
     const summary = el("section", { class: "card", id: "summary" }, [el("h2", { text: "Mean per alpha" })]);
     const tableBox = el("div", { id: "sweep-table" });
-    const columns = [{ key: "alpha", label: "\u03b1", title: "0 = PSNR model, 1 = GAN model", format: (v) => String(v) }];
+    const columns = [{ key: "alpha", label: "\u03b1", title: `0 = ${endA}, 1 = ${endB}`, format: (v) => String(v) }];
     for (const set of data.sets) for (const m of metrics) {
       columns.push({ key: `${set.name}|${m.key}`, label: data.sets.length > 1 ? `${set.name} ${m.label}` : m.label, direction: m.direction, best: true });
     }
@@ -190,7 +229,7 @@
       const m = metrics.find((x) => x.key === yMetric.value);
       if (m) {
         window.plot(plotA, data.sets.map((set) => ({ name: set.name, points: alphas.map((a) => ({ x: +a, y: (set.means[a] || {})[m.key], label: a, highlight: +a === cur })) })),
-          { title: `${m.label} against \u03b1`, xLabel: "\u03b1 (0 = PSNR model, 1 = GAN model)", yLabel: m.label + (m.direction ? (m.direction > 0 ? " (higher is better)" : " (lower is better)") : ""), lines: true, highlightX: cur });
+          { title: `${m.label} against \u03b1`, xLabel: `\u03b1 (0 = ${endA}, 1 = ${endB})`, yLabel: m.label + (m.direction ? (m.direction > 0 ? " (higher is better)" : " (lower is better)") : ""), lines: true, highlightX: cur });
       }
       const p = perceptual.find((x) => x.key === pdMetric.value);
       if (p && distortion) {
@@ -211,8 +250,8 @@
     const pickerBox = el("div", { class: "grow" });
     const viewerBox = el("div", { id: "viewer" });
     explore.append(pickerRow, el("div", { class: "row", style: "margin:8px 0" }, [
-      el("span", { class: "muted small", text: "PSNR model" }), el("div", { class: "grow" }, [slider]),
-      el("span", { class: "muted small", text: "GAN model" })]), alphaLabel, viewerBox);
+      el("span", { class: "muted small end", text: endA, title: "\u03b1 = 0" }), el("div", { class: "grow" }, [slider]),
+      el("span", { class: "muted small end", text: endB, title: "\u03b1 = 1" })]), alphaLabel, viewerBox);
     const sp = setPicker((i) => { setIndex = i; picker.setImages(data.sets[setIndex].images, 0); });
     if (sp) pickerRow.appendChild(sp);
     pickerRow.appendChild(pickerBox);
@@ -225,8 +264,9 @@
       const a = alphas[alphaIndex];
       const srcs = [{ label: `\u03b1 = ${a}`, src: img.outputs[a] }];
       if (img.hr) srcs.push({ label: "HR", src: img.hr });
-      srcs.push({ label: `\u03b1 = ${alphas[0]} (PSNR model)`, src: img.outputs[alphas[0]] });
-      srcs.push({ label: `\u03b1 = ${alphas[alphas.length - 1]} (GAN model)`, src: img.outputs[alphas[alphas.length - 1]] });
+      if (img.bicubic) srcs.push({ label: "bicubic", src: img.bicubic });
+      srcs.push({ label: `\u03b1 = ${alphas[0]} (${endA})`, src: img.outputs[alphas[0]] });
+      srcs.push({ label: `\u03b1 = ${alphas[alphas.length - 1]} (${endB})`, src: img.outputs[alphas[alphas.length - 1]] });
       return srcs.filter((s) => s.src);
     }
 
@@ -245,7 +285,8 @@
       const a = alphas[alphaIndex];
       const s = current && current.scores ? current.scores[a] || {} : {};
       const set = data.sets[setIndex];
-      const parts = metrics.map((m) => `${m.label} ${fmt(s[m.key], m.key)}`);
+      const why = current && current.notes ? current.notes[a] || {} : {};
+      const parts = metrics.map((m) => `${m.label} ${s[m.key] === undefined && why[m.key] ? why[m.key][0] : fmt(s[m.key], m.key)}`);
       const mean = metrics.map((m) => `${m.label} ${fmt((set.means[a] || {})[m.key], m.key)}`);
       alphaLabel.replaceChildren(el("strong", { text: `\u03b1 = ${a}` }),
         document.createTextNode(current ? `  \u00b7 ${current.name}: ${parts.join(", ")}` : ""),

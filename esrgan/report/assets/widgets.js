@@ -13,7 +13,10 @@
 
   /* columns: [{key, label, text?: bool, direction?: 1|-1|null, render?: (row) => Node, format?: (v) => string,
    *            best?: bool}]
-   * rows: objects holding the keys. Click a header to sort; again to reverse. */
+   * rows: objects holding the keys, and optionally _notes: {key: [shown, why]} for a score that is not a number
+   * (shown instead of the value) or a mean that leaves images out (shown after it).
+   * Click a header (or Enter on it) to sort; again to reverse. The sort order is the accent-coloured triangle;
+   * which way is better is written under the label ("higher is better"), never as an arrow. */
   class SortableTable {
     constructor(root, opts) {
       this.root = root;
@@ -65,14 +68,20 @@
       }
       const head = el("tr", {}, this.columns.map((c) => {
         const sortable = c.sortable !== false;
-        const arrow = this.sortKey === c.key ? (this.sortDir > 0 ? "\u25B2" : "\u25BC") : "";
-        const th = el("th", { class: (c.text ? "text " : "") + (sortable ? "sortable" : ""), title: c.title || "" }, [
+        const arrow = this.sortKey === c.key ? (this.sortDir > 0 ? "\u25B4" : "\u25BE") : "";
+        const better = c.direction ? (c.direction > 0 ? "higher is better" : "lower is better") : "";
+        const th = el("th", { class: (c.text ? "text " : "") + (sortable ? "sortable" : ""),
+          title: [c.title, better, sortable ? "click to sort" : ""].filter(Boolean).join("; ") }, [
           document.createTextNode(c.label),
-          c.direction ? el("span", { class: "dir", text: c.direction > 0 ? "\u2191" : "\u2193", title: c.direction > 0 ? "higher is better" : "lower is better" }) : null,
-          el("span", { class: "arrow", text: arrow }),
+          el("span", { class: "arrow", text: arrow, "aria-hidden": "true" }),
+          better ? el("span", { class: "dir", text: better }) : null,
         ]);
         if (this.sortKey === c.key) th.setAttribute("aria-sort", this.sortDir > 0 ? "ascending" : "descending");
-        if (sortable) th.addEventListener("click", () => this.sortBy(c.key));
+        if (sortable) {
+          th.tabIndex = 0;
+          th.addEventListener("click", () => this.sortBy(c.key));
+          th.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); this.sortBy(c.key); } });
+        }
         th.dataset.key = c.key;
         return th;
       }));
@@ -82,11 +91,23 @@
           if (c.render) { const node = c.render(r); if (node) td.appendChild(node); }
           else if (c.format) td.textContent = c.format(r[c.key]);
           else td.textContent = c.text ? String(r[c.key] ?? "") : fmt(r[c.key], c.key);
+          const note = r._notes && r._notes[c.key];
+          if (note && !c.text) {
+            if (typeof r[c.key] === "number") td.appendChild(el("sup", { class: "note", text: note[0] }));
+            else { td.textContent = note[0]; td.classList.add("missing"); }
+            td.title = note[1];
+            td.classList.add("noted");
+          }
           if (best[c.key] !== undefined && r[c.key] === best[c.key]) td.classList.add("best");
           return td;
         }));
         if (this.rowKey) tr.dataset.key = r[this.rowKey];
-        if (this.onRowClick) { tr.classList.add("clickable"); tr.addEventListener("click", () => this.onRowClick(r)); }
+        if (this.onRowClick) {
+          tr.classList.add("clickable");
+          tr.tabIndex = 0;
+          tr.addEventListener("click", () => this.onRowClick(r));
+          tr.addEventListener("keydown", (e) => { if (e.key === "Enter") this.onRowClick(r); });
+        }
         if (this.selected !== null && tr.dataset.key === this.selected) tr.classList.add("selected");
         return tr;
       }));
@@ -118,6 +139,12 @@
   function plot(root, series, opts) {
     const W = 520, H = 330, m = { l: 58, r: 18, t: 30, b: 44 };
     const pts = series.flatMap((s) => s.points).filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y));
+    if (pts.length) {  // room for the longest tick label left of the axis, and the axis title beside it
+      const ys = pts.map((p) => p.y), span = Math.max(...ys) - Math.min(...ys);
+      const digits = span > 0 ? Math.max(0, Math.min(4, 2 - Math.floor(Math.log10(span)))) : 2;
+      const longest = Math.max(...ys.map((v) => String(+v.toFixed(digits)).length));
+      m.l = Math.max(58, 30 + 6.2 * longest);
+    }
     const s = svg("svg", { class: "plot", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": opts.title || "" });
     s.appendChild(svg("text", { x: m.l, y: 18, class: "title" }, opts.title || ""));
     if (!pts.length) { root.replaceChildren(s); return; }
