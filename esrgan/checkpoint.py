@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,16 @@ def _load_safetensors(path: Path) -> dict[str, Any]:
     return out
 
 
+def _unpickler_reason(message: str) -> str:
+    """The reason in torch's ``weights_only`` error, without its advice to load with ``weights_only=False``
+    (never right for a file from a stranger) or its links: one line."""
+    text = message.split("WeightsUnpickler error:", 1)[-1]
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    keep = [ln for ln in lines if "weights_only" not in ln and "torch.load" not in ln and "http" not in ln]
+    reason = " ".join(keep) or "not loadable with weights_only=True"
+    return reason if len(reason) <= 200 else reason[:197] + "..."
+
+
 def load_checkpoint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """Read a checkpoint safely (tensors and plain containers only) onto the CPU.
 
@@ -154,27 +165,39 @@ def load_checkpoint_file(path: str | os.PathLike[str]) -> dict[str, Any]:
     """
     path = Path(path)
     if not path.is_file():
+        if path.exists():  # a folder or a FIFO (which would block the read)
+            raise CheckpointError(f"{path}: not a regular file (a folder, FIFO or device), not a checkpoint")
         raise FileNotFoundError(f"checkpoint file not found: {path}")
-    with open(path, "rb") as f:
-        head = f.read(16)
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
     if path.suffix == SAFETENSORS_SUFFIX or (len(head) >= 9 and head[8:9] == b"{"):
         # safetensors starts with an 8-byte header length then a JSON header
         return _load_safetensors(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # "Detected pickle protocol 4 ...": torch's advice, not the user's business; the error says what failed
+            warnings.simplefilter("ignore", UserWarning)
+            obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         # torch's message suggests weights_only=False; we never do that for a file, so keep only the reason.
-        reason = next((ln.strip() for ln in str(exc).splitlines() if "GLOBAL" in ln), str(exc).splitlines()[0])
+        reason = _unpickler_reason(str(exc))
+        if "global" in reason.lower() or "reduce" in reason.lower():
+            raise CheckpointError(
+                f"refused to load {path}: it contains Python objects other than tensors and plain containers, "
+                f"which could run code when unpickled (we load with weights_only=True): {reason}"
+            ) from None
         raise CheckpointError(
-            f"refused to load {path}: it contains Python objects other than tensors and plain containers, "
-            f"which could run code when unpickled (we load with weights_only=True). {reason}"
-        ) from exc
+            f"cannot read checkpoint {path} ({path.stat().st_size} bytes): not a PyTorch/safetensors file that can "
+            f"be loaded safely, or corrupt ({reason})"
+        ) from None
     except Exception as exc:  # zip/pickle/EOF errors of every kind mean the same to the user
-
         raise CheckpointError(
             f"cannot read checkpoint {path} ({path.stat().st_size} bytes): truncated, corrupt or not a "
-            f"PyTorch/safetensors file ({type(exc).__name__}: {exc})"
-        ) from exc
+            f"PyTorch/safetensors file ({type(exc).__name__}: {_unpickler_reason(str(exc))})"
+        ) from None
     if not isinstance(obj, dict):
         raise CheckpointError(f"{path}: expected a dict of tensors, found a {type(obj).__name__}")
     return obj

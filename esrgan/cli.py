@@ -12,6 +12,8 @@ import signal
 import sys
 from typing import NoReturn
 
+from esrgan.utils.signals import Terminated, sigterm_as_interrupt
+
 # sub-command -> one-line help. Each command is the module ``esrgan.commands.<name>`` with ``main(argv) -> int``:
 # it reads its flags (as overrides of the typed options where the command takes an option file), calls the
 # library and turns the library's errors into one line and an exit code.
@@ -52,12 +54,24 @@ def main(argv: list[str] | None = None) -> int:
         print(f"esrgan: unknown command {name!r}; known commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     try:
-        module = importlib.import_module(f"esrgan.commands.{name}")
-        return int(module.main(rest) or 0)
-    except KeyboardInterrupt:
-        # Ctrl-C: outputs are written atomically, so nothing half-written is left; one line, no traceback.
+        with sigterm_as_interrupt():
+            module = importlib.import_module(f"esrgan.commands.{name}")
+            return int(module.main(rest) or 0)
+    except KeyboardInterrupt as exc:
+        # Ctrl-C or SIGTERM: outputs are written atomically (a temporary is removed as the exception passes), so
+        # nothing half-written is left; one line, no traceback.
+        if isinstance(exc, Terminated):
+            print(f"esrgan {name}: terminated (SIGTERM); nothing half-written was left", file=sys.stderr)
+            return exc.exit_code
         print(f"esrgan {name}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        # The file system said no (a file where a folder must go, permissions, a full disk, ...): whichever command
+        # met it, the user needs the path and the reason, not a traceback.
+        from esrgan.utils.oserror import os_error_line
+
+        print(f"esrgan {name}: error: {os_error_line(exc)}", file=sys.stderr)
+        return 1
 
 
 def exit_with(code: int) -> NoReturn:

@@ -64,7 +64,12 @@ def build_generator(
     try:
         model.load_state_dict(sd, strict=True)
     except RuntimeError as exc:
-        raise CheckpointError(f"{source}: weights do not fit the detected {arch}({dict(kwargs)}): {exc}") from exc
+        # torch lists every mismatch on its own line after a header: the first one says enough, on one line
+        lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+        reason = lines[1] if len(lines) > 1 else (lines[0] if lines else "")
+        more = f" (+{len(lines) - 2} more)" if len(lines) > 2 else ""
+        detected = f"{arch}({dict(kwargs)})"
+        raise CheckpointError(f"{source}: weights do not fit the detected {detected}: {reason}{more}") from exc
     return model.eval()
 
 

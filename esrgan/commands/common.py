@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import logging
 import os
-import signal
 import sys
 from collections.abc import Iterator
 
@@ -150,29 +149,3 @@ def join_ranks() -> Iterator[Ranks]:
         yield Ranks.current()
     finally:
         dist.destroy()
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (a ``kill``, a job scheduler's stop, a container shutting down), raised in the main thread like
-    Ctrl-C so the same clean-up runs: temporaries removed, finished parts kept."""
-
-    exit_code = 128 + signal.SIGTERM
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """While inside, SIGTERM raises :class:`Terminated` (Python's default ends the process at once, leaving
-    temporary files behind and saying nothing)."""
-
-    def handler(signum: int, frame: object) -> None:
-        raise Terminated()
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread (a test runner's worker): nothing to install
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

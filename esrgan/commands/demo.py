@@ -80,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s: %(message)s")
 
     root = Path(args.root).resolve()
+    if root.exists() and not root.is_dir():
+        parser.error(f"--root {args.root}: is a file, expected a folder")
     configs = _config_dir()
     extra = QUICK_OVERRIDES if args.quick else {"psnr": [], "gan": []}
     t_start = time.perf_counter()

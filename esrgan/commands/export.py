@@ -8,7 +8,17 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from esrgan.inference.export import DEFAULT_OPSET, FORMATS, check_onnx, export_onnx, export_torchscript
+from esrgan.inference.export import (
+    DEFAULT_OPSET,
+    FORMATS,
+    ExportError,
+    check_finite_weights,
+    check_onnx,
+    check_opset,
+    export_onnx,
+    export_torchscript,
+)
+from esrgan.utils.oserror import os_error_line
 
 logger = logging.getLogger("esrgan.inference.export")
 
@@ -43,24 +53,37 @@ def main(argv: Sequence[str] | None = None) -> int:
     if fmt is None:
         parser.error(f"-o {out}: unknown format {out.suffix!r}; use one of {', '.join(FORMATS)}")
     try:
+        if fmt == "onnx":
+            check_opset(args.opset)
         model = load_model(args.model, device="cpu")
+        check_finite_weights(model, args.model)
+    except ExportError as exc:
+        logger.error("%s", exc)
+        return 1
     except (OSError, ValueError, RuntimeError) as exc:
         logger.error("cannot load model %s: %s", args.model, exc)
         return 1
-    if fmt == "onnx":
-        export_onnx(model, out, opset=args.opset)
-        if args.check:
-            try:
-                diff = check_onnx(model, out)
-            except ImportError:
-                logger.warning("onnxruntime is not installed: exported %s without checking it", out)
-            else:
-                logger.info("onnxruntime vs PyTorch: max abs difference %.2e", diff)
-                if diff > 1e-3:
-                    logger.error("%s: the ONNX model differs from PyTorch by %.2e", out, diff)
-                    return 1
-    else:
-        export_torchscript(model, out)
+    try:
+        if fmt == "onnx":
+            export_onnx(model, out, opset=args.opset)
+        else:
+            export_torchscript(model, out)
+    except ExportError as exc:
+        logger.error("%s", exc)
+        return 1
+    except OSError as exc:
+        logger.error("cannot write %s: %s", out, os_error_line(exc))
+        return 1
+    if fmt == "onnx" and args.check:
+        try:
+            diff = check_onnx(model, out)
+        except ImportError:
+            logger.warning("onnxruntime is not installed: exported %s without checking it", out)
+        else:
+            logger.info("onnxruntime vs PyTorch: max abs difference %.2e", diff)
+            if not diff <= 1e-3:
+                logger.error("%s: the ONNX model differs from PyTorch by %.2e", out, diff)
+                return 1
     logger.info("wrote %s (%s, %.1f MB)", out, fmt, out.stat().st_size / 1e6)
     return 0
 

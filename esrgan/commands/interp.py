@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from esrgan.commands.test import FlagOverrides, add_test_set_args, missing_flags
 from esrgan.options.errors import OptionsError
@@ -29,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gan", metavar="CKPT", help="GAN generator (alpha 1): checkpoint path or zoo name")
     p.add_argument("--alpha", type=float, help="one alpha in [0, 1]; writes -o")
     p.add_argument("-o", "--output", metavar="FILE", help="interpolated checkpoint (.pth or .safetensors)")
+    p.add_argument("--overwrite", action="store_true", help="replace -o FILE if it exists from before")
     p.add_argument("--sweep", metavar="A", help="alphas: start:stop:step (stop included, e.g. 0:1:0.1) or 0,0.5,1")
     add_test_set_args(p)
     p.add_argument("--scale", type=int, help="upscaling factor")
@@ -51,6 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from esrgan.evaluation.testsets import sets_from_options
     from esrgan.inference.upscaler import NonFiniteOutputError
     from esrgan.options.testing import test_options_from_dict
+    from esrgan.utils.hardware import check_device
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -66,7 +69,12 @@ def main(argv: list[str] | None = None) -> int:
                 print("esrgan interp: --alpha needs -o FILE for the interpolated checkpoint", file=sys.stderr)
                 return 2
             try:
-                out = interpolate_checkpoints(args.psnr, args.gan, args.alpha, args.output)
+                target = Path(args.output)
+                if target.suffix not in (".pth", ".safetensors"):
+                    raise ValueError(f"-o {target}: expected a .pth or .safetensors file name")
+                if target.exists() and not args.overwrite:
+                    raise ValueError(f"-o {target}: exists from before; pass --overwrite to replace it")
+                out = interpolate_checkpoints(args.psnr, args.gan, args.alpha, target)
             except (OSError, ValueError) as exc:
                 print(f"esrgan interp: error: {exc}", file=sys.stderr)
                 return 1
@@ -86,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.save_models:
             given.set("interp.save_models", True, "--save-models")
         cfg = test_options_from_dict(given.raw, args.opt, require_interp=True, flags=given.flags)
+        check_device(cfg.device)
         interp = cfg.interp
         assert interp is not None and interp.psnr and interp.gan  # required above
         report = run_sweep(

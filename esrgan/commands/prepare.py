@@ -33,6 +33,7 @@ from esrgan.data.prepare import (
     verify_lmdb,
     write_meta_info,
 )
+from esrgan.utils.oserror import os_error_line
 
 # ---------------------------------------------------------------- command line
 
@@ -203,7 +204,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except (ValueError, OSError, KeyError, DownloadError, ImageReadError) as exc:
-        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
+        if isinstance(exc, OSError) and exc.errno is not None:
+            message = os_error_line(exc)  # "[Errno 21] Is a directory: 'x'" -> "x: is a folder, expected a file"
+        else:
+            message = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"esrgan prepare {args.command}: error: {message}", file=sys.stderr)
         return 1
 

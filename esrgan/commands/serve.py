@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import socket
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,6 +76,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"{flag} must be > 0, got {value}")
     if args.tile < 0:
         parser.error(f"--tile must be >= 0, got {args.tile}")
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port must be in 0..65535, got {args.port}")
+    try:
+        socket.getaddrinfo(args.host, args.port)
+    except (socket.gaierror, UnicodeError) as exc:
+        parser.error(f"--host {args.host}: not an address of this machine or a name that resolves ({exc})")
+    if args.work_dir is not None and Path(args.work_dir).exists() and not Path(args.work_dir).is_dir():
+        parser.error(f"--work-dir {args.work_dir}: is a file, expected a folder")
     for flag, folders in (("--model-dir", args.model_dir), ("--batch-dir", args.batch_dir)):
         for folder in folders:
             if not Path(folder).expanduser().is_dir():

@@ -126,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     from esrgan.evaluation.testsets import sets_from_options
     from esrgan.inference.upscaler import NonFiniteOutputError
     from esrgan.options.testing import test_options_from_dict
+    from esrgan.utils.hardware import check_device
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -149,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.opt and not args.name:
             given.set("name", f"test_{_label(args.model[0])}_x{args.scale}", "--model")
         cfg = test_options_from_dict(given.raw, args.opt, flags=given.flags)
+        check_device(cfg.device)
         report = run_tests(
             cfg.models_to_test, sets_from_options(cfg), cfg.scale, cfg.name,
             experiments_root=cfg.experiments_root, device=cfg.device, tile=cfg.val.tile, precision=cfg.val.precision,

@@ -8,16 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from esrgan.commands.common import (
-    Terminated,
     add_alpha_arg,
     add_model_args,
     build_upscaler,
     check_device,
     join_ranks,
     setup_cli_logging,
-    terminate_as_interrupt,
 )
-from esrgan.data.image import ImageReadError, inspect_image_file, is_image_file
+from esrgan.data.image import MAX_PIXELS_ENV, ImageReadError, inspect_image_file, is_image_file, max_image_pixels
 from esrgan.inference.files import (
     OUTPUT_EXTS,
     expand_inputs,
@@ -28,6 +26,8 @@ from esrgan.inference.files import (
 )
 from esrgan.inference.ranks import Ranks
 from esrgan.utils.atomic import remove_stale_temporaries_of
+from esrgan.utils.folders import check_folder_name
+from esrgan.utils.signals import Terminated
 
 logger = logging.getLogger("esrgan.inference.upscale")
 
@@ -70,7 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"--quality must be in 0..100, got {args.quality}")
     check_device(parser, args.device)
     try:
-        with terminate_as_interrupt(), join_ranks() as ranks:
+        with join_ranks() as ranks:
             setup_cli_logging(args.verbose, rank=ranks.rank)
             return _run(parser, args, ranks)
     except KeyboardInterrupt as exc:
@@ -97,10 +97,42 @@ def _empty_output(files: list[Path], outscale: float) -> str | None:
     return None
 
 
+def _too_large(files: list[Path], net_scale: int, outscale: float | None, passes: int) -> str | None:
+    """What would go over the pixel limit (``ESRGAN_MAX_IMAGE_PIXELS``, or one pass of the network over the
+    input when that is larger: any image that may be read may be upscaled once): the result of ``passes``
+    or the ``--outscale`` size, read from the headers. A 16-pixel image x4 six times would otherwise grow
+    for minutes towards a 65536-pixel square."""
+    if not max_image_pixels():
+        return None
+    scale = net_scale**passes
+    for src in files:
+        try:
+            w, h = inspect_image_file(src)
+        except ImageReadError:
+            continue  # reported with the image, when its turn comes
+        limit = max(max_image_pixels(), w * h * net_scale**2)
+        for flag, (ow, oh) in (("--passes", (w * scale, h * scale)),
+                               ("--outscale", (round(w * (outscale or 0)), round(h * (outscale or 0))))):
+            if ow * oh > limit:
+                value = passes if flag == "--passes" else f"{outscale:g}"
+                return (f"{flag} {value} would make {src} ({w}x{h}) {ow}x{oh} = {ow * oh / 1e6:.0f} megapixels, over "
+                        f"the limit of {limit / 1e6:.0f} megapixels (set {MAX_PIXELS_ENV} to raise it, 0 for none)")
+    return None
+
+
 def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, ranks: Ranks) -> int:
+    if args.suffix:
+        try:
+            check_folder_name(f"x{args.suffix}.png", "--suffix")  # a part of one file name in the output folder
+        except ValueError:
+            parser.error(f"--suffix {args.suffix!r} must be part of a file name: no '/', '\\' or control characters")
     files, missing = expand_inputs(args.inputs, args.recursive)
     for item in missing:
-        logger.error("%s: no such image file, folder or matching glob", item)
+        if Path(item).is_dir():
+            deeper = "" if args.recursive else " (-r looks into its sub-folders)"
+            logger.error("%s: a folder with no images in it%s", item, deeper)
+        else:
+            logger.error("%s: no such image file, folder or matching glob", item)
     out = Path(args.output)
     single = len(args.inputs) == 1 and len(files) == 1 and Path(args.inputs[0]).is_file() and is_image_file(out)
     if not files:
@@ -114,6 +146,9 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, ranks: Ranks
     upscaler = build_upscaler(args, show_progress=ranks.world_size == 1)
     if upscaler is None:
         return 1
+    problem = _too_large(files, upscaler.scale, args.outscale, args.passes)
+    if problem:
+        parser.error(problem)
     final_scale = args.outscale if args.outscale is not None else upscaler.scale**args.passes
     suffix = scale_suffix(final_scale) if args.suffix is None else args.suffix
     logger.info("%r; %d image(s) -> %s%s", upscaler, len(files), out, ranks.describe())

@@ -8,16 +8,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from esrgan.commands.common import (
-    Terminated,
     add_model_args,
     build_upscaler,
     check_device,
     join_ranks,
     setup_cli_logging,
-    terminate_as_interrupt,
 )
 from esrgan.inference.ranks import Ranks
 from esrgan.inference.video_parts import PART_SECONDS
+from esrgan.utils.signals import Terminated
 
 logger = logging.getLogger("esrgan.inference.video")
 
@@ -75,15 +74,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.batch is not None and args.batch < 1:
         parser.error(f"--batch must be >= 1, got {args.batch}")
-    if args.start is not None and args.start < 0:
-        parser.error(f"--start must be >= 0, got {args.start}")
-    if args.duration is not None and args.duration <= 0:
-        parser.error(f"--duration must be > 0, got {args.duration}")
+    if args.start is not None and not 0 <= args.start < float("inf"):  # NaN too
+        parser.error(f"--start must be a number of seconds >= 0, got {args.start}")
+    if args.duration is not None and not args.duration > 0:
+        parser.error(f"--duration must be > 0 seconds, got {args.duration}")
     if not args.part_seconds > 0:
         parser.error(f"--part-seconds must be > 0, got {args.part_seconds}")
     check_device(parser, args.device)
     try:
-        with terminate_as_interrupt(), join_ranks() as ranks:
+        with join_ranks() as ranks:
             setup_cli_logging(args.verbose, rank=ranks.rank)
             return _run(parser, args, ranks)
     except KeyboardInterrupt as exc:
@@ -102,7 +101,7 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace, ranks: Ranks
 
     src = Path(args.input)
     if not src.is_file():
-        logger.error("%s: no such video file", src)
+        logger.error("%s: %s", src, "a folder, not a video file" if src.is_dir() else "no such video file")
         return 1
     upscaler = build_upscaler(args, show_progress=False)
     if upscaler is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import os
+import stat
 import struct
 import warnings
 from collections.abc import Iterator
@@ -79,16 +80,23 @@ def _exif_orientation_from_tiff(tiff: bytes | memoryview) -> int:
 
 
 def _jpeg_segments(data: bytes | memoryview) -> Iterator[tuple[int, int, bytes | memoryview]]:
-    """(marker, position, body) of each JPEG segment up to the first scan (SOS, whose position is last)."""
-    pos = 2
+    """(marker, position, body) of each JPEG segment up to the first scan (SOS, whose position is last).
+
+    Stray bytes between segments are skipped to the next 0xFF, as libjpeg does ("extraneous bytes").
+    """
+    pos, stray = 2, 0
     while pos + 4 <= len(data):
         if data[pos] != 0xFF:
-            return
+            stray += 1
+            if stray > 4096:  # not stray bytes any more: not a JPEG we can read
+                return
+            pos += 1
+            continue
         marker = data[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length
+        if marker in (0xD8, 0x01, 0x00) or 0xD0 <= marker <= 0xD7:  # no length
             pos += 2
             continue
         (length,) = struct.unpack(">H", data[pos + 2 : pos + 4])
@@ -117,32 +125,99 @@ def _jpeg_complete(data: bytes) -> bool:
     return sos is not None and data.find(b"\xff\xd9", sos) != -1
 
 
-def probe_image(data: bytes | memoryview) -> tuple[int, int, int] | None:
-    """(width, height, EXIF orientation 1..8) read from an encoded image's header, without decoding it.
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
-    PNG and JPEG are read here (IHDR; SOF and the EXIF APP1 segment); other formats through Pillow's
-    lazy open, which reads only the header. None when the header cannot be read.
+
+def _probe_png(data: bytes | memoryview) -> tuple[tuple[int, int, int], bool]:
+    """((width, height, orientation), whether the chunks were read up to the image data).
+
+    The orientation is in an eXIf chunk (PNG 1.5), which comes before the image data (IDAT); browsers
+    and Pillow's ``exif_transpose`` honour it like a JPEG's.
     """
-    head = bytes(data[:24])
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", head[16:24])
-        return width, height, 1
+    width, height = struct.unpack(">II", data[16:24])
+    pos = 8
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack(">I", data[pos : pos + 4])
+        tag = bytes(data[pos + 4 : pos + 8])
+        if tag in (b"IDAT", b"IEND"):
+            return (width, height, 1), True
+        if tag == b"eXIf":
+            body = data[pos + 8 : pos + 8 + length]
+            if len(body) < length:
+                break
+            body = body[6:] if bytes(body[:6]) == b"Exif\0\0" else body  # some writers keep the JPEG prefix
+            return (width, height, _exif_orientation_from_tiff(body)), True
+        pos += 12 + length
+    return (width, height, 1), False
+
+
+# Formats whose size Pillow reads from the header, by the signature OpenCV also goes by (so both read the
+# same image): the format name Pillow must report for it. PNG and JPEG are read above.
+_PILLOW_PROBED = (
+    (lambda h: h[:4] == b"RIFF" and h[8:12] == b"WEBP", "WEBP"),
+    (lambda h: h[:2] == b"BM", "BMP"),
+    (lambda h: h[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"), "TIFF"),
+    (lambda h: h[:1] == b"P" and h[1:2] in b"123456" and len(h) > 2, "PPM"),
+    (lambda h: h[:6] in (b"GIF87a", b"GIF89a"), "GIF"),
+    (lambda h: h[:12] == b"\0\0\0\x0cjP  \r\n\x87\n" or h[:4] == b"\xff\x4f\xff\x51", "JPEG2000"),
+    (lambda h: h[4:8] == b"ftyp" and h[8:12] in (b"avif", b"avis"), "AVIF"),
+    (lambda h: h[:4] == b"\x59\xa6\x6a\x95", "SUN"),
+)
+# What OpenCV also decodes but this project does not read (floating point, or no size before decoding).
+_REFUSED_FORMATS = (
+    (lambda h: h[:10] == b"#?RADIANCE" or h[:6] == b"#?RGBE", "a Radiance HDR (floating-point) image"),
+    (lambda h: h[:2] in (b"PF", b"Pf"), "a PFM (floating-point) image"),
+    (lambda h: h[:4] == b"\x76\x2f\x31\x01", "an OpenEXR (floating-point) image"),
+    (lambda h: h[:2] == b"P7", "a PAM image"),
+)
+SUPPORTED_FORMATS = "PNG, JPEG, WebP, BMP, TIFF, PNM, GIF, JPEG 2000, AVIF or Sun raster"
+
+
+def _probe(data: bytes | memoryview) -> tuple[tuple[int, int, int] | None, bool]:
+    """(probe_image's answer, whether more of the file could change it)."""
+    head = bytes(data[:32])
+    if head[:8] == _PNG_SIGNATURE and head[12:16] == b"IHDR" and len(head) >= 24:
+        probe, read_to_data = _probe_png(data)
+        return probe, not read_to_data
     if head[:2] == b"\xff\xd8":
-        return _probe_jpeg(data)
+        probe = _probe_jpeg(data)
+        return probe, probe is None
+    fmt = next((name for match, name in _PILLOW_PROBED if match(head)), None)
+    if fmt is None:
+        return None, len(head) < 32
     from PIL import Image
 
     try:
         with warnings.catch_warnings():
             # Pillow's own bomb check would refuse or warn before we can give our message.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as im:
+            with Image.open(io.BytesIO(data), formats=[fmt]) as im:
                 width, height = im.size
                 orientation = int(im.getexif().get(0x0112, 1) or 1)
     except Image.DecompressionBombError:
-        return 2**31, 1, 1  # Pillow already knows it is over twice its own (our default) limit
-    except Exception:  # not an image Pillow knows, or a damaged header: let the decoder judge it
-        return None
-    return width, height, orientation if 1 <= orientation <= 8 else 1
+        return (2**31, 1, 1), False  # Pillow already knows it is over twice its own (our default) limit
+    except Exception:  # a damaged header, or cut before its end: let more of the file (or nothing) tell
+        return None, True
+    return (width, height, orientation if 1 <= orientation <= 8 else 1), False
+
+
+def probe_image(data: bytes | memoryview) -> tuple[int, int, int] | None:
+    """(width, height, EXIF orientation 1..8) read from an encoded image's header, without decoding it.
+
+    PNG and JPEG are read here (IHDR and eXIf; SOF and the EXIF APP1 segment); WebP, BMP, TIFF, PNM, GIF,
+    JPEG 2000, AVIF and Sun raster through Pillow's lazy open, which reads only the header, and only when
+    the file starts with the signature OpenCV will decode it by. None for anything else (or a damaged
+    header): :func:`imdecode` then refuses to decode it, so no format escapes the pixel limit.
+    """
+    return _probe(data)[0]
+
+
+def _unprobed_reason(data: bytes | memoryview) -> str:
+    head = bytes(data[:16])
+    kind = next((what for match, what in _REFUSED_FORMATS if match(head)), None)
+    if kind is not None:
+        return f"{kind}, not supported; expected an 8- or 16-bit {SUPPORTED_FORMATS} image"
+    return f"truncated or not an image (not a {SUPPORTED_FORMATS} image, or its header is damaged)"
 
 
 def _ends_complete(head: bytes, tail: bytes, size: int) -> bool:
@@ -159,6 +234,37 @@ def _ends_complete(head: bytes, tail: bytes, size: int) -> bool:
     return True
 
 
+def _png_reaches_iend(f: io.BufferedReader, size: int) -> bool:
+    """Whether a PNG's chunks, followed from the start by their lengths (8 bytes read per chunk), reach IEND
+    within the file: a cut file does not, one with data appended after IEND (which libpng ignores) does."""
+    pos = 8
+    while pos + 12 <= size:
+        f.seek(pos)
+        length, tag = struct.unpack(">I4s", f.read(8))
+        if tag == b"IEND":
+            return True
+        pos += 12 + length
+    return False
+
+
+def _unsupported_pixels(head: bytes) -> str | None:
+    """For a TIFF: what its header says the pixels are when they are not 8/16-bit (32-bit float or integer)."""
+    if head[:4] not in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+"):
+        return None
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(head), formats=["TIFF"]) as im:
+            mode = im.mode
+    except Exception:
+        return None
+    if mode.startswith("F"):
+        return "32-bit floating-point"
+    if mode == "I" or mode.startswith("I;32"):  # "I;16..." is 16-bit, read as uint16
+        return "32-bit integer"
+    return None
+
+
 def inspect_image_file(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> tuple[int, int]:
     """(width, height) of an image file as :func:`imread` would return it, without decoding it.
 
@@ -168,36 +274,57 @@ def inspect_image_file(path: str | os.PathLike[str], *, max_pixels: int | None =
     """
     path = Path(path)
     try:
+        size = _regular_file_size(path)
         with open(path, "rb") as f:
             head = f.read(4096)  # PNG's IHDR is in the first 24 bytes, most JPEG frame headers in 4 KB
-            size = f.seek(0, os.SEEK_END)
             f.seek(max(size - 32, 0))
             tail = f.read()
-            probe = probe_image(head)
-            for more in (65536, -1):  # a JPEG's frame header after large metadata (EXIF thumbnail, ICC)
-                if probe is not None or size <= len(head):
+            probe, more_needed = _probe(head)
+            for more in (65536, -1):  # a frame header (or eXIf) after large metadata (EXIF thumbnail, ICC)
+                if not more_needed or size <= len(head):
                     break
                 f.seek(0)
                 head = f.read(more)
-                probe = probe_image(head)
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: image file not found") from None
+                probe, more_needed = _probe(head)
     except OSError as exc:
-        raise ImageReadError(f"{path}: cannot read image file ({exc})") from exc
+        raise ImageReadError(_os_reason(path, exc)) from None
     if probe is None:
-        raise ImageReadError(f"{path}: not an image or its header is damaged ({size} bytes)")
-    complete = _ends_complete(head, tail, size)
+        raise ImageReadError(f"{path}: {_unprobed_reason(head)} ({size} bytes)")
+    complete = _ends_complete(head, tail, size) and not (head[:8] == _PNG_SIGNATURE and more_needed)
     if not complete and head[:2] == b"\xff\xd8":  # data after the JPEG's end? then the whole file
         with open(path, "rb") as f:
             complete = _jpeg_complete(f.read())
+    if not complete and head[:8] == _PNG_SIGNATURE and not more_needed:  # data after IEND? walk the chunks
+        with open(path, "rb") as f:
+            complete = _png_reaches_iend(f, size)
     if not complete:
         raise ImageReadError(f"{path}: truncated ({size} bytes; the file ends before its image data does)")
+    pixels = _unsupported_pixels(head)
+    if pixels is not None:
+        raise ImageReadError(f"{path}: {pixels} pixels, not supported; expected an 8- or 16-bit image")
     w, h, orientation = probe
-    _check_pixels(str(path), w, h, max_pixels)
+    check_pixels(str(path), w, h, max_pixels)
     return (h, w) if orientation >= 5 else (w, h)
 
 
-def _check_pixels(name: str, w: int, h: int, max_pixels: int | None) -> None:
+def _regular_file_size(path: Path) -> int:
+    """The size of ``path``, refusing what is not a regular file (a folder, or a FIFO that would block the read)."""
+    st = path.stat()
+    if not stat.S_ISREG(st.st_mode):
+        kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a FIFO, socket or device)"
+        raise ImageReadError(f"{path}: {kind}, not an image file")
+    return st.st_size
+
+
+def _os_reason(path: Path, exc: OSError) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return f"{path}: image file not found"
+    return f"{path}: cannot read image file ({exc.strerror or exc})"
+
+
+def check_pixels(name: str, w: int, h: int, max_pixels: int | None = None) -> None:
+    """Refuse (:class:`ImageTooLargeError`) an image of ``w`` x ``h`` over the pixel limit (``max_pixels``, default
+    :func:`max_image_pixels`; 0 = none), before it is decoded: every reader goes through here, video frames too."""
     limit = max_image_pixels() if max_pixels is None else max_pixels
     if limit and w * h > limit:
         raise ImageTooLargeError(
@@ -262,12 +389,21 @@ def imdecode(buffer: bytes | np.ndarray, name: str = "<bytes>", *, max_pixels: i
     An EXIF orientation (photos from phones and cameras) is applied, as every image viewer does.
     """
     arr = np.frombuffer(buffer, dtype=np.uint8) if isinstance(buffer, bytes | bytearray) else buffer
-    probe = probe_image(memoryview(np.ascontiguousarray(arr).reshape(-1)))
-    if probe is not None:
-        _check_pixels(name, probe[0], probe[1], max_pixels)
-    img = cv2.imdecode(arr, cv2.IMREAD_UNCHANGED) if arr.size else None
+    data = memoryview(np.ascontiguousarray(arr).reshape(-1))
+    probe = probe_image(data)
+    if probe is None:  # OpenCV would decode some of these (Radiance HDR, PFM) without a size check first
+        if not arr.size:
+            raise ImageReadError(f"{name}: cannot decode image data (0 bytes); empty, not an image")
+        raise ImageReadError(f"{name}: cannot decode image data ({arr.size} bytes); {_unprobed_reason(data)}")
+    check_pixels(name, probe[0], probe[1], max_pixels)
+    try:
+        img = cv2.imdecode(arr, cv2.IMREAD_UNCHANGED)
+    except cv2.error as exc:  # e.g. a size OpenCV's own limits refuse
+        raise ImageReadError(f"{name}: cannot decode image data ({exc.err or exc})") from None
     if img is None:
         raise ImageReadError(f"{name}: cannot decode image data ({arr.size} bytes); truncated or not an image")
+    if img.dtype not in (np.uint8, np.uint16):  # e.g. a floating-point TIFF
+        raise ImageReadError(f"{name}: {img.dtype} pixels, not supported; expected an 8- or 16-bit image")
     if img.ndim == 3 and img.shape[2] == 1:
         img = img[:, :, 0]
     if probe is not None and probe[2] != 1:
@@ -281,12 +417,16 @@ def imread(path: str | os.PathLike[str], *, max_pixels: int | None = None) -> np
     ``max_pixels``: see :func:`imdecode`.
     """
     path = Path(path)
+    limit = max_image_pixels() if max_pixels is None else max_pixels
     try:
+        size = _regular_file_size(path)
+        # Even uncompressed 16-bit RGBA at the pixel limit is smaller: a bigger file is not read into memory.
+        if limit and size > 8 * limit + 2**26:
+            raise ImageTooLargeError(f"{path}: {size / 1e9:.1f} GB is too large for an image within the pixel "
+                                     f"limit of {limit / 1e6:.0f} megapixels; not read (set {MAX_PIXELS_ENV})")
         data = path.read_bytes()
-    except FileNotFoundError:
-        raise ImageReadError(f"{path}: image file not found") from None
     except OSError as exc:
-        raise ImageReadError(f"{path}: cannot read image file ({exc})") from exc
+        raise ImageReadError(_os_reason(path, exc)) from None
     return imdecode(data, name=str(path), max_pixels=max_pixels)
 
 

@@ -293,7 +293,10 @@ def write_lmdb(
         raise FileExistsError(f"{target}: already exists; pass --overwrite to replace it")
     entries: list[MetaEntry] = []
     with atomic_dir(target) as tmp:
-        env = lmdb.open(str(tmp), map_size=map_size, meminit=False, map_async=True)
+        try:
+            env = lmdb.open(str(tmp), map_size=map_size, meminit=False, map_async=True)
+        except lmdb.Error as exc:  # e.g. "File too large" (a file-size limit), "No space left on device"
+            raise LmdbError(f"{target}: cannot create the LMDB: {_lmdb_reason(exc)}") from None
         try:
             seen: set[str] = set()
             batch: list[tuple[bytes, bytes]] = []
@@ -310,6 +313,8 @@ def write_lmdb(
                     batch, batch_bytes = [], 0
             _commit(env, batch)
             env.sync(True)
+        except lmdb.Error as exc:
+            raise LmdbError(f"{target}: cannot write the LMDB: {_lmdb_reason(exc)}") from None
         finally:
             env.close()
         (tmp / META_INFO).write_text("".join(e.line() + "\n" for e in entries))
@@ -318,6 +323,12 @@ def write_lmdb(
 
 
 _COMMIT_BYTES = 64 << 20
+
+
+def _lmdb_reason(exc: BaseException) -> str:
+    """lmdb's message without the temporary folder's name it starts with (``'.x.tmp-ab12: File too large'``)."""
+    text = str(exc)
+    return text.split(": ", 1)[1] if ": " in text and ".tmp-" in text.split(": ", 1)[0] else text
 
 
 def _commit(env: Any, batch: list[tuple[bytes, bytes]]) -> None:

@@ -26,7 +26,7 @@ from esrgan.data.image import (
     mod_crop,
     to_rgb,
 )
-from esrgan.data.lmdb_backend import LmdbReader, read_meta_info
+from esrgan.data.lmdb_backend import LmdbKeyError, LmdbReader, read_meta_info
 from esrgan.data.transforms import augment_pair, check_pair_size, paired_random_crop, random_crop
 from esrgan.options.datasets import DatasetOptions
 
@@ -110,18 +110,35 @@ def paired_refs_from_folders(
     return pairs
 
 
-def paired_refs_from_lmdb(gt_lmdb: str | os.PathLike[str], lq_lmdb: str | os.PathLike[str], scale: int):
-    """Pair LMDB keys (same key on both sides, as BasicSR); shapes are checked from meta-info up front."""
+def _lmdb_pairing_hint(key: str, lq_keys: list[str]) -> str:
+    """A ``filename_tmpl`` that maps HR key ``key`` onto an LR key which contains it, if any does."""
+    found = next((k for k in lq_keys if key in k and k != key), None)
+    if found is None:
+        return ""
+    prefix, _, suffix = found.partition(key)
+    return f"; the LR key {found!r} contains it: set filename_tmpl: '{prefix}{{}}{suffix}' to pair them"
+
+
+def paired_refs_from_lmdb(
+    gt_lmdb: str | os.PathLike[str], lq_lmdb: str | os.PathLike[str], scale: int, filename_tmpl: str = "{}"
+) -> list[tuple[ImageRef, ImageRef]]:
+    """Pair LMDB keys: the LR key is ``filename_tmpl`` of the HR key (the same key by default, as BasicSR), or
+    with the default ``<key>x<scale>`` too (an LR LMDB made from DIV2K's ``0001x4.png`` files), as for folders.
+    Shapes are checked from meta-info up front; a key without a partner is one error naming both LMDBs."""
     gt_entries = {e.key: e for e in read_meta_info(gt_lmdb)}
     lq_entries = {e.key: e for e in read_meta_info(lq_lmdb)}
     pairs = []
     for key, gt in gt_entries.items():
-        lq = lq_entries.get(key)
-        if lq is None:
-            raise KeyError(
-                f"HR key {key!r} of {gt_lmdb} has no LR partner in {lq_lmdb} "
-                f"({len(lq_entries)} keys there, e.g. {next(iter(lq_entries))!r}); expected the same key"
+        candidates = [filename_tmpl.format(key)] + ([f"{key}x{scale}"] if filename_tmpl == "{}" else [])
+        lq_key = next((c for c in candidates if c in lq_entries), None)
+        if lq_key is None:
+            lq_keys = list(lq_entries)
+            raise LmdbKeyError(  # a ValueError too: commands give it as one line
+                f"HR key {key!r} of {gt_lmdb} has no LR partner in {lq_lmdb}: expected the key {candidates[0]!r} "
+                f"(filename_tmpl {filename_tmpl!r}); {len(lq_keys)} keys there, e.g. {lq_keys[0]!r}"
+                + _lmdb_pairing_hint(key, lq_keys)
             )
+        lq = lq_entries[lq_key]
         if (lq.shape[0] * scale, lq.shape[1] * scale) != gt.shape[:2]:
             raise ValueError(
                 f"LR/HR size mismatch for key {key!r}: LR {lq_lmdb} records (h,w)=({lq.shape[0]},{lq.shape[1]}), "
@@ -129,7 +146,7 @@ def paired_refs_from_lmdb(gt_lmdb: str | os.PathLike[str], lq_lmdb: str | os.Pat
                 f"({gt.shape[0]},{gt.shape[1]}); expected the LR to be the HR size / {scale}"
             )
         pairs.append(
-            (ImageRef(f"{gt_lmdb}/{key}", key, gt.shape), ImageRef(f"{lq_lmdb}/{key}", key, lq.shape))
+            (ImageRef(f"{gt_lmdb}/{key}", key, gt.shape), ImageRef(f"{lq_lmdb}/{lq_key}", lq_key, lq.shape))
         )
     return pairs
 
@@ -194,7 +211,7 @@ class PairedImageDataset(Dataset):
         assert opt.dataroot_lq is not None  # validate() guarantees it
         if self.lmdb:
             self._readers = {"gt": LmdbReader(opt.dataroot_gt), "lq": LmdbReader(opt.dataroot_lq)}
-            return paired_refs_from_lmdb(opt.dataroot_gt, opt.dataroot_lq, opt.scale)
+            return paired_refs_from_lmdb(opt.dataroot_gt, opt.dataroot_lq, opt.scale, opt.filename_tmpl)
         return paired_refs_from_folders(
             opt.dataroot_gt, opt.dataroot_lq, opt.filename_tmpl, opt.scale, opt.meta_info_file
         )

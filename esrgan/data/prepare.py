@@ -21,6 +21,7 @@ import numpy as np
 from esrgan.data.image import imencode, imread, imwrite, list_images, mod_crop
 from esrgan.data.lmdb_backend import png_params
 from esrgan.data.subimages import iter_subimages, strip_scale_suffix, subimage_name
+from esrgan.utils.folders import check_folder_name
 
 logger = logging.getLogger("esrgan.data.prepare")
 
@@ -111,7 +112,11 @@ def extract_subimages(
     ``scale`` > 1 is for an LR folder: the sizes are divided by it and an ``x<scale>`` name
     suffix is dropped, so the LR sub-images get the same names as the HR ones.
     """
+    if scale < 1:
+        raise ValueError(f"--scale {scale}: expected an integer >= 1")
     for name, value in (("crop-size", crop_size), ("step", step), ("thresh-size", thresh_size)):
+        if value < (0 if name == "thresh-size" else 1):
+            raise ValueError(f"--{name} {value}: expected {'>= 0' if name == 'thresh-size' else 'an integer >= 1'}")
         if value % scale:
             raise ValueError(f"--{name} {value} is not divisible by --scale {scale}; the LR crops would not align")
     _check_compress_level(compress_level)
@@ -235,6 +240,8 @@ def _make_lr_one(job: tuple[Path, Path, int, str, Path | None]) -> None:
 
     path, out, scale, tmpl, hr_out = job
     hr = mod_crop(imread(path), scale)
+    if hr.size == 0:
+        raise ValueError(f"{path}: smaller than --scale {scale} pixels; no LR image to make")
     imwrite(out / (tmpl.format(path.stem) + ".png"), imresize(hr, 1.0 / scale))
     if hr_out is not None:
         imwrite(hr_out / (path.stem + ".png"), hr)
@@ -259,6 +266,12 @@ def make_lr(
     tmpl = filename_tmpl if filename_tmpl is not None else f"{{}}x{scale}"
     if "{}" not in tmpl:
         raise ValueError(f"--filename-tmpl {tmpl!r} must contain '{{}}' (the HR name)")
+    try:
+        lr_name = tmpl.format("0001")
+    except (IndexError, KeyError, ValueError) as exc:
+        raise ValueError(f"--filename-tmpl {tmpl!r}: expected one '{{}}' for the HR name and no other braces "
+                         f"({exc})") from None
+    check_folder_name(lr_name, f"--filename-tmpl {tmpl!r} makes the LR name")  # one file inside the output folder
     images = _input_images(input_dir)
     out, hr_out = _low_and_high_outputs(output_dir, hr_output, overwrite)
     jobs = [(p, out, scale, tmpl, hr_out) for p in images]

@@ -128,7 +128,12 @@ def load_pair(psnr: str | Path, gan: str | Path) -> GeneratorPair:
         raise ValueError(
             f"cannot interpolate {psnr} (PSNR) and {gan} (GAN): different architectures: {'; '.join(diffs)}"
         )
-    return GeneratorPair(arch_a, dict(kw_a), sd_a, sd_b)
+    pair = GeneratorPair(arch_a, dict(kw_a), sd_a, sd_b)
+    from esrgan.loading import build_generator
+
+    # the same keys on both sides can still be a network no one can load: say so now, not at its first use
+    build_generator(arch_a, kw_a, sd_a, psnr)
+    return pair
 
 
 def interpolate_checkpoints(psnr: str | Path, gan: str | Path, alpha: float, out: str | Path) -> Path:
@@ -141,6 +146,10 @@ def interpolate_checkpoints(psnr: str | Path, gan: str | Path, alpha: float, out
     save_network(out, {"params": pair.interpolate(alpha)})
     logger.info("interpolated %s (alpha=%g) -> %s", pair.arch, alpha, out)
     return out
+
+
+# More alphas than anyone plots (0:1:0.001); a typo such as 0:1:1e-9 would otherwise run for ever.
+MAX_ALPHAS = 1001
 
 
 def parse_alphas(spec: str | float | list[float] | tuple[float, ...]) -> list[float]:
@@ -162,6 +171,9 @@ def parse_alphas(spec: str | float | list[float] | tuple[float, ...]) -> list[fl
             if step <= 0 or stop < start:
                 raise ValueError(f"alpha sweep {spec!r}: need step > 0 and stop >= start")
             count = math.floor((stop - start) / step + 1e-9)
+            if count + 1 > MAX_ALPHAS:
+                raise ValueError(f"alpha sweep {spec!r} gives {count + 1:,} alphas; at most {MAX_ALPHAS} "
+                                 "(each one is a test run of every image)")
             # Round away float drift (0.1 * 3 = 0.30000000000000004) so labels and files read cleanly.
             values = [round(start + i * step, 10) for i in range(count + 1)]
         else:

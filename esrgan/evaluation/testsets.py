@@ -146,6 +146,9 @@ def iter_test_images(test_set: TestSet, scale: int) -> Iterator[TestImage]:
         templates = [test_set.filename_tmpl] if test_set.filename_tmpl else ["{}", f"{{}}x{scale}"]
     for hr_path in paths:
         hr = mod_crop(_strip_alpha(imread(hr_path)), scale)
+        if hr.size == 0:
+            raise ValueError(f"test set {test_set.name}: {hr_path} is smaller than the scale x{scale}; "
+                             "no LR image can be made from it")
         if test_set.lr_dir is None:
             yield TestImage(hr_path.stem, hr, bicubic_downscale(hr, scale), hr_path, None)
             continue

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
+from esrgan.data.image import check_pixels
 from esrgan.inference import video_parts
 from esrgan.inference.ranks import Ranks
 from esrgan.inference.upscaler import Upscaler
@@ -289,7 +290,7 @@ def upscale_video(
     ranks = ranks or Ranks()
     if batch is not None and batch < 1:
         raise ValueError(f"batch must be >= 1; got {batch}")
-    if (start is not None and start < 0) or (duration is not None and duration <= 0):
+    if (start is not None and not start >= 0) or (duration is not None and not duration > 0):  # NaN too
         raise ValueError(f"start must be >= 0 and duration > 0; got start={start}, duration={duration}")
     if not part_seconds > 0:
         raise ValueError(f"part_seconds must be > 0; got {part_seconds}")
@@ -315,6 +316,7 @@ def upscale_video(
         vin.thread_type = "AUTO"  # multi-threaded decoding
         rate = vin.average_rate or vin.guessed_rate or Fraction(25)
         in_w, in_h = vin.codec_context.width, vin.codec_context.height
+        check_pixels(f"{src} (frame size)", in_w, in_h)  # the image readers' pixel limit, before a frame decodes
         width, height = in_w * upscaler.scale, in_h * upscaler.scale
         codec = pick_codec(encode.codec)
         pix_fmt = encode.pix_fmt or ("yuv420p" if width % 2 == 0 and height % 2 == 0 else "yuv444p")

@@ -187,7 +187,8 @@ def _prefill_network_scale(raw: dict[str, Any]) -> None:
     net_g = raw.get("network_g")
     if not isinstance(net_g, dict):
         return
-    cls = GENERATORS.get(net_g.get("type"))  # an unknown type is reported by the section parser
+    type_name = net_g.get("type")
+    cls = GENERATORS.get(type_name) if isinstance(type_name, str) else None  # the section parser reports bad types
     if cls is None:
         return
     params = inspect.signature(cls.__init__).parameters

@@ -24,6 +24,9 @@ from esrgan.options.errors import OptionsError, _join, _show
 _FLOAT_RE = re.compile(r"^[-+]?(?:\d[\d_]*\.?[\d_]*(?:[eE][-+]?\d+)?|\.\d[\d_]*(?:[eE][-+]?\d+)?|\.inf|\.nan)$", re.I)
 
 
+# The largest integer an option may hold: a 64-bit signed integer, as torch and numpy store them.
+MAX_INT = 2**63 - 1
+
 def _describe(tp: Any) -> str:
     """A reader's name for a type annotation: 'int', 'list of float', 'one of a, b', ..."""
     origin = get_origin(tp)
@@ -115,6 +118,9 @@ def convert(value: Any, tp: Any, path: str) -> Any:
             if not number.is_integer():
                 raise OptionsError(f"expected an integer, got {_show(value)}", key=path)
             number = int(number)  # BasicSR writes iteration counts as !!float 5e3
+        if not -MAX_INT <= number <= MAX_INT:
+            # Python's integers are unbounded; torch, numpy and float arithmetic (an ETA, a seed) are not.
+            raise OptionsError(f"{_show(value)} is out of range (at most {MAX_INT:.1e} in size)", key=path)
         return number
     if tp is float:
         number = float(_number(value, path, "a number"))

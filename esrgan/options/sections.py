@@ -174,7 +174,7 @@ def _parse_section(
         if "type" not in value:
             raise OptionsError(f"required key is missing (one of {', '.join(table)})", key=_join(path, "type"))
         name = value["type"]
-        if name not in table:
+        if not isinstance(name, str) or name not in table:
             close = difflib.get_close_matches(str(name), list(table), n=1, cutoff=0.6)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise OptionsError(
@@ -476,7 +476,7 @@ def _parse_num_gpu(value: Any, path: str) -> int:
         return 1 if torch.cuda.is_available() else 0
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise OptionsError(f"expected an integer >= 0 (0 = CPU) or auto, got {_show(value)}", key=path)
-    return value
+    return convert(value, int, path)  # the integer range every option has
 
 
 def _draw_seed() -> int:

@@ -43,6 +43,8 @@ _Loader.add_implicit_resolver(
 # Values an option file may expand to once aliases are followed. Real option files hold a few hundred;
 # an "alias bomb" (each anchor aliasing the previous one several times) expands exponentially.
 MAX_EXPANDED_VALUES = 100_000
+# Larger than any option file: refused before it is read.
+MAX_OPTION_FILE_BYTES = 1 << 20
 
 
 def _expanded_size(root: yaml.Node, limit: int) -> int:
@@ -52,12 +54,17 @@ def _expanded_size(root: yaml.Node, limit: int) -> int:
     count stops as soon as it passes ``limit``.
     """
     sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # the nodes being counted: meeting one again is an alias to an enclosing node
 
     def size(node: yaml.Node) -> int:
+        if id(node) in open_nodes:
+            mark = node.start_mark
+            raise OptionsError(f"invalid YAML at line {mark.line + 1}: a recursive alias (a value that contains "
+                               "itself); an option file holds plain values")
         known = sizes.get(id(node))
         if known is not None:
             return known
-        sizes[id(node)] = 1  # a recursive alias counts once instead of looping
+        open_nodes.add(id(node))
         total = 1
         if isinstance(node, yaml.SequenceNode):
             children = node.value
@@ -69,6 +76,7 @@ def _expanded_size(root: yaml.Node, limit: int) -> int:
             total += size(child)
             if total > limit:
                 break
+        open_nodes.discard(id(node))
         sizes[id(node)] = total
         return total
 
@@ -85,7 +93,11 @@ def parse_yaml(text: str, name: str = "<string>") -> Any:
         node = loader.get_single_node()
         if node is None:
             return None
-        if _expanded_size(node, MAX_EXPANDED_VALUES) > MAX_EXPANDED_VALUES:
+        try:
+            expanded = _expanded_size(node, MAX_EXPANDED_VALUES)
+        except OptionsError as err:
+            raise err.with_file(name) from None
+        if expanded > MAX_EXPANDED_VALUES:
             raise OptionsError(
                 f"YAML aliases expand to more than {MAX_EXPANDED_VALUES:,} values (an alias bomb?); "
                 "an option file needs a few hundred",
@@ -122,6 +134,11 @@ def read_option_file(path: str | os.PathLike[str]) -> Any:
     """Read and parse an option file (training, test or sweep); every problem is one OptionsError line."""
     path = Path(path)
     try:
+        if path.exists() and not path.is_dir() and not path.is_file():  # a FIFO or a device would block or never end
+            raise OptionsError("is not a regular file (a pipe or a device?); give the option file itself", file=path)
+        if path.is_file() and path.stat().st_size > MAX_OPTION_FILE_BYTES:
+            raise OptionsError(f"is {path.stat().st_size:,} bytes; an option file is a few kB (at most "
+                               f"{MAX_OPTION_FILE_BYTES:,} bytes): is this the option file?", file=path)
         data = path.read_bytes()
     except FileNotFoundError:
         raise OptionsError("option file not found", file=path) from None

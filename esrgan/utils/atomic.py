@@ -73,6 +73,13 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     return found
 
 
+def _temp_stem(target: Path, suffix: str) -> str:
+    """The stem in ``atomic_path``'s temporary name for ``target``: shortened so that a target with a long (legal)
+    name still gets a temporary name within the file system's 255 bytes."""
+    room = 255 - len(b".tmp-") - 1 - 8 - len(suffix.encode())
+    return target.stem.encode()[:room].decode(errors="ignore")
+
+
 def remove_stale_temporaries_of(targets: Iterable[str | os.PathLike[str]]) -> list[Path]:
     """Delete the hidden temporaries a killed writer left for these files (``atomic_path``'s
     ``.<stem>.tmp-<8 chars><suffix>`` beside each); return them. Call it only while nothing else writes them
@@ -81,8 +88,9 @@ def remove_stale_temporaries_of(targets: Iterable[str | os.PathLike[str]]) -> li
     for target in map(Path, targets):
         if not target.parent.is_dir():
             continue
-        name = re.compile(rf"^\.{re.escape(target.stem)}\.tmp-[a-z0-9_]{{8}}{re.escape(target.suffix)}$")
-        found += [p for p in target.parent.glob(f".{glob.escape(target.stem)}.tmp-*") if name.match(p.name)]
+        stem = _temp_stem(target, target.suffix)
+        name = re.compile(rf"^\.{re.escape(stem)}\.tmp-[a-z0-9_]{{8}}{re.escape(target.suffix)}$")
+        found += [p for p in target.parent.glob(f".{glob.escape(stem)}.tmp-*") if name.match(p.name)]
     for p in found:
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             p.unlink()
@@ -107,11 +115,13 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     format from the file name (OpenCV, PyAV, torch) see the right one.
     """
     target = Path(target)
+    if target.is_dir():  # else the rename below fails naming the temporary, not the target
+        raise IsADirectoryError(errno.EISDIR, "is a folder, expected a file", str(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    # Hidden name ending in the real suffix: ".net_g_100.tmp-x1y2.pth".
-    fd, tmp_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.tmp-", suffix=target.suffix if suffix is None else suffix, dir=target.parent
-    )
+    # Hidden name ending in the real suffix: ".net_g_100.tmp-x1y2.pth"; the stem is shortened so that a target with
+    # a long (legal) name still gets a temporary name within the file system's 255 bytes.
+    suffix = target.suffix if suffix is None else suffix
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{_temp_stem(target, suffix)}.tmp-", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

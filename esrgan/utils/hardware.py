@@ -87,6 +87,23 @@ def _cgroup_limit_left() -> int | None:
         return None
 
 
+def check_device(device: str | None) -> None:
+    """Refuse a ``--device`` value torch does not know, or a GPU this machine does not have (ValueError, one line).
+    None (automatic) is always fine."""
+    if device is None:
+        return
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"--device {device}: not a device name; expected cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"--device {device}: CUDA is not available on this machine (torch sees no GPU)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: this machine has {torch.cuda.device_count()} GPU(s)")
+    if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError(f"--device {device}: Apple MPS is not available on this machine")
+
+
 def free_memory(device: torch.device) -> int:
     """Bytes a new allocation on ``device`` can use now (GPU: free device memory; CPU: available RAM)."""
     if device.type == "cuda":
