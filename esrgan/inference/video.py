@@ -438,8 +438,13 @@ def upscale_video(
             raise failure
         if not ok:
             raise RuntimeError(f"{dst}: rank 0 could not put the output together (see its message)")
+        # Rank 0 first (on a shared disk that is every part), then the others, for what their own disks hold.
         ranks.barrier()
-        parts.remove()
+        if ranks.rank == 0:
+            parts.remove()
+        ranks.barrier()
+        if ranks.rank != 0:
+            parts.remove()
     finally:
         inp.close()
         if lock is not None:

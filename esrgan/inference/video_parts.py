@@ -160,6 +160,8 @@ class PartsFolder:
         Parts from another input, model or settings raise :class:`ResumeRefused` unless ``restart``, which
         discards them (only the files this program writes there are removed).
         """
+        if self.path.exists() and not self.path.is_dir():
+            raise ResumeRefused(f"{self.path}: expected the folder of this output's parts, found a file; move it away")
         found = None if restart else self.read_manifest()
         if found is not None:
             diffs = self.check_manifest(found, manifest)
@@ -265,13 +267,15 @@ class PartsFolder:
 
     def remove(self) -> None:
         """Delete what this program writes in the folder, and the folder if nothing else is left in it."""
-        if not self.path.is_dir():
+        try:
+            names = [p for p in self.path.iterdir() if _PART_RE.match(p.name) or p.name in (MANIFEST, FINISHED, END)]
+        except (FileNotFoundError, NotADirectoryError):  # gone (another rank on this disk removed it), or a file
             return
-        for p in self.path.iterdir():
-            if _PART_RE.match(p.name) or p.name in (MANIFEST, FINISHED, END):
-                with contextlib.suppress(FileNotFoundError):
-                    p.unlink()
-        remove_stale_temporaries(self.path)
+        for p in names:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        with contextlib.suppress(FileNotFoundError):
+            remove_stale_temporaries(self.path)
         with contextlib.suppress(OSError):
             self.path.rmdir()
         if self.path.exists():

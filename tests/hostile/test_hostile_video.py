@@ -147,13 +147,19 @@ def test_other_settings_are_refused(arena: Arena, half_done: Path, flag: str, va
 
 @pytest.mark.hostile("refused")
 def test_another_model_is_refused(arena: Arena, half_done: Path) -> None:
+    import torch
+    from safetensors.torch import load_file
+
     from esrgan.archs import MSRResNet
     from esrgan.checkpoint import save_network
 
     args = _copy_half_done(arena, half_done)
-    # the same file name, other weights: the weights' SHA-256 decides, not the name
-    save_network(arena.work / "m.safetensors", {"params": MSRResNet(3, 3, num_feat=4, num_block=1, upscale=4)
-                                                .state_dict()})
+    # the same file name and network, one weight changed: the weights' SHA-256 decides, not the name
+    net = MSRResNet(3, 3, num_feat=4, num_block=1, upscale=4)
+    net.load_state_dict({k.removeprefix("params."): v for k, v in load_file(arena.work / "m.safetensors").items()})
+    with torch.no_grad():
+        net.conv_last.bias[0] += 0.01
+    save_network(arena.work / "m.safetensors", {"params": net.state_dict()})
     arena.input("m.safetensors")
     arena.run(*args).assert_refused("model weights_sha256", "--restart")
 
