@@ -31,6 +31,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from esrgan.utils.hardware import synchronize  # noqa: E402
+
 SMALL = {"num_feat": 32, "num_block": 4, "num_grow_ch": 32}
 FULL = {"num_feat": 64, "num_block": 23, "num_grow_ch": 32}
 
@@ -87,9 +89,11 @@ def time_ours(opt_dict: dict) -> tuple[list[float], list[float]]:
     step = trainer.model.optimize_parameters
 
     def timed(lq, gt, it):
+        synchronize(trainer.device)  # a GPU still busy with the batch's copy or degradation is not the step
         t0 = time.perf_counter()
         starts.append(t0)
         out = step(lq, gt, it)
+        synchronize(trainer.device)  # the step's time is the device's, not what queueing it took
         steps.append(time.perf_counter() - t0)
         return out
 
@@ -162,6 +166,7 @@ def time_reference(opt_dict: dict, n_iter: int) -> tuple[list[float], list[float
             sched_d.step()
             _ = {k: v.item() for k, v in (("l_pix", l_pix), ("l_percep", l_percep), ("l_gan", l_gan),
                                            ("l_d_real", l_d_real), ("l_d_fake", l_d_fake))}
+            synchronize(device)
             steps.append(time.perf_counter() - t0)
             it += 1
             if it >= n_iter:

@@ -40,11 +40,33 @@ def resolve_path(path_or_zoo_name: str | os.PathLike[str]) -> Path:
 def load_generator(
     path_or_zoo_name: str | os.PathLike[str], param_key: str | None = None
 ) -> tuple[str, dict, dict[str, torch.Tensor]]:
-    """``(arch name, detected kwargs, state dict in our BasicSR layout)`` for a generator checkpoint."""
+    """``(arch name, detected kwargs, state dict)`` for a generator checkpoint.
+
+    Ours are detected by :mod:`esrgan.archs.detect` (state dict in our BasicSR layout); the spandrel
+    networks we train (``esrgan.archs.SPANDREL_GENERATORS``) by spandrel, their kwargs being the
+    hyper-parameters it reads from the weights. Other networks: :class:`UnknownArchitectureError`
+    (``load_model`` still loads what spandrel recognises).
+    """
+    from esrgan.archs.detect import UnknownArchitectureError
+
+    path, sd = _read_generator(path_or_zoo_name, param_key)
+    try:
+        return _detect(path, sd)
+    except UnknownArchitectureError as exc:
+        return _spandrel_generator(exc.state_dict or sd, str(exc), path)
+
+
+def _read_generator(
+    path_or_zoo_name: str | os.PathLike[str], param_key: str | None = None
+) -> tuple[Path, dict[str, torch.Tensor]]:
+    path = resolve_path(path_or_zoo_name)
+    return path, select_state_dict(load_checkpoint_file(path), str(path), param_key)
+
+
+def _detect(path: Path, sd: Mapping[str, torch.Tensor]) -> tuple[str, dict, dict[str, torch.Tensor]]:
+    """Our detector, its errors naming the file."""
     from esrgan.archs.detect import UnknownArchitectureError, detect_generator
 
-    path = resolve_path(path_or_zoo_name)
-    sd = select_state_dict(load_checkpoint_file(path), str(path), param_key)
     try:
         return detect_generator(sd)
     except UnknownArchitectureError as exc:
@@ -82,13 +104,31 @@ def check_finite_weights(sd: Mapping[str, torch.Tensor], source: str | os.PathLi
                               "training run? use an earlier checkpoint")
 
 
+def _spandrel_generator(
+    sd: Mapping[str, torch.Tensor], reason: str, path: Path
+) -> tuple[str, dict, dict[str, torch.Tensor]]:
+    from esrgan.archs.detect import UnknownArchitectureError
+    from esrgan.archs.spandrel_archs import identify
+    from esrgan.spandrel_loader import load_with_spandrel
+
+    model, _scale = load_with_spandrel(sd, str(path), reason)
+    found = identify(model)
+    if found is None:
+        raise UnknownArchitectureError(
+            f"{path}: spandrel reads it as {type(model).__name__}, which esrgan loads but does not build "
+            "(not in esrgan.archs.SPANDREL_GENERATORS)",
+            sd,
+        )
+    return found[0], found[1], model.state_dict()
+
+
 def load_model(path_or_zoo_name: str | os.PathLike[str], device: str | torch.device = "cpu") -> nn.Module:
     """Build the detected architecture, load the weights strictly, return it in eval mode on ``device``."""
     from esrgan.archs.detect import UnknownArchitectureError
     from esrgan.spandrel_loader import load_with_spandrel
 
     try:
-        arch, kwargs, sd = load_generator(path_or_zoo_name)
+        arch, kwargs, sd = _detect(*_read_generator(path_or_zoo_name))
     except UnknownArchitectureError as exc:  # not ours: spandrel's detector (optional dependency) may know it
         model, _scale = load_with_spandrel(exc.state_dict or {}, str(path_or_zoo_name), str(exc))
         logger.info("loaded %s (through spandrel) from %s", type(model).__name__, path_or_zoo_name)

@@ -2,7 +2,8 @@
 
 Our own architectures (RRDBNet, MSRResNet, SRVGGNetCompact) are detected by ``esrgan.archs.detect``
 and never need spandrel. Anything else (SwinIR, HAT, DAT, SPAN, ...) is handed to spandrel's
-detector rather than re-implementing it: ``pip install 'esrgan[spandrel]'``.
+detector rather than re-implementing it: ``pip install 'esrgan[spandrel]'``. The spandrel networks
+this project trains (``esrgan.archs.SPANDREL_GENERATORS``) are checkpoints like any other here.
 """
 
 from __future__ import annotations
@@ -12,9 +13,8 @@ from collections.abc import Mapping
 import torch
 from torch import nn
 
+from esrgan.archs.spandrel_archs import INSTALL_HINT
 from esrgan.checkpoint import CheckpointError
-
-INSTALL_HINT = "pip install 'esrgan[spandrel]'"
 
 
 def load_with_spandrel(sd: Mapping[str, torch.Tensor], source: str, reason: str) -> tuple[nn.Module, int]:
@@ -34,10 +34,20 @@ def load_with_spandrel(sd: Mapping[str, torch.Tensor], source: str, reason: str)
     try:
         descriptor = spandrel.ModelLoader().load_from_state_dict(dict(sd))
     except Exception as exc:  # spandrel raises UnsupportedModelError, or shape errors for near-misses
-        raise CheckpointError(f"{reason}; spandrel {spandrel.__version__} does not recognise it either: {exc}") from exc
+        detail = " ".join(str(exc).split())  # torch's load_state_dict errors span lines: one line here
+        raise CheckpointError(
+            f"{reason}; spandrel {spandrel.__version__} does not recognise it either: {detail}"
+        ) from exc
     if not isinstance(descriptor, spandrel.ImageModelDescriptor):
         raise CheckpointError(
             f"{source}: spandrel recognises it as {descriptor.architecture.name}, which is not an image-to-image "
             "super-resolution model"
         )
-    return descriptor.model.eval(), int(descriptor.scale)
+    from esrgan.archs.spandrel_archs import identify, prepare, remember_sizes
+
+    model = descriptor.model
+    remember_sizes(model, descriptor)  # what validation, esrgan test and tiling pad inputs to
+    found = identify(model)
+    if found is not None:
+        prepare(found[0], model)
+    return model.eval(), int(descriptor.scale)

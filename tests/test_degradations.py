@@ -230,3 +230,22 @@ def test_pipeline_and_queue_equal_basicsr(ref, s):
         # 8-bit LR: equal but for pixels where a JPEG coefficient rounded the other way
         assert (diff > 0).mean() < 0.01, f"step {step}: {(diff > 0).mean():.3%} of LR values differ"
         assert diff.max() <= 8
+
+
+def test_a_generator_state_from_the_other_device_type_reseeds_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    # A Real-ESRGAN state saved on a GPU holds a CUDA generator's state (16 bytes: seed and offset); resumed on
+    # the CPU (or the reverse) it cannot be set: Python's and NumPy's streams are restored, torch's reseeded.
+    saved = DegradationRNG(3).state_dict()
+    saved["torch"] = torch.tensor([7, 0, 0, 0, 0, 0, 0, 0, 64, 0, 0, 0, 0, 0, 0, 0], dtype=torch.uint8)
+    first, second = DegradationRNG(5), DegradationRNG(9)
+    with caplog.at_level("WARNING", logger="esrgan.data.degradations"):
+        first.load_state_dict(saved)
+    assert "saved on another device type (16 bytes; this cpu generator's holds 5056)" in caplog.text
+    second.load_state_dict(saved)
+    reference = DegradationRNG(3)
+    assert first.py.random() == second.py.random() == reference.py.random()  # restored as saved
+    assert first.np.uniform() == second.np.uniform() == reference.np.uniform()
+    # reseeded from the saved state: two resumes agree, and the stream is not the fresh one of either seed
+    drawn = torch.rand(4, generator=first.torch)
+    assert torch.equal(drawn, torch.rand(4, generator=second.torch))
+    assert not torch.equal(drawn, torch.rand(4, generator=DegradationRNG(5).torch))

@@ -255,3 +255,123 @@ def test_launchers_fail_clearly_outside_their_launch_tool(monkeypatch: pytest.Mo
     with pytest.raises(ValueError, match="unknown launcher 'mpi'"):
         init_dist("mpi")
     assert init_dist("none").world_size == 1
+
+
+SAVE_FAILS = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+
+    import torch
+
+    from esrgan.options import options_from_dict
+    from esrgan.training.checkpoints import CheckpointKeeper
+    from esrgan.training.dist import init_dist
+    from esrgan.training.trainer import Trainer
+    from esrgan.utils.atomic import DiskFullError
+    from tiny_training import tiny_options_dict
+
+    torch.set_num_threads(1)
+    data, exp = Path(sys.argv[1]), Path(sys.argv[2])
+    info = init_dist("pytorch", timeout_s=600)
+    if info.rank == 0:
+        def full(self, iteration, networks, state):
+            raise DiskFullError(self.paths.models, f"net_g_{iteration}.pth")
+
+        CheckpointKeeper.save = full
+    opt = options_from_dict(tiny_options_dict(data, exp, total_iter=6, batch_size=1),
+                            ["val.val_freq=0", "logger.save_checkpoint_freq=2"])
+    sys.exit(Trainer(opt, dist_info=info, interactive=False).run())
+    """
+)
+
+
+@pytest.mark.slow
+def test_a_full_disk_on_rank_0_stops_every_rank_with_its_message(data_root: Path, tmp_path: Path) -> None:
+    # Two processes as srun starts them without --kill-on-bad-exit: nothing tears rank 1 down when rank 0 stops,
+    # so before the fix it waited in the next all-reduce until the process group's timeout.
+    import socket
+
+    script = tmp_path / "child.py"
+    script.write_text(SAVE_FAILS)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in (0, 1):
+        env = {**os.environ, "OMP_NUM_THREADS": "1", "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2",
+               "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port),
+               "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+        procs.append(subprocess.Popen([sys.executable, str(script), str(data_root), str(tmp_path / "exp")], env=env,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path))
+    try:
+        outputs = [p.communicate(timeout=120) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    from esrgan.training.trainer import EXIT_NO_SPACE
+
+    message = f"no space left on {tmp_path / 'exp' / 'tiny' / 'models'} while saving net_g_2.pth; earlier"
+    for rank, (proc, (_, err)) in enumerate(zip(procs, outputs, strict=True)):
+        assert proc.returncode == EXIT_NO_SPACE, (rank, err[-2000:])
+        assert message in err and "Traceback" not in err, (rank, err[-2000:])
+
+
+COUNT_COLLECTIVES = textwrap.dedent(
+    """
+    import json
+    import sys
+    from pathlib import Path
+
+    import torch
+    import torch.distributed as dist
+
+    from esrgan.options import options_from_dict
+    from esrgan.training.dist import init_dist
+    from esrgan.training.trainer import Trainer
+    from tiny_training import tiny_options_dict
+
+    torch.set_num_threads(1)
+    data, exp, out = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+    info = init_dist("pytorch")
+    opt = options_from_dict(tiny_options_dict(data, exp, total_iter={K}, batch_size=1, gan=True),
+                            ["val.val_freq=0", "logger.print_freq=1000", "logger.save_checkpoint_freq=0"])
+    trainer = Trainer(opt, dist_info=info, interactive=False)
+    calls = []
+    reduce = dist.all_reduce
+
+    def counted(tensor, *args, **kwargs):
+        calls.append(tensor.numel())
+        return reduce(tensor, *args, **kwargs)
+
+    dist.all_reduce = counted
+    code = trainer.run()
+    (out / f"calls{{info.rank}}.json").write_text(json.dumps(calls))
+    sys.exit(code)
+    """
+).replace("{K}", str(K))
+
+
+@pytest.mark.slow
+def test_the_finiteness_checks_and_the_stop_request_are_one_collective_per_iteration(
+    data_root: Path, tmp_path: Path
+) -> None:
+    # GAN stage: G's and D's losses were checked in two all-reduces, the stop request in a third (and five
+    # host reads); now one flag pair per iteration, plus the loss means of the one log line at the end.
+    import json
+
+    script = tmp_path / "child.py"
+    script.write_text(COUNT_COLLECTIVES.replace("{{", "{").replace("}}", "}"))
+    out = tmp_path / "out"
+    out.mkdir()
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "tests")])}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(script),
+         str(data_root), str(tmp_path / "exp"), str(out)],
+        capture_output=True, text=True, timeout=240, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for rank in (0, 1):
+        calls = json.loads((out / f"calls{rank}.json").read_text())
+        assert calls[:K] == [2] * K, calls  # (non-finite, stop) per iteration
+        assert len(calls) == K + 1, calls  # + the log line's loss means

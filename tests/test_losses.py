@@ -344,7 +344,8 @@ def test_build_loss() -> None:
     loss = build_loss({"type": "CharbonnierLoss", "loss_weight": 2.0, "eps": 1e-6})
     assert isinstance(loss, CharbonnierLoss) and loss.loss_weight == 2.0 and loss.eps == 1e-6
     assert isinstance(build_loss({"type": "GANLoss", "gan_type": "ragan"}), GANLoss)
-    assert set(LOSSES) == {"L1Loss", "MSELoss", "CharbonnierLoss", "PerceptualLoss", "GANLoss"}
+    assert set(LOSSES) == {"L1Loss", "MSELoss", "CharbonnierLoss", "MSSSIMLoss", "MSSSIML1Loss", "FocalFrequencyLoss",
+                           "ColorLoss", "PerceptualLoss", "DISTSLoss", "GANLoss"}
     with pytest.raises(ValueError, match=r"unknown loss type 'L2Loss'; known types: L1Loss, MSELoss"):
         build_loss({"type": "L2Loss"})
     with pytest.raises(ValueError, match=r"L1Loss: unknown argument\(s\) \['weight'\]; accepted: loss_weight, reduc"):

@@ -274,7 +274,7 @@ def test_metric_lookup_by_option_type() -> None:
     assert get_metric("psnr", batched=True) is psnr_torch
     assert set(METRICS) == set(METRICS_TORCH)
     assert esrgan.metrics.ssim_torch is ssim_torch
-    with pytest.raises(ValueError, match=r"unknown metric type 'fid'; known types: psnr, ssim, niqe, lpips, calc"):
+    with pytest.raises(ValueError, match=r"unknown metric type 'fid'; known types: psnr, ssim, niqe, lpips, dists, "):
         get_metric("fid")
 
 
@@ -282,7 +282,8 @@ def test_metric_table_directions_and_references() -> None:
     from esrgan.metrics import METRIC_TABLE, metric_info, parse_metric_list
 
     assert {k: (m.higher_is_better, m.needs_reference) for k, m in METRIC_TABLE.items() if "_" not in k} == {
-        "psnr": (True, True), "ssim": (True, True), "niqe": (False, False), "lpips": (False, True)}
+        "psnr": (True, True), "ssim": (True, True), "niqe": (False, False), "lpips": (False, True),
+        "dists": (False, True)}
     assert metric_info("calculate_niqe") is metric_info("NIQE")
     assert metric_info("calculate_lpips").direction == "lower is better"
     assert parse_metric_list("psnr, SSIM,calculate_niqe,niqe,lpips") == ["psnr", "ssim", "niqe", "lpips"]

@@ -170,8 +170,10 @@ def test_the_training_configs_exist() -> None:
 
 @pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
 def test_every_config_loads_and_round_trips(path: Path, tmp_path: Path) -> None:
+    from esrgan.archs import scale_argument
+
     opt = load_options(path)
-    assert opt.network_g.kwargs["scale"] == opt.scale
+    assert opt.network_g.kwargs[scale_argument(opt.network_g.type)] == opt.scale
     assert all(d.scale == opt.scale for d in opt.datasets.values())
     assert all(m.crop_border == opt.scale and m.test_y_channel for m in opt.val.metrics.values())
     saved = save_options(opt, tmp_path / "resolved.yml")
@@ -307,17 +309,19 @@ def test_wrong_types_name_expected_type_and_value() -> None:
 
 def test_unknown_names_list_the_allowed_values() -> None:
     msg = error_of(minimal(network_g={"type": "RRDB"}))
-    assert msg == (
+    assert msg.startswith(
         "x.yml: network_g.type: unknown network type 'RRDB' (did you mean 'RRDBNet'?); "
-        "allowed generators: RRDBNet, MSRResNet, SRVGGNetCompact"
+        "allowed generators: RRDBNet, MSRResNet, SRVGGNetCompact, ATD, CRAFT, "  # ours, then spandrel's
     )
+    assert msg.endswith(", SwinIR")
     msg = error_of(minimal(network_d={"type": "RRDBNet"}))
     assert "network_d.type: unknown network type 'RRDBNet'; allowed discriminators: VGGStyleDiscriminator" in msg
     raw = minimal()
     raw["train"]["pixel_opt"] = {"type": "L2Loss"}
     assert error_of(raw) == (
         "x.yml: train.pixel_opt.type: unknown pixel loss type 'L2Loss' (did you mean 'L1Loss'?); "
-        "allowed pixel losses: L1Loss, MSELoss, CharbonnierLoss"
+        "allowed pixel losses: L1Loss, MSELoss, CharbonnierLoss, MSSSIMLoss, MSSSIML1Loss, FocalFrequencyLoss, "
+        "ColorLoss"
     )
     raw = minimal()
     raw["train"]["pixel_opt"] = {"type": "L1Loss", "los_weight": 1}

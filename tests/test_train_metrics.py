@@ -44,7 +44,7 @@ def test_metric_specs_take_the_direction_from_the_table(tmp_path: Path, monkeypa
     assert not tracker.update("set", specs[1], 4.5, 3)
     assert tracker.best["set"]["n"] == {"val": 4.0, "iter": 2}
     # an unknown type is refused when the options are read, naming the key and the known types
-    with pytest.raises(ValueError, match=r"val.metrics.x.type: 'fid' is not allowed; allowed values: lpips"):
+    with pytest.raises(ValueError, match=r"val.metrics.x.type: 'fid' is not allowed; allowed values: dists, lpips"):
         _metrics({"x": {"type": "fid"}})
 
 

@@ -134,6 +134,25 @@ def test_seeded_dataset_makes_augmentation_a_function_of_the_sample_seed() -> No
     assert ds[(2, 12345)] == a and ds[(2, 999)] != a
 
 
+def test_seeded_dataset_in_the_main_process_leaves_the_cuda_generators_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    # num_worker_per_gpu: 0 loads in the training process, whose CUDA generators draw the gradient penalty's
+    # weights: reseeding them per sample would make those draws follow the last sample's seed.
+    reseeded: list[int] = []
+    monkeypatch.setattr(torch.cuda, "manual_seed_all", reseeded.append)
+    monkeypatch.setattr(torch.cuda, "manual_seed", reseeded.append)
+
+    class Draw(torch.utils.data.Dataset):
+        def __len__(self) -> int:
+            return 1
+
+        def __getitem__(self, i: int) -> float:
+            return float(torch.rand(()))
+
+    ds = SeededDataset(Draw())
+    assert ds[(0, 7)] == ds[(0, 7)] != ds[(0, 8)]  # the CPU generator is still seeded per sample
+    assert reseeded == []
+
+
 def test_rng_state_round_trips_through_weights_only_load() -> None:
     random.seed(5)
     np.random.seed(5)

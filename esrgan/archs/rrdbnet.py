@@ -26,6 +26,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from esrgan.archs.init import scaled_kaiming_init_
+from esrgan.archs.sizes import SizeRequirements
 
 
 class ResidualDenseBlock(nn.Module):
@@ -112,6 +113,10 @@ class RRDBNet(nn.Module):
         self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+
+    def size_requirements(self) -> SizeRequirements:
+        """Input height and width must be multiples of the pixel-unshuffle factor (4 at x1, 2 at x2)."""
+        return SizeRequirements(multiple_of=self.unshuffle)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.unshuffle > 1:

@@ -2,7 +2,7 @@
 
     esrgan interp --psnr A --gan B --alpha 0.8 -o out.pth
     esrgan interp --psnr A --gan B --sweep 0:1:0.1 --hr DIR [--lr DIR] --scale 4 --name N [--save-models]
-        [--metrics psnr,ssim,niqe,lpips]
+        [--metrics psnr,ssim,niqe,lpips,dists] [--pd-axes X,Y]
     esrgan interp -opt configs/interp_sweep_x4.yml
 
 A sweep's flags are overrides of the sweep option file (or of an empty one), as ``esrgan test``'s are.
@@ -39,12 +39,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-models", action="store_true", help="also write the checkpoint of every alpha")
     p.add_argument("--strip-image", default=None, metavar="STEM", help="image shown in the strips (default: first)")
     p.add_argument("--metrics", default=None, metavar="LIST",
-                   help="comma-separated, scored at every alpha: psnr, ssim, niqe, lpips (default psnr,ssim or the "
-                   "option file's); with niqe or lpips a perception-distortion plot is written too")
+                   help="comma-separated, scored at every alpha: psnr, ssim, niqe, lpips, dists (default psnr,ssim or "
+                   "the option file's); with niqe, lpips or dists a perception-distortion plot is written too")
+    p.add_argument("--pd-axes", action="append", default=None, metavar="X,Y",
+                   help="a panel of the perception-distortion plot: two result columns, e.g. ssim_y,dists "
+                   "(repeatable; default: psnr_y against each of niqe, lpips, dists scored)")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda if available)")
     p.add_argument("--tile", type=int, default=None, help="0 automatic (whole image if it fits), N: N-pixel tiles")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     return p
+
+
+def _pd_axes(values: list[str] | None) -> list[tuple[str, str]] | None:
+    if not values:
+        return None
+    pairs = []
+    for v in values:
+        parts = [p.strip() for p in v.split(",")]
+        if len(parts) != 2 or not all(parts):
+            raise ValueError(f"--pd-axes {v!r}: expected two result columns X,Y (e.g. psnr_y,dists)")
+        pairs.append((parts[0], parts[1]))
+    return pairs
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             experiments_root=cfg.experiments_root, save_models=interp.save_models, device=cfg.device,
             tile=cfg.val.tile, precision=cfg.val.precision, strip_image=interp.strip_image,
             save_images=cfg.val.save_img, progress=cfg.val.pbar, metrics=cfg.metric_names,
+            pd_axes=_pd_axes(args.pd_axes),
         )  # fmt: skip
     except (OptionsError, FileNotFoundError, IsADirectoryError, ValueError, NonFiniteOutputError) as exc:
         print(f"esrgan interp: error: {exc}", file=sys.stderr)

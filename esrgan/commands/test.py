@@ -1,6 +1,6 @@
 """``esrgan test`` / ``python test.py``: PSNR/SSIM (NIQE, LPIPS) tables, SR images and comparison pictures.
 
-    esrgan test --model M [--model M2 ...] --scale S --hr DIR [--lr DIR] [--name N] [--metrics psnr,ssim,niqe,lpips]
+    esrgan test --model M [--model M2 ...] --scale S --hr DIR [--lr DIR] [--name N] [--metrics psnr,ssim,dists]
     esrgan test -opt configs/test_esrgan_x4.yml
     esrgan test --model M --scale S --video IN [--video-hr HR]     # a video: temporal stability, colour drift
 
@@ -42,8 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"network precision (default {SCORING_PRECISION}: scores are not affected by half-precision "
                    "rounding)")
     p.add_argument("--metrics", default=None, metavar="LIST",
-                   help="comma-separated: psnr, ssim (higher is better), niqe, lpips (lower is better); "
-                   "default psnr,ssim or the option file's metrics. LPIPS needs torchvision's AlexNet weights")
+                   help="comma-separated: psnr, ssim (higher is better), niqe, lpips, dists (lower is better); "
+                   "default psnr,ssim or the option file's metrics. LPIPS needs torchvision's AlexNet weights, "
+                   "DISTS its VGG16 weights")
     p.add_argument("--video", metavar="IN",
                    help="score on a video (file or folder of frames): warping error, flicker index, colour drift "
                         "(esrgan.evaluation.video_test)")

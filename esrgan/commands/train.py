@@ -63,9 +63,10 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("MASTER_PORT", str(opt.dist_params.port))
     import torch
 
-    backend = opt.dist_params.backend if torch.cuda.is_available() and opt.num_gpu != 0 else "gloo"
+    use_gpu = torch.cuda.is_available() and opt.num_gpu != 0
+    backend = opt.dist_params.backend if use_gpu else "gloo"
     try:
-        info = dist_utils.init_dist(args.launcher, backend=backend)
+        info = dist_utils.init_dist(args.launcher, backend=backend, use_gpu=use_gpu)
     except (RuntimeError, ValueError) as exc:  # e.g. --launcher pytorch outside torchrun: say so, no traceback
         print(f"esrgan train: {exc}", file=sys.stderr)
         return 2

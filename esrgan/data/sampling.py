@@ -96,7 +96,8 @@ class SeededDataset(Dataset):
     """Wraps a dataset so that ``ds[(index, seed)]`` loads ``index`` with all generators seeded by ``seed``.
 
     In the main process (``num_workers == 0``) the generators' previous states are put back
-    afterwards, so loading data does not change the training's random stream.
+    afterwards, so loading data does not change the training's random stream; the GPUs' generators are
+    never touched (data is loaded on the host).
     """
 
     def __init__(self, dataset: Dataset) -> None:
@@ -112,7 +113,9 @@ class SeededDataset(Dataset):
             saved = (random.getstate(), np.random.get_state(), torch.get_rng_state())
         random.seed(seed)
         np.random.seed(seed % 2**32)
-        torch.manual_seed(seed)
+        # The CPU generator only: torch.manual_seed would also reseed every CUDA generator, which the
+        # training draws from (the gradient penalty's mixing weights) and which is not put back here.
+        torch.default_generator.manual_seed(seed)
         try:
             return self.dataset[index]
         finally:

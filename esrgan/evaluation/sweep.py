@@ -29,7 +29,7 @@ from esrgan.evaluation.interpolation import GeneratorPair, load_pair, parse_alph
 from esrgan.evaluation.layout import BICUBIC_FOLDER, HR_FOLDER
 from esrgan.evaluation.provenance import dump_json, model_provenance, run_provenance
 from esrgan.evaluation.tested_models import BicubicModel, NetworkModel
-from esrgan.evaluation.tester import conventions, evaluate, metric_keys, unique_set_names
+from esrgan.evaluation.tester import _FORMATS, _HEADS, conventions, evaluate, metric_keys, unique_set_names
 from esrgan.evaluation.testsets import TestImage, TestSet, hr_paths
 from esrgan.metrics import DEFAULT_METRICS
 from esrgan.options.testing import SCORING_PRECISION
@@ -82,9 +82,8 @@ class SweepReport:
         }
 
     def format_table(self) -> str:
-        shown = [k for k in ("psnr_y", "ssim_y", "niqe", "lpips") if k in self.keys]
-        heads = {"psnr_y": ("PSNR-Y", ".2f"), "ssim_y": ("SSIM-Y", ".4f"), "niqe": ("NIQE", ".3f"),
-                 "lpips": ("LPIPS", ".4f")}
+        shown = [k for k in ("psnr_y", "ssim_y", *PERCEPTUAL_KEYS) if k in self.keys]
+        heads = {k: (_HEADS[k], _FORMATS[k]) for k in shown}
         head = "alpha " + "".join(
             " |" + "".join(f" {(s + ' ' if i == 0 else '') + heads[k][0]:>{14 if i == 0 else 7}}"
                            for i, k in enumerate(shown))
@@ -132,31 +131,54 @@ def plot_sweep(report: SweepReport, path: Path) -> None:
         fig.savefig(tmp, format="png")
 
 
-PERCEPTUAL_KEYS = {"niqe": "NIQE", "lpips": "LPIPS"}
+# The perception axes by default: every metric column that is not a distortion (PSNR/SSIM) one.
+PERCEPTUAL_KEYS = {k: _HEADS[k] for k in _HEADS if not k.startswith(("psnr_", "ssim_"))}
 
 
-def plot_perception_distortion(report: SweepReport, path: Path) -> None:
-    """The perception-distortion plane: PSNR-Y (distortion, x) against NIQE and/or LPIPS (y, lower is
-    better), one panel per perceptual metric, one line per set, each point labelled with its alpha."""
+def _axis_label(key: str) -> str:
+    from esrgan.metrics import metric_info
+
+    better = "higher" if metric_info(key.split("_")[0]).higher_is_better else "lower"
+    return f"{_HEADS[key]}{' (dB)' if key.startswith('psnr') else ''}, {better} is better"
+
+
+def pd_pairs(report: SweepReport, pairs: Sequence[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """The (x, y) metric columns of the perception-distortion plot: ``pairs`` checked against the sweep's
+    columns, or by default PSNR-Y against each perceptual metric scored."""
+    if pairs is None:
+        pairs = [("psnr_y", k) for k in PERCEPTUAL_KEYS if k in report.keys] if "psnr_y" in report.keys else []
+    if not pairs:
+        raise ValueError("the perception-distortion plot needs psnr and a perceptual metric (niqe, lpips, dists) "
+                         "among the sweep's metrics, or a pair of metric columns")
+    for pair in pairs:
+        for key in pair:
+            if key not in report.keys:
+                raise ValueError(f"perception-distortion axis {key!r} is not a column of this sweep; "
+                                 f"its columns: {', '.join(report.keys)}")
+    return list(pairs)
+
+
+def plot_perception_distortion(
+    report: SweepReport, path: Path, pairs: Sequence[tuple[str, str]] | None = None
+) -> None:
+    """The perception-distortion plane, one panel per (x, y) pair of metric columns (default: PSNR-Y
+    against NIQE, LPIPS and/or DISTS), one line per set, each point labelled with its alpha."""
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib.figure import Figure
 
-    keys = [k for k in PERCEPTUAL_KEYS if k in report.keys]
-    if not keys or "psnr_y" not in report.keys:
-        raise ValueError("the perception-distortion plot needs psnr and niqe or lpips among the sweep's metrics")
-    fig = Figure(figsize=(5.5 * len(keys), 4.4), dpi=100, layout="constrained")
-    axes = fig.subplots(1, len(keys), squeeze=False)[0]
-    for ax, key in zip(axes, keys):
+    pairs = pd_pairs(report, pairs)
+    fig = Figure(figsize=(5.5 * len(pairs), 4.4), dpi=100, layout="constrained")
+    axes = fig.subplots(1, len(pairs), squeeze=False)[0]
+    for ax, (kx, ky) in zip(axes, pairs):
         for s in report.sets:
-            xs = [_plotted(report.means[a][s]["psnr_y"]) for a in report.alphas]
-            ys = [_plotted(report.means[a][s][key]) for a in report.alphas]
+            xs = [_plotted(report.means[a][s][kx]) for a in report.alphas]
+            ys = [_plotted(report.means[a][s][ky]) for a in report.alphas]
             ax.plot(xs, ys, "o-", label=s)
             for a, x, y in zip(report.alphas, xs, ys):
                 ax.annotate(f"{a:g}", (x, y), textcoords="offset points", xytext=(4, 4), fontsize=8)
-        ax.set(xlabel="PSNR-Y (dB), higher is better: less distortion",
-               ylabel=f"{PERCEPTUAL_KEYS[key]}, lower is better: more natural",
+        ax.set(xlabel=_axis_label(kx), ylabel=_axis_label(ky),
                title=f"x{report.scale} perception-distortion (labels: alpha)")
         ax.grid(alpha=0.3)
         ax.legend()
@@ -204,6 +226,7 @@ def run_sweep(
     save_images: bool = True,
     progress: bool = True,
     metrics: Sequence[str] = DEFAULT_METRICS,
+    pd_axes: Sequence[tuple[str, str]] | None = None,
 ) -> SweepReport:
     """Evaluate the interpolated generator at each alpha on ``test_sets``; write table, plot and strips.
 
@@ -211,13 +234,19 @@ def run_sweep(
     with ``gan=None``). ``alphas``: '0:1:0.1', '0,0.5,1' or a list. ``strip_image``: the HR
     stem shown in each set's strip (default: the set's first image). ``save_images``: every alpha's
     outputs, the HR images and the bicubic baseline, for the HTML report. ``metrics``: names from the metric
-    table (psnr is always scored: it is the distortion axis); with niqe or lpips a perception-distortion plot
-    is drawn.
+    table (psnr is always scored: it is the distortion axis); with niqe, lpips or dists a perception-distortion
+    plot is drawn, of ``pd_axes`` (pairs of result columns, e.g. ``("ssim_y", "dists")``) when given.
     """
     check_experiment_name(name)
     from esrgan.metrics import parse_metric_list
 
     metric_list = parse_metric_list(["psnr", *metrics])
+    columns = metric_keys(metric_list)
+    for key in (k for pair in pd_axes or () for k in pair):
+        if key not in columns:  # before hours of scoring, not after
+            raise ValueError(
+                f"perception-distortion axis {key!r} is not scored; the sweep's columns: {', '.join(columns)}"
+            )
     alpha_list = parse_alphas(alphas if isinstance(alphas, str) else list(alphas))
     if not test_sets:
         raise ValueError("no test sets for the sweep: give at least one HR folder")
@@ -284,9 +313,9 @@ def run_sweep(
         report.files.update(table=out_dir / "sweep.csv", json=out_dir / "sweep.json",
                             plot=out_dir / "psnr_vs_alpha.png")
         plot_sweep(report, report.files["plot"])
-        if any(k in report.keys for k in PERCEPTUAL_KEYS):
+        if pd_axes or any(k in report.keys for k in PERCEPTUAL_KEYS):
             report.files["pd_plot"] = out_dir / "perception_distortion.png"
-            plot_perception_distortion(report, report.files["pd_plot"])
+            plot_perception_distortion(report, report.files["pd_plot"], pd_axes)
         for set_name in report.sets:
             strip = make_strip(strip_outputs[set_name], strip_psnr[set_name], strip_hr[set_name], border=scale)
             report.files[f"strip_{set_name}"] = out_dir / f"strip_{set_name}.png"

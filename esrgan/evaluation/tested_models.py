@@ -119,8 +119,9 @@ def load_network(
     (``{"type": ..., **kwargs}``, as in BasicSR option files) when given. ``param_key``: which
     weights of the checkpoint (BasicSR's ``param_key_g``; None: ``params_ema`` first).
     """
-    from esrgan.archs import build_network
+    from esrgan.archs import build_network, scale_argument
     from esrgan.archs.detect import UnknownArchitectureError
+    from esrgan.checkpoint import CheckpointError
     from esrgan.loading import build_generator, check_finite_weights, load_generator, load_weights_into
     from esrgan.spandrel_loader import load_with_spandrel
 
@@ -128,7 +129,7 @@ def load_network(
     try:
         if network_g:
             net = build_network(network_g)
-            kwargs = {k: v for k, v in network_g.items() if k != "type"}
+            arch, kwargs = network_g["type"], {k: v for k, v in network_g.items() if k != "type"}
             load_weights_into(net, spec, param_key=param_key, strict=strict)
             check_finite_weights(net.state_dict(), spec)
         else:
@@ -139,9 +140,13 @@ def load_network(
         if network_g:
             raise ValueError(str(exc)) from exc
         return load_with_spandrel(exc.state_dict or {}, spec, str(exc))  # not ours: spandrel may know it
+    except CheckpointError as exc:
+        if spec in str(exc):
+            raise  # names the file already (spandrel missing, or declining it too)
+        raise CheckpointError(f"model {spec}: {exc}") from exc
     except (ValueError, KeyError, RuntimeError, TypeError) as exc:
         raise ValueError(str(exc) if spec in str(exc) else f"model {spec}: {exc}") from exc
-    scale = int(kwargs.get("scale", kwargs.get("upscale", 0)) or 0)
+    scale = int(kwargs.get(scale_argument(arch) or "scale", 0) or 0)
     return net.eval(), scale
 
 

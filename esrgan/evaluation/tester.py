@@ -31,7 +31,7 @@ from esrgan.evaluation.provenance import dump_json, model_provenance, run_proven
 from esrgan.evaluation.tested_models import BicubicModel, TestedModel, build_models
 from esrgan.evaluation.testsets import TestImage, TestSet, iter_test_images
 from esrgan.inference.upscaler import GREY_FROM_RGB
-from esrgan.metrics import DEFAULT_METRICS
+from esrgan.metrics import DEFAULT_METRICS, METRIC_TABLE
 from esrgan.options.testing import SCORING_PRECISION
 from esrgan.utils.atomic import atomic_write_text
 from esrgan.utils.folders import EXPERIMENTS_ROOT, check_experiment_name, experiment_dir, fresh_output_dir
@@ -40,14 +40,21 @@ from esrgan.utils.lock import ExperimentLock
 logger = logging.getLogger("esrgan.evaluation.tester")
 
 METRIC_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+# Scored on Y and on RGB, as the literature reports them; every other metric of the table is one column.
+_Y_AND_RGB = ("psnr", "ssim")
+_OTHERS = tuple(dict.fromkeys(m.name for m in METRIC_TABLE.values() if m.name not in _Y_AND_RGB))
 # Metric name (``--metrics``) -> its result columns, in table order.
 METRIC_COLUMNS = {
-    "psnr": ("psnr_y", "psnr_rgb"), "ssim": ("ssim_y", "ssim_rgb"), "niqe": ("niqe",), "lpips": ("lpips",)
+    **{m: (f"{m}_y", f"{m}_rgb") for m in _Y_AND_RGB}, **{m: (m,) for m in _OTHERS}
 }
-ALL_KEYS = ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "niqe", "lpips")
-_HEADS = {"psnr_y": "PSNR-Y", "ssim_y": "SSIM-Y", "psnr_rgb": "PSNR-RGB", "ssim_rgb": "SSIM-RGB", "niqe": "NIQE",
-          "lpips": "LPIPS"}
-_FORMATS = {"psnr_y": ".2f", "psnr_rgb": ".2f", "ssim_y": ".4f", "ssim_rgb": ".4f", "niqe": ".3f", "lpips": ".4f"}
+ALL_KEYS = (*METRIC_KEYS, *_OTHERS)
+_HEADS = {
+    **{f"{m}_{c}": f"{METRIC_TABLE[m].label}-{c.upper()}" for m in _Y_AND_RGB for c in ("y", "rgb")},
+    **{m: METRIC_TABLE[m].label or m.upper() for m in _OTHERS},
+}
+_FORMATS = {
+    **{k: METRIC_TABLE[k.rsplit("_", 1)[0]].fmt for k in METRIC_KEYS}, **{m: METRIC_TABLE[m].fmt for m in _OTHERS}
+}
 
 
 def metric_keys(metrics: Sequence[str] = DEFAULT_METRICS) -> tuple[str, ...]:
@@ -66,6 +73,8 @@ def conventions(scale: int, metrics: Sequence[str] = DEFAULT_METRICS) -> str:
                   f"{scale} px border cropped)")
     if "lpips" in metrics:
         extra += f"; LPIPS v0.1 AlexNet on RGB (lower is better, {scale} px border cropped)"
+    if "dists" in metrics:
+        extra += f"; DISTS (VGG16) on RGB (lower is better, {scale} px border cropped)"
     return (
         f"PSNR/SSIM on Y (MATLAB rgb2ycbcr, BT.601, 16-235) and on RGB, 0-255 scale; HR mod-cropped to x{scale}; "
         f"{scale} px cropped at each border; SR rounded to the image's integer type; SSIM Gaussian 11x11 "
@@ -84,8 +93,9 @@ def score(
     sr: np.ndarray, hr: np.ndarray, crop_border: int, metrics: Sequence[str] = DEFAULT_METRICS, device: Any = "cpu"
 ) -> dict[str, float]:
     """The requested metrics with the tester's conventions: PSNR/SSIM on Y and on RGB (grey: its own
-    values for both), NIQE on Y, LPIPS (AlexNet, on ``device``) on RGB; ``crop_border`` pixels cropped for all."""
-    from esrgan.metrics import lpips, niqe, psnr, ssim
+    values for both), NIQE on Y, LPIPS (AlexNet) and DISTS on RGB (on ``device``); ``crop_border``
+    pixels cropped for all."""
+    from esrgan.metrics import psnr, ssim
 
     if sr.shape != hr.shape:
         raise ValueError(f"SR image shape {sr.shape} differs from HR {hr.shape}")
@@ -98,10 +108,11 @@ def score(
     if "ssim" in metrics:
         out["ssim_y"] = float(ssim(sr, hr, crop_border=crop_border, y_channel=y))
         out["ssim_rgb"] = float(ssim(sr, hr, crop_border=crop_border, y_channel=False))
-    if "niqe" in metrics:
-        out["niqe"] = float(niqe(sr, crop_border=crop_border))
-    if "lpips" in metrics:
-        out["lpips"] = float(lpips(sr, hr, crop_border=crop_border, device=device))
+    for name in _OTHERS:
+        if name in metrics:
+            info = METRIC_TABLE[name]
+            kwargs = {"device": device} if info.on_device else {}
+            out[name] = float(info.fn(sr, hr, crop_border=crop_border, y_channel=True, **kwargs))
     return {k: out[k] for k in ALL_KEYS if k in out}
 
 
@@ -148,18 +159,20 @@ def _number(value: float | None, spec: str) -> str:
 
 @dataclass
 class ImageScore:
+    """One image's scores by column (``psnr_y``, ``lpips``, ...); ``score.psnr_y`` reads one (None: not scored)."""
+
     image: str
-    psnr_y: float | None = None
-    ssim_y: float | None = None
-    psnr_rgb: float | None = None
-    ssim_rgb: float | None = None
-    niqe: float | None = None
-    lpips: float | None = None
+    values: dict[str, float] = field(default_factory=dict)
     grey: bool = False
+
+    def __getattr__(self, key: str) -> float | None:
+        if key in ALL_KEYS:
+            return self.values.get(key)
+        raise AttributeError(key)
 
     def metrics(self) -> dict[str, float]:
         """The scored metrics (those not requested are absent)."""
-        return {k: getattr(self, k) for k in ALL_KEYS if getattr(self, k) is not None}
+        return {k: self.values[k] for k in ALL_KEYS if k in self.values}
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: a score that is not a number is null, with the reason under ``notes`` (valid JSON has no
@@ -246,7 +259,7 @@ class TestReport:
                     note = score_note(k, next(r.metrics()[k] for r in rows if r.image == images[0]))
                     lines.append(f"  {model} {_HEADS[k]}: mean of {n - len(images)} of {n}; "
                                  f"left out: {', '.join(images)} ({(note or '').split(';')[0]})")
-        lower = [_HEADS[k] for k in ("niqe", "lpips") if k in self.keys]
+        lower = [_HEADS[k] for k in _OTHERS if k in self.keys and not METRIC_TABLE[k].higher_is_better]
         if lower:
             higher = [h for k, h in (("psnr_y", "PSNR"), ("ssim_y", "SSIM")) if k in self.keys]
             lines += ["", f"{', '.join(higher) + ': higher is better; ' if higher else ''}"
@@ -269,9 +282,9 @@ def _direction(key: str) -> str:
 
 
 def caption(name: str, scores: dict[str, float]) -> str:
-    """A comparison picture's label: the name with PSNR-Y, then NIQE / LPIPS on a second line."""
+    """A comparison picture's label: the name with PSNR-Y, then NIQE, LPIPS, DISTS on a second line."""
     first = f"{name} {scores['psnr_y']:.2f} dB" if "psnr_y" in scores else name
-    second = " ".join(f"{_HEADS[k]} {scores[k]:{_FORMATS[k]}}" for k in ("niqe", "lpips") if k in scores)
+    second = " ".join(f"{_HEADS[k]} {scores[k]:{_FORMATS[k]}}" for k in _OTHERS if k in scores)
     return f"{first}\n{second}" if second else first
 
 
@@ -338,7 +351,7 @@ def evaluate(
                         f"expected the mod-cropped HR shape {item.hr.shape}"
                     )
                 outputs[model.name] = sr
-                per_model[model.name].append(ImageScore(item.name, **scored(sr, item, model.name), grey=item.is_grey))
+                per_model[model.name].append(ImageScore(item.name, scored(sr, item, model.name), grey=item.is_grey))
                 if on_output is not None:
                     on_output(test_set.name, item, model.name, sr, per_model[model.name][-1].psnr_y)
             if out_dir is None:

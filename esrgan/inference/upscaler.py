@@ -23,10 +23,11 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
+from esrgan.archs.sizes import SizeRequirements, pad_to_fit
 from esrgan.data.image import max_value
 from esrgan.inference.color_fix import apply_color_fix, check_color_fix
 from esrgan.inference.tiling import tile_grid
-from esrgan.utils.hardware import cpu_native_bf16, free_memory
+from esrgan.utils.hardware import cpu_native_bf16, cuda_native_bf16, free_memory
 
 logger = logging.getLogger("esrgan.inference")
 
@@ -54,6 +55,10 @@ MEMORY_SHARE = 0.5
 # Peak memory of a forward pass / the largest activation of the network (measured 3.0x in fp32 and
 # 2.3x in bf16 for RRDBNet x4 on the CPU): the margin covers allocator and convolution workspaces.
 PEAK_PER_ACTIVATION = 4.0
+# Automatic tiles keep every activation of one pass below 2**31 elements: CUDA kernels that index with 32-bit
+# integers fail beyond (some convolutions with an illegal memory access, which no retry survives), and a card
+# with 141 GB would otherwise run ~8.7 MP whole through RRDBNet x4 (1,024 activation elements per input pixel).
+MAX_ACTIVATION_ELEMENTS = 2**31 - 1
 
 # What ``color_fix`` is unless asked: decided from the colour drift of the shipped models (benchmarks/README.md).
 DEFAULT_COLOR_FIX = "wavelet"
@@ -137,24 +142,31 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
             "precision bf16 on a CPU without native bf16 instructions (AMX-BF16, AVX512-BF16): many times "
             "slower than fp32 here"
         )
-    if dtype == torch.bfloat16 and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise ValueError(f"precision bf16 is not supported by this GPU ({torch.cuda.get_device_name(device)})")
+    if dtype == torch.bfloat16 and device.type == "cuda" and not cuda_native_bf16(device):
+        logger.warning("precision bf16 on %s: emulated before compute capability 8.0 (Ampere), slower than fp16 here",
+                       torch.cuda.get_device_name(device))
     return dtype
 
 
 def bf16_is_fast(device: torch.device) -> bool:
     """Whether bf16 runs natively on ``device`` (a fallback for fp16 overflows worth trying before fp32)."""
     if device.type == "cuda":
-        return bool(torch.cuda.is_bf16_supported())
+        return cuda_native_bf16(device)
     return device.type == "cpu" and bool(cpu_native_bf16())
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
-    """True for CUDA/MPS/CPU allocation failures (not for other runtime errors)."""
+    """True for CUDA/MPS/CPU allocation failures (not for other runtime errors).
+
+    cuDNN and cuBLAS report a failed workspace allocation as their own status, not as torch's OutOfMemoryError.
+    """
     if isinstance(exc, torch.OutOfMemoryError):
         return True
     msg = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in msg or "can't allocate memory" in msg)
+    return isinstance(exc, RuntimeError) and any(
+        sign in msg for sign in ("out of memory", "can't allocate memory", "cudnn_status_alloc_failed",
+                                 "cublas_status_alloc_failed")
+    )
 
 
 class NonFiniteOutputError(RuntimeError):
@@ -168,19 +180,30 @@ class ModelInfo:
     scale: int
     in_ch: int
     out_ch: int
-    # Input height/width must be a multiple of this (4 for RRDBNet x1, 2 for x2: pixel-unshuffle).
+    # Input height/width must be a multiple of this (4 for RRDBNet x1, 2 for x2: pixel-unshuffle; a window
+    # size for some of spandrel's networks).
     multiple: int
     # Elements of the largest activation per input pixel (64 x 16 = 1024 for RRDBNet x4): what memory grows with.
     activation_per_pixel: float = 0.0
+    # Input height/width must be at least this (smaller inputs and tiles are padded up to it).
+    minimum: int = 0
+
+    def sizes(self) -> SizeRequirements:
+        return SizeRequirements(minimum=self.minimum, multiple_of=self.multiple)
 
 
-def probe_model(model: nn.Module, device: torch.device, dtype: torch.dtype) -> ModelInfo:
+def probe_model(
+    model: nn.Module, device: torch.device, dtype: torch.dtype, sizes: SizeRequirements | None = None
+) -> ModelInfo:
     """Find a network's scale, channels, input-size multiple and activation size by running it on tiny inputs.
 
     Works for any architecture, including ones that pixel-unshuffle their input (whose
-    first convolution's channel count is not the image's).
+    first convolution's channel count is not the image's). ``sizes``: what the network is known to
+    need (``esrgan.archs.size_requirements``; spandrel's descriptors state it): the probe starts
+    there, and the multiple found is a multiple of it.
     """
-    base = 16
+    sizes = sizes or SizeRequirements()
+    base = 16 + sizes.padding(16, 16)[0]
     largest = [0]
 
     def record(_module: nn.Module, _inputs: object, output: object) -> None:
@@ -213,8 +236,10 @@ def probe_model(model: nn.Module, device: torch.device, dtype: torch.dtype) -> M
             )
         scale = out.shape[-1] // base
         multiple = next((m for m in (1, 2, 4, 8) if attempt(in_ch, base + m) is not None), base)
+        multiple = sizes.merge(SizeRequirements(multiple_of=multiple)).multiple_of
         # The largest module output on a 32x32 input (borders are a small share there) sizes the memory need.
-        size = 32 + (-32 % multiple)
+        size = max(32, sizes.minimum)
+        size += -size % multiple
         hooks = [m.register_forward_hook(record) for m in model.modules()]
         try:
             final = attempt(in_ch, size)
@@ -226,7 +251,7 @@ def probe_model(model: nn.Module, device: torch.device, dtype: torch.dtype) -> M
         largest[0] = max(largest[0], final.numel() if final is not None else out.numel() * 4)
     return ModelInfo(
         scale=scale, in_ch=in_ch, out_ch=int(out.shape[1]), multiple=multiple,
-        activation_per_pixel=largest[0] / (size * size),
+        activation_per_pixel=largest[0] / (size * size), minimum=sizes.minimum,
     )  # fmt: skip
 
 
@@ -304,8 +329,9 @@ class Upscaler:
             net = load_model(str(model), device="cpu")
             self.name = str(model)
         net.eval().requires_grad_(False)
-        # The full-precision weights, kept on the host for redoing a NaN/Inf output at a wider precision.
-        self._reference = net if self.dtype != torch.float32 else None
+        # The full-precision weights, kept on the host for redoing a NaN/Inf output at a wider precision
+        # (a module given on a GPU is moved off it: only the working copy stays on the device).
+        self._reference = net.to("cpu") if self.dtype != torch.float32 else None
         self.model = (copy.deepcopy(net) if self._reference is not None else net).to(
             device=self.device, dtype=self.dtype, memory_format=self.memory_format
         )
@@ -313,7 +339,9 @@ class Upscaler:
         self._digest: str | None = None
         self._lock = threading.Lock()
         self._warned_non_finite = False
-        self.info = probe_model(self.model, self.device, self.dtype)
+        from esrgan.archs import size_requirements
+
+        self.info = probe_model(self.model, self.device, self.dtype, size_requirements(net))
         self.scale = self.info.scale
 
     def __repr__(self) -> str:
@@ -365,17 +393,33 @@ class Upscaler:
     def auto_tile(self, height: int, width: int, images: int = 1, budget: float | None = None) -> int:
         """The tile size ``tile=0`` uses for ``images`` images of ``height x width`` per pass: 0 = whole images.
 
-        ``budget``: bytes the network may use (default: ``MEMORY_SHARE`` of the device's free memory now).
-        Tiles are as large as fit (fewest seams, least overlap work), a multiple of 8 input pixels.
+        ``budget``: bytes the network may use (default: ``MEMORY_SHARE`` of the device's free memory now, less
+        the wider copies of the weights a NaN/Inf output would bring to the device).
+        Tiles are as large as fit (fewest seams, least overlap work), a multiple of 8 input pixels, and no pass
+        holds an activation of 2**31 elements or more (``MAX_ACTIVATION_ELEMENTS``).
         """
         if budget is None:
-            budget = MEMORY_SHARE * free_memory(self.device)
+            budget = MEMORY_SHARE * free_memory(self.device) - self._fallback_bytes()
         per_pixel = self.bytes_per_pixel()
+        largest_pass = MAX_ACTIVATION_ELEMENTS / max(self.info.activation_per_pixel, 1.0)  # input pixels
+        budget = min(max(budget, 0.0), largest_pass * per_pixel)
         if images * height * width * per_pixel <= budget:
             return 0
         window = int((budget / (self.batch_tiles * per_pixel)) ** 0.5)
         tile = (window - 2 * self.tile_pad) // 8 * 8
         return max(tile, MIN_TILE, self.info.multiple)
+
+    def _fallback_bytes(self) -> int:
+        """Device memory the wider copies of the network not made yet would take (made at the first NaN/Inf)."""
+        if self._reference is None:
+            return 0
+        numel = sum(t.numel() for t in (*self._reference.parameters(), *self._reference.buffers()))
+        return sum(numel * d.itemsize for d in self._fallback_dtypes() if d not in self._wider)
+
+    def _fallback_dtypes(self) -> list[torch.dtype]:
+        """The wider precisions a NaN/Inf output is redone in, in order."""
+        wider = [torch.bfloat16] if self.dtype == torch.float16 and bf16_is_fast(self.device) else []
+        return wider + ([torch.float32] if self.dtype != torch.float32 else [])
 
     # ----------------------------------------------------------------- tensors
 
@@ -477,12 +521,21 @@ class Upscaler:
             return self._wider[dtype]
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
-        """The network on one batch (float32 result); a NaN/Inf output is redone at wider precisions."""
+        """The network on one batch (float32 result); a NaN/Inf output is redone at wider precisions.
+
+        An input smaller than the network's minimum is padded up to it and the output cropped back.
+        """
+        h, w = x.shape[-2:]
+        if self.info.minimum:
+            x = pad_to_fit(x, self.info.sizes())
+        result = self._infer_fitting(x)
+        return result[..., : h * self.scale, : w * self.scale]
+
+    def _infer_fitting(self, x: torch.Tensor) -> torch.Tensor:
         result = self.model(self._to_model(x)).float()
         if bool(torch.isfinite(result).all()):
             return result
-        wider = [torch.bfloat16] if self.dtype == torch.float16 and bf16_is_fast(self.device) else []
-        wider += [torch.float32] if self.dtype != torch.float32 else []
+        wider = self._fallback_dtypes()
         for dtype in wider:
             result = self._wider_model(dtype)(self._to_model(x, dtype)).float()
             if bool(torch.isfinite(result).all()):

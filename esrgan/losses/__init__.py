@@ -1,4 +1,5 @@
-"""Losses: pixel (L1, MSE, Charbonnier), perceptual (VGG, pre-activation) and adversarial (incl. RaGAN).
+"""Losses: pixel (L1, MSE, Charbonnier, MS-SSIM, MS-SSIM + L1, focal frequency, colour), perceptual (VGG,
+pre-activation; DISTS) and adversarial (incl. RaGAN).
 
 ``build_loss({"type": "L1Loss", "loss_weight": 1.0})`` builds one from an option-file section
 (BasicSR's ``pixel_opt`` / ``perceptual_opt`` / ``gan_opt``).
@@ -11,6 +12,9 @@ from typing import Any
 
 from torch import nn
 
+from esrgan.losses.color import ColorLoss
+from esrgan.losses.dists_loss import DISTSLoss
+from esrgan.losses.frequency import FocalFrequencyLoss
 from esrgan.losses.gan import (
     GAN_TYPES,
     GANLoss,
@@ -21,14 +25,19 @@ from esrgan.losses.gan import (
 )
 from esrgan.losses.perceptual import PerceptualLoss, gram_matrix
 from esrgan.losses.pixel import CharbonnierLoss, L1Loss, MSELoss, weighted_reduce
+from esrgan.losses.structural import MSSSIML1Loss, MSSSIMLoss, ms_ssim
 from esrgan.utils.factory import build_from_table
 
 PIXEL_LOSSES: dict[str, type[nn.Module]] = {
     "L1Loss": L1Loss,
     "MSELoss": MSELoss,
     "CharbonnierLoss": CharbonnierLoss,
+    "MSSSIMLoss": MSSSIMLoss,
+    "MSSSIML1Loss": MSSSIML1Loss,
+    "FocalFrequencyLoss": FocalFrequencyLoss,
+    "ColorLoss": ColorLoss,
 }
-PERCEPTUAL_LOSSES: dict[str, type[nn.Module]] = {"PerceptualLoss": PerceptualLoss}
+PERCEPTUAL_LOSSES: dict[str, type[nn.Module]] = {"PerceptualLoss": PerceptualLoss, "DISTSLoss": DISTSLoss}
 GAN_LOSSES: dict[str, type[nn.Module]] = {"GANLoss": GANLoss}
 
 LOSSES: dict[str, type[nn.Module]] = {**PIXEL_LOSSES, **PERCEPTUAL_LOSSES, **GAN_LOSSES}
@@ -46,9 +55,14 @@ __all__ = [
     "PERCEPTUAL_LOSSES",
     "PIXEL_LOSSES",
     "CharbonnierLoss",
+    "ColorLoss",
+    "DISTSLoss",
+    "FocalFrequencyLoss",
     "GANLoss",
     "L1Loss",
     "MSELoss",
+    "MSSSIML1Loss",
+    "MSSSIMLoss",
     "PerceptualLoss",
     "build_loss",
     "d_adversarial_loss",
@@ -56,5 +70,6 @@ __all__ = [
     "g_adversarial_loss",
     "gradient_penalty",
     "gram_matrix",
+    "ms_ssim",
     "weighted_reduce",
 ]

@@ -1,7 +1,8 @@
 """Image quality metrics as the SR literature computes them.
 
 Distortion (against a reference): ``psnr``, ``ssim`` (MATLAB-compatible). Perceptual quality:
-``niqe`` (no reference, MATLAB release's NIQE), ``lpips`` (LPIPS v0.1 distance to the reference).
+``niqe`` (no reference, MATLAB release's NIQE), ``lpips`` (LPIPS v0.1 distance to the reference),
+``dists`` (DISTS distance to the reference).
 
 Numpy functions take HWC RGB or HW arrays in [0, 255]; the ``*_torch`` versions take batched
 NCHW tensors in [0, 1] and return one value per image. :data:`METRIC_TABLE` is the one table
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from esrgan.metrics.dists_metric import dists, dists_torch
 from esrgan.metrics.lpips_metric import lpips, lpips_torch
 from esrgan.metrics.niqe_metric import niqe
 from esrgan.metrics.psnr_ssim import psnr, ssim
@@ -29,9 +31,30 @@ def _niqe_ref(img: np.ndarray, ref: np.ndarray | None = None, crop_border: int =
     return niqe(img, crop_border=crop_border, convert_to="y" if y_channel else "gray")
 
 
-def _lpips_ref(img: np.ndarray, ref: np.ndarray, crop_border: int = 0, y_channel: bool = False) -> float:
+def _lpips_ref(
+    img: np.ndarray, ref: np.ndarray, crop_border: int = 0, y_channel: bool = False, device: Any = "cpu"
+) -> float:
     """LPIPS (alex) in the (img, ref, crop_border, y_channel) call convention; always on RGB."""
-    return lpips(img, ref, crop_border=crop_border)
+    return lpips(img, ref, crop_border=crop_border, device=device)
+
+
+def _dists_ref(
+    img: np.ndarray, ref: np.ndarray, crop_border: int = 0, y_channel: bool = False, device: Any = "cpu"
+) -> float:
+    """DISTS in the (img, ref, crop_border, y_channel) call convention; always on RGB."""
+    return dists(img, ref, crop_border=crop_border, device=device)
+
+
+def _load_lpips() -> None:
+    from esrgan.metrics.lpips_metric import get_lpips_model
+
+    get_lpips_model()
+
+
+def _load_dists() -> None:
+    from esrgan.metrics.dists_metric import get_dists_model
+
+    get_dists_model()
 
 
 @torch.no_grad()
@@ -50,7 +73,11 @@ def niqe_torch(
 @dataclass(frozen=True)
 class Metric:
     """One metric: its numpy and batched functions (both ``(img, ref, crop_border, y_channel)``),
-    whether higher values are better and whether it compares with a reference."""
+    whether higher values are better and whether it compares with a reference.
+
+    ``label`` and ``fmt`` show it in tables; ``on_device``: a network computes it, on the device the
+    super-resolution network runs on (the numpy function takes ``device=``); ``load``: builds what it
+    needs (backbone weights) so a missing file fails before a long run does."""
 
     name: str
     fn: Callable[..., float]
@@ -58,26 +85,33 @@ class Metric:
     higher_is_better: bool
     needs_reference: bool
     unit: str = ""
+    label: str = ""
+    fmt: str = ".4f"
+    on_device: bool = False
+    load: Callable[[], None] | None = None
 
     @property
     def direction(self) -> str:
         return "higher is better" if self.higher_is_better else "lower is better"
 
 
-_PSNR = Metric("psnr", psnr, psnr_torch, True, True, "dB")
-_SSIM = Metric("ssim", ssim, ssim_torch, True, True)
-_NIQE = Metric("niqe", _niqe_ref, niqe_torch, False, False)
-_LPIPS = Metric("lpips", _lpips_ref, lpips_torch, False, True)
+_PSNR = Metric("psnr", psnr, psnr_torch, True, True, "dB", "PSNR", ".2f")
+_SSIM = Metric("ssim", ssim, ssim_torch, True, True, label="SSIM")
+_NIQE = Metric("niqe", _niqe_ref, niqe_torch, False, False, label="NIQE", fmt=".3f")
+_LPIPS = Metric("lpips", _lpips_ref, lpips_torch, False, True, label="LPIPS", on_device=True, load=_load_lpips)
+_DISTS = Metric("dists", _dists_ref, dists_torch, False, True, label="DISTS", on_device=True, load=_load_dists)
 
 METRIC_TABLE: dict[str, Metric] = {
     "psnr": _PSNR,
     "ssim": _SSIM,
     "niqe": _NIQE,
     "lpips": _LPIPS,
+    "dists": _DISTS,
     "calculate_psnr": _PSNR,
     "calculate_ssim": _SSIM,
     "calculate_niqe": _NIQE,
     "calculate_lpips": _LPIPS,
+    "calculate_dists": _DISTS,  # traiNNer-redux's name
 }
 METRICS: dict[str, Callable[..., float]] = {k: m.fn for k, m in METRIC_TABLE.items()}
 METRICS_TORCH: dict[str, Callable[..., Any]] = {k: m.fn_torch for k, m in METRIC_TABLE.items()}
@@ -123,6 +157,8 @@ __all__ = [
     "METRICS_TORCH",
     "METRIC_TABLE",
     "Metric",
+    "dists",
+    "dists_torch",
     "get_metric",
     "lpips",
     "lpips_torch",

@@ -53,6 +53,25 @@ def _alexnet_features(num_layers: int) -> nn.Sequential:
     return nn.Sequential(*layers[:num_layers])
 
 
+def load_backbone(
+    features: nn.Sequential, tv_name: str, backbone: bool | str | os.PathLike[str], owner: str
+) -> None:
+    """torchvision's ImageNet ``tv_name`` weights into ``features`` (``features.<i>`` keys; see LPIPS)."""
+    from esrgan.checkpoint import CheckpointError, load_checkpoint_file
+
+    try:
+        path = resolve_vgg_weights(tv_name, backbone)
+    except VGGWeightsNotFoundError as exc:
+        raise VGGWeightsNotFoundError(f"{owner}: {exc}") from None
+    if path is not None:
+        sd = _features_state_dict(load_checkpoint_file(path), path)
+        wanted = features.state_dict().keys()
+        missing = [k for k in wanted if k not in sd]
+        if missing:
+            raise CheckpointError(f"{path}: not torchvision {tv_name} weights, missing keys {missing[:4]}")
+        features.load_state_dict({k: sd[k] for k in wanted})
+
+
 def backbone_weights_path(net: str) -> Path:
     """The backbone file LPIPS(net) reads: torchvision's ImageNet weights in its cache (TORCH_HOME)."""
     from esrgan.archs.vgg import torchvision_cache_path
@@ -85,19 +104,7 @@ class LPIPS(nn.Module):
         self.register_buffer("shift", torch.tensor(_SHIFT).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("scale", torch.tensor(_SCALE).view(1, 3, 1, 1), persistent=False)
 
-        from esrgan.checkpoint import CheckpointError, load_checkpoint_file
-
-        try:
-            path = resolve_vgg_weights(tv_name, backbone)
-        except VGGWeightsNotFoundError as exc:
-            raise VGGWeightsNotFoundError(f"LPIPS(net={net!r}): {exc}") from None
-        if path is not None:
-            sd = _features_state_dict(load_checkpoint_file(path), path)
-            wanted = self.features.state_dict().keys()
-            missing = [k for k in wanted if k not in sd]
-            if missing:
-                raise CheckpointError(f"{path}: not torchvision {tv_name} weights, missing keys {missing[:4]}")
-            self.features.load_state_dict({k: sd[k] for k in wanted})
+        load_backbone(self.features, tv_name, backbone, f"LPIPS(net={net!r})")
         with resources.files("esrgan.metrics").joinpath(f"data/lpips_v0.1_{net}.pth").open("rb") as f:
             lin = torch.load(f, map_location="cpu", weights_only=True)
         for k, conv in enumerate(self.lins):
@@ -146,13 +153,24 @@ def get_lpips_model(net: str = "alex", device: str | torch.device = "cpu") -> LP
     return _model(net, str(torch.device(device)), str(path) if path.is_file() else "")
 
 
-def _crop(x: torch.Tensor, crop_border: int) -> torch.Tensor:
+def _crop(x: torch.Tensor, crop_border: int, what: str = "lpips") -> torch.Tensor:
     if int(crop_border) != crop_border or crop_border < 0:
-        raise ValueError(f"lpips: crop_border must be a non-negative integer, got {crop_border!r}")
+        raise ValueError(f"{what}: crop_border must be a non-negative integer, got {crop_border!r}")
     c = int(crop_border)
     if c and 2 * c >= min(x.shape[-2:]):
-        raise ValueError(f"lpips: crop_border={c} leaves nothing of an image of {x.shape[-2]}x{x.shape[-1]}")
+        raise ValueError(f"{what}: crop_border={c} leaves nothing of an image of {x.shape[-2]}x{x.shape[-1]}")
     return x[..., c : x.shape[-2] - c, c : x.shape[-1] - c] if c else x
+
+
+def _rgb_pair(img: torch.Tensor, ref: torch.Tensor, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """Checked NCHW batches of one shape, grey (N1HW) replicated to RGB as the deep metrics see it."""
+    if img.shape != ref.shape:
+        raise ValueError(f"{what}: image shape {tuple(img.shape)} does not match reference shape {tuple(ref.shape)}")
+    if img.ndim != 4 or img.shape[1] not in (1, 3):
+        raise ValueError(f"{what}: expected N3HW or N1HW tensors, got shape {tuple(img.shape)}")
+    if img.shape[1] == 1:
+        img, ref = img.expand(-1, 3, -1, -1), ref.expand(-1, 3, -1, -1)
+    return img, ref
 
 
 @torch.no_grad()
@@ -163,26 +181,21 @@ def lpips_torch(
 
     ``y_channel`` is accepted for the validation call convention and ignored: LPIPS sees RGB.
     """
-    if img.shape != ref.shape:
-        raise ValueError(f"lpips: image shape {tuple(img.shape)} does not match reference shape {tuple(ref.shape)}")
-    if img.ndim != 4 or img.shape[1] not in (1, 3):
-        raise ValueError(f"lpips: expected N3HW or N1HW tensors, got shape {tuple(img.shape)}")
-    if img.shape[1] == 1:
-        img, ref = img.expand(-1, 3, -1, -1), ref.expand(-1, 3, -1, -1)
+    img, ref = _rgb_pair(img, ref, "lpips")
     model = get_lpips_model(net, img.device)
     return model(_crop(img.float(), crop_border), _crop(ref.float(), crop_border))
 
 
-def _to_tensor(img: np.ndarray, what: str) -> torch.Tensor:
+def _to_tensor(img: np.ndarray, what: str, metric: str = "lpips") -> torch.Tensor:
     if not isinstance(img, np.ndarray):
-        raise TypeError(f"lpips: {what} must be a numpy array, got {type(img).__name__}")
+        raise TypeError(f"{metric}: {what} must be a numpy array, got {type(img).__name__}")
     x = img.astype(np.float32) / (65535.0 if img.dtype == np.uint16 else 255.0)
     if x.ndim == 3 and x.shape[2] == 1:
         x = x[:, :, 0]
     if x.ndim == 2:
         x = np.repeat(x[:, :, None], 3, axis=2)
     if x.ndim != 3 or x.shape[2] != 3:
-        raise ValueError(f"lpips: {what} must be HW or HWC RGB, got shape {img.shape}")
+        raise ValueError(f"{metric}: {what} must be HW or HWC RGB, got shape {img.shape}")
     return torch.from_numpy(np.ascontiguousarray(x.transpose(2, 0, 1)))[None]
 
 

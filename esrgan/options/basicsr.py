@@ -8,7 +8,6 @@ hold resolved values: each dataset's phase and scale, the generator's scale, eac
 from __future__ import annotations
 
 import difflib
-import inspect
 import logging
 import os
 from typing import Any
@@ -182,16 +181,13 @@ def _prefill_network_scale(raw: dict[str, Any]) -> None:
     BasicSR builds an x4 RRDBNet for an x2 option file that forgets ``network_g.scale``; we do not.
     A contradicting explicit value is refused once the options are built.
     """
-    from esrgan.archs import GENERATORS
 
     net_g = raw.get("network_g")
     if not isinstance(net_g, dict):
         return
-    type_name = net_g.get("type")
-    cls = GENERATORS.get(type_name) if isinstance(type_name, str) else None  # the section parser reports bad types
-    if cls is None:
-        return
-    params = inspect.signature(cls.__init__).parameters
-    for arg in ("scale", "upscale"):
-        if arg in params and arg not in net_g:
-            net_g[arg] = raw.get("scale", 4)
+    from esrgan.archs import scale_argument
+
+    arg = scale_argument(str(net_g.get("type")))  # None for an unknown type, reported by the section parser
+    if arg is not None and arg not in net_g:
+        net_g[arg] = raw.get("scale", 4)
+

@@ -252,6 +252,14 @@ def to_plain(obj: Any) -> Any:
     return obj
 
 
+def _default_type(default: Any) -> Any:
+    """The type an unannotated argument's default implies (most of spandrel's constructors annotate none)."""
+    for tp in (bool, int, float, str):
+        if type(default) is tp:
+            return tp
+    return list if isinstance(default, list | tuple) else Any
+
+
 def check_kwargs(
     cls: type, kwargs: Mapping[str, Any], path: str, *, fill_defaults: bool = True, skip: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -279,7 +287,7 @@ def check_kwargs(
     out: dict[str, Any] = {}
     for name, p in params.items():
         if name in kwargs:
-            out[name] = convert(kwargs[name], hints.get(name, Any), _join(path, name))
+            out[name] = convert(kwargs[name], hints.get(name, _default_type(p.default)), _join(path, name))
         elif p.default is inspect.Parameter.empty:
             raise OptionsError(f"required argument of {cls.__name__} is missing", key=_join(path, name))
         elif fill_defaults:

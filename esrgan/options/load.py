@@ -70,16 +70,21 @@ def _check(opt: Options, *, given_real_keys: list[str]) -> None:
         raise OptionsError(f"must be >= 1, got {opt.scale}", key="scale")
     for ds in opt.datasets.values():
         ds.expand_user_paths()
-    for arg in ("scale", "upscale"):
-        if opt.network_g.kwargs.get(arg, opt.scale) != opt.scale:
-            raise OptionsError(
-                f"{opt.network_g.kwargs[arg]} differs from the top-level scale {opt.scale}", key=f"network_g.{arg}"
-            )
+    from esrgan.archs import scale_argument
+
+    arg = scale_argument(opt.network_g.type)
+    if arg is not None and opt.network_g.kwargs.get(arg, opt.scale) != opt.scale:
+        raise OptionsError(
+            f"{opt.network_g.kwargs[arg]} differs from the top-level scale {opt.scale}", key=f"network_g.{arg}"
+        )
     if not any(d.phase == "train" for d in opt.datasets.values()):
         raise OptionsError("a training dataset is required (datasets.train)", key="datasets")
     _check_losses(opt)
     _check_realesrgan(opt, given_real_keys)
     _check_accumulation(opt)
+    from esrgan.options.network_check import check_generator
+
+    check_generator(opt)
 
 
 def _check_losses(opt: Options) -> None:

@@ -80,6 +80,22 @@ class ComponentOptions:
 class NetworkOptions(ComponentOptions):
     """``network_g`` / ``network_d``: an architecture name and its constructor arguments."""
 
+    def check(self, path: str) -> None:
+        from esrgan.archs import SPANDREL_GENERATORS
+
+        if self.type in SPANDREL_GENERATORS:
+            from esrgan.archs.spandrel_archs import code_arguments, spandrel_class
+
+            # Arguments whose default is Python code (norm_layer=nn.LayerNorm) keep it: a YAML value cannot be one.
+            for name, default in code_arguments(spandrel_class(self.type)).items():
+                if name in self.kwargs and self.kwargs[name] is not default:
+                    raise OptionsError(
+                        f"{self.type} takes Python code here (default {getattr(default, '__name__', default)}), "
+                        "which an option file cannot give; remove the key",
+                        key=_join(path, name),
+                    )
+                self.kwargs.pop(name, None)
+
 
 class LossOptions(ComponentOptions):
     """``pixel_opt`` / ``perceptual_opt``: a loss name and its constructor arguments.
@@ -181,7 +197,10 @@ def _parse_section(
                 f"unknown {kind} type {_show(name)}{hint}; allowed {table_name}: {', '.join(table)}",
                 key=_join(path, "type"),
             )
-        target = table[name]
+        try:
+            target = table[name]
+        except ImportError as exc:  # a spandrel network without spandrel: the message names the pip command
+            raise OptionsError(str(exc), key=_join(path, "type")) from None
         if not isinstance(target, type):
             try:
                 target = target(name)
@@ -201,9 +220,9 @@ def _parse_section(
 
 
 def _generators() -> Mapping[str, type]:
-    from esrgan.archs import GENERATORS
+    from esrgan.archs import generator_classes
 
-    return GENERATORS
+    return generator_classes()
 
 
 def _discriminators() -> Mapping[str, type]:
@@ -355,6 +374,9 @@ class TrainOptions:
     channels_last: bool = False
     grad_clip: float = 0.0  # max gradient norm for G and D, 0 = off
     compile_g: bool = False
+    # Deterministic GPU kernels (torch.use_deterministic_algorithms, no cudnn.benchmark, a fixed cuBLAS
+    # workspace): exact resume on a GPU, at some speed. Without it cuDNN picks its fastest kernels per shape.
+    deterministic: bool = False
     # Batches whose gradients are summed into one optimizer step: the step sees batch_size_per_gpu x
     # accumulate_grad_batches images per process with the memory of one batch. Iterations (total_iter,
     # schedules, val_freq, checkpoints) count optimizer steps.

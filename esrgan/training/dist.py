@@ -7,20 +7,25 @@ NCCL is used when the process owns a GPU, gloo otherwise (CPU runs, tests).
 
 from __future__ import annotations
 
+import builtins
 import datetime
 import logging
 import os
 import subprocess
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 
+from esrgan.utils.atomic import DiskFullError
+
 logger = logging.getLogger("esrgan.training.dist")
 
 LAUNCHERS = ("none", "pytorch", "slurm")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -83,10 +88,28 @@ def env_for_slurm(env: Mapping[str, str], default_port: int = 29500) -> dict[str
     }
 
 
-def init_dist(launcher: str, backend: str | None = None, timeout_s: float = 1800.0) -> DistInfo:
+def check_gpu_for_rank(local_rank: int, launcher: str = "pytorch") -> int:
+    """This process's GPU index (its local rank); more processes on a node than GPUs is one clear error.
+
+    Two ranks on one GPU would make NCCL fail at DDP's set-up with a message about duplicate GPUs.
+    """
+    count = torch.cuda.device_count()
+    if local_rank >= count:
+        start = "torchrun --nproc_per_node" if launcher == "pytorch" else "srun --ntasks-per-node"
+        raise RuntimeError(
+            f"--launcher {launcher}: local rank {local_rank} needs GPU {local_rank}, but this node has {count} "
+            f"GPU{'s' if count != 1 else ''}: start at most {count} process{'es' if count != 1 else ''} per node "
+            f"({start} {count}), or set num_gpu: 0 to train on the CPU"
+        )
+    return local_rank
+
+
+def init_dist(launcher: str, backend: str | None = None, timeout_s: float = 1800.0,
+              use_gpu: bool | None = None) -> DistInfo:
     """Initialise the default process group for ``launcher`` and pick this process's device.
 
-    ``launcher="none"`` returns a single-process :class:`DistInfo` and touches nothing.
+    ``launcher="none"`` returns a single-process :class:`DistInfo` and touches nothing. ``use_gpu``: whether
+    each process trains on its own GPU (default: when CUDA is available; ``num_gpu: 0`` says no).
     """
     if launcher not in LAUNCHERS:
         raise ValueError(f"unknown launcher {launcher!r}; expected one of {', '.join(LAUNCHERS)}")
@@ -99,9 +122,9 @@ def init_dist(launcher: str, backend: str | None = None, timeout_s: float = 1800
     rank = int(os.environ["RANK"])
     world_size = int(os.environ["WORLD_SIZE"])
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    use_cuda = torch.cuda.is_available()
+    use_cuda = torch.cuda.is_available() if use_gpu is None else use_gpu and torch.cuda.is_available()
     if use_cuda:
-        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+        torch.cuda.set_device(check_gpu_for_rank(local_rank, launcher))
     backend = backend or ("nccl" if use_cuda else "gloo")
     if not dist.is_initialized():
         dist.init_process_group(
@@ -150,22 +173,25 @@ def all_reduce_mean(values: dict[str, torch.Tensor]) -> dict[str, float]:
     return dict(zip(names, stacked.cpu().tolist(), strict=True))
 
 
-def all_true(flag: bool, device: torch.device | None = None) -> bool:
-    """True on every rank only if ``flag`` is true on every rank (so all ranks take the same branch)."""
-    if not is_dist():
-        return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device or _collective_device())
-    dist.all_reduce(t, op=dist.ReduceOp.MIN)
-    return bool(t.item())
-
-
 def any_true(flag: bool) -> bool:
     """True on every rank if ``flag`` is true on any rank."""
     if not is_dist():
         return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int32, device=_collective_device())
-    dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return bool(t.item())
+    return any_of(flag)[0]
+
+
+def any_of(*flags: bool | torch.Tensor) -> list[bool]:
+    """For each flag (a bool, or a one-element tensor on a device), whether it is true on any rank.
+
+    One collective and one read for all of them: the trainer asks "was a loss non-finite, did a stop signal
+    come" once per iteration with this, so every rank takes the same branch.
+    """
+    device = _collective_device() if is_dist() else next(
+        (f.device for f in flags if isinstance(f, torch.Tensor)), torch.device("cpu"))
+    t = torch.stack([torch.as_tensor(f).to(device=device, dtype=torch.int32).reshape(()) for f in flags])
+    if is_dist():
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]
 
 
 def gather_objects(obj: Any) -> list[Any]:
@@ -184,6 +210,48 @@ def broadcast_object(obj: Any, src: int = 0) -> Any:
     box = [obj]
     dist.broadcast_object_list(box, src=src)
     return box[0]
+
+
+def on_main(fn: Callable[[], T], is_main: bool | None = None) -> T | None:
+    """``fn()`` on rank 0 only (writing files), then every rank learns whether it worked.
+
+    If it raised, every rank raises the same error: a full disk while rank 0 saves stops the whole job with
+    one message, instead of leaving the other ranks waiting in the next collective until its timeout (under
+    ``srun`` nothing else brings them down). The other ranks return None. Costs one broadcast.
+    ``is_main``: whether this process is rank 0 (default: the process group's rank; a job's
+    :class:`DistInfo` says it where no group is made).
+    """
+    main = (not is_dist() or dist.get_rank() == 0) if is_main is None else is_main
+    if not is_dist():
+        return fn() if main else None
+    result, failure = None, None
+    if main:
+        try:
+            result = fn()
+        except Exception as exc:
+            failure = exc
+    shared = broadcast_object(None if failure is None else _describe(failure))
+    if failure is not None:
+        raise failure
+    if shared is not None:
+        raise _rebuild(shared)
+    return result
+
+
+def _describe(exc: Exception) -> tuple[str, ...]:
+    if isinstance(exc, DiskFullError):
+        return ("DiskFullError", str(exc.folder), exc.file)
+    return (type(exc).__name__, str(exc), "builtin" if type(exc).__module__ == "builtins" else "")
+
+
+def _rebuild(described: tuple[str, ...]) -> Exception:
+    name, detail, extra = described
+    if name == "DiskFullError":
+        return DiskFullError(Path(detail), extra)
+    cls = getattr(builtins, name, None) if extra == "builtin" else None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        return cls(detail)
+    return RuntimeError(f"rank 0 failed: {name}: {detail}")
 
 
 def _collective_device() -> torch.device:

@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from esrgan.archs import build_network
+from esrgan.archs import build_network, pad_to_fit, size_requirements
+from esrgan.archs.spandrel_archs import is_spandrel_network
 from esrgan.losses import build_loss, d_adversarial_terms, g_adversarial_loss, gradient_penalty
 from esrgan.training import dist as dist_utils
 from esrgan.training.ema import ModelEMA
 from esrgan.training.schedulers import build_scheduler
+from esrgan.utils.hardware import cuda_native_bf16
 
 if TYPE_CHECKING:
     from esrgan.options import LossOptions, OptimizerOptions, Options
@@ -30,6 +32,23 @@ if TYPE_CHECKING:
 logger = logging.getLogger("esrgan.training.models")
 
 AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.amp_dtype
+
+
+def amp_dtype_for(use_amp: bool, amp_dtype: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``train.use_amp`` / ``train.amp_dtype`` on ``device`` (None: fp32).
+
+    bf16 on a GPU older than Ampere (compute capability < 8.0) is emulated and slow: fp16 with the grad scaler
+    there, said once at the start.
+    """
+    if not use_amp:
+        return None
+    dtype = AMP_DTYPES[amp_dtype]
+    if dtype == torch.bfloat16 and device.type == "cuda" and not cuda_native_bf16(device):
+        major, minor = torch.cuda.get_device_capability(device)
+        logger.warning("train.amp_dtype: bf16 is emulated on %s (compute capability %d.%d; native from 8.0): "
+                       "training in fp16 with a grad scaler instead", device, major, minor)
+        return torch.float16
+    return dtype
 
 
 # One batch, or the micro-batches of one optimizer step (train.accumulate_grad_batches).
@@ -49,7 +68,7 @@ def _add(sums: dict[str, torch.Tensor], losses: Mapping[str, torch.Tensor]) -> N
 
 
 class NonFiniteLossError(RuntimeError):
-    """A loss became NaN or Inf; the step was not applied."""
+    """A loss became NaN or Inf (the run stops before anything of that iteration is saved)."""
 
     def __init__(self, iteration: int, values: Mapping[str, float]) -> None:
         bad = {k: v for k, v in values.items() if not math.isfinite(v)}
@@ -83,8 +102,11 @@ class SRModel:
         self.grad_clip = t.grad_clip
         self.warmup_iter = t.warmup_iter
         self._scheduled_lr: list[list[float]] | None = None
+        self._finite: torch.Tensor | None = None  # see _note_finite
 
         self.net_g = self._prepare(build_network(opt.network_g.spec()))
+        # validation pads inputs up to what the network takes (window multiples...) and crops the output back
+        self.g_sizes = size_requirements(self.net_g)
         p = opt.path
         if p.pretrain_network_g:
             load_weights_into(
@@ -99,7 +121,7 @@ class SRModel:
         self.optimizers: list[torch.optim.Optimizer] = [self.optimizer_g]
         self.schedulers = [build_scheduler(self.optimizer_g, t.scheduler)] if t.scheduler is not None else []
 
-        self.amp_dtype = AMP_DTYPES[t.amp_dtype] if t.use_amp else None
+        self.amp_dtype = amp_dtype_for(t.use_amp, t.amp_dtype, device)
         # A grad scaler only for fp16: bf16 has fp32's exponent range and needs none.
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
 
@@ -116,7 +138,9 @@ class SRModel:
             from torch.nn.parallel import DistributedDataParallel
 
             device_ids = [self.device.index] if self.device.type == "cuda" else None
-            wrapped = DistributedDataParallel(net, device_ids=device_ids)
+            # some of spandrel's networks leave parameters unused in training mode (FDAT's gates)
+            unused = is_spandrel_network(net)
+            wrapped = DistributedDataParallel(net, device_ids=device_ids, find_unused_parameters=unused)
         if compile_it:
             wrapped = torch.compile(wrapped)
         return wrapped
@@ -167,13 +191,17 @@ class SRModel:
     def current_lr(self) -> list[float]:
         return [opt.param_groups[0]["lr"] for opt in self.optimizers]
 
-    def _check_finite(self, losses: Mapping[str, torch.Tensor], current_iter: int) -> None:
-        """Raise on every rank if any loss is NaN/Inf on any rank (so no rank is left waiting)."""
-        if not losses:
-            return
-        ok = bool(torch.stack([v.detach().float().reshape(()) for v in losses.values()]).isfinite().all())
-        if not dist_utils.all_true(ok):
-            raise NonFiniteLossError(current_iter, {k: float(v.detach()) for k, v in losses.items()})
+    def _note_finite(self, total: torch.Tensor) -> None:
+        """Fold a loss sum into the step's finiteness flag, on the device (a NaN/Inf term makes the sum one).
+
+        Read once per iteration by the trainer, with the stop request, in one collective: no host sync here.
+        """
+        ok = torch.isfinite(total.detach())
+        self._finite = ok if self._finite is None else self._finite & ok
+
+    def step_is_finite(self) -> torch.Tensor:
+        """A bool tensor on the device: whether every loss of the last :meth:`optimize_parameters` was finite."""
+        return self._finite if self._finite is not None else torch.ones((), dtype=torch.bool, device=self.device)
 
     def _step(self, optimizer: torch.optim.Optimizer, params: list[nn.Parameter]) -> None:
         """Clip (``grad_clip``) and apply the gradients accumulated since ``zero_grad``."""
@@ -213,14 +241,15 @@ class SRModel:
         b images step as one batch of k*b would with a mean-reduced loss). Returns the mean losses."""
         micro = _micro_batches(lq, gt)
         self.optimizer_g.zero_grad(set_to_none=True)
+        self._finite = None
         sums: dict[str, torch.Tensor] = {}
         for i, (lq_i, gt_i) in enumerate(micro):
             with self._no_sync(self.net_g_train, last=i == len(micro) - 1):
                 with self.autocast():
                     output = self.net_g_train(lq_i)
                     losses = self._content_losses(output.float(), gt_i, gt_i, "l_")
-                self._check_finite(losses, current_iter)
                 total = torch.stack([v.float() for v in losses.values()]).sum()
+                self._note_finite(total)
                 self.scaler.scale(total / len(micro)).backward()
             _add(sums, losses)
         self._step(self.optimizer_g, list(self.net_g.parameters()))
@@ -239,9 +268,11 @@ class SRModel:
         net = self.eval_network()
         was_training = net.training
         net.eval()
+        h, w = lq.shape[-2:]
+        s = self.opt.scale
         try:
             with self.autocast():
-                return net(self.to_input(lq)).float()
+                return net(self.to_input(pad_to_fit(lq, self.g_sizes))).float()[..., : h * s, : w * s]
         finally:
             net.train(was_training)
 
@@ -378,6 +409,7 @@ class ESRGANModel(SRModel):
         warming_up = current_iter <= self.g_warmup_iter
         optimize_g = warming_up or (current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters)
         sums: dict[str, torch.Tensor] = {}
+        self._finite = None
 
         # ---- generator (gradients of the micro-batches accumulate, each loss divided by k)
         self._set_d_grad(False)
@@ -391,8 +423,8 @@ class ESRGANModel(SRModel):
                 gan_gt = self.loss_targets(gt_i)[2]
                 if optimize_g:
                     g_losses, gan_gt = self._generator_losses(output, gt_i, warming_up)
-                    self._check_finite(g_losses, current_iter)
                     total_g = torch.stack([v.float() for v in g_losses.values()]).sum()
+                    self._note_finite(total_g)
                     self.scaler.scale(total_g / k).backward()
                     _add(sums, g_losses)
             for_d.append((output.detach(), gan_gt))
@@ -406,7 +438,7 @@ class ESRGANModel(SRModel):
             for i, (fake, gan_gt) in enumerate(for_d):
                 with self._no_sync(self.net_d_train, last=i == k - 1):
                     d_losses, total_d, outputs = self._discriminator_losses(fake, gan_gt)
-                    self._check_finite(d_losses, current_iter)
+                    self._note_finite(total_d)
                     self.scaler.scale(total_d / k).backward()
                 _add(sums, d_losses)
                 _add(sums, outputs)

@@ -1,10 +1,11 @@
-"""Checks before the experiment folder is touched: the device to train on, and every input path."""
+"""Checks before the experiment folder is touched: the device to train on and its kernels, and every input path."""
 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -28,7 +29,49 @@ def pick_device(num_gpu: int, dist_info: dist_utils.DistInfo) -> torch.device:
         logger.warning("num_gpu: %d asks for a GPU, but torch sees no CUDA device on this machine: training on the "
                        "CPU (set num_gpu: 0 to say so, or num_gpu: auto)", num_gpu)
         return torch.device("cpu")
-    return torch.device("cuda", dist_info.local_rank % torch.cuda.device_count())
+    if not dist_info.distributed:
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cuda", dist_utils.check_gpu_for_rank(dist_info.local_rank))
+
+
+# cuBLAS needs a fixed workspace per handle for reproducible matrix products (CUDA >= 10.2); read by cuBLAS when
+# its first handle is made, so set before the networks are built. A value already in the environment is kept.
+CUBLAS_WORKSPACE_CONFIG = ":4096:8"
+
+
+def set_kernels(device: torch.device, deterministic: bool) -> dict[str, Any]:
+    """Choose the GPU kernels for training on ``device``; returns the settings it replaced (for
+    :func:`restore_kernels`).
+
+    By default ``cudnn.benchmark`` on CUDA (training crops have one size: cuDNN times its algorithms once per
+    shape and keeps the fastest, as BasicSR does). ``deterministic`` (``train.deterministic``): deterministic
+    algorithms, no benchmark, a fixed cuBLAS workspace, so a resumed run repeats the GPU's results bit for bit.
+    Operations without a deterministic CUDA kernel (the backward of bilinear upsampling, in Real-ESRGAN's UNet
+    discriminator) still run, with PyTorch's warning, rather than stopping the run.
+    """
+    previous = {
+        "benchmark": torch.backends.cudnn.benchmark,
+        "cudnn_deterministic": torch.backends.cudnn.deterministic,
+        "algorithms": torch.are_deterministic_algorithms_enabled(),
+        "warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
+    }
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", CUBLAS_WORKSPACE_CONFIG)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        logger.info("train.deterministic: deterministic algorithms, cudnn.benchmark off, CUBLAS_WORKSPACE_CONFIG=%s",
+                    os.environ["CUBLAS_WORKSPACE_CONFIG"])
+    elif device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    return previous
+
+
+def restore_kernels(previous: dict[str, Any]) -> None:
+    """Put back what :func:`set_kernels` changed (a run in a notebook or a test leaves the process as it was)."""
+    torch.backends.cudnn.benchmark = previous["benchmark"]
+    torch.backends.cudnn.deterministic = previous["cudnn_deterministic"]
+    torch.use_deterministic_algorithms(previous["algorithms"], warn_only=previous["warn_only"])
 
 
 def check_inputs_exist(opt: Options) -> None:

@@ -37,12 +37,13 @@ from esrgan.training.build import build_model
 from esrgan.training.checkpoints import STATE_FORMAT, CheckpointKeeper, load_state
 from esrgan.training.experiment import ExperimentPaths, archive_if_exists, latest_state, timestamp
 from esrgan.training.models import NonFiniteLossError, SRModel
-from esrgan.training.preflight import check_inputs_exist, pick_device
+from esrgan.training.preflight import check_inputs_exist, pick_device, restore_kernels, set_kernels
 from esrgan.training.rng import seed_everything, set_rng_state
 from esrgan.training.run_log import LossMeter, RunLog
 from esrgan.training.steps import Position, StepStream, StopMidStep
 from esrgan.training.validation import BestTracker, check_validation_images, metric_specs, validate_dataset
 from esrgan.utils.atomic import DiskFullError, remove_stale_temporaries
+from esrgan.utils.hardware import synchronize
 from esrgan.utils.lock import ExperimentInUseError, ExperimentLock
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ class Trainer:
         wandb_run.check_ready(opt)
         # One run per experiment folder (rank 0 holds the lock for the job); every rank learns the outcome.
         self._lock: ExperimentLock | None = None
+        self._kernels: dict[str, Any] | None = None  # the settings set_kernels replaced
         in_use = None
         if self.is_main:
             try:
@@ -113,10 +115,14 @@ class Trainer:
             raise
 
     def release_lock(self) -> None:
-        """Free the experiment folder for the next run (also done by :meth:`run` at its end)."""
+        """Free the experiment folder for the next run and put back the process's kernel settings (also done by
+        :meth:`run` at its end)."""
         if self._lock is not None:
             self._lock.release()
             self._lock = None
+        if self._kernels is not None:
+            restore_kernels(self._kernels)
+            self._kernels = None
 
     def _set_up(self, auto_resume: bool) -> None:
         """Read every input (data, networks, training state), then make the experiment folder.
@@ -147,16 +153,18 @@ class Trainer:
             logger.info("esrgan training: %s (%s), %s", opt.name, opt.model_type, env_info())
             self.device = pick_device(opt.num_gpu, self.dist_info)
             logger.info("device %s, rank %d of %d", self.device, self.rank, self.world_size)
+            self._kernels = set_kernels(self.device, opt.train.deterministic)
             self._build(resume_path)
         finally:
             logging.getLogger("esrgan").removeHandler(buffer)
 
-        archived = None
-        if self.is_main:
-            if not resume_path:
-                archived = archive_if_exists(self.paths.root)
+        def make_folder() -> Path | None:
+            archived = None if resume_path else archive_if_exists(self.paths.root)
             self.paths.make()
-        dist_utils.barrier()
+            return archived
+
+        # Rank 0 writes; a failure there (a full disk) stops every rank with its message.
+        archived = dist_utils.on_main(make_folder, self.is_main)
 
         self.log_file = Path(opt.path.log) / f"train_{timestamp()}.log"
         log = setup_logger("esrgan", self.log_file if self.is_main else None, rank=self.rank)
@@ -166,9 +174,12 @@ class Trainer:
                     handler.handle(record)
         if archived is not None:
             logger.warning("experiment folder %s existed: archived it as %s", self.paths.root, archived)
-        if self.is_main:  # a run killed mid-save left its hidden temporary (we hold the folder's lock)
-            remove_stale_temporaries(self.paths.root)
+
+        def tidy_and_record() -> None:
+            remove_stale_temporaries(self.paths.root)  # a run killed mid-save left it (we hold the folder's lock)
             save_options(opt, self.paths.root / f"options_{timestamp()}.yml")
+
+        dist_utils.on_main(tidy_and_record, self.is_main)
         self.keeper = CheckpointKeeper(self.paths, opt.logger.keep_last)
         self.log = RunLog(opt, self.paths.root, self.paths.tb_logger, enabled=self.is_main,
                           purge_step=self.start_iter + 1 if resume_path else None)
@@ -284,9 +295,8 @@ class Trainer:
         rngs = dist_utils.gather_objects(at.rng)
         # What each process keeps for itself besides its RNGs (Real-ESRGAN: the degradation's generators and queue).
         rank_states = dist_utils.gather_objects(self.model.rank_state())
-        if not self.is_main:
-            return
-        self.keeper.save(current_iter, self.model.network_files(), {
+        # Rank 0 writes; if that fails (a full disk), every rank raises the same error here.
+        dist_utils.on_main(lambda: self.keeper.save(current_iter, self.model.network_files(), {
             "model_type": self.opt.model_type,
             "epoch": at.epoch,
             "batches_in_epoch": at.batches_in_epoch,
@@ -297,12 +307,16 @@ class Trainer:
             "rng": rngs,
             "rank_states": rank_states,
             "model": self.model.state_dict(),
-        })
+        }), self.is_main)
 
     # ---- validation ----------------------------------------------------------------------------
     def validate(self, current_iter: int) -> None:
+        """Validation on rank 0 (the others wait); an error there (a full disk saving the best) stops every rank."""
+        dist_utils.on_main(lambda: self._validate(current_iter), self.is_main)
+
+    def _validate(self, current_iter: int) -> None:
         val_opt = self.opt.val
-        if self.is_main and val_opt is not None and self.val_loaders and self.metrics:
+        if val_opt is not None and self.val_loaders and self.metrics:
             for i, (name, loader) in enumerate(self.val_loaders):
                 t0 = time.perf_counter()
                 values, images = validate_dataset(
@@ -327,7 +341,6 @@ class Trainer:
                 self.log.images({f"images/{name}/{img_name}": img for img_name, img in images}, current_iter)
                 logger.info("validation %s @ iter %d: %s [%.1fs]", name, current_iter, ", ".join(parts),
                             time.perf_counter() - t0)
-        dist_utils.barrier()
 
     # ---- signals -------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -390,7 +403,12 @@ class Trainer:
                 t_data = time.perf_counter()
                 current_iter += 1
                 losses = self._train_step(batches, current_iter)
+                synchronize(self.device)  # the step's time is the device's, not what queueing it took
                 t_step = time.perf_counter()
+                # One collective, one read per iteration: a NaN/Inf loss or a stop signal on any rank.
+                nonfinite, stop = dist_utils.any_of(~self.model.step_is_finite(), self._stop_signal is not None)
+                if nonfinite:
+                    raise NonFiniteLossError(current_iter, {k: float(v) for k, v in losses.items()})
                 meter.add(losses, t_data - t_end, t_step - t_end)
                 bar.update(1)
                 if current_iter % print_freq == 0 or current_iter == self.total_iter:
@@ -399,7 +417,7 @@ class Trainer:
                     self.validate(current_iter)
                 if save_freq and current_iter % save_freq == 0 and current_iter < self.total_iter:
                     self.save(current_iter)
-                if self._stop_requested():
+                if stop:
                     return self._stop(current_iter, None)
                 if current_iter >= self.total_iter:
                     break

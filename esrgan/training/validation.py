@@ -1,7 +1,7 @@
 """Validation during training: metrics per validation set, SR images saved, best values tracked.
 
 Metrics come from the metric table (:mod:`esrgan.metrics`): PSNR/SSIM and NIQE are scored on
-the CPU copy of the 8-bit SR image, LPIPS on the training device (its network runs there).
+the CPU copy of the 8-bit SR image, LPIPS and DISTS on the training device (their networks run there).
 
 Runs on rank 0 only (the other ranks wait at a barrier): validation sets are small (Set5,
 Set14) and whole images of different sizes do not batch, so splitting them over ranks
@@ -55,6 +55,8 @@ def metric_specs(metrics: Mapping[str, MetricOptions]) -> list[MetricSpec]:
             # Load (or download) the backbone now: a missing file fails before training, not hours into it.
             get_lpips_model(m.net)
             fn = functools.partial(fn, net=m.net)
+        elif info.load is not None:
+            info.load()
         specs.append(
             MetricSpec(
                 name=name,
@@ -62,7 +64,7 @@ def metric_specs(metrics: Mapping[str, MetricOptions]) -> list[MetricSpec]:
                 crop_border=m.crop_border,
                 y_channel=m.test_y_channel,
                 higher_is_better=info.higher_is_better if m.better is None else m.better != "lower",
-                on_device=info.name == "lpips",
+                on_device=info.on_device,
                 min_size=NIQE_BLOCK + 2 * m.crop_border if info.name == "niqe" else 0,
             )
         )

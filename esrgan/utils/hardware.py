@@ -41,6 +41,23 @@ def cpu_native_bf16() -> list[str]:
     return [f for f in NATIVE_BF16_FEATURES if caps.get(f)]
 
 
+def cuda_native_bf16(device: torch.device) -> bool:
+    """Whether the CUDA GPU ``device`` does bf16 arithmetic natively: compute capability 8.0 (Ampere) or later.
+
+    ``torch.cuda.is_bf16_supported()`` also says yes on a V100 or T4, where bf16 is emulated and convolutions
+    take a slow path, and it asks about the current device rather than ``device``.
+    """
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return tuple(torch.cuda.get_device_capability(index)) >= (8, 0)
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the work queued on ``device`` (a GPU runs asynchronously: a time read without this counts only
+    the queueing). Nothing to wait for on the CPU."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
 def cpu_model() -> str:
     """The CPU's marketing name, from /proc/cpuinfo where there is one."""
     try:

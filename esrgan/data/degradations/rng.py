@@ -9,11 +9,14 @@ random numbers, and ``state_dict()`` holds only tensors, ints and lists
 
 from __future__ import annotations
 
+import logging
 import random
 from typing import Any
 
 import numpy as np
 import torch
+
+logger = logging.getLogger("esrgan.data.degradations")
 
 
 def python_state(rng: random.Random) -> dict[str, Any]:
@@ -62,6 +65,20 @@ class DegradationRNG:
                 "torch": self.torch.get_state()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the three generators. A torch state saved on another device type (a CPU generator's state
+        is 5,056 bytes, a CUDA one's 16) cannot be put into this one: that generator is reseeded from the
+        restored Python state instead, with a warning (the run continues, but not bit-exactly)."""
         set_python_state(self.py, state["python"])
         set_numpy_state(self.np, state["numpy"])
-        self.torch.set_state(state["torch"].cpu())
+        saved = state["torch"].cpu()
+        if saved.numel() == self.torch.get_state().numel():
+            self.torch.set_state(saved)
+            return
+        copy = random.Random()  # a seed drawn from a copy: a function of the saved state, the stream not moved
+        set_python_state(copy, state["python"])
+        self.torch.manual_seed(copy.getrandbits(63))
+        logger.warning(
+            "the degradation's torch generator state was saved on another device type (%d bytes; this %s "
+            "generator's holds %d): reseeding it (the run continues, but not bit-exactly)",
+            saved.numel(), self.device.type, self.torch.get_state().numel(),
+        )
