@@ -31,6 +31,7 @@ from esrgan.commands.serve import exposure_warning
 from esrgan.data.image import imdecode, imencode, imread, imwrite
 from esrgan.evaluation.interpolation import load_pair
 from esrgan.inference import Upscaler
+from esrgan.inference.color_fix import DEFAULT_COLOR_FIX
 from esrgan.inference.tiling import tile_grid
 from esrgan.inference.upscaler import TILE_PADS
 from esrgan.serve import ServeConfig, create_app
@@ -149,8 +150,8 @@ def test_compare_two_models_on_the_same_images(client: TestClient, model_dir: Pa
     assert names == [["crop_a_x4.png", "crop_b_x4.png"], ["two_a_x4.png", "two_b_x4.png"]]
     img = imdecode(png)
     for key, model in (("a", a), ("b", b)):
-        np.testing.assert_array_equal(imdecode(client.get(out(st, 0, key)["url"]).content),
-                                      Upscaler(model, device="cpu", batch_tiles=1).upscale(img))
+        want = Upscaler(model, device="cpu", batch_tiles=1, color_fix=DEFAULT_COLOR_FIX).upscale(img)
+        np.testing.assert_array_equal(imdecode(client.get(out(st, 0, key)["url"]).content), want)
     z = zipfile.ZipFile(io.BytesIO(client.get(st["zip"]).content))
     assert sorted(z.namelist()) == sorted(n for row in names for n in row)
     assert 'filename="crop_and_1_more_upscaled.zip"' in client.get(st["zip"]).headers["content-disposition"]
@@ -293,9 +294,10 @@ def test_live_interpolation_reuses_the_upload_and_its_end_points(client: TestCli
     pair = load_pair(a, b)
     for st, alpha in ((first, 0.3), (second, 1.0)):
         got = imdecode(client.get(out(st, key="blend")["url"]).content)
-        want = Upscaler(pair.build(alpha), device="cpu", tile=0, precision="auto", batch_tiles=1).upscale(img)
+        want = Upscaler(pair.build(alpha), device="cpu", tile=0, precision="auto", batch_tiles=1,
+                        color_fix=DEFAULT_COLOR_FIX).upscale(img)
         np.testing.assert_array_equal(got, want)
-    alone_b = Upscaler(b, device="cpu", tile=0, batch_tiles=1).upscale(img)
+    alone_b = Upscaler(b, device="cpu", tile=0, batch_tiles=1, color_fix=DEFAULT_COLOR_FIX).upscale(img)
     np.testing.assert_array_equal(imdecode(client.get(out(second, key="blend")["url"]).content), alone_b)
     # the end points are the models alone; a rerun at another alpha reuses them instead of running them again
     np.testing.assert_array_equal(imdecode(client.get(out(first, key="b")["url"]).content), alone_b)

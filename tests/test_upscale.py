@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import itertools
 import logging
 import threading
@@ -17,12 +16,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from esrgan.archs import RRDBNet
-from esrgan.inference import Upscaler as _Upscaler
-from esrgan.inference import probe_model, resolve_precision
+from esrgan.inference import Upscaler, probe_model, resolve_precision
 from esrgan.inference.tiling import Span, tile_grid, tile_spans
-
-# These tests compare the Upscaler with the network's own output: its colour fix (tests/test_color_fix.py) off.
-Upscaler = functools.partial(_Upscaler, color_fix="none")
 
 
 class TinySR(nn.Module):

@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import torch
 from tqdm import tqdm
 
-from esrgan.inference.color_fix import COLOR_FIXES
+from esrgan.inference.color_fix import COLOR_FIXES, DEFAULT_COLOR_FIX
 from esrgan.inference.ranks import Ranks
-from esrgan.inference.upscaler import ALPHA_UPSAMPLERS, DEFAULT_COLOR_FIX, PRECISIONS, TILE_PADS, Upscaler
+from esrgan.inference.upscaler import ALPHA_UPSAMPLERS, PRECISIONS, TILE_PADS, Upscaler
 
 DEFAULT_MODEL = "RRDB_ESRGAN_x4"
 

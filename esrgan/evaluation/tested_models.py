@@ -96,9 +96,7 @@ class NetworkModel:
 
         self.name = name
         self.scale = scale
-        # Scored as trained, as papers and BasicSR score it: no colour fix.
-        self.upscaler = Upscaler(net, device=device, tile=tile, tile_pad=tile_pad, precision=precision,
-                                 color_fix="none")
+        self.upscaler = Upscaler(net, device=device, tile=tile, tile_pad=tile_pad, precision=precision)
         self.upscaler.name = name  # its messages (NaN/Inf output) name the model by its label
         if self.upscaler.scale != scale:
             raise ValueError(f"model {name} upscales x{self.upscaler.scale}, but the test scale is x{scale}")

@@ -12,6 +12,10 @@ import torch
 import torch.nn.functional as F
 
 COLOR_FIXES = ("none", "wavelet", "histogram")
+# What `esrgan upscale`, `esrgan video` and `esrgan serve` use unless asked, decided from the colour drift of the
+# shipped models (benchmarks/README.md, "Colour and temporal stability"). The Upscaler class itself runs the
+# network as it is (none) unless given one: the tester, the checks and Python callers get the network's output.
+DEFAULT_COLOR_FIX = "wavelet"
 # Levels of the a-trous wavelet (chaiNNer's and StableSR's 5): the fix replaces what varies over more than
 # about 2^5 = 32 output pixels, i.e. 8 input pixels at x4: colour and shading, not texture.
 WAVELET_LEVELS = 5

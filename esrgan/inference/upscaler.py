@@ -60,8 +60,6 @@ PEAK_PER_ACTIVATION = 4.0
 # with 141 GB would otherwise run ~8.7 MP whole through RRDBNet x4 (1,024 activation elements per input pixel).
 MAX_ACTIVATION_ELEMENTS = 2**31 - 1
 
-# What ``color_fix`` is unless asked: decided from the colour drift of the shipped models (benchmarks/README.md).
-DEFAULT_COLOR_FIX = "wavelet"
 # Receives (batch index, output rows y0:y1, output columns x0:x1, float NCHW block of one image) per piece.
 Sink = Callable[[int, int, int, int, int, torch.Tensor], None]
 # Receives (network passes done, passes in total) after each forward pass of one call; raising stops the call.
@@ -281,6 +279,8 @@ class Upscaler:
     through the network as a grey image) or "bicubic". ``show_progress``: a tqdm bar over tiles.
     ``color_fix``: none|wavelet|histogram (``esrgan.inference.color_fix``): the input's colours put back into
     the output (once, after the last of ``passes``, before ``outscale``; alpha is left as the network made it).
+    The class runs the network as it is unless asked; the commands and the web page ask for
+    ``DEFAULT_COLOR_FIX`` (wavelet, measured).
     A NaN/Inf output is redone at a wider precision (fp16 -> bf16 -> fp32) with one warning, and
     raises ``NonFiniteOutputError`` naming the model when even fp32 gives one.
     """
@@ -297,7 +297,7 @@ class Upscaler:
         batch_tiles: int = 1,
         alpha_upsampler: str = "model",
         show_progress: bool = False,
-        color_fix: str = DEFAULT_COLOR_FIX,
+        color_fix: str = "none",
     ) -> None:
         if tile < 0 or (tile_pad is not None and tile_pad < 0):
             raise ValueError(

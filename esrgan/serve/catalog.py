@@ -277,10 +277,11 @@ class UpscalerCache:
         return value
 
     def _upscaler(self, model: Any, **kw: Any) -> Any:
+        from esrgan.inference.color_fix import DEFAULT_COLOR_FIX
         from esrgan.inference.upscaler import Upscaler
         from esrgan.serve.jobs import add_cancel_hooks
 
-        up = Upscaler(model, **kw)
+        up = Upscaler(model, **{"color_fix": DEFAULT_COLOR_FIX, **kw})  # as `esrgan upscale` unless the page asks
         if self.cancelled is not None:
             add_cancel_hooks(up.model, self.cancelled)
         return up
