@@ -717,6 +717,59 @@ def test_sweep_report_alpha_slider_and_plots(browser, tmp_path: Path, photos: Pa
     p.close()
 
 
+def test_sweep_report_shows_the_selected_alpha(browser, tmp_path: Path, photos: Path, models: Path) -> None:
+    from esrgan.commands import interp as interp_cmd
+
+    (photos / "sky <!--.png").unlink()
+    select = "lowest color_drift with psnr_y no more than 40 dB below the PSNR model"
+    rc = interp_cmd.main(["--psnr", str(models / "psnr.pth"), "--gan", str(models / "gan.pth"), "--sweep",
+                          "0:1:0.5", "--hr", str(photos), "--scale", "4", "--name", "sel", "--experiments-root",
+                          str(tmp_path / "exp"), "-q", "--select", select])
+    assert rc == 0
+    report = tmp_path / "exp" / "sel" / "report.html"
+    chosen = json.loads((report.parent / "sweep.json").read_text())["selection"]["alpha"]
+    alphas = [0.0, 0.5, 1.0]
+    p = Page(browser, offline=True)
+    p.block_network()
+    page = p.page
+    page.goto(report.as_uri())
+    page.wait_for_selector("#selection")
+    text = page.text_content("#selection")
+    assert select in text and f"Photos: \u03b1 = {chosen:g}" in text
+    assert page.input_value("#alpha-slider") == str(alphas.index(chosen))  # the page opens at the choice
+    page.keyboard.press("Home")
+    page.focus("#alpha-slider")
+    page.keyboard.press("End")
+    page.click("#selection button:text('show')")
+    assert page.input_value("#alpha-slider") == str(alphas.index(chosen))
+    assert p.errors == [] and p.outside == []
+    p.close()
+
+
+def test_training_pairs_page_shows_lr_against_its_target(browser, tmp_path: Path) -> None:
+    from esrgan.report.gallery import write_degradation_gallery
+    from esrgan.training.preview import TrainingPair
+
+    torch_ = pytest.importorskip("torch")
+    gen = torch_.Generator().manual_seed(0)
+    pairs = [TrainingPair(it, k, torch_.rand(3, 8, 8, generator=gen), torch_.rand(3, 32, 32, generator=gen))
+             for it in (1, 2) for k in (0, 1)]
+    page_path = write_degradation_gallery(pairs, tmp_path / "g", name="demo", scale=4,
+                                          description="what the trainer sees")
+    p = Page(browser, offline=True)
+    p.block_network()
+    page = p.page
+    page.goto(page_path.as_uri())
+    page.wait_for_selector("#gallery .pair")
+    assert page.locator("#gallery .pair").count() == 4 and "what the trainer sees" in page.text_content("#about")
+    assert page.get_attribute("#viewer .cmp-a", "src") == "images/it0001_00_lq_x4.png"
+    assert page.text_content("#pair-sizes").startswith("LR 8x8")
+    page.locator("#gallery .pair").nth(3).click()
+    assert page.get_attribute("#viewer .cmp-a", "src") == "images/it0002_01_lq_x4.png"
+    assert p.errors == [] and p.outside == []
+    p.close()
+
+
 def test_report_images_load_with_strange_names(browser, tmp_path: Path, photos: Path) -> None:
     from esrgan.commands import test as test_cmd
 

@@ -154,7 +154,7 @@ def test_sweep_writes_table_plot_and_strip(tmp_path: Path, pair: tuple[Path, Pat
     with open(out / "sweep.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     assert [float(r["alpha"]) for r in rows] == [0.0, 0.5, 1.0]
-    assert set(rows[0]) == {"alpha", "Tiny_psnr_y", "Tiny_ssim_y", "Tiny_psnr_rgb", "Tiny_ssim_rgb"}
+    assert set(rows[0]) == {"alpha", "Tiny_psnr_y", "Tiny_ssim_y", "Tiny_psnr_rgb", "Tiny_ssim_rgb", "Tiny_color_drift"}
     saved = json.loads((out / "sweep.json").read_text())
     assert [r["alpha"] for r in saved["results"]] == [0.0, 0.5, 1.0]
 

@@ -62,8 +62,8 @@ def test_esrgan_test_writes_a_self_contained_report(tmp_path: Path, hr_set: Path
     data = page_data(html)
     results = json.loads((out / "results.json").read_text())
     assert data["kind"] == "test" and data["models"] == ["bicubic", "net"]
-    assert [m["key"] for m in data["metrics"]] == ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"]
-    assert all(m["direction"] == 1 for m in data["metrics"])
+    assert [m["key"] for m in data["metrics"]] == ["psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "color_drift"]
+    assert [m["direction"] for m in data["metrics"]] == [1, 1, 1, 1, -1]
     (tiny_set,) = data["sets"]
     assert tiny_set["means"]["net"] == results["sets"]["Tiny"]["net"]["mean"]
     assert [im["name"] for im in tiny_set["images"]] == ["big", "p", "q"]
@@ -71,7 +71,7 @@ def test_esrgan_test_writes_a_self_contained_report(tmp_path: Path, hr_set: Path
         # bicubic is a model here, so the viewer shows the models' own files, then the mod-cropped HR
         assert [s["label"] for s in im["sources"]] == ["bicubic", "net", "HR"]
         row = next(r for r in results["sets"]["Tiny"]["net"]["images"] if r["image"] == im["name"])
-        assert im["scores"]["net"] == {k: row[k] for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")}
+        assert im["scores"]["net"] == {k: row[k] for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "color_drift")}
         files = [out / s["src"] for s in im["sources"]]
         assert all(f.is_file() for f in files)
         hr = imread(files[-1])
@@ -110,7 +110,8 @@ def test_every_metric_in_results_is_shown_with_its_direction(tmp_path: Path, hr_
     info = {m["key"]: (m["label"], m["direction"]) for m in data["metrics"]}
     assert info["niqe"] == ("NIQE", -1) and info["lpips"] == ("LPIPS", -1) and info["psnr_y"] == ("PSNR-Y", 1)
     assert info["my_score"] == ("MY-SCORE", None)
-    assert list(info)[:4] == results["metrics"]  # the results file's order first
+    assert list(info)[:5] == results["metrics"]  # the results file's order first
+    assert info["color_drift"] == ("ColorDrift", -1)
     results["directions"]["my_score"] = "lower"  # a direction stored in the results file wins
     (out / "results.json").write_text(json.dumps(results))
     assert {m["key"]: m["direction"] for m in collect_test_data(out)["metrics"]}["my_score"] == -1

@@ -135,7 +135,8 @@ def test_table_values_equal_metric_functions(tmp_path: Path, small_set: tuple[Pa
     pic = imread(out / "Small" / "compare" / "a.png")
     size = default_crop_size(44, 40)
     tile = size * display_zoom(size)
-    assert pic.shape == (tile + CAPTION_HEIGHT, 3 * tile + 2 * GAP, 3)
+    # two caption lines: PSNR-Y, then the colour drift scored beside it by default
+    assert pic.shape == (tile + 2 * CAPTION_HEIGHT, 3 * tile + 2 * GAP, 3)
     # each panel is the same crop, enlarged, taken where bicubic's error is largest (outside the scored-out border)
     hr_a = mod_crop(imread(hr_dir / "a.png"), 4)
     panels = [imread(out / "Small" / "bicubic" / "a.png"), imread(out / "Small" / "net" / "a.png"), hr_a]

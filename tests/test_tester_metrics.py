@@ -86,7 +86,7 @@ def test_default_metrics_unchanged(tmp_path, niqe_set) -> None:
     hr_dir, lr_dir = niqe_set
     report = run_tests(["bicubic"], [make_test_set(None, hr_dir, lr_dir)], 4, "d", experiments_root=tmp_path,
                        device="cpu", progress=False, comparisons=False, save_images=False)
-    assert report.keys == ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+    assert report.keys == ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb", "color_drift")  # the literature's + drift
     row = report.scores["Mid"]["bicubic"][0]
     assert row.niqe is None and "niqe" not in json.loads((tmp_path / "d" / "results.json").read_text())["metrics"]
     sr = imresize(imread(niqe_set[1] / "ax4.png"), 4)
@@ -117,7 +117,7 @@ def test_cli_metrics_flag_and_option_file(tmp_path, niqe_set, capsys) -> None:
     opt2.write_text(f"name: b\nscale: 4\nmodels: [bicubic]\nval:\n  metrics:\n    psnr: {{type: calculate_psnr}}\n"
                     f"    niqe: {{type: calculate_niqe, crop_border: 4}}\n"
                     f"datasets:\n  test_1:\n    dataroot_gt: {hr_dir}\n")
-    assert load_test_options(opt2).metric_names == ["psnr", "ssim", "niqe"]
+    assert load_test_options(opt2).metric_names == ["psnr", "ssim", "color_drift", "niqe"]
     opt2.write_text(opt2.read_text().replace("calculate_niqe", "calculate_fid"))
     with pytest.raises(OptionsError, match=r"val\.metrics\.niqe\.type: 'calculate_fid' is not allowed; allowed values"):
         load_test_options(opt2)

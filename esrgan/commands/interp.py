@@ -2,7 +2,7 @@
 
     esrgan interp --psnr A --gan B --alpha 0.8 -o out.pth
     esrgan interp --psnr A --gan B --sweep 0:1:0.1 --hr DIR [--lr DIR] --scale 4 --name N [--save-models]
-        [--metrics psnr,ssim,niqe,lpips,dists] [--pd-axes X,Y]
+        [--metrics psnr,ssim,niqe,lpips,dists,color_drift] [--pd-axes X,Y] [--select CRITERION]
     esrgan interp -opt configs/interp_sweep_x4.yml
 
 A sweep's flags are overrides of the sweep option file (or of an empty one), as ``esrgan test``'s are.
@@ -39,11 +39,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--save-models", action="store_true", help="also write the checkpoint of every alpha")
     p.add_argument("--strip-image", default=None, metavar="STEM", help="image shown in the strips (default: first)")
     p.add_argument("--metrics", default=None, metavar="LIST",
-                   help="comma-separated, scored at every alpha: psnr, ssim, niqe, lpips, dists (default psnr,ssim or "
-                   "the option file's); with niqe, lpips or dists a perception-distortion plot is written too")
+                   help="comma-separated, scored at every alpha: psnr, ssim, niqe, lpips, dists, color_drift (default "
+                   "psnr,ssim,color_drift or the option file's); with niqe, lpips or dists a perception-distortion "
+                   "plot is written too")
     p.add_argument("--pd-axes", action="append", default=None, metavar="X,Y",
                    help="a panel of the perception-distortion plot: two result columns, e.g. ssim_y,dists "
                    "(repeatable; default: psnr_y against each of niqe, lpips, dists scored)")
+    p.add_argument("--select", default=None, metavar="CRITERION",
+                   help="choose an alpha by a declared criterion, e.g. 'lowest lpips with psnr_y no more than 0.5 dB "
+                   "below the PSNR model' (written in sweep.json and the report)")
     p.add_argument("--device", default=None, help="cuda, cpu, ... (default: cuda if available)")
     p.add_argument("--tile", type=int, default=None, help="0 automatic (whole image if it fits), N: N-pixel tiles")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -103,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         given = FlagOverrides.of(args)
         for key, value, flag in (("interp.psnr", args.psnr, "--psnr"), ("interp.gan", args.gan, "--gan"),
                                  ("interp.alphas", args.sweep, "--sweep"),
-                                 ("interp.strip_image", args.strip_image, "--strip-image")):
+                                 ("interp.strip_image", args.strip_image, "--strip-image"),
+                                 ("interp.select", args.select, "--select")):
             if value is not None:
                 given.set(key, value, flag)
         if args.save_models:
@@ -117,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
             experiments_root=cfg.experiments_root, save_models=interp.save_models, device=cfg.device,
             tile=cfg.val.tile, precision=cfg.val.precision, strip_image=interp.strip_image,
             save_images=cfg.val.save_img, progress=cfg.val.pbar, metrics=cfg.metric_names,
-            pd_axes=_pd_axes(args.pd_axes),
+            pd_axes=_pd_axes(args.pd_axes), select=interp.select,
         )  # fmt: skip
     except (OptionsError, FileNotFoundError, IsADirectoryError, ValueError, NonFiniteOutputError) as exc:
         print(f"esrgan interp: error: {exc}", file=sys.stderr)

@@ -8,7 +8,8 @@ Commands (``--help`` on each):
 - ``create-lmdb`` / ``verify-lmdb``: folder -> BasicSR-compatible LMDB, and a full decode check;
 - ``download``: DIV2K, Flickr2K, Set5, Set14 (resume, checksums, ``--source`` for mirrors);
 - ``demo``: the small built-in data set from scikit-image's images;
-- ``degrade``: a fixed-seed real-world LR set through Real-ESRGAN's degradation (``--preview`` draws it);
+- ``degrade``: a fixed-seed real-world LR set through Real-ESRGAN's degradation (``--preview`` draws it); with
+  ``--options FILE --preview DIR`` alone, the pairs a Real-ESRGAN training file trains on, as a report page;
 - ``multiscale`` / ``meta-info``: Real-ESRGAN's multi-scale HR copies and ``meta_info`` lists.
 
 The work is done by ``esrgan.data.prepare`` (and ``esrgan.data.download``, ``esrgan.data.demo_data``).
@@ -83,17 +84,23 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--remove-archives", action="store_true", help="delete archives once unpacked")
     p.add_argument("--list", action="store_true", help="list the known data sets and groups")
 
-    p = sub.add_parser("degrade", help="fixed-seed real-world LR images through Real-ESRGAN's degradation")
-    p.add_argument("--input", required=True, help="folder of HR images")
-    p.add_argument("--output", required=True, help="output folder for the degraded LR images (<stem>.png)")
-    p.add_argument("--seed", type=int, required=True, help="seed: the same seed, image and settings give the same LR")
+    p = sub.add_parser("degrade", help="fixed-seed real-world LR images through Real-ESRGAN's degradation, or "
+                       "(--options FILE --preview DIR) the LR/GT pairs a training file trains on")
+    p.add_argument("--input", help="folder of HR images")
+    p.add_argument("--output", help="output folder for the degraded LR images (<stem>.png)")
+    p.add_argument("--seed", type=int, help="seed: the same seed, image and settings give the same LR")
     p.add_argument("--scale", type=int, default=None,
                    help="downscaling factor (default: the option file's scale, else 4)")
     p.add_argument("--options", default=None,
                    help="Real-ESRGAN training option file whose degradation keys to use, read and checked as "
                    "'esrgan train' reads it (default: the x4plus recipe)")
     p.add_argument("--hr-output", default=None, help="also write the mod-cropped HR images here (exact pairs)")
-    p.add_argument("--preview", default=None, help="also write a picture of HR crops beside their LR (PNG)")
+    p.add_argument("--preview", default=None,
+                   help="with --input/--output: also write a picture of HR crops beside their LR (PNG); with --options "
+                   "alone: a folder for report.html showing the first training steps' LR/GT pairs exactly as "
+                   "'esrgan train' draws them")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"training steps the page shows (default {PREVIEW_STEPS}, at most {MAX_PREVIEW_STEPS})")
     p.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
 
     p = sub.add_parser("multiscale", help="Lanczos-downscaled copies of HR images (Real-ESRGAN's multi-scale DF2K)")
@@ -135,15 +142,14 @@ def _cmd_download(args: argparse.Namespace) -> int:
     return 0
 
 
-def _degradation(options_file: str | None, scale: int | None) -> tuple[Any, Any, int]:
-    """``(Real-ESRGAN keys, training set's blur keys, scale)``: from a Real-ESRGAN training file, read by the one
-    option loader, or the published recipe (the options' defaults)."""
-    from esrgan.options import OptionsError, RealESRGANOptions, load_options
-    from esrgan.options.datasets import RealESRGANDatasetOptions
+PREVIEW_STEPS = 2
+MAX_PREVIEW_STEPS = 50
 
-    if options_file is None:
-        scale = 4 if scale is None else scale
-        return RealESRGANOptions(), RealESRGANDatasetOptions(dataroot_gt=".", scale=scale), scale
+
+def _real_options(options_file: str) -> Any:
+    """A Real-ESRGAN training file that degrades HR crops, read and checked as ``esrgan train`` reads it."""
+    from esrgan.options import OptionsError, load_options
+
     opt = load_options(options_file)
     if not opt.is_real:
         raise OptionsError(f"{opt.model_type} makes no degraded LR; expected a Real-ESRGAN option file (model_type "
@@ -151,10 +157,65 @@ def _degradation(options_file: str | None, scale: int | None) -> tuple[Any, Any,
     if not opt.real_esrgan.high_order_degradation:
         raise OptionsError("false: this file trains on given LR/HR pairs and degrades nothing",
                            key="high_order_degradation", file=options_file)
+    return opt
+
+
+def _degradation(options_file: str | None, scale: int | None) -> tuple[Any, Any, int]:
+    """``(Real-ESRGAN keys, training set's blur keys, scale)``: from a Real-ESRGAN training file, read by the one
+    option loader, or the published recipe (the options' defaults)."""
+    from esrgan.options import OptionsError, RealESRGANOptions
+    from esrgan.options.datasets import RealESRGANDatasetOptions
+
+    if options_file is None:
+        scale = 4 if scale is None else scale
+        return RealESRGANOptions(), RealESRGANDatasetOptions(dataroot_gt=".", scale=scale), scale
+    opt = _real_options(options_file)
     if scale is not None and scale != opt.scale:
         raise OptionsError(f"{opt.scale}, but --scale is {scale}; leave --scale out to use the file's",
                            key="scale", file=options_file)
     return opt.real_esrgan, opt.datasets["train"], opt.scale
+
+
+def _training_preview(args: argparse.Namespace) -> int:
+    """``--options FILE --preview DIR``: the first training steps' pairs as ``esrgan train`` draws them, as a page."""
+    from pathlib import Path
+
+    from esrgan.data.prepare import prepare_output
+    from esrgan.report.gallery import write_degradation_gallery
+    from esrgan.training.preview import training_pairs
+
+    given = [f for f, v in (("--seed", args.seed), ("--scale", args.scale), ("--hr-output", args.hr_output)) if v]
+    if given:
+        raise ValueError(f"{', '.join(given)}: the training pairs come from --options FILE (its manual_seed, scale "
+                         "and data); leave them out")
+    if args.preview is None:
+        raise ValueError("--options alone: add --preview DIR for the training pairs' page, or --input/--output/--seed "
+                         "for a fixed-seed LR set")
+    steps = PREVIEW_STEPS if args.steps is None else args.steps
+    if not 1 <= steps <= MAX_PREVIEW_STEPS:
+        raise ValueError(f"--steps {steps}: expected 1 to {MAX_PREVIEW_STEPS} training steps")
+    out = Path(args.preview)
+    if out.suffix.lower() in (".png", ".html", ".htm", ".jpg"):
+        raise ValueError(f"--preview {out}: with --options alone this is a folder (report.html and images/ go in "
+                         "it), not a file name")
+    opt = _real_options(args.options)
+    prepare_output(out, args.overwrite)
+    pairs = training_pairs(opt, steps)
+    t = opt.datasets["train"]
+    description = (
+        f"The first {steps} training step(s) of {args.options} ({opt.model_type}, x{opt.scale}) exactly as "
+        f"'esrgan train' draws them on the CPU: batches of {t.batch_size_per_gpu} HR crops with their blur kernels "
+        f"from the loader seeded with manual_seed {opt.manual_seed}, degraded by process 0's generators, cropped "
+        f"to gt_size {opt.real_esrgan.gt_size} and passed through the training-pair queue (queue_size "
+        f"{opt.real_esrgan.queue_size}). Left: the LR fed to the network, each pixel repeated x{opt.scale}; right: "
+        "its GT crop" + (" (sharpened: gt_usm)" if opt.model_type == "RealESRNetModel"
+                                          and opt.real_esrgan.gt_usm else "") + "."
+    )
+    page = write_degradation_gallery(pairs, out, name=opt.name, scale=opt.scale, description=description,
+                                     provenance={"command": "esrgan prepare degrade --options "
+                                                 f"{args.options} --preview {args.preview} --steps {steps}"})
+    print(page)
+    return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -181,6 +242,15 @@ def _dispatch(args: argparse.Namespace) -> int:
     elif args.command == "degrade":
         from esrgan.data.degrade_set import degrade_folder
 
+        if args.input is None and args.output is None and args.options is not None:
+            return _training_preview(args)
+        missing = [f for f, v in (("--input", args.input), ("--output", args.output), ("--seed", args.seed))
+                   if v is None]
+        if missing:
+            raise ValueError(f"{', '.join(missing)} required for a fixed-seed LR set (or --options FILE --preview DIR "
+                             "alone for the pairs a training file trains on)")
+        if args.steps is not None:
+            raise ValueError("--steps: only with --options FILE --preview DIR (the training pairs' page)")
         real, blur, scale = _degradation(args.options, args.scale)
         degrade_folder(args.input, args.output, args.seed, scale, real, blur, args.hr_output, args.overwrite,
                        preview=args.preview)

@@ -42,9 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"network precision (default {SCORING_PRECISION}: scores are not affected by half-precision "
                    "rounding)")
     p.add_argument("--metrics", default=None, metavar="LIST",
-                   help="comma-separated: psnr, ssim (higher is better), niqe, lpips, dists (lower is better); "
-                   "default psnr,ssim or the option file's metrics. LPIPS needs torchvision's AlexNet weights, "
-                   "DISTS its VGG16 weights")
+                   help="comma-separated: psnr, ssim (higher is better), niqe, lpips, dists, color_drift (lower is "
+                   "better; colour drift compares with the LR input); default psnr,ssim,color_drift or the option "
+                   "file's metrics. LPIPS needs torchvision's AlexNet weights, DISTS its VGG16 weights")
     p.add_argument("--video", metavar="IN",
                    help="score on a video (file or folder of frames): warping error, flicker index, colour drift "
                         "(esrgan.evaluation.video_test)")

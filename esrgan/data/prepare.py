@@ -64,7 +64,8 @@ def _check_compress_level(level: int) -> None:
         raise ValueError(f"--compress-level {level}: expected 0..9")
 
 
-def _prepare_output(folder: Path, overwrite: bool) -> None:
+def prepare_output(folder: Path, overwrite: bool) -> None:
+    """Create ``folder``; a non-empty one only with ``overwrite`` (files of the same names replaced, others kept)."""
     if folder.exists() and any(folder.iterdir()) and not overwrite:
         raise FileExistsError(f"{folder}: output folder exists and is not empty; pass --overwrite to write into it")
     folder.mkdir(parents=True, exist_ok=True)
@@ -73,12 +74,12 @@ def _prepare_output(folder: Path, overwrite: bool) -> None:
 def _low_and_high_outputs(
     output_dir: str | os.PathLike[str], hr_output: str | os.PathLike[str] | None, overwrite: bool
 ) -> tuple[Path, Path | None]:
-    """The LR output folder and the optional HR copy folder, each checked and created (see ``_prepare_output``)."""
+    """The LR output folder and the optional HR copy folder, each checked and created (see ``prepare_output``)."""
     out = Path(output_dir)
-    _prepare_output(out, overwrite)
+    prepare_output(out, overwrite)
     hr_out = Path(hr_output) if hr_output else None
     if hr_out is not None:
-        _prepare_output(hr_out, overwrite)
+        prepare_output(hr_out, overwrite)
     return out, hr_out
 
 
@@ -122,7 +123,7 @@ def extract_subimages(
     _check_compress_level(compress_level)
     images = _input_images(input_dir)
     out = Path(output_dir)
-    _prepare_output(out, overwrite)
+    prepare_output(out, overwrite)
     crop, st, th = crop_size // scale, step // scale, thresh_size // scale
     jobs = [(p, out, crop, st, th, scale, compress_level) for p in images]
     total = sum(_run_parallel(_extract_one, jobs, workers, "extract"))
@@ -181,7 +182,7 @@ def multiscale_images(
     _check_compress_level(compress_level)
     images = _input_images(input_dir)
     out = Path(output_dir)
-    _prepare_output(out, overwrite)
+    prepare_output(out, overwrite)
     jobs = [(p, out, tuple(factors), short_side, compress_level) for p in images]
     total = sum(_run_parallel(_multiscale_one, jobs, workers, "multiscale"))
     logger.info("%d scaled copies of %d images written to %s", total, len(images), out)

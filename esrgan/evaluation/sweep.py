@@ -31,7 +31,8 @@ from esrgan.evaluation.provenance import dump_json, model_provenance, run_proven
 from esrgan.evaluation.tested_models import BicubicModel, NetworkModel
 from esrgan.evaluation.tester import _FORMATS, _HEADS, conventions, evaluate, metric_keys, unique_set_names
 from esrgan.evaluation.testsets import TestImage, TestSet, hr_paths
-from esrgan.metrics import DEFAULT_METRICS
+from esrgan.metrics import DEFAULT_METRICS, METRIC_TABLE
+from esrgan.metrics.selection import Criterion
 from esrgan.options.testing import SCORING_PRECISION
 from esrgan.utils.atomic import atomic_path, atomic_write_text
 from esrgan.utils.folders import EXPERIMENTS_ROOT, check_experiment_name, experiment_dir, fresh_output_dir
@@ -55,6 +56,7 @@ class SweepReport:
     images: dict[str, dict[float, list[dict[str, Any]]]] = field(default_factory=dict)
     metrics: list[str] = field(default_factory=lambda: list(DEFAULT_METRICS))
     provenance: dict[str, Any] = field(default_factory=dict)  # the two end points (esrgan.evaluation.provenance)
+    selection: dict[str, Any] | None = None  # the declared criterion's choice (select_alpha)
 
     @property
     def keys(self) -> tuple[str, ...]:
@@ -79,10 +81,11 @@ class SweepReport:
             "alphas": self.alphas,
             "results": [{"alpha": a, **{s: self.means[a][s] for s in self.sets}} for a in self.alphas],
             "images": {s: {f"{a:g}": rows for a, rows in per_alpha.items()} for s, per_alpha in self.images.items()},
+            **({"selection": self.selection} if self.selection is not None else {}),
         }
 
     def format_table(self) -> str:
-        shown = [k for k in ("psnr_y", "ssim_y", *PERCEPTUAL_KEYS) if k in self.keys]
+        shown = [k for k in ("psnr_y", "ssim_y", *OTHER_KEYS) if k in self.keys]
         heads = {k: (_HEADS[k], _FORMATS[k]) for k in shown}
         head = "alpha " + "".join(
             " |" + "".join(f" {(s + ' ' if i == 0 else '') + heads[k][0]:>{14 if i == 0 else 7}}"
@@ -98,6 +101,11 @@ class SweepReport:
                 for s in self.sets
             )
             lines.append(f"{alpha:5.2f} {cells}")
+        if self.selection is not None:
+            lines += ["", f"selection: {self.selection['criterion']}"]
+            for s, choice in self.selection["sets"].items():
+                chosen = "none meets the conditions" if choice["alpha"] is None else f"alpha {choice['alpha']:g}"
+                lines.append(f"  {s}: {chosen} ({choice['bounds']})")
         return "\n".join(lines)
 
 
@@ -131,14 +139,17 @@ def plot_sweep(report: SweepReport, path: Path) -> None:
         fig.savefig(tmp, format="png")
 
 
-# The perception axes by default: every metric column that is not a distortion (PSNR/SSIM) one.
-PERCEPTUAL_KEYS = {k: _HEADS[k] for k in _HEADS if not k.startswith(("psnr_", "ssim_"))}
+# The columns after PSNR-Y and SSIM-Y in the table: every other metric column (NIQE, LPIPS, DISTS, colour drift).
+OTHER_KEYS = {k: _HEADS[k] for k in _HEADS if not k.startswith(("psnr_", "ssim_"))}
+# The perception axes by default: those that score perceived quality (not colour drift, a check against the input).
+PERCEPTUAL_KEYS = {k: h for k, h in OTHER_KEYS.items() if not METRIC_TABLE[k].against_input}
 
 
 def _axis_label(key: str) -> str:
-    from esrgan.metrics import metric_info
+    from esrgan.metrics import column_metric
 
-    better = "higher" if metric_info(key.split("_")[0]).higher_is_better else "lower"
+    metric = column_metric(key)
+    better = "higher" if metric is not None and metric.higher_is_better else "lower"
     return f"{_HEADS[key]}{' (dB)' if key.startswith('psnr') else ''}, {better} is better"
 
 
@@ -197,6 +208,31 @@ def _provenance(model: NetworkModel, psnr: Any, gan: Any, metrics: list[str], sc
     return run_provenance(ends, conventions(scale, metrics))
 
 
+def sweep_criterion(text: str, columns: Sequence[str]) -> Criterion:
+    """``--select`` / ``interp.select`` read and checked against the sweep's result columns (``psnr`` and ``ssim``
+    stand for their Y columns), before any scoring."""
+    from esrgan.metrics.selection import parse_criterion
+
+    return parse_criterion(text).check_metrics(list(columns), {"psnr": "psnr_y", "ssim": "ssim_y"})
+
+
+def select_alpha(criterion: Criterion, report: SweepReport) -> dict[str, Any]:
+    """The alpha the criterion chooses on each set (the PSNR model: alpha 0); ``alpha`` is the first set's."""
+    sets = {}
+    for s in report.sets:
+        means = {a: {k: (math.nan if v is None else v) for k, v in report.means[a][s].items()} for a in report.alphas}
+        reference = means.get(0.0)
+        chosen = criterion.choose([(a, means[a]) for a in report.alphas], reference)
+        sets[s] = {
+            "alpha": None if chosen is None else chosen[0],
+            "values": None if chosen is None else {k: chosen[1][k] for k in criterion.metrics},
+            "bounds": criterion.describe(reference),
+            "meets": [a for a in report.alphas if criterion.admissible(means[a], reference)],
+        }
+    first = sets[report.sets[0]]["alpha"] if report.sets else None
+    return {"criterion": criterion.text, "alpha": first, "sets": sets}
+
+
 def make_strip(outputs: dict[float, np.ndarray], psnrs: dict[float, float], hr: np.ndarray, border: int) -> np.ndarray:
     """The same crop at every alpha, then HR; the crop is where alpha 0 and alpha 1 differ most."""
     alphas = sorted(outputs)
@@ -227,6 +263,7 @@ def run_sweep(
     progress: bool = True,
     metrics: Sequence[str] = DEFAULT_METRICS,
     pd_axes: Sequence[tuple[str, str]] | None = None,
+    select: str | None = None,
 ) -> SweepReport:
     """Evaluate the interpolated generator at each alpha on ``test_sets``; write table, plot and strips.
 
@@ -235,7 +272,9 @@ def run_sweep(
     stem shown in each set's strip (default: the set's first image). ``save_images``: every alpha's
     outputs, the HR images and the bicubic baseline, for the HTML report. ``metrics``: names from the metric
     table (psnr is always scored: it is the distortion axis); with niqe, lpips or dists a perception-distortion
-    plot is drawn, of ``pd_axes`` (pairs of result columns, e.g. ``("ssim_y", "dists")``) when given.
+    plot is drawn, of ``pd_axes`` (pairs of result columns, e.g. ``("ssim_y", "dists")``) when given. ``select``:
+    a declared criterion (``esrgan.metrics.selection``, e.g. "lowest lpips with psnr_y no more than 0.5 dB below
+    the PSNR model") choosing an alpha per set, written in sweep.json and the report.
     """
     check_experiment_name(name)
     from esrgan.metrics import parse_metric_list
@@ -248,6 +287,10 @@ def run_sweep(
                 f"perception-distortion axis {key!r} is not scored; the sweep's columns: {', '.join(columns)}"
             )
     alpha_list = parse_alphas(alphas if isinstance(alphas, str) else list(alphas))
+    criterion = sweep_criterion(select, columns) if select is not None else None
+    if criterion is not None and criterion.needs_reference and 0.0 not in alpha_list:
+        raise ValueError(f"selection criterion {select!r} compares with the PSNR model, alpha 0, which the sweep's "
+                         f"alphas ({', '.join(f'{a:g}' for a in alpha_list)}) leave out")
     if not test_sets:
         raise ValueError("no test sets for the sweep: give at least one HR folder")
     test_sets = unique_set_names(test_sets)
@@ -303,11 +346,16 @@ def run_sweep(
                 report.images.setdefault(s, {})[alpha] = rows
             summary = ", ".join(
                 f"{s} {_cell(m['psnr_y'], '.2f')} dB" + "".join(f" {v} {_cell(m[k], '.3f')}"
-                                                                for k, v in PERCEPTUAL_KEYS.items() if k in m)
+                                                                for k, v in OTHER_KEYS.items() if k in m)
                 for s, m in report.means[alpha].items()
             )
             logger.info("alpha %g: %s", alpha, summary)
 
+        if criterion is not None:
+            report.selection = select_alpha(criterion, report)
+            logger.info("selection (%s): %s", criterion.text, ", ".join(
+                f"{s} alpha {c['alpha']:g}" if c["alpha"] is not None else f"{s} none meets the conditions"
+                for s, c in report.selection["sets"].items()))
         atomic_write_text(out_dir / "sweep.csv", report.to_csv())
         atomic_write_text(out_dir / "sweep.json", dump_json(report.to_dict()))
         report.files.update(table=out_dir / "sweep.csv", json=out_dir / "sweep.json",

@@ -32,6 +32,7 @@ from esrgan.evaluation.tested_models import BicubicModel, TestedModel, build_mod
 from esrgan.evaluation.testsets import TestImage, TestSet, iter_test_images
 from esrgan.inference.upscaler import GREY_FROM_RGB
 from esrgan.metrics import DEFAULT_METRICS, METRIC_TABLE
+from esrgan.metrics.color_drift import CONVENTION as COLOR_DRIFT
 from esrgan.options.testing import SCORING_PRECISION
 from esrgan.utils.atomic import atomic_write_text
 from esrgan.utils.folders import EXPERIMENTS_ROOT, check_experiment_name, experiment_dir, fresh_output_dir
@@ -75,6 +76,8 @@ def conventions(scale: int, metrics: Sequence[str] = DEFAULT_METRICS) -> str:
         extra += f"; LPIPS v0.1 AlexNet on RGB (lower is better, {scale} px border cropped)"
     if "dists" in metrics:
         extra += f"; DISTS (VGG16) on RGB (lower is better, {scale} px border cropped)"
+    if "color_drift" in metrics:
+        extra += f"; colour drift = {COLOR_DRIFT} (no reference; lower is better; whole images)"
     return (
         f"PSNR/SSIM on Y (MATLAB rgb2ycbcr, BT.601, 16-235) and on RGB, 0-255 scale; HR mod-cropped to x{scale}; "
         f"{scale} px cropped at each border; SR rounded to the image's integer type; SSIM Gaussian 11x11 "
@@ -90,11 +93,12 @@ def _as_255(img: np.ndarray) -> np.ndarray:
 
 
 def score(
-    sr: np.ndarray, hr: np.ndarray, crop_border: int, metrics: Sequence[str] = DEFAULT_METRICS, device: Any = "cpu"
+    sr: np.ndarray, hr: np.ndarray, crop_border: int, metrics: Sequence[str] = DEFAULT_METRICS, device: Any = "cpu",
+    lr: np.ndarray | None = None,
 ) -> dict[str, float]:
     """The requested metrics with the tester's conventions: PSNR/SSIM on Y and on RGB (grey: its own
     values for both), NIQE on Y, LPIPS (AlexNet) and DISTS on RGB (on ``device``); ``crop_border``
-    pixels cropped for all."""
+    pixels cropped for all; colour drift against ``lr``, the input, on whole images."""
     from esrgan.metrics import psnr, ssim
 
     if sr.shape != hr.shape:
@@ -112,7 +116,10 @@ def score(
         if name in metrics:
             info = METRIC_TABLE[name]
             kwargs = {"device": device} if info.on_device else {}
-            out[name] = float(info.fn(sr, hr, crop_border=crop_border, y_channel=True, **kwargs))
+            if info.against_input and lr is None:
+                raise ValueError(f"{name} compares the output with the input: no LR image given")
+            other = _as_255(lr) if info.against_input else hr
+            out[name] = float(info.fn(sr, other, crop_border=crop_border, y_channel=True, **kwargs))
     return {k: out[k] for k in ALL_KEYS if k in out}
 
 
@@ -276,9 +283,11 @@ def _csv(value: float | None) -> str:
 
 
 def _direction(key: str) -> str:
-    from esrgan.metrics import metric_info
+    from esrgan.metrics import column_metric
 
-    return "higher" if metric_info(key.split("_")[0]).higher_is_better else "lower"
+    metric = column_metric(key)
+    assert metric is not None, key  # the tester's columns all come from the metric table
+    return "higher" if metric.higher_is_better else "lower"
 
 
 def caption(name: str, scores: dict[str, float]) -> str:
@@ -334,7 +343,7 @@ def evaluate(
 
     def scored(sr: np.ndarray, item: TestImage, model_name: str) -> dict[str, float]:
         try:
-            return score(sr, item.hr, scale, metrics, metric_device)
+            return score(sr, item.hr, scale, metrics, metric_device, lr=item.lr)
         except ValueError as exc:  # e.g. an image smaller than one NIQE block
             raise ValueError(f"{model_name} on {item.hr_path}: {exc}") from exc
 

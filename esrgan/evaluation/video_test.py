@@ -26,6 +26,7 @@ from esrgan.data.image import imread, imwrite, list_images
 from esrgan.evaluation.tested_models import TestedModel, build_models
 from esrgan.evaluation.testsets import bicubic_downscale
 from esrgan.metrics import psnr, ssim
+from esrgan.metrics.color_drift import CONVENTION as COLOR_DRIFT
 from esrgan.metrics.color_drift import color_drift
 from esrgan.metrics.temporal import TemporalMeter
 from esrgan.utils.atomic import atomic_write_text
@@ -40,7 +41,7 @@ INPUT_STRIP = "_input_bicubic"
 CONVENTIONS = (
     "warping error and flicker index in levels of 255 over RGB (optical flow: OpenCV DIS on the input frames, "
     "occlusions masked; flicker index = the output's warping error minus the bicubic input's); colour drift = "
-    "mean CIEDE2000 of the output area-downscaled to the input; PSNR/SSIM against HR on Y (BT.601), "
+    f"{COLOR_DRIFT}; PSNR/SSIM against HR on Y (BT.601), "
     "crop_border = scale, mean over frames"
 )
 

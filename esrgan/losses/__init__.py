@@ -1,5 +1,6 @@
 """Losses: pixel (L1, MSE, Charbonnier, MS-SSIM, MS-SSIM + L1, focal frequency, colour), perceptual (VGG,
-pre-activation; DISTS) and adversarial (incl. RaGAN).
+pre-activation; DISTS) and adversarial (incl. RaGAN); LDL's artifact map (``artifact_map``, weighting a pixel
+loss in the GAN stage).
 
 ``build_loss({"type": "L1Loss", "loss_weight": 1.0})`` builds one from an option-file section
 (BasicSR's ``pixel_opt`` / ``perceptual_opt`` / ``gan_opt``).
@@ -23,6 +24,7 @@ from esrgan.losses.gan import (
     g_adversarial_loss,
     gradient_penalty,
 )
+from esrgan.losses.ldl import artifact_map, local_variance
 from esrgan.losses.perceptual import PerceptualLoss, gram_matrix
 from esrgan.losses.pixel import CharbonnierLoss, L1Loss, MSELoss, weighted_reduce
 from esrgan.losses.structural import MSSSIML1Loss, MSSSIMLoss, ms_ssim
@@ -64,12 +66,14 @@ __all__ = [
     "MSSSIML1Loss",
     "MSSSIMLoss",
     "PerceptualLoss",
+    "artifact_map",
     "build_loss",
     "d_adversarial_loss",
     "d_adversarial_terms",
     "g_adversarial_loss",
     "gradient_penalty",
     "gram_matrix",
+    "local_variance",
     "ms_ssim",
     "weighted_reduce",
 ]

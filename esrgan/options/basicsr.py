@@ -50,6 +50,9 @@ def upgrade_basicsr(raw: dict[str, Any]) -> None:
         _rename(path, "pretrain_model_g", "pretrain_network_g", "path")
         _rename(path, "pretrain_model_d", "pretrain_network_d", "path")
         _rename(path, "strict_load", "strict_load_g", "path")
+    train = raw.get("train")
+    if isinstance(train, dict):
+        _rename(train, "ldl_opt", "artifacts_opt", "train")  # BasicSR's name of LDL's loss
     net_d = raw.get("network_d")
     if isinstance(net_d, dict) and net_d.get("type") == "VGGStyleDiscriminator128":
         # BasicSR < 1.3 had a separate class for the 128-pixel VGG discriminator.
@@ -84,6 +87,10 @@ def resolve_training(raw: dict[str, Any], *, debug: bool) -> None:
                 raw["logger"].update(print_freq=1, save_checkpoint_freq=8)
     resolve_common(raw, training=True)
     train = raw.get("train")
+    if isinstance(train, dict):
+        from esrgan.options.loss_list import resolve_loss_list
+
+        resolve_loss_list(train)  # before gan_opt's resolution: a ganloss entry becomes gan_opt
     gan = train.get("gan_opt") if isinstance(train, dict) else None
     if isinstance(gan, dict) and gan.get("relativistic") is None:
         # BasicSR's ESRGANModel always trains the relativistic average GAN, whatever gan_type says;

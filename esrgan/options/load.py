@@ -80,6 +80,9 @@ def _check(opt: Options, *, given_real_keys: list[str]) -> None:
     if not any(d.phase == "train" for d in opt.datasets.values()):
         raise OptionsError("a training dataset is required (datasets.train)", key="datasets")
     _check_losses(opt)
+    if opt.val is not None and opt.val.select is not None and not (opt.datasets_of("val") and opt.val.metrics):
+        raise OptionsError("chooses among validations: add a validation set (datasets.val) and val.metrics",
+                           key="val.select")
     _check_realesrgan(opt, given_real_keys)
     _check_accumulation(opt)
     from esrgan.options.network_check import check_generator
@@ -99,18 +102,30 @@ def _check_losses(opt: Options) -> None:
         if unused:
             logger.warning("options: model_type %s trains no discriminator: %s ignored (use ESRGANModel for a GAN)",
                            opt.model_type, ", ".join(unused))
+    if t.artifacts_opt is not None:
+        if not opt.is_gan:
+            raise OptionsError(f"LDL's artifact loss belongs to the GAN stage; model_type {opt.model_type} has no "
+                               "adversarial loss (use ESRGANModel or RealESRGANModel, or remove it)",
+                               key="train.artifacts_opt")
+        if t.ema_decay <= 0:
+            raise OptionsError("LDL's artifact map compares the output with the EMA generator's; set "
+                               "train.ema_decay (e.g. 0.999)", key="train.artifacts_opt")
     # The generator's losses (BasicSR's SRModel also takes a perceptual loss).
-    losses = {"pixel_opt": t.pixel_opt, "perceptual_opt": t.perceptual_opt}
+    losses = {"pixel_opt": t.pixel_opt, "perceptual_opt": t.perceptual_opt,
+              **{f"losses[{i}]": loss for i, loss in enumerate(t.losses)}}
     if opt.is_gan:
         losses["gan_opt"] = t.gan_opt
+        losses["artifacts_opt"] = t.artifacts_opt
     given = {k: v for k, v in losses.items() if v is not None}
     if not given:
-        raise OptionsError(f"no loss given: set {' and/or '.join(losses)}", key="train")
+        raise OptionsError("no loss given: set pixel_opt, perceptual_opt or losses"
+                           + (" and/or gan_opt" if opt.is_gan else ""), key="train")
     if not any(loss.active for loss in given.values()):
         zeros = ", ".join(f"{k}.{w} {v:g}" for k, loss in given.items() for w, v in loss.weights().items())
         raise OptionsError(f"no loss has a positive weight ({zeros}): the generator would learn nothing; "
                            "give one of them a weight > 0", key="train")
-    if opt.is_gan and t.g_warmup_iter > 0 and not (t.pixel_opt is not None and t.pixel_opt.active):
+    pixel = [loss for loss in (t.pixel_opt, *t.losses) if loss is not None]
+    if opt.is_gan and t.g_warmup_iter > 0 and not any(loss.active for loss in pixel):
         raise OptionsError(f"{t.g_warmup_iter}: the warm-up trains the generator with the pixel loss only, and "
                            "there is none (set train.pixel_opt with a weight > 0, or g_warmup_iter: 0)",
                            key="train.g_warmup_iter")

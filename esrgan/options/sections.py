@@ -17,12 +17,15 @@ import logging
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args, get_type_hints
+from typing import TYPE_CHECKING, Any, Literal, get_args, get_type_hints
 
 from esrgan.options.convert import check_kwargs, convert, from_mapping, to_plain
 from esrgan.options.datasets import DatasetOptions, dataset_options_class
 from esrgan.options.errors import OptionsError, _join, _show
 from esrgan.options.realesrgan import RealESRGANOptions
+
+if TYPE_CHECKING:
+    from esrgan.metrics.selection import Criterion
 
 logger = logging.getLogger("esrgan.options")
 
@@ -44,8 +47,14 @@ OPTIMIZERS: dict[str, str] = {
     "ASGD": "torch.optim.ASGD",
     "RMSprop": "torch.optim.RMSprop",
     "Rprop": "torch.optim.Rprop",
+    "Adan": "esrgan.optim.Adan",
+    # schedule-free AdamW: trains at one point, validates and publishes the average (esrgan.optim.schedule_free)
+    "AdamWScheduleFree": "schedulefree.AdamWScheduleFree",
 }
 OPTIMIZER_TYPES = tuple(OPTIMIZERS)
+
+
+SCHEDULE_FREE_OPTIMIZERS = ("AdamWScheduleFree",)
 
 
 def optimizer_class(name: str) -> type:
@@ -55,7 +64,8 @@ def optimizer_class(name: str) -> type:
         return getattr(importlib.import_module(module), attr)
     except ImportError as exc:
         package = module.split(".")[0]
-        raise OptionsError(f"optimizer {name} needs the package {package!r}: pip install {package} ({exc})") from None
+        raise OptionsError(f"optimizer {name} needs the package {package!r}: pip install {package} "
+                           f"(or pip install 'esrgan[optim]') ({exc})") from None
 
 
 @dataclass
@@ -154,6 +164,29 @@ class GANOptions(LossOptions):
                                key=_join(path, "relativistic"))
 
 
+@dataclass
+class ArtifactOptions(LossOptions):
+    """``artifacts_opt``: LDL's artifact loss, a pixel loss (usually L1) between ``map * output`` and ``map * gt``
+    (``esrgan.losses.ldl``), plus how the map is made.
+
+    ``ksize``: the local-variance window (odd, >= 3; 7 as published). ``map_gradient``: false (default) uses the
+    map as a weight, as the paper describes it; true lets the gradient flow through the map as well, as the
+    LDL release's code does (that gradient flattens the residual rather than shrinking it, and reaches the
+    pixels the map leaves out through its per-image term).
+    """
+
+    ksize: int = field(default=7, kw_only=True)
+    map_gradient: bool = field(default=False, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_plain({**self.spec(), "ksize": self.ksize, "map_gradient": self.map_gradient})
+
+    def check(self, path: str) -> None:
+        super().check(path)
+        if self.ksize < 3 or self.ksize % 2 == 0:
+            raise OptionsError(f"must be odd and >= 3, got {self.ksize}", key=_join(path, "ksize"))
+
+
 class OptimizerOptions(ComponentOptions):
     """``optim_g`` / ``optim_d``: an optimizer of :data:`OPTIMIZERS` and its arguments (unset ones: the class's).
 
@@ -169,6 +202,10 @@ class OptimizerOptions(ComponentOptions):
         betas = self.kwargs.get("betas")
         if betas is not None and not all(0 <= b < 1 for b in betas):
             raise OptionsError(f"each beta must be in [0, 1), got {list(betas)}", key=_join(path, "betas"))
+        for key in ("eps", "warmup_steps", "momentum"):
+            value = self.kwargs.get(key)
+            if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+                raise OptionsError(f"must be >= 0, got {value}", key=_join(path, key))
 
 
 def _parse_section(
@@ -343,6 +380,18 @@ class SchedulerOptions:
 
 
 _parse_optimizer = _parse_section("optimizers", _optimizers, "optimizer", OptimizerOptions)
+_parse_pixel_loss = _parse_section("pixel losses", _pixel_losses, "pixel loss")
+
+
+def _parse_loss_list(value: Any, path: str) -> list[LossOptions]:
+    """``train.losses``: pixel losses added beside ``pixel_opt`` (the other kinds were moved to their sections at
+    load, ``esrgan.options.loss_list``)."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise OptionsError(f"expected a list of losses ({{type: name, loss_weight: w, ...}}), got {_show(value)}",
+                           key=path)
+    return [_parse_pixel_loss(entry, f"{path}[{i}]") for i, entry in enumerate(value)]
 
 
 @dataclass(kw_only=True)
@@ -356,8 +405,13 @@ class TrainOptions:
     scheduler: SchedulerOptions | None = None
     total_iter: int = field(metadata={"missing": "required for training: the number of iterations (>= 1)"})
     warmup_iter: int = -1  # linear learning-rate warm-up iterations (-1 = none), as BasicSR
-    pixel_opt: LossOptions | None = field(
-        default=None, metadata={"parse": _parse_section("pixel losses", _pixel_losses, "pixel loss")}
+    pixel_opt: LossOptions | None = field(default=None, metadata={"parse": _parse_pixel_loss})
+    # traiNNer-redux's list: pixel losses added beside pixel_opt (esrgan.options.loss_list sorts the others out)
+    losses: list[LossOptions] = field(default_factory=list, metadata={"parse": _parse_loss_list})
+    # LDL's artifact loss (the LDL release's key; BasicSR's ldl_opt is read as it): a pixel loss between
+    # map * output and map * gt, the map from the output's and the EMA generator's residuals (GAN stage, EMA on)
+    artifacts_opt: ArtifactOptions | None = field(
+        default=None, metadata={"parse": _parse_section("pixel losses", _pixel_losses, "pixel loss", ArtifactOptions)}
     )
     perceptual_opt: LossOptions | None = field(
         default=None, metadata={"parse": _parse_section("perceptual losses", _perceptual_losses, "perceptual loss")}
@@ -391,6 +445,10 @@ class TrainOptions:
         _at_least(self, path, ("net_d_iters", 1), ("net_d_init_iters", 0), ("g_warmup_iter", 0), ("grad_clip", 0),
                   ("accumulate_grad_batches", 1))
         s = self.scheduler
+        for key, o in (("optim_g", self.optim_g), ("optim_d", self.optim_d)):
+            if s is not None and o is not None and o.type in SCHEDULE_FREE_OPTIMIZERS:
+                logger.info("options: %s.%s is %s, which needs no schedule; train.scheduler still scales its lr",
+                            path, key, o.type)
         if s is not None and s.periods and sum(s.periods) < self.total_iter:
             raise OptionsError(
                 f"the periods cover {sum(s.periods)} iterations, fewer than total_iter {self.total_iter}",
@@ -448,15 +506,45 @@ class ValOptions:
     suffix: str | None = None  # BasicSR's test-mode file-name suffix: refused when set (see check)
     pbar: bool = False  # a progress bar over the validation images (on a terminal)
     metrics: dict[str, MetricOptions] = field(default_factory=dict, metadata={"parse": _parse_metrics})
+    # ours: validate large images in tiles of this many LR pixels through the Upscaler (0: whole images)
+    tile: int = 0
+    tile_pad: int | None = None  # context around each tile (None: the Upscaler's default for the precision)
+    # ours: the checkpoint to keep, chosen on the first validation set by a declared criterion
+    # (esrgan.metrics.selection), e.g. "lowest lpips with psnr_y no more than 0.5 dB below the PSNR model"
+    select: str | None = None
 
     def check(self, path: str) -> None:
-        _at_least(self, path, ("val_freq", 0))
+        _at_least(self, path, ("val_freq", 0), ("tile", 0))
+        try:
+            self.criterion()
+        except ValueError as exc:
+            raise OptionsError(str(exc), key=_join(path, "select")) from None
+        if self.tile_pad is not None:
+            _at_least(self, path, ("tile_pad", 0))
+            if self.tile == 0:
+                raise OptionsError("only for tiled validation: set val.tile (N-pixel tiles) too, or remove it",
+                                   key=_join(path, "tile_pad"))
         if self.suffix is not None:
             raise OptionsError(
                 "not supported: validation images are saved as <image>_<iteration>.png (esrgan test option "
                 "files do not take it either); remove val.suffix",
                 key=_join(path, "suffix"),
             )
+
+
+    def criterion(self) -> Criterion | None:
+        """``select`` read, its metric names those of ``metrics`` (or, where one metric has it, its result column
+        ``psnr_y`` or its type ``lpips``); None without one. A ValueError says what does not read."""
+        if self.select is None:
+            return None
+        from esrgan.metrics.selection import parse_criterion
+
+        seen: dict[str, list[str]] = {}
+        for name, m in self.metrics.items():
+            for alias in (m.type, f"{m.type}_{'y' if m.test_y_channel else 'rgb'}"):
+                seen.setdefault(alias, []).append(name)
+        aliases = {a: names[0] for a, names in seen.items() if len(names) == 1 and a not in self.metrics}
+        return parse_criterion(self.select).check_metrics(list(self.metrics), aliases)
 
 
 @dataclass

@@ -117,6 +117,19 @@ class InterpOptions:
     alphas: str | list[float] = "0:1:0.1"  # start:stop:step (stop included) or a list
     save_models: bool = False
     strip_image: str | None = None  # the HR stem shown in each set's strip (None: the set's first image)
+    # the alpha a declared criterion chooses (esrgan.metrics.selection), e.g.
+    # "lowest lpips with psnr_y no more than 0.5 dB below the PSNR model"; its names are checked against the
+    # sweep's columns when it starts
+    select: str | None = None
+
+    def check(self, path: str) -> None:
+        if self.select is not None:
+            from esrgan.metrics.selection import parse_criterion
+
+            try:
+                parse_criterion(self.select)
+            except ValueError as exc:
+                raise OptionsError(str(exc), key=_join(path, "select")) from None
 
 
 def _parse_models(value: Any, path: str) -> list[str | tuple[str, str]]:

@@ -34,17 +34,22 @@ _LABELS = {"psnr": "PSNR", "ssim": "SSIM", "niqe": "NIQE", "lpips": "LPIPS", "pi
 def metric_direction(key: str) -> int | None:
     """+1 when a larger value of metric ``key`` is better (PSNR, SSIM), -1 when smaller is (NIQE, LPIPS), else None.
 
-    The direction comes from the metric table (``esrgan.metrics.METRIC_TABLE``), by the name before the
-    first '_' (``psnr_y`` -> ``psnr``); a name the table does not know has no direction.
+    The direction comes from the metric table (``esrgan.metrics.column_metric``: ``psnr_y`` -> ``psnr``,
+    ``color_drift`` itself); a name the table does not know has no direction.
     """
-    from esrgan.metrics import METRIC_TABLE
+    from esrgan.metrics import column_metric
 
-    metric = METRIC_TABLE.get(key.lower().split("_")[0])
+    metric = column_metric(key)
     return None if metric is None else (1 if metric.higher_is_better else -1)
 
 
 def metric_label(key: str) -> str:
-    """``psnr_y`` -> ``PSNR-Y``; unknown names keep their spelling, upper-cased."""
+    """``psnr_y`` -> ``PSNR-Y``, a metric's own name -> its label in the table; unknown names keep their spelling,
+    upper-cased."""
+    from esrgan.metrics import METRIC_TABLE
+
+    if key.lower() in METRIC_TABLE and METRIC_TABLE[key.lower()].label:
+        return METRIC_TABLE[key.lower()].label
     head, _, rest = key.partition("_")
     label = _LABELS.get(head.lower(), head.upper())
     return f"{label}-{rest.upper()}" if rest else label
@@ -62,8 +67,12 @@ def _numeric_keys(rows: list[dict[str, Any]]) -> list[str]:
 def _metric_info(keys: list[str], directions: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Label and direction of each metric; ``directions`` ({key: "higher"|"lower"}, as results.json
     stores them) wins over the metric table."""
+    from esrgan.metrics import column_metric
+
     given = {k: {"higher": 1, "lower": -1}.get(str(v)) for k, v in (directions or {}).items()}
-    return [{"key": k, "label": metric_label(k), "direction": given.get(k) or metric_direction(k)} for k in keys]
+    # "input": compared with the network's input, not a quality axis (colour drift): no perception-distortion plane
+    return [{"key": k, "label": metric_label(k), "direction": given.get(k) or metric_direction(k),
+             "input": bool(getattr(column_metric(k), "against_input", False))} for k in keys]
 
 
 def _ordered_keys(results: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
@@ -274,7 +283,23 @@ def collect_sweep_data(out_dir: str | Path) -> dict[str, Any]:
         "alphas": [f"{a:g}" for a in alphas],
         "metrics": _metric_info(keys, sweep.get("directions")),
         "sets": sets,
+        "selection": _selection(sweep.get("selection")),
     }
+
+
+def _selection(selection: Any) -> dict[str, Any] | None:
+    """sweep.json's ``selection`` for the page: the criterion and, per set, the chosen alpha (as the page's alpha
+    labels) with its bounds; None without one."""
+    if not isinstance(selection, dict) or not isinstance(selection.get("sets"), dict):
+        return None
+    sets = {}
+    for name, choice in selection["sets"].items():
+        alpha = choice.get("alpha") if isinstance(choice, dict) else None
+        sets[str(name)] = {"alpha": None if not _is_number(alpha) else f"{alpha:g}",
+                           "bounds": str(choice.get("bounds", "")) if isinstance(choice, dict) else "",
+                           "values": _numbers(choice.get("values") or {}, list(choice.get("values") or {}))
+                           if isinstance(choice, dict) else {}}
+    return {"criterion": str(selection.get("criterion", "")), "sets": sets}
 
 
 def _write(out_dir: Path, data: dict[str, Any], what: str) -> Path:

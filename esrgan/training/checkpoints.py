@@ -47,6 +47,10 @@ class CheckpointKeeper:
         """The generator that scored best so far on one metric: ``net_g_best_<suffix>.pth``."""
         save_network(self.paths.models / f"net_g_best_{suffix}.pth", params)
 
+    def save_selected(self, params: Mapping[str, Mapping[str, torch.Tensor]]) -> None:
+        """The generator ``val.select`` chose: ``net_g_selected.pth`` (``selection.json`` says why)."""
+        save_network(self.paths.models / "net_g_selected.pth", params)
+
     def state_path(self, iteration: int) -> Any:
         return self.paths.training_states / f"{iteration}.state"
 

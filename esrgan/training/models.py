@@ -12,7 +12,7 @@ import contextlib
 import logging
 import math
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -21,6 +21,8 @@ from torch import nn
 from esrgan.archs import build_network, pad_to_fit, size_requirements
 from esrgan.archs.spandrel_archs import is_spandrel_network
 from esrgan.losses import build_loss, d_adversarial_terms, g_adversarial_loss, gradient_penalty
+from esrgan.losses.ldl import artifact_map
+from esrgan.optim import evaluation_point, start_training
 from esrgan.training import dist as dist_utils
 from esrgan.training.ema import ModelEMA
 from esrgan.training.schedulers import build_scheduler
@@ -83,7 +85,9 @@ def build_optimizer(params: Iterable[nn.Parameter], optim_opt: OptimizerOptions)
     ``params``."""
     from esrgan.options import optimizer_class
 
-    return optimizer_class(optim_opt.type)([p for p in params if p.requires_grad], **optim_opt.kwargs)
+    optimizer = optimizer_class(optim_opt.type)([p for p in params if p.requires_grad], **optim_opt.kwargs)
+    start_training([optimizer])  # schedule-free optimizers step in train mode only
+    return optimizer
 
 
 class SRModel:
@@ -116,6 +120,7 @@ class SRModel:
         self.net_g_train = self._wrap(self.net_g, compile_it=t.compile_g)
 
         self.cri_pix = self._loss(t.pixel_opt)
+        self.cri_pix_extra = self._loss_list(t.losses)
         self.cri_perceptual = self._loss(t.perceptual_opt)
         self.optimizer_g = build_optimizer(self.net_g.parameters(), t.optim_g)
         self.optimizers: list[torch.optim.Optimizer] = [self.optimizer_g]
@@ -147,6 +152,17 @@ class SRModel:
 
     def _loss(self, loss_opt: LossOptions | None) -> nn.Module | None:
         return None if loss_opt is None else build_loss(loss_opt.spec()).to(self.device)
+
+    def _loss_list(self, loss_opts: Sequence[LossOptions]) -> dict[str, nn.Module]:
+        """``train.losses`` by their log names (``FocalFrequencyLoss`` -> ``focalfrequency``; ``_2``... for repeats)."""
+        out: dict[str, nn.Module] = {}
+        for loss_opt in loss_opts:
+            base = loss_opt.type.removesuffix("Loss").lower()
+            name, k = base, 2
+            while name in out or name == "pix":
+                name, k = f"{base}_{k}", k + 1
+            out[name] = build_loss(loss_opt.spec()).to(self.device)
+        return out
 
     def autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
@@ -227,6 +243,8 @@ class SRModel:
         losses: dict[str, torch.Tensor] = {}
         if self.cri_pix is not None:
             losses[f"{prefix}pix"] = self.cri_pix(output, pix_gt)
+        for name, loss in self.cri_pix_extra.items():
+            losses[f"{prefix}{name}"] = loss(output, pix_gt)
         if self.cri_perceptual is not None and perceptual:
             percep, style = self.cri_perceptual(output, percep_gt)
             if percep is not None:
@@ -259,6 +277,26 @@ class SRModel:
         return {k: v / len(micro) for k, v in sums.items()}
 
     # ---- evaluation -----------------------------------------------------------------------------
+    def eval_weights(self) -> contextlib.AbstractContextManager[bool]:
+        """Inside: the networks hold the weights to validate and publish (a schedule-free optimizer's average;
+        the training weights otherwise); yields whether any weights were moved. Re-entrant."""
+        return evaluation_point(self.optimizers)
+
+    @contextlib.contextmanager
+    def validator(self, tile: int = 0, tile_pad: int | None = None) -> Iterator[Callable[[torch.Tensor], torch.Tensor]]:
+        """The function validation runs on each LR batch, at the weights of :meth:`eval_weights`: :meth:`test`
+        (whole images) or, with ``tile`` > 0, the Upscaler's tiling (``val.tile``, ``val.tile_pad``)."""
+        with self.eval_weights():
+            if tile <= 0:
+                yield self.test
+                return
+            from esrgan.inference.upscaler import Upscaler
+
+            precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[self.amp_dtype]
+            upscaler = Upscaler(self.eval_network(), device=self.device, tile=tile, tile_pad=tile_pad,
+                                precision=precision, channels_last=self.channels_last)
+            yield lambda lq: upscaler.upscale_tensor(lq.to(self.device))
+
     def eval_network(self) -> nn.Module:
         """The generator used for validation and as ``params_ema``: the EMA copy when EMA is on."""
         return self.ema.module if self.ema is not None else self.net_g
@@ -271,14 +309,22 @@ class SRModel:
         h, w = lq.shape[-2:]
         s = self.opt.scale
         try:
-            with self.autocast():
+            with self.eval_weights(), self.autocast():
                 return net(self.to_input(pad_to_fit(lq, self.g_sizes))).float()[..., : h * s, : w * s]
         finally:
             net.train(was_training)
 
     # ---- saving / resuming ----------------------------------------------------------------------
     def network_files(self) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
-        """``{"net_g": {"params": ..., "params_ema": ...}}`` (+ ``net_d``), ready for ``save_network``."""
+        """``{"net_g": {"params": ..., "params_ema": ...}}`` (+ ``net_d``), ready for ``save_network``: the
+        weights of :meth:`eval_weights`."""
+        with self.eval_weights() as moved:
+            files = self._network_files()
+            if moved:  # the state dicts share the parameters' storage, which goes back to the training point
+                files = {n: {k: {p: t.clone() for p, t in sd.items()} for k, sd in f.items()} for n, f in files.items()}
+        return files
+
+    def _network_files(self) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
         g = {"params": self.net_g.state_dict()}
         if self.ema is not None:
             g["params_ema"] = self.ema.state_dict()
@@ -349,6 +395,9 @@ class ESRGANModel(SRModel):
         # "relativistic" and "gp_weight" are the trainer's switches, not arguments of the criterion.
         self.relativistic = bool(t.gan_opt.relativistic)
         self.cri_gan = build_loss(t.gan_opt.spec()).to(device)
+        # LDL: needs the EMA generator (required at load)
+        self.artifacts = t.artifacts_opt
+        self.cri_artifacts = self._loss(t.artifacts_opt)
         self.net_d_iters = t.net_d_iters
         self.net_d_init_iters = t.net_d_init_iters
         self.g_warmup_iter = t.g_warmup_iter
@@ -367,12 +416,14 @@ class ESRGANModel(SRModel):
             p.requires_grad_(flag)
 
     def _generator_losses(
-        self, output: torch.Tensor, gt: torch.Tensor, warming_up: bool
+        self, output: torch.Tensor, gt: torch.Tensor, warming_up: bool, lq: torch.Tensor | None = None
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         pix_gt, percep_gt, gan_gt = self.loss_targets(gt)
         with self.autocast():
             out32 = output.float()
             g_losses = self._content_losses(out32, pix_gt, percep_gt, "l_g_", perceptual=not warming_up)
+            if not warming_up and self.cri_artifacts is not None and lq is not None:
+                g_losses["l_g_artifacts"] = self._artifact_loss(out32, gt, lq)
             if not warming_up:
                 # The plain D: its weights are frozen here, there is nothing for DDP to synchronise.
                 # D(real) only enters the relativistic loss.
@@ -383,6 +434,17 @@ class ESRGANModel(SRModel):
                     self.relativistic,
                 )
         return g_losses, gan_gt
+
+    def _artifact_loss(self, output: torch.Tensor, gt: torch.Tensor, lq: torch.Tensor) -> torch.Tensor:
+        """LDL (``train.artifacts_opt``): the pixel loss of the artifact-weighted output against the weighted GT, the
+        map from the residuals of the output and of the EMA generator's output (against the unsharpened GT, as
+        the LDL release does)."""
+        assert self.ema is not None and self.cri_artifacts is not None and self.artifacts is not None
+        with torch.no_grad():
+            ema_output = self.ema.module(lq).float()
+        weight = artifact_map(gt, output if self.artifacts.map_gradient else output.detach(), ema_output,
+                              self.artifacts.ksize)
+        return self.cri_artifacts(weight * output, weight * gt)
 
     def _discriminator_losses(
         self, fake: torch.Tensor, gan_gt: torch.Tensor
@@ -422,7 +484,7 @@ class ESRGANModel(SRModel):
                     output = self.net_g_train(lq_i)
                 gan_gt = self.loss_targets(gt_i)[2]
                 if optimize_g:
-                    g_losses, gan_gt = self._generator_losses(output, gt_i, warming_up)
+                    g_losses, gan_gt = self._generator_losses(output, gt_i, warming_up, lq_i)
                     total_g = torch.stack([v.float() for v in g_losses.values()]).sum()
                     self._note_finite(total_g)
                     self.scaler.scale(total_g / k).backward()
@@ -449,8 +511,8 @@ class ESRGANModel(SRModel):
             self.ema.update(self.net_g)
         return {name: v / k for name, v in sums.items()}
 
-    def network_files(self) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
-        files = super().network_files()
+    def _network_files(self) -> dict[str, dict[str, dict[str, torch.Tensor]]]:
+        files = super()._network_files()
         files["net_d"] = {"params": self.net_d.state_dict()}
         return files
 

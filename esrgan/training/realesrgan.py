@@ -83,12 +83,18 @@ class RealDegrader:
         self.queue.load_state_dict(state["queue"], self.device)
 
 
-def _degrader(model: SRModel, opt: Options, *, gan: bool) -> RealDegrader:
+def degrader_for(opt: Options, device: torch.device, rank: int = 0) -> RealDegrader:
+    """The degradation ``esrgan train`` runs for ``opt`` (a Real-ESRGAN model type) in process ``rank``: its seed,
+    sharpening and targets (also what ``esrgan prepare degrade --preview`` draws)."""
     real = opt.real_esrgan  # checked against the scale and the training set at load
-    seed = opt.manual_seed + model.dist_info.rank
-    if gan:
-        return RealDegrader(real, opt.scale, model.device, seed, sharpen_input=True, sharpened_target=False)
-    return RealDegrader(real, opt.scale, model.device, seed, sharpen_input=real.gt_usm, sharpened_target=real.gt_usm)
+    seed = opt.manual_seed + rank
+    if opt.model_type == "RealESRGANModel":
+        return RealDegrader(real, opt.scale, device, seed, sharpen_input=True, sharpened_target=False)
+    return RealDegrader(real, opt.scale, device, seed, sharpen_input=real.gt_usm, sharpened_target=real.gt_usm)
+
+
+def _degrader(model: SRModel, opt: Options) -> RealDegrader:
+    return degrader_for(opt, model.device, model.dist_info.rank)
 
 
 class RealESRNetModel(SRModel):
@@ -96,7 +102,7 @@ class RealESRNetModel(SRModel):
 
     def __init__(self, opt: Options, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> None:
         super().__init__(opt, device, dist_info)
-        self.degrader = _degrader(self, opt, gan=False)
+        self.degrader = _degrader(self, opt)
 
     def prepare_batch(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         lq, gt, _ = self.degrader(batch)
@@ -114,7 +120,7 @@ class RealESRGANModel(ESRGANModel):
 
     def __init__(self, opt: Options, device: torch.device, dist_info: dist_utils.DistInfo | None = None) -> None:
         super().__init__(opt, device, dist_info)
-        self.degrader = _degrader(self, opt, gan=True)
+        self.degrader = _degrader(self, opt)
         self._gt_usm: torch.Tensor | None = None
 
     def prepare_batch(self, batch: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:

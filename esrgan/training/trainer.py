@@ -40,6 +40,7 @@ from esrgan.training.models import NonFiniteLossError, SRModel
 from esrgan.training.preflight import check_inputs_exist, pick_device, restore_kernels, set_kernels
 from esrgan.training.rng import seed_everything, set_rng_state
 from esrgan.training.run_log import LossMeter, RunLog
+from esrgan.training.selection import SELECTION_FILE, Selection, write_selection
 from esrgan.training.steps import Position, StepStream, StopMidStep
 from esrgan.training.validation import BestTracker, check_validation_images, metric_specs, validate_dataset
 from esrgan.utils.atomic import DiskFullError, remove_stale_temporaries
@@ -200,6 +201,9 @@ class Trainer:
         self.total_iter = opt.train.total_iter
         self.start_iter = 0
         self.best = BestTracker()
+        criterion = opt.val.criterion() if opt.val is not None else None  # val.select, checked at load
+        first_val = next(iter(opt.datasets_of("val").values()), None)
+        self.selection = Selection(criterion, first_val.name) if criterion and first_val is not None else None
         if resume_path:
             self._resume(Path(resume_path))
 
@@ -256,6 +260,8 @@ class Trainer:
         self.stream.epoch = int(state["epoch"])
         self.stream.batches_in_epoch = int(state["batches_in_epoch"])
         self.best = BestTracker(state.get("best"))
+        if self.selection is not None:
+            self.selection.load_state_dict(state.get("selection"))
         if int(state.get("seed", self.seed)) != self.seed:
             logger.warning("resuming with manual_seed %s; the state was saved with %s", self.seed, state.get("seed"))
         rngs = state.get("rng") or []
@@ -304,6 +310,7 @@ class Trainer:
             "world_size": self.world_size,
             "seed": self.seed,
             "best": self.best.state_dict(),
+            "selection": None if self.selection is None else self.selection.state_dict(),
             "rng": rngs,
             "rank_states": rank_states,
             "model": self.model.state_dict(),
@@ -317,30 +324,55 @@ class Trainer:
     def _validate(self, current_iter: int) -> None:
         val_opt = self.opt.val
         if val_opt is not None and self.val_loaders and self.metrics:
-            for i, (name, loader) in enumerate(self.val_loaders):
-                t0 = time.perf_counter()
-                values, images = validate_dataset(
-                    self.model.test,
-                    loader,
-                    self.metrics,
-                    save_dir=self.paths.visualization / name if val_opt.save_img else None,
-                    iteration=current_iter,
-                    max_images_out=3 if self.log.wants_images else 0,
-                    progress=val_opt.pbar and self.interactive,
-                    desc=f"validation {name}",
-                )
-                parts = []
-                for m in self.metrics:
-                    value = values[m.name]
-                    if self.best.update(name, m, value, current_iter):
-                        self.keeper.save_best(m.name if i == 0 else f"{name}_{m.name}",
-                                              self.model.network_files()["net_g"])
-                    best = self.best.best[name][m.name]
-                    parts.append(f"{m.name}: {value:.4f} (best {best['val']:.4f} @ {best['iter']})")
-                self.log.scalars({f"metrics/{name}/{m.name}": values[m.name] for m in self.metrics}, current_iter)
-                self.log.images({f"images/{name}/{img_name}": img for img_name, img in images}, current_iter)
-                logger.info("validation %s @ iter %d: %s [%.1fs]", name, current_iter, ", ".join(parts),
-                            time.perf_counter() - t0)
+            with self.model.validator(val_opt.tile, val_opt.tile_pad) as test_fn:
+                self._validate_sets(current_iter, val_opt, test_fn)
+
+    def _validate_sets(self, current_iter: int, val_opt: Any, test_fn: Any) -> None:
+        """Score every validation set with ``test_fn``: log, track the best values, save the best weights."""
+        for i, (name, loader) in enumerate(self.val_loaders):
+            t0 = time.perf_counter()
+            values, images = validate_dataset(
+                test_fn,
+                loader,
+                self.metrics,
+                save_dir=self.paths.visualization / name if val_opt.save_img else None,
+                iteration=current_iter,
+                max_images_out=3 if self.log.wants_images else 0,
+                progress=val_opt.pbar and self.interactive,
+                desc=f"validation {name}",
+            )
+            if i == 0 and self.selection is not None and self.selection.update(current_iter, values):
+                self.keeper.save_selected(self.model.network_files()["net_g"])
+            if i == 0 and self.selection is not None:
+                write_selection(self.paths.root / SELECTION_FILE, self.selection)
+            parts = []
+            for m in self.metrics:
+                value = values[m.name]
+                if self.best.update(name, m, value, current_iter):
+                    self.keeper.save_best(m.name if i == 0 else f"{name}_{m.name}",
+                                          self.model.network_files()["net_g"])
+                best = self.best.best[name][m.name]
+                parts.append(f"{m.name}: {value:.4f} (best {best['val']:.4f} @ {best['iter']})")
+            self.log.scalars({f"metrics/{name}/{m.name}": values[m.name] for m in self.metrics}, current_iter)
+            self.log.images({f"images/{name}/{img_name}": img for img_name, img in images}, current_iter)
+            logger.info("validation %s @ iter %d: %s [%.1fs]", name, current_iter, ", ".join(parts),
+                        time.perf_counter() - t0)
+
+    def _score_the_start(self) -> None:
+        """``val.select``'s reference: the first validation set scored with the starting generator on rank 0 (no
+        best values recorded, nothing saved but selection.json)."""
+        if self.selection is not None and self.selection.needs_reference:
+            dist_utils.on_main(self._score_reference, self.is_main)
+
+    def _score_reference(self) -> None:
+        val_opt = self.opt.val
+        if self.selection is None or not self.val_loaders or val_opt is None:
+            return
+        with self.model.validator(val_opt.tile, val_opt.tile_pad) as test_fn:
+            values, _ = validate_dataset(test_fn, self.val_loaders[0][1], self.metrics, save_dir=None, iteration=0,
+                                         progress=val_opt.pbar and self.interactive, desc="the PSNR model")
+        self.selection.set_reference(values)
+        write_selection(self.paths.root / SELECTION_FILE, self.selection)
 
     # ---- signals -------------------------------------------------------------------------------
     def _on_signal(self, signum: int, frame: Any) -> None:
@@ -398,6 +430,7 @@ class Trainer:
         meter = LossMeter()
         exit_code = EXIT_OK
         try:
+            self._score_the_start()
             t_end = time.perf_counter()
             for batches in self.stream:
                 t_data = time.perf_counter()

@@ -36,6 +36,7 @@ class MetricSpec:
     higher_is_better: bool = True
     on_device: bool = False  # scored where the network ran (LPIPS) rather than on the CPU copy
     min_size: int = 0  # the smallest image side it can score (NIQE: its blocks inside the crop border)
+    against_input: bool = False  # compares the output with the LR input, not the GT (colour drift)
 
 
 def metric_specs(metrics: Mapping[str, MetricOptions]) -> list[MetricSpec]:
@@ -66,6 +67,7 @@ def metric_specs(metrics: Mapping[str, MetricOptions]) -> list[MetricSpec]:
                 higher_is_better=info.higher_is_better if m.better is None else m.better != "lower",
                 on_device=info.on_device,
                 min_size=NIQE_BLOCK + 2 * m.crop_border if info.name == "niqe" else 0,
+                against_input=info.against_input,
             )
         )
     return specs
@@ -157,7 +159,8 @@ def validate_dataset(
             )
         for m in metrics:
             x = sr_dev if m.on_device else sr
-            sums[m.name] += float(m.fn(x, gt.to(x), crop_border=m.crop_border, y_channel=m.y_channel)[0])
+            other = batch["lq"] if m.against_input else gt
+            sums[m.name] += float(m.fn(x, other.to(x), crop_border=m.crop_border, y_channel=m.y_channel)[0])
         count += 1
         if save_dir is not None:
             imwrite(save_dir / f"{name}_{iteration}.png", tensor2img(sr[0]))

@@ -208,10 +208,27 @@
       onRowClick: (r) => setAlpha(alphas.indexOf(String(r.alpha)) >= 0 ? alphas.indexOf(String(r.alpha)) : alphas.findIndex((a) => +a === r.alpha)) });
     summary.append(tableBox, el("p", { class: "muted small", text: "Click a column to sort, a row to show that \u03b1 below." }));
 
+    // The declared selection criterion's choice per set (sweep.json "selection"), a button to show it.
+    const sel = data.selection;
+    const chosenIndex = sel ? alphas.indexOf((sel.sets[data.sets[0].name] || {}).alpha) : -1;
+    if (sel) {
+      const label = (k) => (metrics.find((m) => m.key === k) || { label: k }).label;
+      const items = Object.entries(sel.sets).map(([set, c]) => el("li", {}, [
+        el("strong", { text: `${set}: ` }),
+        document.createTextNode(c.alpha === null ? "no \u03b1 meets the conditions" : `\u03b1 = ${c.alpha}`),
+        el("span", { class: "muted", text: ` (${c.bounds})` + (c.alpha === null ? "" : ": " +
+          Object.entries(c.values).map(([k, v]) => `${label(k)} ${fmt(v, k)}`).join(", ")) }),
+        c.alpha === null ? null : el("button", { type: "button", text: "show", onclick: () => setAlpha(alphas.indexOf(c.alpha)) }),
+      ]));
+      summary.append(el("div", { id: "selection", class: "notice" }, [
+        el("div", {}, [el("strong", { text: "Selected \u03b1" }), document.createTextNode(` by the declared criterion: \u201c${sel.criterion}\u201d`)]),
+        el("ul", {}, items)]));
+    }
+
     // Plots: a metric against alpha, and the perception-distortion plane.
     const plots = el("section", { class: "card", id: "plots" }, [el("h2", { text: "Plots" })]);
     const higher = metrics.filter((m) => m.direction === 1);
-    const perceptual = metrics.filter((m) => m.direction === -1 && !/^(rmse|mse)/i.test(m.key));
+    const perceptual = metrics.filter((m) => m.direction === -1 && !m.input && !/^(rmse|mse)/i.test(m.key));
     const distortion = metrics.find((m) => /^psnr_y$/i.test(m.key)) || metrics.find((m) => /^psnr/i.test(m.key)) || higher[0];
     const yMetric = el("select", { "aria-label": "plotted metric" }, metrics.map((m) => el("option", { value: m.key, text: m.label })));
     if (distortion) yMetric.value = distortion.key;
@@ -307,11 +324,38 @@
 
     app.append(summary, plots, explore);
     picker.setImages(data.sets[setIndex].images, 0);
-    setAlpha(0);
+    setAlpha(chosenIndex >= 0 ? chosenIndex : 0);
+  }
+
+  // ------------------------------------------------------------------ training pairs (prepare degrade --preview)
+  function degradationsPage() {
+    const images = data.steps.flatMap((s) => s.pairs.map((p) => ({ ...p, thumb: p.lq_big })));
+    app.replaceChildren(header(`x${data.scale} training pairs \u00b7 ${data.steps.length} step(s), ${images.length} pair(s)`));
+    const intro = el("section", { class: "card", id: "about" }, [el("p", { text: data.description })]);
+    const compare = el("section", { class: "card", id: "compare" }, [el("h2", { text: "LR against its target" })]);
+    const pickerBox = el("div", { class: "grow" });
+    const viewerBox = el("div", { id: "viewer" });
+    const sizes = el("div", { class: "muted small", id: "pair-sizes" });
+    compare.append(el("div", { class: "row" }, [pickerBox]), viewerBox, sizes);
+    const viewer = new window.CompareView(viewerBox, { sources: [] });
+    const picker = new ImagePicker(pickerBox, (img) => {
+      viewer.setSources([{ label: `LR (x${data.scale}, pixels repeated)`, src: img.lq_big }, { label: "target", src: img.gt }], 0, 1);
+      sizes.textContent = `LR ${img.lq_size} (fed to the network) \u00b7 target ${img.gt_size}`;
+    });
+    const gallery = el("section", { class: "card", id: "gallery" }, [el("h2", { text: "Every pair, by training step" })]);
+    for (const step of data.steps) {
+      gallery.append(el("h3", { text: `iteration ${step.iteration}` }), el("div", { class: "pairs" }, step.pairs.map((p) =>
+        el("button", { type: "button", class: "pair", title: p.name, onclick: () => { picker.go(images.findIndex((q) => q.gt === p.gt)); compare.scrollIntoView({ behavior: "smooth", block: "start" }); } }, [
+          el("img", { src: p.lq_big, alt: `${p.name}: LR`, loading: "lazy", class: "nearest" }),
+          el("img", { src: p.gt, alt: `${p.name}: target`, loading: "lazy" }),
+          el("span", { class: "small", text: p.name })]))));
+    }
+    app.append(intro, compare, gallery);
+    picker.setImages(images, 0);
   }
 
   try {
-    if (data.kind === "sweep") sweepPage(); else testPage();
+    if (data.kind === "sweep") sweepPage(); else if (data.kind === "degradations") degradationsPage(); else testPage();
   } catch (err) {
     app.replaceChildren(el("p", { class: "error", text: "The report could not be drawn: " + err }));
     throw err;
