@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import av
@@ -130,6 +131,24 @@ def test_interrupted_run_keeps_its_parts_and_the_same_call_finishes_it(clips: di
         upscale_video(up, src, dst, batch=1, part_seconds=0.12, show_progress=False)
     assert dst.read_bytes() == b"previous result" and sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv",
                                                                                                    "whole.mkv"]
+
+
+def test_a_part_finished_before_a_failure_is_kept_however_slow_the_encoder(clips: dict[str, Path], tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # the encoder lags (a loaded machine): part 0's end is still queued when the network fails on frame 5
+    write = video_mod._PartWriters.write
+
+    def slow_write(self, arr: np.ndarray, pts: int) -> None:
+        time.sleep(0.15)
+        write(self, arr, pts)
+
+    monkeypatch.setattr(video_mod._PartWriters, "write", slow_write)
+    up = Upscaler(FailAfter(calls=4), device="cpu")
+    up.model.armed = True
+    with pytest.raises(RuntimeError, match="injected failure mid-stream"):
+        upscale_video(up, clips["mkv_aac"], tmp_path / "out.mkv", batch=1, part_seconds=0.12, show_progress=False)
+    assert sorted(p.name for p in (tmp_path / ".out.mkv.parts").iterdir()) == ["manifest.json", "part-000000.json",
+                                                                               "part-000000.mkv"]
 
 
 def test_encoder_failure_in_its_thread_propagates(clips: dict[str, Path], tmp_path: Path) -> None:

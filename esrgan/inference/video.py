@@ -131,11 +131,15 @@ class _Stage(threading.Thread):
 
 
 class _Pipe:
-    """A bounded queue whose put/get give up when the pipeline is stopping (no deadlock on errors)."""
+    """A bounded queue whose put/get give up when the pipeline is stopping (no deadlock on errors).
 
-    def __init__(self, size: int, stop: threading.Event) -> None:
+    ``drain``: get still hands out what was queued before the stop (the encoder's queue: frames already
+    upscaled and a part's end are finished and committed rather than lost; at most its few items)."""
+
+    def __init__(self, size: int, stop: threading.Event, drain: bool = False) -> None:
         self.q: queue.Queue = queue.Queue(maxsize=size)
         self.stop = stop
+        self.drain = drain
 
     def put(self, item: Any) -> None:
         while not self.stop.is_set():
@@ -152,6 +156,9 @@ class _Pipe:
                 return self.q.get(timeout=0.1)
             except queue.Empty:
                 continue
+        if self.drain:
+            with contextlib.suppress(queue.Empty):
+                return self.q.get_nowait()
         raise _Stopped
 
 
@@ -633,7 +640,7 @@ def _run_pipeline(
     decoded (the whole video's count, the same on every rank)."""
     stop = threading.Event()
     decoded = _Pipe(3 * batch + 16, stop)
-    upscaled = _Pipe(3, stop)  # holds whole batches
+    upscaled = _Pipe(3, stop, drain=True)  # holds whole batches
     count = [0]
 
     def decode() -> None:
