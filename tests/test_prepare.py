@@ -285,3 +285,36 @@ def test_demo_data(tmp_path):
     (tmp_path / "other" / "keep.txt").write_text("mine")
     assert main(["demo", "--root", str(tmp_path / "other")]) == 1
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
+
+
+def _bsds400_mirror(hr_folder, mirror) -> None:
+    """A local source laid out like the public one (``BSR/BSDS500/data/images/{train,test}/<name>.jpg``), made of
+    links to the images of ``hr_folder``."""
+    for remote in dl.DATASETS["BSDS400"]:
+        link = mirror / remote.rel
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(hr_folder / link.name)
+
+
+def test_bsds400_table_is_the_train_and_test_halves_of_bsds500():
+    remotes = dl.DATASETS["BSDS400"]
+    halves = [r.rel.split("/")[-2] for r in remotes]
+    assert len(remotes) == 400 and halves.count("train") == halves.count("test") == 200
+    assert all(r.sha256 and len(r.sha256) == 64 and r.dest == f"BSDS400/HR/{r.rel.rsplit('/', 1)[1]}" for r in remotes)
+    assert len({r.dest for r in remotes}) == 400  # no name in both halves: one flat HR folder
+    # B100 (= BSDS500 val) is a test set: none of its images may be in the training set
+    assert not {"3096.jpg", "8023.jpg", "101085.jpg"} & {r.dest.rsplit("/", 1)[1] for r in remotes}  # B100 images
+
+
+def test_download_bsds400_from_a_local_source(shared_data, tmp_path, capsys):
+    """All 400 images from a local mirror, each SHA-256 checked; a second run only verifies."""
+    hr = shared_data / "BSDS400" / "HR"
+    if not hr.is_dir():
+        pytest.skip(f"BSDS400 not present: {hr}")
+    _bsds400_mirror(hr, tmp_path / "mirror")
+    root = tmp_path / "datasets"
+    for _ in range(2):
+        assert main(["download", "BSDS400", "--root", str(root), "--source", str(tmp_path / "mirror")]) == 0
+    out = sorted((root / "BSDS400" / "HR").iterdir())
+    assert len(out) == 400 and out[0].read_bytes() == (hr / out[0].name).read_bytes()
+    assert not (root / "downloads").exists()  # plain files: nothing to unpack, no archive left

@@ -18,7 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from esrgan.archs.init import residual_stack_init_
+
 ACT_TYPES = ("relu", "prelu", "leakyrelu")
+# Negative slope of each activation (PReLU's initial one), for the initialisation's gain.
+_NEGATIVE_SLOPES = {"relu": 0.0, "prelu": 0.25, "leakyrelu": 0.1}
 
 
 def _activation(act_type: str, num_feat: int) -> nn.Module:
@@ -57,6 +61,8 @@ class SRVGGNetCompact(nn.Module):
         layers.append(nn.Conv2d(num_feat, num_out_ch * upscale * upscale, 3, 1, 1))
         self.body = nn.ModuleList(layers)
         self.upsampler = nn.PixelShuffle(upscale)
+        # Starts as the nearest-neighbour enlargement; PyTorch's default init never leaves it (see init.py).
+        residual_stack_init_([m for m in layers if isinstance(m, nn.Conv2d)], _NEGATIVE_SLOPES[act_type])
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = x

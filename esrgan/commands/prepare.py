@@ -77,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("verify-lmdb", help="check that every key decodes to its recorded shape")
     p.add_argument("path", nargs="+", help="LMDB folder(s)")
 
-    p = sub.add_parser("download", help="download DIV2K, Flickr2K, Set5, Set14 (resumable, checksummed)")
+    p = sub.add_parser("download", help="download DIV2K, Flickr2K, Set5, Set14, BSDS400 (resumable, checksummed)")
     p.add_argument("names", nargs="*", help="data sets or groups (see --list)")
     p.add_argument("--root", default="datasets", help="where to put them (default datasets)")
     p.add_argument("--source", default=None, help="mirror base URL or local folder replacing the public addresses")

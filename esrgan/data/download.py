@@ -1,4 +1,4 @@
-"""Download the public SR data sets (DIV2K, Flickr2K, Set5, Set14) with resume and checksums.
+"""Download the public SR data sets (DIV2K, Flickr2K, Set5, Set14, BSDS400) with resume and checksums.
 
 Files are fetched to ``<root>/downloads/<file>.part`` and resumed from there with an HTTP
 ``Range`` request (or a seek for ``file://`` sources); a finished file is checked against
@@ -8,11 +8,14 @@ the file's relative path being appended; tests use it with a local folder or a l
 
 Checksums: DIV2K archives as listed by TensorFlow Datasets (``url_checksums/div2k.txt``);
 Set5/Set14 images as in the PAN repository at a pinned commit (the same files as
-``../shared/data``). Flickr2K has no published checksum: its digest is printed instead.
+``../shared/data``); BSDS400 (BSDS500's train and test images, without its val half = B100) image by
+image from a repository holding the unpacked official ``BSR_bsds500.tgz`` at a pinned commit, each
+checked against ``checksums/BSDS400.sha256``. Flickr2K has no published checksum: its digest is printed instead.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -23,7 +26,9 @@ import urllib.parse
 import urllib.request
 import zipfile
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+from typing import Any
 
 from esrgan.utils.fetch import DownloadError, offline, sha256_file
 from esrgan.utils.fetch import fetch as download_file
@@ -33,6 +38,9 @@ logger = logging.getLogger("esrgan.data.download")
 _DIV2K = "https://data.vision.ee.ethz.ch/cvl/DIV2K/"
 _PAN = "https://raw.githubusercontent.com/zhaohengyuan1/PAN/4d045d18592c5771cd3990da88f292812774e538/datasets/"
 _EDSR = "https://cv.snu.ac.kr/research/EDSR/"
+# The official BSR_bsds500.tgz, unpacked as it is (the archive has no published checksum; datasets/README.md).
+_BSDS = "https://raw.githubusercontent.com/Sisso16/ssn_pytorch/c4f9ac8c43397cbacbf2e2ba1505efafa769435d/"
+_BSDS_IMAGES = "BSR/BSDS500/data/images/"
 
 
 @dataclass(frozen=True)
@@ -121,11 +129,23 @@ def _benchmark(set_name: str, table: dict[str, tuple[str, str]]) -> list[RemoteF
     return files
 
 
+def _bsds400() -> list[RemoteFile]:
+    """BSDS500's train and test images (400 photographs for training; its val half is B100, a test set) into
+    ``BSDS400/HR``: one file each, SHA-256 from ``checksums/BSDS400.sha256`` (``<digest>  <train|test>/<name>``)."""
+    table = resources.files("esrgan.data").joinpath("checksums/BSDS400.sha256").read_text(encoding="ascii")
+    files = []
+    for line in table.splitlines():
+        sha, rel = line.split()
+        files.append(RemoteFile(_BSDS_IMAGES + rel, _BSDS, sha, dest="BSDS400/HR/" + rel.split("/")[1]))
+    return files
+
+
 DATASETS: dict[str, list[RemoteFile]] = {
     **{name: [_div2k(name, size, sha)] for name, (size, sha) in _DIV2K_FILES.items()},
     "Flickr2K": [RemoteFile("Flickr2K.tar", _EDSR, None, extract_to=".")],
     "Set5": _benchmark("Set5", _SET5),
     "Set14": _benchmark("Set14", _SET14),
+    "BSDS400": _bsds400(),
 }
 # What the ESRGAN x4 recipe needs from DIV2K.
 GROUPS: dict[str, list[str]] = {
@@ -225,6 +245,39 @@ def _check_member(archive: Path, member: str) -> None:
         raise DownloadError(f"{archive}: unsafe path {member!r} in archive")
 
 
+def _files_bar(name: str, total: int) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=name, unit="file")
+
+
+def _download_one(
+    name: str, remote: RemoteFile, root: Path, source: str | None, keep_archives: bool, progress: bool
+) -> Path:
+    """One file of data set ``name``: fetched and checked (plain files) or fetched, checked and unpacked."""
+    url = remote.url(source)
+    if remote.extract_to is None:
+        dest = root / (remote.dest or remote.rel)
+        fetch(url, dest, remote.sha256, remote.size, progress)
+        return dest
+    archive = root / "downloads" / remote.rel
+    target = root / remote.extract_to
+    done = archive.with_name(archive.name + ".extracted")
+    if done.is_file():
+        logger.info("%s: already unpacked into %s (remove %s to redo)", name, target, done)
+        return target
+    digest = fetch(url, archive, remote.sha256, remote.size, progress)
+    if not remote.sha256:
+        logger.warning("%s: no published checksum; its SHA-256 is %s", archive.name, digest)
+    logger.info("unpacking %s into %s", archive, target)
+    count = _extract(archive, target)
+    logger.info("%s: %d files", name, count)
+    done.write_text(f"{digest}\n")
+    if not keep_archives:
+        archive.unlink()
+    return target
+
+
 def download(
     names: list[str],
     root: str | os.PathLike[str] = "datasets",
@@ -236,29 +289,13 @@ def download(
     root = Path(root)
     produced = []
     for name in expand_names(names):
-        for remote in DATASETS[name]:
-            url = remote.url(source)
-            if remote.extract_to is None:
-                dest = root / (remote.dest or remote.rel)
-                digest = fetch(url, dest, remote.sha256, remote.size, progress)
-                produced.append(dest)
-                continue
-            archive = root / "downloads" / remote.rel
-            target = root / remote.extract_to
-            done = archive.with_name(archive.name + ".extracted")
-            if done.is_file():
-                logger.info("%s: already unpacked into %s (remove %s to redo)", name, target, done)
-                produced.append(target)
-                continue
-            digest = fetch(url, archive, remote.sha256, remote.size, progress)
-            if not remote.sha256:
-                logger.warning("%s: no published checksum; its SHA-256 is %s", archive.name, digest)
-            logger.info("unpacking %s into %s", archive, target)
-            count = _extract(archive, target)
-            logger.info("%s: %d files", name, count)
-            done.write_text(f"{digest}\n")
-            if not keep_archives:
-                archive.unlink()
-            produced.append(target)
+        remotes = DATASETS[name]
+        # a set of many small files (BSDS400: 400 images) shows one bar of files, not one bar per file
+        many = progress and len(remotes) > 1 and all(r.extract_to is None for r in remotes)
+        with _files_bar(name, len(remotes)) if many else contextlib.nullcontext() as bar:
+            for remote in remotes:
+                produced.append(_download_one(name, remote, root, source, keep_archives, progress and not many))
+                if bar is not None:
+                    bar.update()
         logger.info("%s ready under %s", name, root)
     return produced

@@ -27,7 +27,7 @@ from esrgan.archs.sizes import SizeRequirements, pad_to_fit
 from esrgan.data.image import max_value
 from esrgan.inference.color_fix import apply_color_fix, check_color_fix
 from esrgan.inference.tiling import tile_grid
-from esrgan.utils.hardware import cpu_native_bf16, cuda_native_bf16, free_memory
+from esrgan.utils.hardware import cpu_native_bf16, cuda_native_bf16, fast_dtype, free_memory
 
 logger = logging.getLogger("esrgan.inference")
 
@@ -123,15 +123,14 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision == "auto":
+        dtype, reason = fast_dtype(device)
         if device.type in ("cuda", "mps"):
-            _log_once(f"precision auto: fp16 on {device.type}")
-            return torch.float16
-        native = cpu_native_bf16()
-        if native:
-            _log_once(f"precision auto: bf16 (this CPU has native bf16: {', '.join(native)}; fp32 on request)")
-            return torch.bfloat16
-        _log_once("precision auto: fp32 (this CPU has no native bf16 instructions: AMX-BF16 / AVX512-BF16)")
-        return torch.float32
+            _log_once(f"precision auto: {reason}")
+        elif dtype == torch.bfloat16:
+            _log_once(f"precision auto: bf16 ({reason}; fp32 on request)")
+        else:
+            _log_once(f"precision auto: fp32 ({reason})")
+        return dtype
     dtype = _DTYPES[precision]
     if device.type == "cpu" and dtype == torch.float16:
         logger.warning("precision fp16 on the CPU: usually several times slower than fp32 (no fast fp16 convolutions)")

@@ -41,6 +41,21 @@ def cpu_native_bf16() -> list[str]:
     return [f for f in NATIVE_BF16_FEATURES if caps.get(f)]
 
 
+def fast_dtype(device: torch.device) -> tuple[torch.dtype, str]:
+    """The one decision behind every ``auto`` precision (inference ``--precision auto``, training ``use_amp: auto``):
+    the dtype ``device`` computes fastest at a quality users accept, and why, as ``(dtype, reason)``.
+
+    fp16 on CUDA and MPS; on the CPU bf16 where it has native bf16 matrix instructions (AMX-BF16 or
+    AVX512-BF16, as torch reports them), else fp32: bf16 is emulated there and several times slower than fp32.
+    """
+    if device.type in ("cuda", "mps"):
+        return torch.float16, f"fp16 on {device.type}"
+    native = cpu_native_bf16()
+    if native:
+        return torch.bfloat16, f"this CPU has native bf16: {', '.join(native)}"
+    return torch.float32, "this CPU has no native bf16 instructions: AMX-BF16 / AVX512-BF16"
+
+
 def cuda_native_bf16(device: torch.device) -> bool:
     """Whether the CUDA GPU ``device`` does bf16 arithmetic natively: compute capability 8.0 (Ampere) or later.
 
