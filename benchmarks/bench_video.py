@@ -35,9 +35,11 @@ from esrgan.inference import Upscaler
 from esrgan.inference.video import frames_per_pass, upscale_video
 from esrgan.utils.hardware import cpu_summary
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the synthetic clips live with the tests
+from synthetic_video import make_pan_clip, make_test_clip
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))  # the synthetic clips the tests use too
-from synthetic_video import make_pan_clip, make_test_clip  # noqa: E402
 
 REAL_WEIGHTS = ROOT.parent / "shared" / "models" / "RealESRGAN_x4plus_anime_6B.pth"
 PHOTO = ROOT.parent / "shared" / "data" / "Set14" / "HR" / "baboon.png"

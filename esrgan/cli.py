@@ -12,6 +12,8 @@ import signal
 import sys
 from typing import NoReturn
 
+from esrgan.utils.signals import Terminated, sigterm_as_interrupt
+
 # sub-command -> one-line help. Each command is the module ``esrgan.commands.<name>`` with ``main(argv) -> int``:
 # it reads its flags (as overrides of the typed options where the command takes an option file), calls the
 # library and turns the library's errors into one line and an exit code.
@@ -37,24 +39,6 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (``kill``, a scheduler's time limit, ``docker stop``), raised where the program is, as Ctrl-C is: every
-    ``except KeyboardInterrupt`` clean-up runs (atomic writes drop their temporaries, video removes its partial file)
-    instead of the process vanishing mid-write. The trainer installs its own handler while it trains."""
-
-
-def _on_sigterm(signum: int, frame: object) -> None:
-    raise Terminated()
-
-
-def _terminate_as_interrupt() -> object | None:
-    """Make SIGTERM raise :class:`Terminated` (main thread only; returns the handler to restore, or None)."""
-    try:
-        return signal.signal(signal.SIGTERM, _on_sigterm)
-    except ValueError:  # not the main thread (an embedding application): leave signals to it
-        return None
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
@@ -69,16 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     if name not in COMMANDS:
         print(f"esrgan: unknown command {name!r}; known commands: {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    previous = _terminate_as_interrupt()
     try:
-        module = importlib.import_module(f"esrgan.commands.{name}")
-        return int(module.main(rest) or 0)
+        with sigterm_as_interrupt():
+            module = importlib.import_module(f"esrgan.commands.{name}")
+            return int(module.main(rest) or 0)
     except KeyboardInterrupt as exc:
         # Ctrl-C or SIGTERM: outputs are written atomically (a temporary is removed as the exception passes), so
         # nothing half-written is left; one line, no traceback.
         if isinstance(exc, Terminated):
             print(f"esrgan {name}: terminated (SIGTERM); nothing half-written was left", file=sys.stderr)
-            return 128 + signal.SIGTERM
+            return exc.exit_code
         print(f"esrgan {name}: interrupted", file=sys.stderr)
         return 130
     except OSError as exc:
@@ -88,9 +72,6 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"esrgan {name}: error: {os_error_line(exc)}", file=sys.stderr)
         return 1
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
 
 
 def exit_with(code: int) -> NoReturn:

@@ -1,5 +1,5 @@
-"""Short videos made with PyAV for tests and benchmarks (not part of the package): synthetic bars with sound, or a
-pan across a photo."""
+"""Short videos made with PyAV for tests and benchmarks (not part of the package; benchmarks put tests/ on
+sys.path): synthetic bars with sound, or a pan across a photo."""
 
 from __future__ import annotations
 

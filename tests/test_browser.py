@@ -238,6 +238,14 @@ def test_upload_progress_results_compare_and_download(browser, tmp_path: Path, m
         page.select_option("#format", "jpg")
         assert page.is_visible("#quality")
         page.fill("#quality", "90")
+        # the colour fix: the command line's values and default, in words, with a hint of what it does
+        assert page.locator("#color-fix option").evaluate_all("os => os.map(o => o.value)") == ["none", "wavelet",
+                                                                                               "histogram"]
+        assert page.input_value("#color-fix") == "wavelet" and "(default)" in labels(page, "#color-fix")[1]
+        assert "input's colours back" in page.text_content("#color-fix-hint")
+        page.select_option("#color-fix", "histogram")
+        page.locator("#h-output").scroll_into_view_if_needed()
+        page.locator("#h-output").locator("xpath=..").screenshot(path=str(shots / "colorfix_control.png"))
         page.click("details.more summary")
         page.fill("#tile", "16")  # several tiles: the bar moves
         page.select_option("#precision", "fp32")
@@ -252,6 +260,7 @@ def test_upload_progress_results_compare_and_download(browser, tmp_path: Path, m
         assert rows.count() == 2
         first = rows.nth(0).text_content()
         assert "256\u00d7224" in first and "fp32 on cpu" in first and "tiles of 16 px" in first
+        assert "colour fix histogram" in first
         # the viewer: input (nearest), bicubic, the model; bicubic | model to start with
         page.wait_for_function("() => document.querySelector('#viewer .cmp-b').naturalWidth === 256")
         assert labels(page, "#viewer .cmp-left") == ["input (nearest)", "bicubic", "photo.safetensors"]
@@ -270,7 +279,7 @@ def test_upload_progress_results_compare_and_download(browser, tmp_path: Path, m
         assert download.suggested_filename == "astronaut_photo_x2.jpg"
         cli = [str(photos_in["astronaut"]), "-o", str(tmp_path / "cli"), "--model", str(models / "photo.safetensors"),
                "--tile", "16", "--precision", "fp32", "--outscale", "2", "--ext", "jpg", "--quality", "90",
-               "--suffix", "_photo_x2"]
+               "--suffix", "_photo_x2", "--color-fix", "histogram"]
         assert upscale_cmd.main(cli) == 0
         assert Path(download.path()).read_bytes() == (tmp_path / "cli" / "astronaut_photo_x2.jpg").read_bytes()
         assert page.is_visible("#zip") and page.get_attribute("#zip", "href")  # the zip link works

@@ -116,9 +116,9 @@ def volta_beside_hopper(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_training_autocast_is_fp16_with_the_scaler_where_bf16_is_emulated(volta_beside_hopper, caplog) -> None:
-    from esrgan.training.models import amp_dtype_for
+    from esrgan.training.precision import amp_dtype_for
 
-    with caplog.at_level("WARNING", logger="esrgan.training.models"):
+    with caplog.at_level("WARNING", logger="esrgan.training.precision"):
         assert amp_dtype_for(True, "bf16", torch.device("cuda", 1)) == torch.float16
     assert "bf16 is emulated on cuda:1 (compute capability 7.0; native from 8.0)" in caplog.text
     # the device used, not the current one; an explicit fp16, fp32 and the CPU are left as asked

@@ -300,7 +300,7 @@ def test_wrong_types_name_expected_type_and_value() -> None:
     assert error_of(minimal(scale="4x")) == "x.yml: scale: expected an integer, got '4x'"
     raw = minimal()
     raw["train"]["use_amp"] = "yes please"
-    assert error_of(raw) == "x.yml: train.use_amp: expected true or false, got 'yes please'"
+    assert error_of(raw) == "x.yml: train.use_amp: expected true or false or one of auto, got 'yes please'"
     raw = minimal()
     raw["network_g"]["num_feat"] = "wide"
     assert error_of(raw) == "x.yml: network_g.num_feat: expected an integer, got 'wide'"

@@ -31,9 +31,11 @@ from esrgan.commands.serve import exposure_warning
 from esrgan.data.image import imdecode, imencode, imread, imwrite
 from esrgan.evaluation.interpolation import load_pair
 from esrgan.inference import Upscaler
+from esrgan.inference.color_fix import COLOR_FIXES, DEFAULT_COLOR_FIX
 from esrgan.inference.tiling import tile_grid
 from esrgan.inference.upscaler import TILE_PADS
 from esrgan.serve import ServeConfig, create_app
+from esrgan.serve.catalog import ModelCatalog, UpscalerCache
 from esrgan.serve.jobs import Item, Job, JobQueue, Settings, Variant
 from esrgan.serve.uploads import over_limit, safe_name
 
@@ -139,6 +141,45 @@ def test_output_format_quality_and_scale_are_chosen_up_front(client: TestClient,
         assert r.status_code == 400 and words in r.json()["error"]
 
 
+def test_color_fix_as_the_command_line_offered_sent_checked_and_stated(client: TestClient, model_dir: Path,
+                                                                        png: bytes, tmp_path: Path) -> None:
+    info = client.get("/api/info").json()
+    assert info["color_fixes"] == list(COLOR_FIXES) and info["defaults"]["color_fix"] == DEFAULT_COLOR_FIX
+    model = str(model_dir / "a.pth")
+    imwrite(tmp_path / "in" / "crop.png", imdecode(png))
+    made = {}
+    for fix in (None, *COLOR_FIXES):  # None: not sent, the command's default
+        fields = {"color_fix": fix} if fix else {}
+        st = wait(client, submit(client, [("crop.png", png)], model=model, tile="0", **fields).json()["job"])
+        o = out(st)
+        # stated with the result and in the job's settings (a reloaded page shows it)
+        assert o["color_fix"] == st["request"]["color_fix"] == (fix or DEFAULT_COLOR_FIX)
+        made[fix] = client.get(o["url"]).content
+        cli = tmp_path / f"cli_{fix}"
+        assert upscale_cmd.main([str(tmp_path / "in" / "crop.png"), "-o", str(cli), "--model", model,
+                                 "--suffix", "_a_x4", *(["--color-fix", fix] if fix else [])]) == 0
+        assert made[fix] == (cli / "crop_a_x4.png").read_bytes(), fix  # the command line's bytes
+    assert made[None] == made[DEFAULT_COLOR_FIX] and len({made[f] for f in COLOR_FIXES}) == 3
+    for bad in ("sepia", "Wavelet", "none " * 50):
+        r = submit(client, [("crop.png", png)], model=model, color_fix=bad)
+        assert r.status_code == 400, r.text
+        line = r.json()["error"]
+        assert line.startswith("color_fix must be one of none, wavelet, histogram") and "\n" not in line
+        assert len(line) < 200 and repr(bad[:40]) in line
+
+
+def test_another_color_fix_shares_the_loaded_network(model_dir: Path, tmp_path: Path) -> None:
+    catalog = ModelCatalog(model_dirs=[model_dir], zoo_cache=tmp_path / "zoo", experiments_root=tmp_path / "none")
+    cache = UpscalerCache(catalog, "cpu")
+    spec = catalog.resolve(str(model_dir / "a.pth"))
+    ups = {fix: cache.upscaler(spec, tile=0, precision="fp32", color_fix=fix) for fix in COLOR_FIXES}
+    assert {fix: up.color_fix for fix, up in ups.items()} == {f: f for f in COLOR_FIXES}
+    assert len({id(up.model) for up in ups.values()}) == 1  # loaded once: a fix is a setting, not a network
+    assert cache.upscaler(spec, tile=0, precision="fp32").color_fix == DEFAULT_COLOR_FIX
+    with pytest.raises(ValueError, match="color fix must be one of"):
+        cache.upscaler(spec, tile=0, precision="fp32", color_fix="sepia")
+
+
 def test_compare_two_models_on_the_same_images(client: TestClient, model_dir: Path, png: bytes) -> None:
     a, b = str(model_dir / "a.pth"), str(model_dir / "b.pth")
     st = wait(client, submit(client, [("crop.png", png), ("two.png", png)], model=a, model_b=b,
@@ -149,8 +190,8 @@ def test_compare_two_models_on_the_same_images(client: TestClient, model_dir: Pa
     assert names == [["crop_a_x4.png", "crop_b_x4.png"], ["two_a_x4.png", "two_b_x4.png"]]
     img = imdecode(png)
     for key, model in (("a", a), ("b", b)):
-        np.testing.assert_array_equal(imdecode(client.get(out(st, 0, key)["url"]).content),
-                                      Upscaler(model, device="cpu", batch_tiles=1).upscale(img))
+        want = Upscaler(model, device="cpu", batch_tiles=1, color_fix=DEFAULT_COLOR_FIX).upscale(img)
+        np.testing.assert_array_equal(imdecode(client.get(out(st, 0, key)["url"]).content), want)
     z = zipfile.ZipFile(io.BytesIO(client.get(st["zip"]).content))
     assert sorted(z.namelist()) == sorted(n for row in names for n in row)
     assert 'filename="crop_and_1_more_upscaled.zip"' in client.get(st["zip"]).headers["content-disposition"]
@@ -293,14 +334,22 @@ def test_live_interpolation_reuses_the_upload_and_its_end_points(client: TestCli
     pair = load_pair(a, b)
     for st, alpha in ((first, 0.3), (second, 1.0)):
         got = imdecode(client.get(out(st, key="blend")["url"]).content)
-        want = Upscaler(pair.build(alpha), device="cpu", tile=0, precision="auto", batch_tiles=1).upscale(img)
+        want = Upscaler(pair.build(alpha), device="cpu", tile=0, precision="auto", batch_tiles=1,
+                        color_fix=DEFAULT_COLOR_FIX).upscale(img)
         np.testing.assert_array_equal(got, want)
-    alone_b = Upscaler(b, device="cpu", tile=0, batch_tiles=1).upscale(img)
+    alone_b = Upscaler(b, device="cpu", tile=0, batch_tiles=1, color_fix=DEFAULT_COLOR_FIX).upscale(img)
     np.testing.assert_array_equal(imdecode(client.get(out(second, key="blend")["url"]).content), alone_b)
     # the end points are the models alone; a rerun at another alpha reuses them instead of running them again
     np.testing.assert_array_equal(imdecode(client.get(out(first, key="b")["url"]).content), alone_b)
     assert out(second, key="a")["seconds"] == 0.0 and out(second, key="b")["seconds"] == 0.0
     assert client.get(out(second, key="a")["url"]).content == client.get(out(first, key="a")["url"]).content
+    # another colour fix is another picture: the end points are made again with it, not reused
+    third = wait(client, client.post("/api/jobs", data={"from_job": first["id"], "model": a, "model_b": b,
+                                                        "alpha": "0.3", "tile": "0", "mode": "blend", "endpoints": "1",
+                                                        "color_fix": "none"}).json()["job"])
+    assert {o["key"]: o["color_fix"] for o in third["results"][0]["outputs"]} == {"blend": "none", "a": "none",
+                                                                                  "b": "none"}
+    assert client.get(out(third, key="a")["url"]).content != client.get(out(first, key="a")["url"]).content
     r = client.post("/api/jobs", data={"model": a, "model_b": b, "alpha": "1.5", "from_job": first["id"]})
     assert r.status_code == 400 and "alpha must be in [0, 1]" in r.json()["error"]
 

@@ -327,6 +327,9 @@ def test_mixed_precision_channels_last_and_clipping_train_and_resume(
     assert all(w.is_contiguous(memory_format=torch.channels_last) and not w.is_contiguous() for w in convs)
     root = Path(opt.path.experiments_root)
     state = load_checkpoint_file(root / "training_states" / "2.state")
+    log = next(root.glob("train_*.log")).read_text()
+    what = "fp16 autocast with a grad scaler" if not gan else "bf16 autocast"
+    assert f"training precision: {what}, channels_last (train.use_amp: true" in log
     if not gan:
         assert trainer.model.scaler.is_enabled() and state["model"]["scaler"]["scale"] > 0
     else:

@@ -44,7 +44,8 @@ def test_metric_specs_take_the_direction_from_the_table(tmp_path: Path, monkeypa
     assert not tracker.update("set", specs[1], 4.5, 3)
     assert tracker.best["set"]["n"] == {"val": 4.0, "iter": 2}
     # an unknown type is refused when the options are read, naming the key and the known types
-    with pytest.raises(ValueError, match=r"val.metrics.x.type: 'fid' is not allowed; allowed values: dists, lpips"):
+    known = "color_drift, dists, lpips, niqe, psnr, ssim"
+    with pytest.raises(ValueError, match=rf"val.metrics.x.type: 'fid' is not allowed; allowed values: {known}"):
         _metrics({"x": {"type": "fid"}})
 
 

@@ -70,28 +70,7 @@ def test_val_tile_values_are_checked(data_root, tmp_path):
         assert message in str(info.value), (override, str(info.value))
 
 
-# ---- colour drift ------------------------------------------------------------------------------------------------
-
-def test_color_drift_equals_scikit_image_on_a_hand_case():
-    from skimage.color import deltaE_ciede2000, rgb2lab
-
-    from esrgan.metrics import METRIC_TABLE, color_drift, color_drift_torch
-
-    # a 2x2 input and an x2 output whose blocks average to shifted colours (one block exactly the input's)
-    src = np.array([[[200, 30, 40], [20, 180, 60]], [[90, 90, 200], [250, 250, 250]]], np.uint8)
-    shifted = src.astype(np.float64) + np.array([[[10, 0, 0], [0, -20, 5]], [[0, 0, 0], [-30, -30, 0]]])
-    out = np.repeat(np.repeat(shifted, 2, 0), 2, 1)
-    out[0::2, 0::2] += 4  # detail inside a block: the area average keeps the block's mean colour
-    out[1::2, 1::2] -= 4
-    want = deltaE_ciede2000(rgb2lab(src / 255.0), rgb2lab(shifted / 255.0)).mean()
-    assert color_drift(out, src) == pytest.approx(want, rel=1e-9)
-    assert color_drift(np.repeat(np.repeat(src, 3, 0), 3, 1), src) == pytest.approx(0, abs=1e-5)
-    # the batched form and the table entry: lower is better, compared with the input, not HR
-    t = lambda a: torch.from_numpy(np.ascontiguousarray(a.transpose(2, 0, 1)))[None].float() / 255  # noqa: E731
-    assert float(color_drift_torch(t(out), t(src))[0]) == pytest.approx(want, rel=1e-5)
-    info = METRIC_TABLE["color_drift"]
-    assert info.against_input and not info.higher_is_better and not info.needs_reference
-
+# ---- colour drift (the metric itself: tests/test_metrics_color_drift.py) ---------------------------------------
 
 def test_validation_scores_color_drift_against_the_lr_input(data_root, tmp_path):
     from esrgan.data.build import build_dataset

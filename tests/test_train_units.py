@@ -237,3 +237,100 @@ def test_srmodel_trains_with_a_perceptual_loss_as_basicsr_does() -> None:
     torch.testing.assert_close(losses["l_pix"], expected_pix)
     assert losses["l_percep"] > 0 and losses["l_style"] > 0
     assert any(not torch.equal(before[k], v) for k, v in model.net_g.state_dict().items())
+
+
+def _pretend_cpu(monkeypatch: pytest.MonkeyPatch, **features: bool) -> None:
+    """Pretend the CPU has (or lacks) features, as torch._C._cpu._get_cpu_capability() reports them."""
+    from esrgan.utils import hardware
+
+    monkeypatch.setattr(hardware, "cpu_features", lambda: {"avx2": True, **features})
+
+
+def _train_options(**keys: object):
+    from tiny_training import tiny_options_dict
+
+    from esrgan.options import options_from_dict
+
+    raw = tiny_options_dict("d", "e")
+    raw["train"].update(keys)
+    return options_from_dict(raw).train
+
+
+@pytest.mark.parametrize("features", [{}, {"avx512_bf16": False, "amx_bf16": False}])
+def test_auto_precision_keeps_fp32_on_a_cpu_without_native_bf16(monkeypatch, features) -> None:
+    from esrgan.training.precision import training_precision
+
+    _pretend_cpu(monkeypatch, **features)
+    t = _train_options()
+    assert t.use_amp == "auto" and t.channels_last == "auto"  # the defaults
+    p = training_precision(t, torch.device("cpu"))
+    assert p.autocast is None and not p.grad_scaler and not p.channels_last
+    assert p.note.startswith("training precision: fp32, contiguous (NCHW) (train.use_amp: auto; this CPU has no native")
+    # the whole model follows it: no autocast in the step
+    _pretend_cpu(monkeypatch, **features)
+    from tiny_training import tiny_options_dict
+
+    from esrgan.options import options_from_dict
+
+    model = SRModel(options_from_dict(tiny_options_dict("d", "e")), torch.device("cpu"))
+    assert model.amp_dtype is None and not model.scaler.is_enabled()
+
+
+@pytest.mark.parametrize("feature", ["avx512_bf16", "amx_bf16"])
+def test_auto_precision_is_bf16_where_the_cpu_has_it_with_the_way_back(monkeypatch, feature) -> None:
+    from esrgan.training.precision import training_precision
+
+    _pretend_cpu(monkeypatch, **{feature: True})
+    p = training_precision(_train_options(), torch.device("cpu"))
+    assert p.autocast == torch.bfloat16 and not p.grad_scaler and p.channels_last
+    assert feature in p.note and p.note.endswith("train.use_amp: false trains in fp32")
+    back = training_precision(_train_options(use_amp=False), torch.device("cpu"))
+    assert back.autocast is None and back.note == "training precision: fp32, contiguous (NCHW) (train.use_amp: false)"
+    nchw = training_precision(_train_options(channels_last=False), torch.device("cpu"))
+    assert not nchw.channels_last and "contiguous (NCHW)" in nchw.note
+
+
+def test_explicit_amp_and_gpus(monkeypatch) -> None:
+    from esrgan.training.precision import training_precision
+
+    _pretend_cpu(monkeypatch)
+    forced = training_precision(_train_options(use_amp=True), torch.device("cpu"))  # asked for: bf16, with the cost
+    assert forced.autocast == torch.bfloat16 and "emulated and several times slower" in forced.note
+    fp16 = training_precision(_train_options(use_amp=True, amp_dtype="fp16"), torch.device("cpu"))
+    assert fp16.autocast == torch.float16 and fp16.grad_scaler
+    gpu = training_precision(_train_options(), torch.device("cuda"))  # the decision, not a run: no GPU needed
+    assert gpu.autocast == torch.float16 and gpu.grad_scaler and gpu.channels_last and "with a grad scaler" in gpu.note
+    assert not training_precision(_train_options(), torch.device("mps")).channels_last
+
+
+def test_use_amp_values_are_checked() -> None:
+    from esrgan.options import OptionsError
+
+    with pytest.raises(OptionsError, match=r"train.use_amp: expected true or false or one of auto, got 'fast'"):
+        _train_options(use_amp="fast")
+
+
+def test_a_training_state_resumes_across_precisions(monkeypatch) -> None:
+    """A state saved with fp16's grad scaler resumes in fp32 and the other way round (auto decides per machine):
+    the weights and optimizer come back, a scaler keeps its start where the state had none."""
+    from tiny_training import tiny_options_dict
+
+    from esrgan.options import options_from_dict
+
+    _pretend_cpu(monkeypatch)
+
+    def model(**keys: object) -> SRModel:
+        raw = tiny_options_dict("d", "e")
+        raw["train"].update(keys)
+        return SRModel(options_from_dict(raw), torch.device("cpu"))
+
+    fp16, fp32 = model(use_amp=True, amp_dtype="fp16"), model(use_amp=False)
+    assert fp16.scaler.is_enabled() and not fp32.scaler.is_enabled()
+    fp16.scaler.scale(torch.ones(()))  # the scale is made on first use
+    assert fp16.state_dict()["scaler"]["scale"] == 65536.0 and fp32.state_dict()["scaler"] == {}
+    for source, target in ((fp16, fp32), (fp32, fp16)):
+        state = source.state_dict()
+        target.load_state_dict(state)
+        for k, v in source.net_g.state_dict().items():
+            torch.testing.assert_close(target.net_g.state_dict()[k], v)
+    assert fp16.scaler.is_enabled() and fp16.scaler.get_scale() == 65536.0  # the fp32 state left it as it was

@@ -12,9 +12,10 @@ import torch
 from esrgan.archs import MSRResNet
 from esrgan.checkpoint import save_network
 from esrgan.cli import main as esrgan_main
-from esrgan.commands.upscale import expand_inputs, scale_suffix
 from esrgan.data.image import imread, imwrite
 from esrgan.inference import Upscaler
+from esrgan.inference.color_fix import DEFAULT_COLOR_FIX
+from esrgan.inference.files import expand_inputs, scale_suffix
 from esrgan.metrics import psnr
 
 
@@ -51,7 +52,8 @@ def test_folder_glob_and_bad_inputs(
     ]
     a = imread(out / "a_x4.png")
     assert a.shape == (96, 128, 3) and a.dtype == np.uint8
-    np.testing.assert_array_equal(a, Upscaler(model_file, device="cpu", tile=8).upscale(imread(inputs / "a.png")))
+    want = Upscaler(model_file, device="cpu", tile=8, color_fix=DEFAULT_COLOR_FIX).upscale(imread(inputs / "a.png"))
+    np.testing.assert_array_equal(a, want)
     assert imread(out / "grey_x4.png").shape == (80, 80)
     assert imread(out / "rgba_x4.png").shape == (64, 64, 4)
     deep = imread(out / "deep_x4.png")
@@ -70,16 +72,30 @@ def test_single_output_path_outscale_and_passes(inputs: Path, tmp_path: Path, mo
 def test_skip_existing_and_format_fallback(inputs: Path, tmp_path: Path, model_file: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
-    (out / "a.jpg").write_bytes(b"keep me")
+    imwrite(out / "a.jpg", np.full((8, 8, 3), 7, np.uint8))
+    kept = (out / "a.jpg").read_bytes()
     code = run(
         inputs / "a.png", inputs / "rgba.png", inputs / "deep.png", "-o", out, "--model", model_file,
         "--suffix", "", "--ext", "jpg", "--skip-existing",
     )  # fmt: skip
     assert code == 0
-    assert (out / "a.jpg").read_bytes() == b"keep me"
+    assert (out / "a.jpg").read_bytes() == kept
     # JPEG holds neither alpha nor 16 bits: those two are written as PNG, mode and depth kept
     assert sorted(p.name for p in out.iterdir()) == ["a.jpg", "deep.png", "rgba.png"]
     assert imread(out / "rgba.png").shape == (64, 64, 4) and imread(out / "deep.png").dtype == np.uint16
+
+
+def test_skip_existing_never_takes_a_cut_output_as_done(
+    inputs: Path, tmp_path: Path, model_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    imwrite(out / "a.png", np.full((64, 64, 3), 7, np.uint8))
+    cut = (out / "a.png").read_bytes()[:-20]  # as a power loss leaves a file whose end never reached the disk
+    (out / "a.png").write_bytes(cut)
+    code = run(inputs / "a.png", "-o", out, "--model", model_file, "--suffix", "", "--skip-existing")
+    assert code == 1
+    assert "a.png: truncated" in capsys.readouterr().err
+    assert (out / "a.png").read_bytes() == cut  # not ours to delete: named, left for the user
 
 
 def test_refuses_to_overwrite_inputs_or_merge_names(inputs: Path, tmp_path: Path, model_file: Path) -> None:
@@ -123,7 +139,7 @@ def test_bmp_tiff_webp_inputs_as_they_are(tmp_path: Path, natural_image: np.ndar
     imwrite(src / "e.webp", rgb, [cv2.IMWRITE_WEBP_QUALITY, 101])  # OpenCV: WebP quality > 100 is lossless
     assert run(src, "-o", out, "--model", model_file) == 0
     assert sorted(p.name for p in out.iterdir()) == ["c_x4.bmp", "d_x4.tiff", "e_x4.webp"]
-    up = Upscaler(model_file, device="cpu")
+    up = Upscaler(model_file, device="cpu", color_fix=DEFAULT_COLOR_FIX)  # as the command runs it
     np.testing.assert_array_equal(imread(out / "c_x4.bmp"), up.upscale(rgb))
     assert imread(out / "c_x4.bmp").std() > 0.5 * rgb.std() > 2  # a picture, not a flat image
     got16 = imread(out / "d_x4.tiff")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 
 import av
@@ -104,19 +105,50 @@ class FailAfter(nn.Module):
         return self.net(x)
 
 
-def test_interrupted_run_leaves_no_output(clips: dict[str, Path], tmp_path: Path) -> None:
-    up = Upscaler(FailAfter(calls=2), device="cpu", batch_tiles=2)
+def test_interrupted_run_keeps_its_parts_and_the_same_call_finishes_it(clips: dict[str, Path], tmp_path: Path) -> None:
+    src = clips["mkv_aac"]  # 14 frames at 25 fps: parts of 0.12 s = 3 frames
+    up = Upscaler(FailAfter(calls=4), device="cpu")
     up.model.armed = True
     dst = tmp_path / "out.mkv"
     with pytest.raises(RuntimeError, match="injected failure mid-stream"):
-        upscale_video(up, clips["mkv_aac"], dst, batch=2, show_progress=False)
-    assert list(tmp_path.iterdir()) == []  # neither the output nor a temporary file
-    # an existing output stays as it was
+        upscale_video(up, src, dst, batch=1, part_seconds=0.12, show_progress=False)
+    folder = tmp_path / ".out.mkv.parts"
+    assert not dst.exists() and [p.name for p in tmp_path.iterdir()] == [folder.name]
+    # the first part (3 frames) is done; the 4th frame's part was cut: no temporary of it is left
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json", "part-000000.json", "part-000000.mkv"]
+    up.model.armed = False
+    stats = upscale_video(up, src, dst, batch=1, part_seconds=0.12, show_progress=False)
+    assert stats.resumed_frames == 3 and stats.frames == 14 and not folder.exists()
+    whole = upscale_video(up, src, tmp_path / "whole.mkv", batch=1, part_seconds=0.12, show_progress=False)
+    assert whole.resumed_frames == 0
+    a, b = _read(dst), _read(tmp_path / "whole.mkv")
+    assert a["pts"] == b["pts"] and a["audio"] == b["audio"] and len(a["frames"]) == 14
+    assert all(np.array_equal(x, y) for x, y in zip(a["frames"], b["frames"], strict=True))
+    # a failure before any part is done leaves nothing, and an existing output stays as it was
     dst.write_bytes(b"previous result")
-    up.model.calls = 1
+    up.model.armed, up.model.calls = True, 1
     with pytest.raises(RuntimeError, match="injected failure"):
-        upscale_video(up, clips["mkv_aac"], dst, batch=2, show_progress=False)
-    assert dst.read_bytes() == b"previous result" and len(list(tmp_path.iterdir())) == 1
+        upscale_video(up, src, dst, batch=1, part_seconds=0.12, show_progress=False)
+    assert dst.read_bytes() == b"previous result" and sorted(p.name for p in tmp_path.iterdir()) == ["out.mkv",
+                                                                                                   "whole.mkv"]
+
+
+def test_a_part_finished_before_a_failure_is_kept_however_slow_the_encoder(clips: dict[str, Path], tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # the encoder lags (a loaded machine): part 0's end is still queued when the network fails on frame 5
+    write = video_mod._PartWriters.write
+
+    def slow_write(self, arr: np.ndarray, pts: int) -> None:
+        time.sleep(0.15)
+        write(self, arr, pts)
+
+    monkeypatch.setattr(video_mod._PartWriters, "write", slow_write)
+    up = Upscaler(FailAfter(calls=4), device="cpu")
+    up.model.armed = True
+    with pytest.raises(RuntimeError, match="injected failure mid-stream"):
+        upscale_video(up, clips["mkv_aac"], tmp_path / "out.mkv", batch=1, part_seconds=0.12, show_progress=False)
+    assert sorted(p.name for p in (tmp_path / ".out.mkv.parts").iterdir()) == ["manifest.json", "part-000000.json",
+                                                                               "part-000000.mkv"]
 
 
 def test_encoder_failure_in_its_thread_propagates(clips: dict[str, Path], tmp_path: Path) -> None:
@@ -238,3 +270,49 @@ def test_nan_weights_fail_the_video_naming_the_model(
     out = tmp_path / "out.mp4"
     assert esrgan_main(["video", str(clips["mp4_aac"]), "-o", str(out), "--model", str(model)]) == 1
     assert "diverged.pth produced NaN/Inf values" in capsys.readouterr().err and not out.exists()
+
+
+def test_frames_per_pass_measured_on_a_gpu_for_long_jobs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The choice logic of the GPU path, with a fake device whose pass costs ``fixed + per_frame * n`` seconds
+    (the GPU check runs the real thing: docs/upscaling.md, "GPU check")."""
+
+    class FakeUpscaler:
+        def __init__(self, fixed: float, per_frame: float, clock: list[float], n: int = 1) -> None:
+            self.device = torch.device("mps")
+            self.fixed, self.per_frame, self.clock, self.n = fixed, per_frame, clock, n
+            self.passes: list[int] = []
+
+        def batched(self, n: int) -> FakeUpscaler:
+            view = FakeUpscaler(self.fixed, self.per_frame, self.clock, n)
+            view.passes = self.passes
+            return view
+
+        def upscale_tensor(self, x: torch.Tensor) -> torch.Tensor:
+            assert x.shape[0] == self.n
+            self.passes.append(self.n)
+            self.clock[0] += self.fixed + self.per_frame * self.n
+            return x
+
+    def measure(fixed: float, per_frame: float, fits: int) -> tuple[int, dict[int, float], list[int]]:
+        clock = [0.0]
+        monkeypatch.setattr(video_mod, "frames_per_pass", lambda up, h, w: fits)
+        up = FakeUpscaler(fixed, per_frame, clock)
+        choice, times = video_mod.measure_frames_per_pass(up, 64, 64, repeats=2, clock=lambda: clock[0])
+        return choice, times, up.passes
+
+    # a large fixed cost per pass (launches, a small frame): the largest batch that fits wins
+    choice, times, passes = measure(10.0, 1.0, fits=8)
+    assert choice == 8 and times == pytest.approx({1: 11, 2: 6, 4: 3.5, 8: 2.25})
+    assert passes == [1, 1, 1, 2, 2, 2, 4, 4, 4, 8, 8, 8]  # one untimed pass, two timed, per size
+    # almost no fixed cost (a large frame keeps the GPU busy): the smallest within 5% of the best
+    assert measure(0.1, 1.0, fits=8)[0] == 2
+    # memory allows 4: 8 is never tried
+    assert max(measure(10.0, 1.0, fits=4)[1]) == 4
+    # the CPU: one frame per pass, nothing measured; a short job on a GPU: the most that fit, not measured
+    cpu = Upscaler(Sharpen(), device="cpu")
+    assert video_mod.measure_frames_per_pass(cpu, 64, 64) == (1, {})
+    clock = [0.0]
+    gpu = FakeUpscaler(10.0, 1.0, clock)
+    monkeypatch.setattr(video_mod, "frames_per_pass", lambda up, h, w: 4)
+    assert video_mod.choose_frames_per_pass(gpu, 64, 64, frames=video_mod.MEASURE_FROM_FRAMES - 1) == 4
+    assert gpu.passes == []

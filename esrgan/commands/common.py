@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
+from collections.abc import Iterator
 
 import torch
 from tqdm import tqdm
 
+from esrgan.inference.color_fix import COLOR_FIXES, DEFAULT_COLOR_FIX
+from esrgan.inference.ranks import Ranks
 from esrgan.inference.upscaler import ALPHA_UPSAMPLERS, PRECISIONS, TILE_PADS, Upscaler
 
 DEFAULT_MODEL = "RRDB_ESRGAN_x4"
@@ -55,6 +60,14 @@ def add_model_args(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="NHWC memory layout (default: on for cpu and cuda)",
     )
+    g.add_argument(
+        "--color-fix",
+        choices=COLOR_FIXES,
+        default=DEFAULT_COLOR_FIX,
+        help="put the input's colours back: wavelet = the input's low frequencies under the network's detail, "
+        f"histogram = each channel's histogram matched to the input's (default: {DEFAULT_COLOR_FIX}; "
+        "see docs/upscaling.md for the measured colour drift)",
+    )
 
 
 def add_alpha_arg(parser: argparse.ArgumentParser) -> None:
@@ -86,6 +99,7 @@ def build_upscaler(args: argparse.Namespace, *, show_progress: bool) -> Upscaler
             batch_tiles=args.batch_tiles,
             alpha_upsampler=getattr(args, "alpha_upsampler", "model"),
             show_progress=show_progress,
+            color_fix=args.color_fix,
         )
     except (OSError, ValueError, RuntimeError) as exc:
         logging.getLogger("esrgan.inference").error("cannot load model %s: %s", args.model, exc)
@@ -102,11 +116,36 @@ class _TqdmHandler(logging.Handler):
             self.handleError(record)
 
 
-def setup_cli_logging(verbose: bool = False) -> None:
-    """Messages of the ``esrgan`` loggers on stderr, above the progress bars (installed once)."""
+def setup_cli_logging(verbose: bool = False, rank: int = 0) -> None:
+    """Messages of the ``esrgan`` loggers on stderr, above the progress bars (installed once).
+
+    Under torchrun the first process tells the story; the others print only warnings and errors, marked
+    with their rank."""
     log = logging.getLogger("esrgan")
-    if not any(isinstance(h, _TqdmHandler) for h in log.handlers):
+    handler = next((h for h in log.handlers if isinstance(h, _TqdmHandler)), None)
+    if handler is None:
         handler = _TqdmHandler()
-        handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
         log.addHandler(handler)
-    log.setLevel(logging.DEBUG if verbose else logging.INFO)
+    handler.setFormatter(logging.Formatter(("%(levelname)s: " if rank == 0 else f"%(levelname)s: rank {rank}: ")
+                                           + "%(message)s"))
+    log.setLevel(logging.DEBUG if verbose else logging.INFO if rank == 0 else logging.WARNING)
+
+
+# A torchrun rank waits for the others at the end (their last parts); torchrun itself ends the job when one fails.
+_RANKS_TIMEOUT_S = 7 * 24 * 3600.0
+
+
+@contextlib.contextmanager
+def join_ranks() -> Iterator[Ranks]:
+    """The process group of a ``torchrun`` launch (gloo: only file lists and part files travel between ranks,
+    on GPU machines too), or one process when not launched by torchrun; the group is closed on the way out."""
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        yield Ranks()
+        return
+    from esrgan.training import dist
+
+    dist.init_dist("pytorch", backend="gloo", timeout_s=_RANKS_TIMEOUT_S)
+    try:
+        yield Ranks.current()
+    finally:
+        dist.destroy()

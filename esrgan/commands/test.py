@@ -2,9 +2,10 @@
 
     esrgan test --model M [--model M2 ...] --scale S --hr DIR [--lr DIR] [--name N] [--metrics psnr,ssim,dists]
     esrgan test -opt configs/test_esrgan_x4.yml
+    esrgan test --model M --scale S --video IN [--video-hr HR]     # a video: temporal stability, colour drift
 
 The flags are overrides of the test option file (or of an empty one): both end in the one typed
-:class:`~esrgan.options.testing.TestOptions`, whose defaults are the only ones.
+:class:`~esrgan.options.testing.TestOptions`, whose defaults are the only ones. A video test takes flags only.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated: psnr, ssim (higher is better), niqe, lpips, dists, color_drift (lower is "
                    "better; colour drift compares with the LR input); default psnr,ssim,color_drift or the option "
                    "file's metrics. LPIPS needs torchvision's AlexNet weights, DISTS its VGG16 weights")
+    p.add_argument("--video", metavar="IN",
+                   help="score on a video (file or folder of frames): warping error, flicker index, colour drift "
+                        "(esrgan.evaluation.video_test)")
+    p.add_argument("--video-hr", metavar="HR", help="the video's HR (file or folder of frames): adds PSNR/SSIM; "
+                   "alone, the input is made from it with MATLAB bicubic")
     p.add_argument("--no-save-img", action="store_true", help="do not write SR images")
     p.add_argument("--no-compare", action="store_true", help="do not write comparison pictures")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -125,6 +131,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.video or args.video_hr:
+        return _video_test(args)
     missing = [] if args.opt else missing_flags(args, "--model", "--scale", "--hr")
     if missing:
         print(f"esrgan test: missing {', '.join(missing)} (or give -opt FILE)", file=sys.stderr)
@@ -159,6 +167,31 @@ def main(argv: list[str] | None = None) -> int:
     from esrgan.report import write_test_report
 
     print(f"report: {write_test_report(report.out_dir)} (open it in a browser)")
+    return 0
+
+
+def _video_test(args: argparse.Namespace) -> int:
+    from esrgan.evaluation.video_test import run_video_test
+    from esrgan.report.video_page import write_video_report
+
+    missing = missing_flags(args, "--model", "--scale")
+    if missing or args.opt:
+        print(f"esrgan test --video: {'missing ' + ', '.join(missing) if missing else '-opt is for image sets'}",
+              file=sys.stderr)
+        return 2
+    specs = [_model_spec(m) for m in args.model]
+    models = [(s["name"], s["model"]) if isinstance(s, dict) else s for s in specs]
+    name = args.name or f"test_video_{_label(args.model[0])}_x{args.scale}"
+    given = {k: v for k, v in (("tile", args.tile), ("precision", args.precision), ("device", args.device),
+                               ("experiments_root", args.experiments_root)) if v is not None}
+    try:
+        report = run_video_test(models, args.video, args.video_hr, args.scale, name, progress=not args.quiet,
+                                **given)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"esrgan test: error: {exc}", file=sys.stderr)
+        return 1
+    print(report.format_table())
+    print(f"\nresults: {report.out_dir / 'results.json'}; report: {write_video_report(report.out_dir)}")
     return 0
 
 

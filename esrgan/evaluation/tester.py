@@ -32,6 +32,7 @@ from esrgan.evaluation.tested_models import BicubicModel, TestedModel, build_mod
 from esrgan.evaluation.testsets import TestImage, TestSet, iter_test_images
 from esrgan.inference.upscaler import GREY_FROM_RGB
 from esrgan.metrics import DEFAULT_METRICS, METRIC_TABLE
+from esrgan.metrics.color_drift import CONVENTION as COLOR_DRIFT
 from esrgan.options.testing import SCORING_PRECISION
 from esrgan.utils.atomic import atomic_write_text
 from esrgan.utils.folders import EXPERIMENTS_ROOT, check_experiment_name, experiment_dir, fresh_output_dir
@@ -76,8 +77,7 @@ def conventions(scale: int, metrics: Sequence[str] = DEFAULT_METRICS) -> str:
     if "dists" in metrics:
         extra += f"; DISTS (VGG16) on RGB (lower is better, {scale} px border cropped)"
     if "color_drift" in metrics:
-        extra += ("; colour drift = mean CIEDE2000 between the output area-shrunk to the input's size and the input "
-                  "(no reference; lower is better; whole images)")
+        extra += f"; colour drift = {COLOR_DRIFT} (no reference; lower is better; whole images)"
     return (
         f"PSNR/SSIM on Y (MATLAB rgb2ycbcr, BT.601, 16-235) and on RGB, 0-255 scale; HR mod-cropped to x{scale}; "
         f"{scale} px cropped at each border; SR rounded to the image's integer type; SSIM Gaussian 11x11 "

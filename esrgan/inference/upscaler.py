@@ -9,6 +9,7 @@ the instance holds only what was fixed at construction.
 from __future__ import annotations
 
 import copy
+import hashlib
 import logging
 import os
 import threading
@@ -24,6 +25,7 @@ from tqdm import tqdm
 
 from esrgan.archs.sizes import SizeRequirements, pad_to_fit
 from esrgan.data.image import max_value
+from esrgan.inference.color_fix import apply_color_fix, check_color_fix
 from esrgan.inference.tiling import tile_grid
 from esrgan.utils.hardware import cpu_native_bf16, cuda_native_bf16, fast_dtype, free_memory
 
@@ -274,6 +276,10 @@ class Upscaler:
     ``precision``: auto|fp32|fp16|bf16 (auto = fp16 on GPU; bf16 on CPUs with native bf16, else fp32).
     ``channels_last``: default on for CPU and CUDA. ``alpha_upsampler``: "model" (alpha run
     through the network as a grey image) or "bicubic". ``show_progress``: a tqdm bar over tiles.
+    ``color_fix``: none|wavelet|histogram (``esrgan.inference.color_fix``): the input's colours put back into
+    the output (once, after the last of ``passes``, before ``outscale``; alpha is left as the network made it).
+    The class runs the network as it is unless asked; the commands and the web page ask for
+    ``DEFAULT_COLOR_FIX`` (wavelet, measured).
     A NaN/Inf output is redone at a wider precision (fp16 -> bf16 -> fp32) with one warning, and
     raises ``NonFiniteOutputError`` naming the model when even fp32 gives one.
     """
@@ -290,6 +296,7 @@ class Upscaler:
         batch_tiles: int = 1,
         alpha_upsampler: str = "model",
         show_progress: bool = False,
+        color_fix: str = "none",
     ) -> None:
         if tile < 0 or (tile_pad is not None and tile_pad < 0):
             raise ValueError(
@@ -310,6 +317,7 @@ class Upscaler:
         self.batch_tiles = int(batch_tiles)
         self.alpha_upsampler = alpha_upsampler
         self.show_progress = show_progress
+        self.color_fix = check_color_fix(color_fix)
 
         if isinstance(model, nn.Module):
             net = copy.deepcopy(model)
@@ -327,6 +335,7 @@ class Upscaler:
             device=self.device, dtype=self.dtype, memory_format=self.memory_format
         )
         self._wider: dict[torch.dtype, nn.Module] = {}
+        self._digest: str | None = None
         self._lock = threading.Lock()
         self._warned_non_finite = False
         from esrgan.archs import size_requirements
@@ -339,8 +348,21 @@ class Upscaler:
         return (
             f"Upscaler({type(self.model).__name__} x{self.scale}, device={self.device}, dtype={self.dtype}, "
             f"tile={tile}, tile_pad={self.tile_pad}, batch_tiles={self.batch_tiles}, "
-            f"channels_last={self.channels_last})"
+            f"channels_last={self.channels_last}, color_fix={self.color_fix})"
         )
+
+    def weights_digest(self) -> str:
+        """SHA-256 of the network's full-precision weights (names, shapes, dtypes and values, in order): the
+        same for the same network however it was loaded (a resumed video checks it)."""
+        with self._lock:
+            if self._digest is None:
+                h = hashlib.sha256()
+                for name, t in (self._reference or self.model).state_dict().items():
+                    t = t.detach().to("cpu", torch.float32 if t.is_floating_point() else t.dtype).contiguous()
+                    h.update(f"{name}:{tuple(t.shape)}:{t.dtype};".encode())
+                    h.update(t.numpy().tobytes())
+                self._digest = h.hexdigest()
+            return self._digest
 
     def batched(self, batch_tiles: int) -> Upscaler:
         """The same network (shared, not copied) run ``batch_tiles`` tiles or whole images per forward pass."""
@@ -407,8 +429,16 @@ class Upscaler:
         an out-of-memory error; the network's input only ever holds one batch of tiles, so its
         memory is bounded by the tile size.
         ``progress(done, total)`` is called after every forward pass; an exception raised in it stops the call.
+        The colour fix (``color_fix``) is applied to each image against ``x``.
         """
-        return self._upscale_tensor(x, _counter(progress))
+        return self._color_fixed(self._upscale_tensor(x, _counter(progress)), x)
+
+    def _color_fixed(self, out: torch.Tensor, source: torch.Tensor) -> torch.Tensor:
+        if self.color_fix == "none":
+            return out
+        # On the network's device (a GPU does a 4K frame's wavelets in milliseconds), back where ``out`` was.
+        fixed = apply_color_fix(self.color_fix, out.to(self.device), source.to(self.device))
+        return fixed.to(out.device)
 
     def _upscale_tensor(self, x: torch.Tensor, counter: _StepCounter | None) -> torch.Tensor:
         self._check_tensor(x)
@@ -584,6 +614,12 @@ class Upscaler:
             raise ValueError(f"passes must be >= 1; got {passes}")
         if outscale is not None and not outscale > 0:
             raise ValueError(f"outscale must be > 0; got {outscale}")
+        if outscale is not None and min(round(img.shape[0] * outscale), round(img.shape[1] * outscale)) < 1:
+            h, w = img.shape[:2]
+            raise ValueError(
+                f"outscale {outscale:g} would make this {w}x{h} image {round(w * outscale)}x{round(h * outscale)} "
+                f"pixels; the smallest outscale for it is {0.5 / min(h, w):.3g}"
+            )
 
         planes = img if img.ndim == 3 else img[:, :, None]
         color, alpha = (planes[:, :, :3], planes[:, :, 3:]) if planes.shape[2] == 4 else (planes, None)
@@ -597,10 +633,10 @@ class Upscaler:
                 for p in range(passes)
             ]
             counter = _StepCounter(progress, plan)
-        out = self._upscale_planes(color, passes, counter)
+        out = self._upscale_planes(color, passes, counter, fix=True)
         if alpha is not None:
             if self.alpha_upsampler == "model":
-                out_alpha = self._upscale_planes(alpha, passes, counter)
+                out_alpha = self._upscale_planes(alpha, passes, counter, fix=False)
             else:
                 size = (out.shape[1], out.shape[0])
                 out_alpha = cv2.resize(alpha[:, :, 0], size, interpolation=cv2.INTER_CUBIC)[:, :, None]
@@ -611,8 +647,11 @@ class Upscaler:
             out = _resize(out, round(h * outscale), round(w * outscale))
         return out if img.ndim == 3 else out[:, :, 0]
 
-    def _upscale_planes(self, planes: np.ndarray, passes: int, counter: _StepCounter | None = None) -> np.ndarray:
-        """HWC (1 or 3 channels) integer array -> HWC array of the same dtype and channel count, upscaled."""
+    def _upscale_planes(
+        self, planes: np.ndarray, passes: int, counter: _StepCounter | None = None, *, fix: bool = False
+    ) -> np.ndarray:
+        """HWC (1 or 3 channels) integer array -> HWC array of the same dtype and channel count, upscaled
+        (with the colour fix against ``planes`` when ``fix``)."""
         dtype, channels, in_ch = planes.dtype, planes.shape[2], self.info.in_ch
         x = torch.from_numpy(np.ascontiguousarray(planes.transpose(2, 0, 1))).float().div_(max_value(dtype))[None]
         reduce = None
@@ -626,6 +665,7 @@ class Upscaler:
             reduce = lambda b: (b * luma.to(b.device)).sum(dim=1, keepdim=True)  # noqa: E731
         else:
             raise ValueError(f"the model takes {in_ch}-channel input; cannot run it on a {channels}-channel image")
+        source = x
         for _ in range(passes - 1):
             x = self._upscale_tensor(x, counter)
 
@@ -642,5 +682,11 @@ class Upscaler:
             q = block[0].clamp_(0, 1).mul_(full).round_().to(quant).permute(1, 2, 0).cpu().numpy()
             out[y0:y1, x0:x1, i * per_item : (i + 1) * per_item] = q
 
+        if fix and self.color_fix != "none":
+            # The fix needs the whole float result: quantised once, after it.
+            result = self._color_fixed(self._upscale_tensor(x, counter), source)
+            for i in range(result.shape[0]):
+                sink(i, 0, h, 0, w, result[i : i + 1])
+            return out
         self._run(x, sink, counter)
         return out

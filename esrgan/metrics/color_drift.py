@@ -16,7 +16,10 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-__all__ = ["ciede2000", "color_drift", "rgb_to_lab"]
+__all__ = ["CONVENTION", "ciede2000", "color_drift", "rgb_to_lab"]
+
+# How reports and tables describe it.
+CONVENTION = "mean CIEDE2000 between the output area-shrunk to the input's size and the input"
 
 # sRGB (linear) -> XYZ, and the D65 2-degree white point, as scikit-image's rgb2lab uses them.
 _RGB_TO_XYZ = np.array(

@@ -52,7 +52,8 @@ Differences from BasicSR's option handling (its files still load unchanged):
   are relative to the working directory, not to the repository;
 - ``logger.wandb.project`` logs to Weights & Biases (optional package ``wandb``), ``resume_id`` continues a run;
   ``datasets.*.use_shuffle`` (which BasicSR >= 1.3 ignores) is honoured;
-- ours: ``train.{g_warmup_iter, use_amp, amp_dtype, channels_last, grad_clip, compile_g}``,
+- ours: ``train.{g_warmup_iter, use_amp, amp_dtype, channels_last, grad_clip, compile_g}`` (the precision keys
+  default to ``auto``: :mod:`esrgan.training.precision`),
   ``logger.keep_last``, ``val.metrics.*.better``; ``val_freq: 0`` / ``save_checkpoint_freq: 0`` = off;
 - the resolved options fill in every default (network, loss and optimizer arguments included) and load
   back to equal options (``Options.to_dict()``, :func:`save_options`); an optimizer argument left out

@@ -423,9 +423,12 @@ class TrainOptions:
     net_d_init_iters: int = 0  # first iterations update D only (BasicSR)
     # ours
     g_warmup_iter: int = 0  # first GAN-stage iterations train G without adversarial/perceptual loss, D idle
-    use_amp: bool = False
-    amp_dtype: Literal["bf16", "fp16"] = "bf16"
-    channels_last: bool = False
+    # Precision (esrgan.training.precision): auto = autocast in the dtype the device computes fastest (bf16 on CPUs
+    # with native bf16, fp16 + grad scaler on GPUs), fp32 where there is none; false = fp32; true = autocast in
+    # amp_dtype (auto: the device's dtype, bf16 on a CPU without native bf16). channels_last auto: on with autocast.
+    use_amp: bool | Literal["auto"] = "auto"
+    amp_dtype: Literal["auto", "bf16", "fp16"] = "auto"
+    channels_last: bool | Literal["auto"] = "auto"
     grad_clip: float = 0.0  # max gradient norm for G and D, 0 = off
     compile_g: bool = False
     # Deterministic GPU kernels (torch.use_deterministic_algorithms, no cudnn.benchmark, a fixed cuBLAS

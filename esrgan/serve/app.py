@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from esrgan.data.image import ImageReadError, ImageTooLargeError, imdecode, imwrite
+from esrgan.inference.color_fix import COLOR_FIXES, DEFAULT_COLOR_FIX
 from esrgan.serve.batch import BatchFolders, BatchNotAllowed
 from esrgan.serve.catalog import ModelCatalog, ModelNotAllowed, UpscalerCache
 from esrgan.serve.errors import BlendError, explain
@@ -139,7 +140,7 @@ class ServeState:
         s = job.settings
         try:
             return self.cache.upscaler(variant.model, tile=s.tile, precision=s.precision, model_b=variant.model_b,
-                                       alpha=variant.alpha)
+                                       alpha=variant.alpha, color_fix=s.color_fix)
         except BlendError as exc:
             raise LoadFailed(str(exc), str(exc)) from exc
         except Exception as exc:
@@ -182,7 +183,8 @@ class ServeState:
         if job.batch:
             job.guard.written(dst)
         seconds = time.time() - start
-        item.outputs[variant.key] = Output(dst, (int(out.shape[1]), int(out.shape[0])), plan, seconds)
+        item.outputs[variant.key] = Output(dst, (int(out.shape[1]), int(out.shape[0])), plan, seconds,
+                                           upscaler.color_fix)
         if h * w >= 256 * 256:  # what the page says of its speed (smaller images measure the overheads)
             self.catalog.speeds[variant.model] = seconds / (h * w / 1e6)
 
@@ -205,7 +207,8 @@ class ServeState:
                               progress=lambda done, total: progress(done, max(total or 0, done)))
         item.outputs[variant.key] = Output(dst, (int(stats.size[0]), int(stats.size[1])),
                                            plan_text(upscaler, int(stats.size[1]) // upscaler.scale,
-                                                     int(stats.size[0]) // upscaler.scale), time.time() - start)
+                                                     int(stats.size[0]) // upscaler.scale), time.time() - start,
+                                           upscaler.color_fix)
 
     # -------------------------------------------------------------- requests
 
@@ -255,8 +258,12 @@ class ServeState:
             raise BadRequest(f"quality must be a whole number in 1..100, got {form.get('quality')!r}") from None
         if not 1 <= quality <= 100:
             raise BadRequest(f"quality must be in 1..100, got {quality}")
+        color_fix = form.get("color_fix") or DEFAULT_COLOR_FIX
+        if color_fix not in COLOR_FIXES:
+            raise BadRequest(f"color_fix must be one of {', '.join(COLOR_FIXES)} (the colour fix of esrgan upscale "
+                             f"--color-fix), got {color_fix[:40]!r}")
         endpoints = form.get("endpoints", "") in ("1", "true", "on")
-        return Settings(model, model_b, alpha, mode, endpoints, outscale, tile, precision, fmt, quality)
+        return Settings(model, model_b, alpha, mode, endpoints, outscale, tile, precision, fmt, quality, color_fix)
 
     def check_upload(self, name: str, path: Path) -> str:
         """'image' or 'video' when the file is one that may run; BadRequest naming the file otherwise."""
@@ -343,7 +350,7 @@ class ServeState:
             "bicubic": f"{base}/bicubic" if it.kind == "image" and it.outputs else None,
             "outputs": [
                 {"key": k, "label": labels.get(k, k), "name": o.path.name, "url": f"{base}/{k}", "size": o.size,
-                 "plan": o.plan, "seconds": round(o.seconds, 2)}
+                 "plan": o.plan, "seconds": round(o.seconds, 2), "color_fix": o.color_fix}
                 for k, o in sorted(it.outputs.items(), key=lambda kv: list(labels).index(kv[0]))
             ],
         }
@@ -461,10 +468,11 @@ def create_app(config: ServeConfig) -> Any:
             "models": [c.to_dict() for c in state.catalog.choices()],
             "allowed_folders": [str(r) for r in state.catalog.roots],
             "defaults": {"tile": config.tile, "precision": "auto", "model": (state.catalog.preferred or [""])[0],
-                         "format": "auto", "quality": 95},
+                         "format": "auto", "quality": 95, "color_fix": DEFAULT_COLOR_FIX},
             "limits": {"max_upload_mb": config.max_upload_mb, "max_pixels": config.max_pixels,
                        "max_files": config.max_files},
             "precisions": list(PRECISIONS),
+            "color_fixes": list(COLOR_FIXES),
             "formats": list(FORMATS),
             "device": name,
             "exposed": config.exposed,
@@ -574,7 +582,7 @@ def create_app(config: ServeConfig) -> Any:
                 if out is not None and out.path.is_file():
                     dst = job.out_dir / out.path.name
                     _link_or_copy(out.path, dst)
-                    new.outputs[key] = Output(dst, out.size, out.plan, 0.0)
+                    new.outputs[key] = Output(dst, out.size, out.plan, 0.0, out.color_fix)
 
     async def batch(request: Request) -> JSONResponse:
         why = state.batch.why_not()

@@ -8,6 +8,7 @@ resolving symbolic links and ``..``.
 
 from __future__ import annotations
 
+import copy
 import logging
 import threading
 from collections import OrderedDict
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from esrgan.inference.color_fix import DEFAULT_COLOR_FIX, check_color_fix
 from esrgan.utils.folders import EXPERIMENTS_ROOT
 
 logger = logging.getLogger("esrgan.serve")
@@ -286,9 +288,14 @@ class UpscalerCache:
         return up
 
     def upscaler(self, model: str, *, tile: int, precision: str, model_b: str | None = None,
-                 alpha: float | None = None) -> Any:
+                 alpha: float | None = None, color_fix: str = DEFAULT_COLOR_FIX) -> Any:
         """An Upscaler for ``model`` (a resolved spec) or, with ``model_b`` and ``alpha``, for
-        (1 - alpha) * model + alpha * model_b (``esrgan.evaluation.interpolation``)."""
+        (1 - alpha) * model + alpha * model_b (``esrgan.evaluation.interpolation``), with ``color_fix``
+        (``esrgan.inference.color_fix``; the CLI's default unless asked)."""
+        return _with_color_fix(self._network_upscaler(model, tile, precision, model_b, alpha), color_fix)
+
+    def _network_upscaler(self, model: str, tile: int, precision: str, model_b: str | None,
+                          alpha: float | None) -> Any:
         kw = dict(device=self.device, tile=tile, precision=precision, batch_tiles=1)
         if model_b is None:
             path = self.catalog.local_path(model)
@@ -304,3 +311,13 @@ class UpscalerCache:
                              f"and {net_b.describe()}). Choose a second model of the same network.")
         pair = self._get(("pair", a, b), lambda: load_pair(a, b))
         return self._get(("interp", a, b, alpha, tile, precision), lambda: self._upscaler(pair.build(alpha), **kw))
+
+
+def _with_color_fix(up: Any, color_fix: str) -> Any:
+    """The cached Upscaler with ``color_fix``: the same network on the device (loaded once), its own setting
+    (a shallow copy, so a job with another fix neither loads the weights again nor changes the cached one)."""
+    if up.color_fix == check_color_fix(color_fix):
+        return up
+    view = copy.copy(up)
+    view.color_fix = color_fix
+    return view

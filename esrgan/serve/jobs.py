@@ -28,6 +28,8 @@ import cv2
 import numpy as np
 from torch import nn
 
+from esrgan.inference.color_fix import DEFAULT_COLOR_FIX
+
 logger = logging.getLogger("esrgan.serve")
 
 KEEP_JOBS = 30  # finished jobs kept (with their files) before the oldest are deleted
@@ -74,6 +76,7 @@ class Settings:
     precision: str = "auto"
     format: str = "auto"  # of the outputs: auto (the input's), png, jpg, webp
     quality: int = 95  # jpg and webp
+    color_fix: str = DEFAULT_COLOR_FIX  # esrgan.inference.color_fix: the input's colours put back, as the CLI does
 
     def variants(self, label: Callable[[str], str]) -> list[Variant]:
         """What each file is run through; ``label`` names a model spec for people."""
@@ -101,6 +104,7 @@ class Output:
     size: tuple[int, int]  # width, height
     plan: str  # what "auto" chose: "fp32 · whole image", "bf16 · 12 tiles of 256 px"
     seconds: float
+    color_fix: str  # the colour fix it was made with (none, wavelet, histogram)
 
 
 @dataclass

@@ -14,9 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-# TODO(lead): commands.upscale's output naming is moving to esrgan.inference (the `video` branch); this is
-# the one import of it in serve.
-from esrgan.commands.upscale import OutputClashError, OutputGuard, output_file, scale_suffix
+from esrgan.inference.files import OutputClashError, OutputGuard, output_file, scale_suffix
 from esrgan.serve.jobs import Settings, Variant
 from esrgan.serve.uploads import safe_name, truncate_bytes
 from esrgan.utils.folders import MAX_NAME_BYTES, check_folder_name

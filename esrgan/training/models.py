@@ -25,32 +25,14 @@ from esrgan.losses.ldl import artifact_map
 from esrgan.optim import evaluation_point, start_training
 from esrgan.training import dist as dist_utils
 from esrgan.training.ema import ModelEMA
+from esrgan.training.precision import training_precision
 from esrgan.training.schedulers import build_scheduler
-from esrgan.utils.hardware import cuda_native_bf16
 
 if TYPE_CHECKING:
     from esrgan.options import LossOptions, OptimizerOptions, Options
 
 logger = logging.getLogger("esrgan.training.models")
 
-AMP_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}  # train.amp_dtype
-
-
-def amp_dtype_for(use_amp: bool, amp_dtype: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``train.use_amp`` / ``train.amp_dtype`` on ``device`` (None: fp32).
-
-    bf16 on a GPU older than Ampere (compute capability < 8.0) is emulated and slow: fp16 with the grad scaler
-    there, said once at the start.
-    """
-    if not use_amp:
-        return None
-    dtype = AMP_DTYPES[amp_dtype]
-    if dtype == torch.bfloat16 and device.type == "cuda" and not cuda_native_bf16(device):
-        major, minor = torch.cuda.get_device_capability(device)
-        logger.warning("train.amp_dtype: bf16 is emulated on %s (compute capability %d.%d; native from 8.0): "
-                       "training in fp16 with a grad scaler instead", device, major, minor)
-        return torch.float16
-    return dtype
 
 
 # One batch, or the micro-batches of one optimizer step (train.accumulate_grad_batches).
@@ -102,7 +84,8 @@ class SRModel:
         self.device = device
         self.dist_info = dist_info or dist_utils.DistInfo()
         t = opt.train
-        self.channels_last = t.channels_last
+        self.precision = training_precision(t, device)
+        self.channels_last = self.precision.channels_last
         self.grad_clip = t.grad_clip
         self.warmup_iter = t.warmup_iter
         self._scheduled_lr: list[list[float]] | None = None
@@ -126,9 +109,8 @@ class SRModel:
         self.optimizers: list[torch.optim.Optimizer] = [self.optimizer_g]
         self.schedulers = [build_scheduler(self.optimizer_g, t.scheduler)] if t.scheduler is not None else []
 
-        self.amp_dtype = amp_dtype_for(t.use_amp, t.amp_dtype, device)
-        # A grad scaler only for fp16: bf16 has fp32's exponent range and needs none.
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.amp_dtype == torch.float16)
+        self.amp_dtype = self.precision.autocast
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.precision.grad_scaler)
 
     # ---- set-up helpers -------------------------------------------------------------------------
     def _prepare(self, net: nn.Module) -> nn.Module:

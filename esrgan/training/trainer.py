@@ -195,6 +195,8 @@ class Trainer:
         seed_everything(self.seed)
         self._build_data()
         self.model: SRModel = build_model(opt, self.device, self.dist_info)
+        if self.is_main:
+            logger.info("%s", self.model.precision.note)
         seed_everything(self.seed + self.rank)
 
         # ---- loop state

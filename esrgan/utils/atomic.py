@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import logging
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 
@@ -72,6 +73,33 @@ def remove_stale_temporaries(folder: str | os.PathLike[str]) -> list[Path]:
     return found
 
 
+def _temp_stem(target: Path, suffix: str) -> str:
+    """The stem in ``atomic_path``'s temporary name for ``target``: shortened so that a target with a long (legal)
+    name still gets a temporary name within the file system's 255 bytes."""
+    room = 255 - len(b".tmp-") - 1 - 8 - len(suffix.encode())
+    return target.stem.encode()[:room].decode(errors="ignore")
+
+
+def remove_stale_temporaries_of(targets: Iterable[str | os.PathLike[str]]) -> list[Path]:
+    """Delete the hidden temporaries a killed writer left for these files (``atomic_path``'s
+    ``.<stem>.tmp-<8 chars><suffix>`` beside each); return them. Call it only while nothing else writes them
+    (the command that owns those outputs, before it starts)."""
+    found = []
+    for target in map(Path, targets):
+        if not target.parent.is_dir():
+            continue
+        stem = _temp_stem(target, target.suffix)
+        name = re.compile(rf"^\.{re.escape(stem)}\.tmp-[a-z0-9_]{{8}}{re.escape(target.suffix)}$")
+        found += [p for p in target.parent.glob(f".{glob.escape(stem)}.tmp-*") if name.match(p.name)]
+    for p in found:
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            p.unlink()
+    if found:
+        logger.info("removed %d temporary file(s) left by an interrupted run: %s", len(found),
+                    ", ".join(p.name for p in found[:3]))
+    return found
+
+
 # mkstemp creates files readable by the owner only; finished outputs get the usual 0o666 & ~umask.
 _UMASK = _read_umask()
 _FILE_MODE = 0o666 & ~_UMASK
@@ -93,9 +121,7 @@ def atomic_path(target: str | os.PathLike[str], suffix: str | None = None) -> It
     # Hidden name ending in the real suffix: ".net_g_100.tmp-x1y2.pth"; the stem is shortened so that a target with
     # a long (legal) name still gets a temporary name within the file system's 255 bytes.
     suffix = target.suffix if suffix is None else suffix
-    room = 255 - len(b".tmp-") - 1 - 8 - len(suffix.encode())
-    stem = target.stem.encode()[:room].decode(errors="ignore")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{stem}.tmp-", suffix=suffix, dir=target.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{_temp_stem(target, suffix)}.tmp-", suffix=suffix, dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
     try:

@@ -94,8 +94,6 @@ def test_upscale_output_under_a_file(arena: Arena, model: str) -> None:
 
 
 @pytest.mark.hostile("refused")
-@pytest.mark.xfail(strict=True, reason="--suffix '/../../../x' writes x.png outside the output folder "
-                                       "(esrgan/commands/upscale.py; owned by video)")
 def test_upscale_suffix_cannot_leave_the_output_folder(arena: Arena, model: str) -> None:
     result = call(arena, "upscale", _img(arena), "-o", "deep/er/out", "--model", model, "--suffix", "/../../../x")
     result.assert_refused("--suffix")
@@ -103,17 +101,12 @@ def test_upscale_suffix_cannot_leave_the_output_folder(arena: Arena, model: str)
 
 
 @pytest.mark.hostile("refused")
-@pytest.mark.xfail(strict=True, reason="--passes 6 on a 16-pixel image runs on for minutes towards a 65536-pixel "
-                                       "square instead of refusing an output over the pixel limit up front "
-                                       "(esrgan/commands/upscale.py; owned by video)")
 def test_upscale_passes_beyond_the_pixel_limit(arena: Arena, model: str) -> None:
     result = arena.run("upscale", _img(arena), "-o", "out", "--model", model, "--passes", "6", timeout=8)
     result.assert_refused("--passes")
 
 
 @pytest.mark.hostile("refused")
-@pytest.mark.xfail(strict=True, reason="a folder named like an image is 'no such image file, folder or matching "
-                                       "glob' (esrgan/commands/upscale.py; owned by video)")
 def test_upscale_folder_named_like_an_image(arena: Arena, model: str) -> None:
     (arena.work / "dir.png").mkdir()
     result = call(arena, "upscale", "dir.png", "-o", "out", "--model", model)
@@ -130,9 +123,6 @@ _NOT_VIDEOS = {"text.mp4": b"not a video at all\n", "empty.mp4": b"", "folder.mp
 @pytest.mark.parametrize("name", sorted(_NOT_VIDEOS))
 def test_video_input_that_is_not_a_video(arena: Arena, model: str, name: str, request: pytest.FixtureRequest) -> None:
     pytest.importorskip("av")
-    if name == "folder.mp4":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="a folder named like a video is 'no such video file'"
-                                              " (esrgan/commands/video.py; owned by video)"))
     path = arena.work / name
     if _NOT_VIDEOS[name] is None:
         path.mkdir()
@@ -150,9 +140,6 @@ def test_video_input_that_is_not_a_video(arena: Arena, model: str, name: str, re
 def test_video_flag_out_of_range(arena: Arena, model: str, flag: str, value: str,
                                  request: pytest.FixtureRequest) -> None:
     pytest.importorskip("av")
-    if value == "nan":
-        request.applymarker(pytest.mark.xfail(strict=True, reason="--duration nan passes the '<= 0' check and exits 0 "
-                                              "(esrgan/commands/video.py; owned by video)"))
     from synthetic_video import make_test_clip
 
     arena.input(make_test_clip(arena.work / "clip.mkv", frames=3, audio=None))

@@ -285,6 +285,25 @@ def test_settings_out_of_range(arena: Arena, field: str, value: str) -> None:
 
 
 @pytest.mark.hostile("refused")
+@pytest.mark.parametrize("value", ["sepia", "WAVELET", "wavelet ", "../none", "none\x00", "\u00fc" * 300,
+                                   "histogram;none", "1"])
+def test_color_fix_values_the_page_does_not_offer(arena: Arena, value: str) -> None:
+    """The colour fix of an upload and of a folder batch: anything but none|wavelet|histogram is one line naming
+    the field and the allowed values (the value cut short), HTTP 400, before a file is kept or a model loaded."""
+    (arena.work / "mine" / "in").mkdir(parents=True, exist_ok=True)
+    with _client(arena) as client:
+        for r in (client.post("/api/jobs", files=[("files", ("a.png", _png(), "image/png"))],
+                              data={"model": _model(arena), "color_fix": value}),
+                  client.post("/api/batch", data={"model": _model(arena), "color_fix": value,
+                                                  "input": str(arena.work / "mine" / "in"),
+                                                  "output": str(arena.work / "mine" / "out")})):
+            _refused(r, (400,), "color_fix must be one of none, wavelet, histogram")
+            assert len(r.json()["error"]) < 200
+    assert not (arena.work / "mine" / "out").exists()
+    _no_orphans(arena)
+
+
+@pytest.mark.hostile("refused")
 def test_png_declaring_a_huge_image_is_refused_from_its_header(arena: Arena) -> None:
     bomb = bytearray(_png())
     bomb[16:24] = struct.pack(">II", 30000, 30000)

@@ -133,6 +133,9 @@
     if (info.defaults.model && models.has(info.defaults.model)) $("model").value = info.defaults.model;
     $("tile").value = info.defaults.tile;
     $("precision").replaceChildren(...info.precisions.map((p) => el("option", { value: p, text: p })));
+    $("color-fix").replaceChildren(...info.color_fixes.map((c) => el("option", {
+      value: c, text: c + (c === info.defaults.color_fix ? " (default)" : "") })));
+    $("color-fix").value = info.defaults.color_fix;
     const batch = info.batch;
     $("folder-why").textContent = batch.enabled ? "" : batch.why;
     $("folder-why").className = batch.enabled ? "small" : "small notice";
@@ -245,6 +248,7 @@
     form.append("quality", $("quality").value);
     form.append("tile", $("tile").value);
     form.append("precision", $("precision").value);
+    form.append("color_fix", $("color-fix").value);
   }
 
   /* A new job: what was on screen belongs to the last one and goes at once. */
@@ -406,7 +410,7 @@
     for (const o of r.outputs) {
       body.push(el("div", { class: "out" }, [
         el("span", { class: "out-label", text: o.label, title: o.label }),
-        el("span", { class: "meta", text: `${o.size[0]}\u00d7${o.size[1]} \u00b7 ${o.plan}${o.seconds ? ` \u00b7 ${o.seconds.toFixed(1)} s` : ""}` }),
+        el("span", { class: "meta", text: `${o.size[0]}\u00d7${o.size[1]} \u00b7 ${o.plan} \u00b7 colour fix ${o.color_fix}${o.seconds ? ` \u00b7 ${o.seconds.toFixed(1)} s` : ""}` }),
         el("a", { class: "button download", href: o.url + "?download=1", download: o.name, text: "Download", title: o.name, "aria-label": "download " + o.name }),
       ]));
     }
@@ -501,6 +505,7 @@
     $("quality-field").hidden = !["jpg", "webp"].includes(req.format);
     $("tile").value = req.tile;
     $("precision").value = req.precision;
+    $("color-fix").value = req.color_fix;
     describe("a");
     if (req.mode !== "single") fillSecond();
   }
