@@ -106,6 +106,19 @@ def _zero_(m: torch.nn.Module) -> None:
         torch.nn.init.zeros_(p)
 
 
+def test_rrdbnet_x4_starts_as_its_input_enlarged_twice_bilinearly():
+    """The carried-image init (issue 24): inside the border the untrained x4 net is bilinear x2 applied twice;
+    unshuffled nets (x2) keep BasicSR's init, whose output is nowhere near the image."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        out = RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=4, scale=4)(x)
+        ref = F.interpolate(F.interpolate(x, scale_factor=2, mode="bilinear"), scale_factor=2, mode="bilinear")
+        x2 = RRDBNet(3, 3, num_feat=8, num_block=1, num_grow_ch=4, scale=2)(x)
+    assert torch.allclose(out[..., 4:-4, 4:-4], ref[..., 4:-4, 4:-4], atol=1e-6)
+    assert (x2 - F.interpolate(x, scale_factor=2, mode="bilinear")).abs().mean() > 0.1
+
+
 def test_residual_scaling_is_0_2_in_rdb_and_rrdb():
     x = torch.randn(1, 4, 5, 5)
     rdb = ResidualDenseBlock(4, 2)

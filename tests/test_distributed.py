@@ -357,7 +357,7 @@ def test_the_finiteness_checks_and_the_stop_request_are_one_collective_per_itera
     data_root: Path, tmp_path: Path
 ) -> None:
     # GAN stage: G's and D's losses were checked in two all-reduces, the stop request in a third (and five
-    # host reads); now one flag pair per iteration, plus the loss means of the one log line at the end.
+    # host reads); now one set of flags per iteration, plus the loss means of the one log line at the end.
     import json
 
     script = tmp_path / "child.py"
@@ -373,5 +373,5 @@ def test_the_finiteness_checks_and_the_stop_request_are_one_collective_per_itera
     assert proc.returncode == 0, proc.stderr[-3000:]
     for rank in (0, 1):
         calls = json.loads((out / f"calls{rank}.json").read_text())
-        assert calls[:K] == [2] * K, calls  # (non-finite, stop) per iteration
+        assert calls[:K] == [3] * K, calls  # (non-finite, stop, time budget spent) per iteration
         assert len(calls) == K + 1, calls  # + the log line's loss means

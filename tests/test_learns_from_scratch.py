@@ -1,8 +1,10 @@
-"""Every generator the trainer offers learns from scratch: a few hundred L1 iterations on crops of natural
+"""Every generator the trainer offers learns from scratch: a few hundred iterations on crops of natural
 pictures beat bicubic on held-out crops of other pictures (issue 24: SRVGGNetCompact under PyTorch's default
-initialisation stayed at its nearest-neighbour start forever)."""
+initialisation stayed at its nearest-neighbour start forever, RRDBNet under BasicSR's ended near 22 dB)."""
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 import pytest
@@ -11,12 +13,14 @@ import torch.nn.functional as F
 from skimage import data
 
 from esrgan.archs import MSRResNet, RRDBNet, SRVGGNetCompact
-from esrgan.data.imresize import imresize
+from esrgan.imageops.imresize import imresize
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 SCALE = 4
-HR = 64  # HR crop size
+HELD_OUT_HR = 64  # HR crop size of the held-out pictures; training crops are per network (below)
+BATCH = 16
+MARGIN_DB = 0.05  # measured margins 0.13-0.20 dB; seeds 0 and 1 differed by 0.05 dB (benchmarks/README.md)
 
 
 def _pictures(names: list[str]) -> list[np.ndarray]:
@@ -27,12 +31,14 @@ def _pictures(names: list[str]) -> list[np.ndarray]:
     return out
 
 
-def _crops(pictures: list[np.ndarray], n: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _crops(
+    pictures: list[np.ndarray], n: int, size: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     hr = []
     for _ in range(n):
         img = pictures[rng.integers(len(pictures))]
-        y, x = rng.integers(img.shape[0] - HR), rng.integers(img.shape[1] - HR)
-        hr.append(img[y:y + HR, x:x + HR])
+        y, x = rng.integers(img.shape[0] - size), rng.integers(img.shape[1] - size)
+        hr.append(img[y:y + size, x:x + size])
     hr_arr = np.stack(hr)
     lr_arr = np.stack([imresize(h, 1 / SCALE) for h in hr_arr])
 
@@ -42,41 +48,48 @@ def _crops(pictures: list[np.ndarray], n: int, rng: np.random.Generator) -> tupl
     return tensor(lr_arr), tensor(hr_arr)
 
 
-def _psnr(out: torch.Tensor, ref: torch.Tensor) -> float:
-    return float(10 * torch.log10(1 / F.mse_loss(out.clamp(0, 1), ref)))
+def _psnr(out: torch.Tensor, ref: torch.Tensor, crop_border: int = SCALE) -> float:
+    """RGB PSNR in [0, 1], ``crop_border`` pixels cut on each side (the SR convention: crop = scale)."""
+    inner = (..., slice(crop_border, -crop_border), slice(crop_border, -crop_border))
+    return float(10 * torch.log10(1 / F.mse_loss(out.clamp(0, 1)[inner], ref[inner])))
 
 
-# Built-in generators at small sizes (the failure was depth, so SRVGGNetCompact keeps the 16 convs that failed).
+# Built-in generators at small sizes (the failures were depth and the missing input skip, so SRVGGNetCompact
+# keeps the 16 convs that failed): (factory, lr, iterations, HR training crop). RRDBNet, the one without an
+# input skip, needs the higher rate and more steps; its HR-resolution convs make small crops worth it; the
+# SRVGGNetCompacts learn more per step from larger crops (benchmarks/README.md, "Learning from scratch").
 GENERATORS = {
-    "SRVGGNetCompact-prelu": lambda: SRVGGNetCompact(3, 3, num_feat=16, num_conv=16, upscale=SCALE, act_type="prelu"),
-    "SRVGGNetCompact-relu": lambda: SRVGGNetCompact(3, 3, num_feat=16, num_conv=16, upscale=SCALE, act_type="relu"),
-    "RRDBNet": lambda: RRDBNet(3, 3, num_feat=16, num_block=2, num_grow_ch=8, scale=SCALE),
-    "MSRResNet": lambda: MSRResNet(3, 3, num_feat=16, num_block=4, upscale=SCALE),
+    "SRVGGNetCompact-prelu": (lambda: SRVGGNetCompact(3, 3, 16, 16, SCALE, "prelu"), 5e-4, 400, 48),
+    "SRVGGNetCompact-relu": (lambda: SRVGGNetCompact(3, 3, 16, 16, SCALE, "relu"), 5e-4, 600, 48),
+    "RRDBNet": (lambda: RRDBNet(3, 3, num_feat=16, num_block=1, num_grow_ch=8, scale=SCALE), 1e-3, 600, 32),
+    "MSRResNet": (lambda: MSRResNet(3, 3, num_feat=16, num_block=2, upscale=SCALE), 5e-4, 400, 32),
 }
 
 
 @pytest.fixture(scope="module")
 def held_out() -> tuple[torch.Tensor, torch.Tensor]:
-    return _crops(_pictures(["coffee", "chelsea", "rocket"]), 48, np.random.default_rng(1))
+    return _crops(_pictures(["coffee", "chelsea", "rocket"]), 48, HELD_OUT_HR, np.random.default_rng(1))
 
 
-@pytest.fixture(scope="module")
-def train_pool() -> tuple[torch.Tensor, torch.Tensor]:
-    """512 training pairs, made once (MATLAB bicubic in numpy is the slow part), drawn from in batches."""
+@functools.cache
+def _train_pool(size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """1024 training pairs of ``size``-pixel HR crops, made once per size (MATLAB bicubic in numpy, under a
+    second), drawn from in batches."""
     pictures = _pictures(["astronaut", "camera", "immunohistochemistry", "hubble_deep_field", "retina"])
-    return _crops(pictures, 512, np.random.default_rng(0))
+    return _crops(pictures, 1024, size, np.random.default_rng(0))
 
 
 @pytest.mark.parametrize("name", list(GENERATORS))
-def test_generator_beats_bicubic_after_a_few_hundred_iterations(name: str, held_out, train_pool) -> None:
+def test_generator_beats_bicubic_after_a_few_hundred_iterations(name: str, held_out) -> None:
+    """MSE, the loss PSNR measures: with L1 the same runs end at about the same PSNR but get there later."""
     torch.manual_seed(0)
-    net = GENERATORS[name]()
-    pool_lq, pool_gt = train_pool
-    opt = torch.optim.Adam(net.parameters(), lr=1e-3, betas=(0.9, 0.99))
-    for _ in range(300):
-        idx = torch.randint(len(pool_lq), (8,))
-        lq, gt = pool_lq[idx], pool_gt[idx]
-        loss = F.l1_loss(net(lq), gt)
+    factory, lr, iterations, crop = GENERATORS[name]
+    net = factory()
+    pool_lq, pool_gt = _train_pool(crop)
+    opt = torch.optim.Adam(net.parameters(), lr=lr, betas=(0.9, 0.99))
+    for _ in range(iterations):
+        idx = torch.randint(len(pool_lq), (BATCH,))
+        loss = F.mse_loss(net(pool_lq[idx]), pool_gt[idx])
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -85,4 +98,6 @@ def test_generator_beats_bicubic_after_a_few_hundred_iterations(name: str, held_
         psnr = _psnr(net(lq), gt)
     bicubic = _psnr(F.interpolate(lq, scale_factor=SCALE, mode="bicubic", align_corners=False), gt)
     nearest = _psnr(F.interpolate(lq, scale_factor=SCALE, mode="nearest"), gt)
-    assert psnr > bicubic, f"{name}: {psnr:.2f} dB after 300 iterations, bicubic {bicubic:.2f}, nearest {nearest:.2f}"
+    assert psnr > bicubic + MARGIN_DB, (
+        f"{name}: {psnr:.2f} dB after {iterations} iterations, bicubic {bicubic:.2f}, nearest {nearest:.2f}"
+    )

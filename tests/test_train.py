@@ -697,3 +697,46 @@ def test_wandb_without_a_login_is_refused_before_anything_is_archived(data_root:
     from esrgan.training import wandb_run
 
     wandb_run.check_ready(options_from_dict(raw))
+
+
+def test_time_budget_stops_validates_saves_and_resume_spends_only_the_rest(
+    data_root: Path, tmp_path: Path, monkeypatch
+) -> None:
+    """train.time_budget_minutes: each step costs 10 s of a fake clock; a 1-minute budget stops after 6 steps
+    (validated and saved there), and a resumed run with 2 minutes trains 6 more, not 12."""
+    import esrgan.training.trainer as trainer_module
+
+    clock = {"t": 0.0}
+    monkeypatch.setattr(trainer_module.time, "perf_counter", lambda: clock["t"])
+
+    def run(minutes: float, **kw) -> Trainer:
+        opt = _opt(data_root, tmp_path, (f"train.time_budget_minutes={minutes}", "val.val_freq=1000"),
+                   total_iter=1000)
+        trainer = Trainer(opt, interactive=False, **kw)
+        step = trainer.model.optimize_parameters
+
+        def slow_step(lq, gt, it):
+            clock["t"] += 10.0
+            return step(lq, gt, it)
+
+        trainer.model.optimize_parameters = slow_step
+        assert trainer.run() == 0
+        return trainer
+
+    first = run(1.0)
+    root = Path(first.opt.path.experiments_root)
+    assert sorted(p.name for p in (root / "training_states").iterdir()) == ["6.state"]
+    assert load_checkpoint_file(root / "training_states" / "6.state")["train_seconds"] == 60.0
+    assert {m["iter"] for m in first.best.best["tinyval"].values()} == {6}  # validated at the stop
+
+    second = run(2.0, auto_resume=True)
+    assert second.start_iter == 6
+    assert "12.state" in {p.name for p in (root / "training_states").iterdir()}
+    assert load_checkpoint_file(root / "training_states" / "12.state")["train_seconds"] == 120.0
+
+
+def test_time_budget_must_not_be_negative(data_root: Path, tmp_path: Path) -> None:
+    from esrgan.options import OptionsError
+
+    with pytest.raises(OptionsError, match=r"train\.time_budget_minutes"):
+        _opt(data_root, tmp_path, ("train.time_budget_minutes=-1",))

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from esrgan.archs.init import scaled_kaiming_init_
+from esrgan.archs.init import carried_image_rrdbnet_init_, scaled_kaiming_init_
 from esrgan.archs.sizes import SizeRequirements
 
 
@@ -113,6 +113,10 @@ class RRDBNet(nn.Module):
         self.conv_hr = nn.Conv2d(num_feat, num_feat, 3, 1, 1)
         self.conv_last = nn.Conv2d(num_feat, num_out_ch, 3, 1, 1)
         self.lrelu = nn.LeakyReLU(negative_slope=0.2, inplace=True)
+        if self.unshuffle == 1 and num_feat >= num_in_ch:
+            # Starts as a bilinear enlargement; from BasicSR's init it stays far below bicubic (see init.py).
+            # Unshuffled inputs (x1, x2) keep BasicSR's init: their channels are sub-pixels, not the image.
+            carried_image_rrdbnet_init_(self)
 
     def size_requirements(self) -> SizeRequirements:
         """Input height and width must be multiples of the pixel-unshuffle factor (4 at x1, 2 at x2)."""

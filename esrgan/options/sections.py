@@ -438,6 +438,9 @@ class TrainOptions:
     # accumulate_grad_batches images per process with the memory of one batch. Iterations (total_iter,
     # schedules, val_freq, checkpoints) count optimizer steps.
     accumulate_grad_batches: int = 1
+    # Training stops after this many minutes of wall time (the loop's, validation and checkpoints included,
+    # summed over resumes), validating and saving there; total_iter still caps it. 0 = no budget.
+    time_budget_minutes: float = 0.0
 
     def check(self, path: str) -> None:
         if not 0 <= self.ema_decay < 1:
@@ -446,7 +449,7 @@ class TrainOptions:
             raise OptionsError(f"required for training: the number of iterations (>= 1), got {self.total_iter}",
                                key=_join(path, "total_iter"))
         _at_least(self, path, ("net_d_iters", 1), ("net_d_init_iters", 0), ("g_warmup_iter", 0), ("grad_clip", 0),
-                  ("accumulate_grad_batches", 1))
+                  ("accumulate_grad_batches", 1), ("time_budget_minutes", 0))
         s = self.scheduler
         for key, o in (("optim_g", self.optim_g), ("optim_d", self.optim_d)):
             if s is not None and o is not None and o.type in SCHEDULE_FREE_OPTIMIZERS:

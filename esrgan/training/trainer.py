@@ -202,6 +202,7 @@ class Trainer:
         # ---- loop state
         self.total_iter = opt.train.total_iter
         self.start_iter = 0
+        self.train_seconds = 0.0  # the loop's wall time so far, summed over resumes (train.time_budget_minutes)
         self.best = BestTracker()
         criterion = opt.val.criterion() if opt.val is not None else None  # val.select, checked at load
         first_val = next(iter(opt.datasets_of("val").values()), None)
@@ -262,6 +263,7 @@ class Trainer:
         self.stream.epoch = int(state["epoch"])
         self.stream.batches_in_epoch = int(state["batches_in_epoch"])
         self.best = BestTracker(state.get("best"))
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         if self.selection is not None:
             self.selection.load_state_dict(state.get("selection"))
         if int(state.get("seed", self.seed)) != self.seed:
@@ -312,6 +314,7 @@ class Trainer:
             "world_size": self.world_size,
             "seed": self.seed,
             "best": self.best.state_dict(),
+            "train_seconds": self.train_seconds,
             "selection": None if self.selection is None else self.selection.state_dict(),
             "rng": rngs,
             "rank_states": rank_states,
@@ -424,8 +427,12 @@ class Trainer:
         opt = self.opt
         print_freq, save_freq = opt.logger.print_freq, opt.logger.save_checkpoint_freq
         val_freq = opt.val.val_freq if opt.val is not None else 0
+        budget_s = opt.train.time_budget_minutes * 60
         current_iter = self.start_iter
         logger.info("start training from iteration %d to %d", current_iter, self.total_iter)
+        if budget_s:
+            logger.info("time budget: %s of training, %s spent", _fmt_time(budget_s), _fmt_time(self.train_seconds))
+        t_start, spent_before = time.perf_counter(), self.train_seconds
         bar = tqdm(total=self.total_iter, initial=current_iter, unit="it", dynamic_ncols=True,
                    disable=not (self.is_main and self.interactive))
         old_handlers = self._install_signal_handlers()
@@ -440,8 +447,12 @@ class Trainer:
                 losses = self._train_step(batches, current_iter)
                 synchronize(self.device)  # the step's time is the device's, not what queueing it took
                 t_step = time.perf_counter()
-                # One collective, one read per iteration: a NaN/Inf loss or a stop signal on any rank.
-                nonfinite, stop = dist_utils.any_of(~self.model.step_is_finite(), self._stop_signal is not None)
+                self.train_seconds = spent_before + (t_step - t_start)
+                # One collective, one read per iteration: a NaN/Inf loss, a stop signal or a spent time budget
+                # on any rank.
+                nonfinite, stop, out_of_time = dist_utils.any_of(
+                    ~self.model.step_is_finite(), self._stop_signal is not None,
+                    bool(budget_s) and self.train_seconds >= budget_s)
                 if nonfinite:
                     raise NonFiniteLossError(current_iter, {k: float(v) for k, v in losses.items()})
                 meter.add(losses, t_data - t_end, t_step - t_end)
@@ -450,15 +461,20 @@ class Trainer:
                     self._log(current_iter, meter)
                 if val_freq and current_iter % val_freq == 0:
                     self.validate(current_iter)
-                if save_freq and current_iter % save_freq == 0 and current_iter < self.total_iter:
+                if save_freq and current_iter % save_freq == 0 and current_iter < self.total_iter and not out_of_time:
                     self.save(current_iter)
+                self.train_seconds = spent_before + (time.perf_counter() - t_start)
                 if stop:
                     return self._stop(current_iter, None)
+                if out_of_time:
+                    logger.info("time budget of %s spent at iteration %d", _fmt_time(budget_s), current_iter)
+                    break
                 if current_iter >= self.total_iter:
                     break
                 t_end = time.perf_counter()
             if val_freq and current_iter % val_freq != 0:
                 self.validate(current_iter)
+            self.train_seconds = spent_before + (time.perf_counter() - t_start)
             self.save(current_iter)
             logger.info("training finished at iteration %d; results in %s", current_iter, self.paths.root)
         except StopMidStep as stop:
