@@ -37,6 +37,10 @@ def _leftovers(folder: Path) -> list[str]:
 def _spawn(arena: Arena, *args: str) -> subprocess.Popen[str]:
     def limits() -> None:
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        # As from a terminal: a suite started in the background (nohup, `&`) hands its children SIGINT ignored,
+        # and a Python started so never turns Ctrl-C into KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
 
     return subprocess.Popen([sys.executable, "-m", "esrgan", *args], cwd=arena.work, env=arena.env(),
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=limits)
