@@ -346,9 +346,9 @@ class Trainer:
                 progress=val_opt.pbar and self.interactive,
                 desc=f"validation {name}",
             )
-            if i == 0 and self.selection is not None and self.selection.update(current_iter, values):
-                self.keeper.save_selected(self.model.network_files()["net_g"])
             if i == 0 and self.selection is not None:
+                if self.selection.update(current_iter, values):
+                    self.keeper.save_selected(self.model.network_files()["net_g"])
                 write_selection(self.paths.root / SELECTION_FILE, self.selection)
             parts = []
             for m in self.metrics:
