@@ -121,7 +121,14 @@ def save_torch_atomic(path: str | os.PathLike[str], obj: Any) -> Path:
     """``torch.save(obj, path)`` through a temporary file + rename, flushed before the rename."""
     path = Path(path)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        torch.save(obj, f)
+        try:
+            torch.save(obj, f)
+        except RuntimeError as exc:
+            # An interrupt (a second Ctrl-C, SIGTERM) raised inside torch.save makes its zip writer fail its own
+            # size check on the way out; that RuntimeError would hide the interrupt, which is what happened.
+            if isinstance(exc.__context__, BaseException) and not isinstance(exc.__context__, Exception):
+                raise exc.__context__ from None
+            raise
         f.flush()
         os.fsync(f.fileno())
     return path

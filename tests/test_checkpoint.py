@@ -229,3 +229,37 @@ def test_load_model_device_and_path_types(tmp_path):
     assert next(model.parameters()).device.type == "cpu"
     with pytest.raises(TypeError, match=r"save_network: params\['x'\] is a int"):
         save_network(tmp_path / "bad.pth", {"params": {"x": 3}})
+
+
+def test_an_interrupt_inside_torch_save_stays_an_interrupt_and_leaves_nothing(tmp_path, monkeypatch):
+    """A second Ctrl-C landing inside torch.save made its zip writer fail its size check on the way out, and
+    that RuntimeError (a traceback, exit 1) replaced the KeyboardInterrupt (exit 130)."""
+    import builtins
+
+    from esrgan import checkpoint
+
+    class InterruptedFile:
+        def __init__(self, f):
+            self.f, self.writes = f, 0
+
+        def write(self, data):
+            self.writes += 1
+            if self.writes == 3:  # inside a record, as a signal handler raises between two writes
+                raise KeyboardInterrupt
+            return self.f.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.f, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+    monkeypatch.setattr(checkpoint, "open", lambda p, mode: InterruptedFile(builtins.open(p, mode)),  # noqa: SIM115
+                        raising=False)
+    target = tmp_path / "net_g_2.pth"
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save_torch_atomic(target, {"params": {"w": torch.arange(100_000, dtype=torch.float32)}})
+    assert list(tmp_path.iterdir()) == []

@@ -57,10 +57,10 @@ def _frames(path: Path) -> list[np.ndarray]:
 
 
 def _half_done(arena: Arena, args: list[str]) -> Path:
-    """Run the job until two parts are committed, then SIGTERM it (exit 143); return its parts folder."""
+    """Run the job until its first part is committed, then SIGTERM it (exit 143); return its parts folder."""
     parts = arena.work / ".out.mkv.parts"
     patch = ("from esrgan.inference import video_parts\ncommit = video_parts.PartsFolder.commit\n"
-             "def slow(self, record):\n    commit(self, record)\n    time.sleep(30)\n"
+             "def slow(self, record):\n    commit(self, record)\n    time.sleep(3)\n"
              "video_parts.PartsFolder.commit = slow")
     sigterm_when(arena, args, patch, ready=lambda: (parts / "part-000000.json").exists())
     return parts
