@@ -65,3 +65,14 @@ def test_export_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         esrgan_main(["export", "--model", str(ckpt), "-o", str(tmp_path / "g.tflite")])
     assert esrgan_main(["export", "--model", str(tmp_path / "missing.pth"), "-o", str(tmp_path / "m.onnx")]) == 1
     assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("export", [export_onnx, export_torchscript])
+def test_export_leaves_the_callers_module_as_it_was(export, tmp_path: Path) -> None:
+    """Exporting used to move the caller's module to the CPU in fp32 eval mode, in place: a GPU or half-precision
+    model in use elsewhere (the web app, a notebook) changed under it."""
+    net = MSRResNet(3, 3, num_feat=8, num_block=1, upscale=2).to(torch.bfloat16).train()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    export(net, tmp_path / ("m.onnx" if export is export_onnx else "m.pt"))
+    assert net.training and all(p.dtype == torch.bfloat16 for p in net.parameters())
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())

@@ -173,6 +173,14 @@ def test_list_images_sorted_and_filtered(tmp_path: Path, rgb: np.ndarray) -> Non
         list_images(tmp_path / "missing")
 
 
+def test_list_images_names_a_broken_link_instead_of_dropping_it_silently(tmp_path: Path, caplog) -> None:
+    (tmp_path / "a.png").write_bytes(b"x")
+    (tmp_path / "gone.png").symlink_to(tmp_path / "moved_away.png")
+    with caplog.at_level("WARNING", logger="esrgan.data.image"):
+        assert [p.name for p in list_images(tmp_path)] == ["a.png"]
+    assert "gone.png: a link to" in caplog.text and "moved_away.png, which does not exist; skipped" in caplog.text
+
+
 # ---------------------------------------------------------------- tensors
 
 

@@ -17,6 +17,7 @@ from esrgan.commands.common import (
 )
 from esrgan.data.image import MAX_PIXELS_ENV, ImageReadError, inspect_image_file, is_image_file, max_image_pixels
 from esrgan.inference.files import (
+    DEFAULT_QUALITY,
     OUTPUT_EXTS,
     expand_inputs,
     plan_outputs,
@@ -44,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--outscale", type=float, help="final scale (default: the network's; resized with Lanczos/area)")
     p.add_argument("--passes", type=int, default=1, help="run the network N times (x4 twice = x16) (default: 1)")
     p.add_argument("--ext", choices=OUTPUT_EXTS, default="auto", help="output format; auto = the input's (default)")
-    p.add_argument("--quality", type=int, default=95, help="JPEG/WebP quality (default: 95)")
+    p.add_argument("--quality", type=int, default=DEFAULT_QUALITY,
+                   help=f"JPEG/WebP quality (default: {DEFAULT_QUALITY})")
     exist = p.add_mutually_exclusive_group()
     exist.add_argument("--skip-existing", action="store_true", help="leave images whose output already exists")
     exist.add_argument(

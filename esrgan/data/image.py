@@ -9,6 +9,7 @@ Conventions (the only place channel order is converted):
 from __future__ import annotations
 
 import io
+import logging
 import os
 import stat
 import struct
@@ -21,6 +22,8 @@ import numpy as np
 import torch
 
 from esrgan.utils.atomic import atomic_path
+
+logger = logging.getLogger("esrgan.data.image")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm")
 
@@ -362,7 +365,15 @@ def list_images(folder: str | os.PathLike[str], recursive: bool = False) -> list
     if not folder.is_dir():
         raise FileNotFoundError(f"image folder not found: {folder}")
     pattern = "**/*" if recursive else "*"
-    return sorted(p for p in folder.glob(pattern) if p.is_file() and is_image_file(p))
+    found = []
+    for p in folder.glob(pattern):
+        if not is_image_file(p):
+            continue
+        if p.is_file():
+            found.append(p)
+        elif p.is_symlink() and not p.exists():  # said, not silently dropped: the user counted it in
+            logger.warning("%s: a link to %s, which does not exist; skipped", p, os.readlink(p))
+    return sorted(found)
 
 
 def _to_rgb_order(img: np.ndarray) -> np.ndarray:

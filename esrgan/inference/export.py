@@ -8,6 +8,7 @@ this project does not install, and gives nothing more for plain conv nets.
 
 from __future__ import annotations
 
+import copy
 import logging
 import warnings
 from collections.abc import Sequence
@@ -59,13 +60,18 @@ def _example(model: nn.Module, size: int) -> torch.Tensor:
     return torch.rand(1, info.in_ch, size, size)
 
 
+def _export_copy(model: nn.Module) -> nn.Module:
+    """The model as exported (eval, CPU, fp32), as a copy: the caller's module keeps its device, dtype and mode."""
+    return copy.deepcopy(model).eval().cpu().float()
+
+
 def export_onnx(model: nn.Module, path: str | Path, *, opset: int = DEFAULT_OPSET, example_size: int = 32) -> Path:
     """Write ``model`` (eval, CPU, fp32) as ONNX with dynamic batch, height and width; atomically.
 
     :class:`ExportError` for an opset outside ``MIN_OPSET..MAX_OPSET`` or an operator the exporter lacks.
     """
     check_opset(opset)
-    model = model.eval().cpu().float()
+    model = _export_copy(model)
     example = _example(model, example_size)
     dynamic = {"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "out_height", 3: "out_width"}}
     with atomic_path(path) as tmp, torch.no_grad(), warnings.catch_warnings():
@@ -96,7 +102,7 @@ def export_torchscript(model: nn.Module, path: str | Path, *, example_size: int 
 
     Tracing records the conv/upsample graph with sizes taken from the input, so any height/width works.
     """
-    model = model.eval().cpu().float()
+    model = _export_copy(model)
     example = _example(model, example_size)
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # torch.jit is deprecated upstream, still the portable format

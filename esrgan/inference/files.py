@@ -72,6 +72,9 @@ def fit_format(path: Path, img: np.ndarray) -> Path:
     return path
 
 
+DEFAULT_QUALITY = 95  # JPEG/WebP quality of every front end (upscale, video stills, serve)
+
+
 def write_params(path: Path, quality: int) -> list[int]:
     """OpenCV encoder parameters for ``path``'s format at ``quality`` (JPEG/WebP)."""
     suffix = path.suffix.lower()
@@ -84,7 +87,7 @@ def write_params(path: Path, quality: int) -> list[int]:
 
 def output_file(
     src: Path, folder: Path, result: np.ndarray, final_scale: float, *, suffix: str | None = None,
-    ext: str = "auto", quality: int = 95,
+    ext: str = "auto", quality: int = DEFAULT_QUALITY,
 ) -> tuple[Path, list[int]]:
     """Where ``esrgan upscale`` writes ``result`` of input ``src`` in ``folder``, and the encoder parameters
     (for other front ends, e.g. ``esrgan serve``, whose downloads must equal the command's files)."""
@@ -204,7 +207,7 @@ def upscale_files(
     *,
     outscale: float | None = None,
     passes: int = 1,
-    quality: int = 95,
+    quality: int = DEFAULT_QUALITY,
     overwrite: bool = False,
     skip_existing: bool = False,
     shard: tuple[int, int] = (0, 1),

@@ -31,6 +31,8 @@ from typing import Any
 
 from esrgan.data.image import ImageReadError, ImageTooLargeError, imdecode, imwrite
 from esrgan.inference.color_fix import COLOR_FIXES, DEFAULT_COLOR_FIX
+from esrgan.inference.files import DEFAULT_QUALITY
+from esrgan.inference.upscaler import PRECISIONS
 from esrgan.serve.batch import BatchFolders, BatchNotAllowed
 from esrgan.serve.catalog import ModelCatalog, ModelNotAllowed, UpscalerCache
 from esrgan.serve.errors import BlendError, explain
@@ -40,7 +42,6 @@ from esrgan.utils.folders import EXPERIMENTS_ROOT
 
 logger = logging.getLogger("esrgan.serve")
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 VIDEO_EXTENSIONS = (".mp4", ".mkv", ".mov", ".webm", ".avi", ".m4v")
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -253,7 +254,7 @@ class ServeState:
         if fmt not in FORMATS:
             raise BadRequest(f"format must be one of {', '.join(FORMATS)}, got {fmt!r}")
         try:
-            quality = int(form.get("quality") or 95)
+            quality = int(form.get("quality") or DEFAULT_QUALITY)
         except ValueError:
             raise BadRequest(f"quality must be a whole number in 1..100, got {form.get('quality')!r}") from None
         if not 1 <= quality <= 100:
@@ -468,7 +469,7 @@ def create_app(config: ServeConfig) -> Any:
             "models": [c.to_dict() for c in state.catalog.choices()],
             "allowed_folders": [str(r) for r in state.catalog.roots],
             "defaults": {"tile": config.tile, "precision": "auto", "model": (state.catalog.preferred or [""])[0],
-                         "format": "auto", "quality": 95, "color_fix": DEFAULT_COLOR_FIX},
+                         "format": "auto", "quality": DEFAULT_QUALITY, "color_fix": DEFAULT_COLOR_FIX},
             "limits": {"max_upload_mb": config.max_upload_mb, "max_pixels": config.max_pixels,
                        "max_files": config.max_files},
             "precisions": list(PRECISIONS),

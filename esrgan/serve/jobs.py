@@ -29,6 +29,7 @@ import numpy as np
 from torch import nn
 
 from esrgan.inference.color_fix import DEFAULT_COLOR_FIX
+from esrgan.inference.files import DEFAULT_QUALITY
 
 logger = logging.getLogger("esrgan.serve")
 
@@ -75,7 +76,7 @@ class Settings:
     tile: int = 0  # automatic, as everywhere
     precision: str = "auto"
     format: str = "auto"  # of the outputs: auto (the input's), png, jpg, webp
-    quality: int = 95  # jpg and webp
+    quality: int = DEFAULT_QUALITY  # jpg and webp
     color_fix: str = DEFAULT_COLOR_FIX  # esrgan.inference.color_fix: the input's colours put back, as the CLI does
 
     def variants(self, label: Callable[[str], str]) -> list[Variant]:

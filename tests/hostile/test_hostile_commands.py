@@ -114,6 +114,17 @@ def test_upscale_folder_named_like_an_image(arena: Arena, model: str) -> None:
     assert "no such" not in result.err, result._show()
 
 
+@pytest.mark.hostile("correct")
+def test_upscale_folder_with_a_broken_link_names_it(arena: Arena, model: str) -> None:
+    (arena.work / "in").mkdir()
+    _img(arena, "in/a.png")
+    (arena.work / "in" / "b.png").symlink_to(arena.work / "in" / "moved.png")  # the photo was moved away
+    result = call(arena, "upscale", "in", "-o", "out", "--model", model)
+    assert result.code == 0, result._show()
+    assert sorted(p.name for p in (arena.work / "out").iterdir()) == ["a_x4.png"]
+    assert "b.png: a link to" in result.err and "which does not exist; skipped" in result.err, result._show()
+
+
 # ---- video ----------------------------------------------------------------------------------------------------
 
 _NOT_VIDEOS = {"text.mp4": b"not a video at all\n", "empty.mp4": b"", "folder.mp4": None}

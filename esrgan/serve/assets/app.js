@@ -136,6 +136,7 @@
     $("color-fix").replaceChildren(...info.color_fixes.map((c) => el("option", {
       value: c, text: c + (c === info.defaults.color_fix ? " (default)" : "") })));
     $("color-fix").value = info.defaults.color_fix;
+    $("quality").value = info.defaults.quality;  // the server's default, stated once (the HTML's is a placeholder)
     const batch = info.batch;
     $("folder-why").textContent = batch.enabled ? "" : batch.why;
     $("folder-why").className = batch.enabled ? "small" : "small notice";
