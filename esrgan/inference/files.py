@@ -72,7 +72,7 @@ def fit_format(path: Path, img: np.ndarray) -> Path:
     return path
 
 
-DEFAULT_QUALITY = 95  # JPEG/WebP quality of every front end (upscale, video stills, serve)
+DEFAULT_QUALITY = 95  # JPEG/WebP quality of every front end (esrgan upscale, esrgan serve)
 
 
 def write_params(path: Path, quality: int) -> list[int]:
