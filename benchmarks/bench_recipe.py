@@ -1,6 +1,7 @@
 """Time to quality: the one-CPU-hour recipe (configs/recipe_x4_cpu_hour.yml) against BasicSR's own settings
-for the same network (SRVGGNetCompact 64x16 PReLU) on the same data and the same wall-time budget (or `--basicsr-minutes`), one run
-after the other. Writes PSNR-Y on Set5/Set14 against wall time as CSV and PNG; prints the CPU.
+for the same network (SRVGGNetCompact 64x16 PReLU) on the same data and the same wall-time budget (or
+`--basicsr-minutes`), one run after the other. Writes PSNR-Y on Set5/Set14 against wall time as CSV and PNG;
+prints the CPU.
 
 BasicSR's settings: its PSNR-stage file for small networks (train_MSRResNet_x4.yml: Adam 2e-4 (0.9, 0.99),
 gt_size 128, batch 16, cosine over 4 x 250k iterations, no EMA) and PyTorch's default initialisation, which
